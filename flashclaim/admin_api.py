@@ -1,0 +1,85 @@
+"""Operator routes, behind the admin bearer token."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flashclaim.campaigns import MAX_STOCK, parse_campaign_spec
+from flashclaim.errors import ApiError, invalid_request
+from flashclaim.http import json_response, read_json
+from flashclaim.public_api import campaign_id_of
+from flashclaim.services import Services, services
+from flashclaim.validation import Obj
+
+audit = logging.getLogger("flashclaim.audit")
+
+
+def admin(request: Request) -> Services:
+    """The services, once the caller has shown the admin token (compared in constant time)."""
+    s = services(request)
+    token = s.settings.admin_token
+    sent = request.headers.get("authorization", "")
+    if not token or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        raise ApiError(401, "unauthenticated", "The admin API needs a valid bearer token.")
+    return s
+
+
+async def create_campaign(request: Request) -> Response:
+    s = admin(request)
+    body = await read_json(request, s.settings.max_admin_body, required=True)
+    now = await s.campaigns.now()
+    spec = parse_campaign_spec(body, now)
+    view = await s.campaigns.create(spec, now)
+    audit.info("campaign created id=%s stock=%d", view.id, view.stock)
+    return json_response(view.public(now), 201)
+
+
+async def get_campaign(request: Request) -> Response:
+    s = admin(request)
+    campaign_id = campaign_id_of(request)
+    view = await s.campaigns.get(campaign_id)
+    body = view.public(await s.campaigns.now())
+    body["stats"] = await s.campaigns.stats(campaign_id)
+    return json_response(body)
+
+
+async def pause(request: Request) -> Response:
+    return await _set_paused(request, True)
+
+
+async def resume(request: Request) -> Response:
+    return await _set_paused(request, False)
+
+
+async def _set_paused(request: Request, paused: bool) -> Response:
+    s = admin(request)
+    view = await s.campaigns.set_paused(campaign_id_of(request), paused)
+    audit.info("campaign %s id=%s", "paused" if paused else "resumed", view.id)
+    return json_response(view.public(await s.campaigns.now()))
+
+
+async def adjust_stock(request: Request) -> Response:
+    s = admin(request)
+    campaign_id = campaign_id_of(request)
+    o = Obj(await read_json(request, s.settings.max_admin_body, required=True), "body")
+    delta = o.integer("delta", -MAX_STOCK, MAX_STOCK)
+    o.done()
+    if delta == 0:
+        raise invalid_request("delta must not be 0.")
+    view = await s.campaigns.adjust_stock(campaign_id, delta)
+    audit.info("campaign stock id=%s delta=%d stock=%d", view.id, delta, view.stock)
+    return json_response(view.public(await s.campaigns.now()))
+
+
+routes = [
+    Route("/v1/admin/campaigns", create_campaign, methods=["POST"]),
+    Route("/v1/admin/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
+    Route("/v1/admin/campaigns/{campaign_id}/pause", pause, methods=["POST"]),
+    Route("/v1/admin/campaigns/{campaign_id}/resume", resume, methods=["POST"]),
+    Route("/v1/admin/campaigns/{campaign_id}/stock", adjust_stock, methods=["POST"]),
+]

@@ -1,0 +1,78 @@
+"""The ASGI app: routes, error mapping, and the lifespan that owns the Redis client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis.exceptions import RedisError, ResponseError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from flashclaim import admin_api, ops_api, public_api
+from flashclaim.errors import ApiError, unavailable
+from flashclaim.http import error_response, json_response
+from flashclaim.services import Services
+from flashclaim.settings import Settings
+
+log = logging.getLogger("flashclaim")
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "invalid_request")
+    return json_response({"error": code, "message": str(exc.detail)}, exc.status_code,
+                         dict(exc.headers or {}))
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    """The store failed (down, stalled, out of memory, cannot persist): 503, never 500."""
+    if isinstance(exc, ResponseError) and not str(exc).startswith(("OOM", "MISCONF", "BUSY",
+                                                                   "LOADING", "READONLY")):
+        log.error("unexpected Redis reply: %s", exc)
+    else:
+        log.warning("Redis unavailable: %s: %s", exc.__class__.__name__, exc)
+    return error_response(unavailable())
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    return json_response({"error": "internal", "message": "Internal error."}, 500)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = Services.build(settings)
+        app.state.services = services
+        try:
+            await services.check_server()
+        except RedisError as exc:  # start anyway; /readyz reports it until Redis answers
+            log.warning("Redis not reachable at start-up: %s", exc)
+        try:
+            yield
+        finally:
+            await services.close()
+
+    return Starlette(
+        routes=[*public_api.routes, *admin_api.routes, *ops_api.routes],
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            RedisError: _redis_error,
+            Exception: _server_error,
+        },
+    )

@@ -1,0 +1,239 @@
+"""Campaigns: validate a create request, lay it out as the meta hash, read it back as a view."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from flashclaim.errors import invalid_request
+from flashclaim.timefmt import to_rfc3339
+from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, CURRENCY_RE, TAG_RE, Obj
+
+MAX_STOCK = 1_000_000_000
+MAX_MONEY = 100_000_000_000  # minor units: one billion in major units
+MAX_SCOPE_BYTES = 1024
+DEFAULT_VALIDITY_DAYS = 30
+# A person tapping fast never reaches 10 taps a second; a script does at once.
+DEFAULT_RATE_LIMIT = {"max": 10, "per_seconds": 1}
+STATUSES = ("scheduled", "live", "paused", "sold_out", "ended")
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignSpec:
+    """A validated create request. Times are epoch ms."""
+
+    id: str
+    name: str
+    stock: int
+    per_user_limit: int
+    starts_at: int
+    ends_at: int | None
+    coupons: list[dict[str, Any]]  # public form, times still epoch ms
+    channels: list[str]
+    segments: list[str]
+    rate_limit: dict[str, int]
+
+
+def parse_campaign_spec(body: object, now_ms: int) -> CampaignSpec:
+    o = Obj(body, "body")
+    campaign_id = o.string("id", CAMPAIGN_ID_RE, max_len=64, default="") or secrets.token_hex(8)
+    name = o.string("name", max_len=200)
+    stock = o.integer("stock", 1, MAX_STOCK)
+    per_user_limit = o.integer("per_user_limit", 1, 100, default=1)
+    starts_at = o.timestamp("starts_at", default=now_ms)
+    assert starts_at is not None
+    ends_at = o.timestamp("ends_at")
+    if ends_at is not None and ends_at <= starts_at:
+        raise invalid_request("ends_at must be after starts_at.")
+    coupons = [
+        _parse_coupon(c, f"coupons[{i}]") for i, c in enumerate(o.array("coupons", 1, 10))
+    ]
+    for i, c in enumerate(coupons):
+        if c["validity"].get("until", starts_at + 1) <= starts_at:
+            raise invalid_request(f"coupons[{i}].validity.until must be after starts_at.")
+    channels = o.strings("channels", CHANNEL_RE, 10)
+    segments = o.strings("segments", TAG_RE, 20)
+    rate_limit = dict(DEFAULT_RATE_LIMIT)
+    rl = o.nested("rate_limit")
+    if rl is not None:
+        rate_limit = {
+            "max": rl.integer("max", 1, 10_000),
+            "per_seconds": rl.integer("per_seconds", 1, 3600),
+        }
+        rl.done()
+    o.done()
+    return CampaignSpec(
+        campaign_id, name, stock, per_user_limit, starts_at, ends_at, coupons, channels,
+        segments, rate_limit,
+    )
+
+
+def _parse_coupon(value: object, where: str) -> dict[str, Any]:
+    c = Obj(value, where)
+    kind = c.string("type", max_len=20)
+    coupon: dict[str, Any] = {"type": kind}
+    if kind == "cash":
+        coupon["value"] = c.integer("value", 1, MAX_MONEY)
+    elif kind == "threshold":
+        coupon["value"] = c.integer("value", 1, MAX_MONEY)
+        coupon["min_spend"] = c.integer("min_spend", coupon["value"], MAX_MONEY)
+    elif kind == "discount":
+        coupon["percent_off"] = c.integer("percent_off", 1, 99)
+        coupon["max_discount"] = c.integer("max_discount", 1, MAX_MONEY)
+        coupon["min_spend"] = c.integer("min_spend", 0, MAX_MONEY, default=0)
+    else:
+        raise invalid_request(f"{where}.type must be one of cash, threshold, discount.")
+    coupon["currency"] = c.string("currency", CURRENCY_RE, max_len=3, default="CNY")
+    coupon["validity"] = _parse_validity(c.nested("validity"), f"{where}.validity")
+    coupon["scope"] = _parse_scope(c.raw("scope"), f"{where}.scope")
+    c.done()
+    return coupon
+
+
+def _parse_validity(v: Obj | None, where: str) -> dict[str, int]:
+    if v is None:
+        return {"days": DEFAULT_VALIDITY_DAYS}
+    if v.has("days"):
+        validity = {"days": v.integer("days", 1, 3650)}
+    else:
+        start, until = v.timestamp("from"), v.timestamp("until")
+        if start is None or until is None or until <= start:
+            raise invalid_request(
+                f"{where} must be {{\"days\": n}} or {{\"from\": t, \"until\": t}}"
+                " with until > from."
+            )
+        validity = {"from": start, "until": until}
+    v.done()
+    return validity
+
+
+def _parse_scope(value: object, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_request(f"{where} must be a JSON object.")
+    if len(orjson.dumps(value)) > MAX_SCOPE_BYTES:
+        raise invalid_request(f"{where} must be at most {MAX_SCOPE_BYTES} bytes of JSON.")
+    return value
+
+
+def _lua_coupon_template(coupon: dict[str, Any]) -> dict[str, Any]:
+    """What claim.lua needs per coupon: a ready JSON fragment and the validity rule.
+
+    The fragment is spliced into the claim as is, so claim.lua never re-encodes
+    the operator's scope (Lua's cjson would turn {} into [] and round numbers).
+    """
+    static = {k: v for k, v in coupon.items() if k != "validity"}
+    template: dict[str, Any] = {"f": orjson.dumps(static).decode()[1:-1]}
+    validity = coupon["validity"]
+    if "days" in validity:
+        template["days"] = validity["days"]
+    else:
+        template["from"], template["till"] = validity["from"], validity["until"]
+    return template
+
+
+def public_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
+    out = dict(coupon)
+    validity = coupon["validity"]
+    if "from" in validity:
+        out["validity"] = {
+            "from": to_rfc3339(validity["from"]),
+            "until": to_rfc3339(validity["until"]),
+        }
+    return out
+
+
+def meta_fields(spec: CampaignSpec, created_at: int) -> list[str | int]:
+    """The field/value list create_campaign.lua stores (claim.lua reads these names)."""
+    definition = {
+        "name": spec.name,
+        "coupons": [public_coupon(c) for c in spec.coupons],
+        "channels": spec.channels,
+        "segments": spec.segments,
+        "rate_limit": spec.rate_limit,
+    }
+    fields: dict[str, str | int] = {
+        "id": spec.id,
+        "stock": spec.stock,
+        "remaining": spec.stock,
+        "granted": 0,
+        "paused": "0",
+        "starts_at": spec.starts_at,
+        "ends_at": "" if spec.ends_at is None else spec.ends_at,
+        "per_user_limit": spec.per_user_limit,
+        "channels": _comma_set(spec.channels),
+        "segments": _comma_set(spec.segments),
+        "rl_max": spec.rate_limit["max"],
+        "rl_window_ms": spec.rate_limit["per_seconds"] * 1000,
+        "coupons": orjson.dumps([_lua_coupon_template(c) for c in spec.coupons]).decode(),
+        "definition": orjson.dumps(definition).decode(),
+        "created_at": created_at,
+    }
+    return [x for pair in fields.items() for x in pair]
+
+
+def _comma_set(items: list[str]) -> str:
+    """",a,b," so claim.lua can test membership with a plain substring search."""
+    return "," + ",".join(items) + "," if items else ""
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignView:
+    """A campaign as stored, with its live counters; rendered for clients by `public()`."""
+
+    id: str
+    stock: int
+    remaining: int
+    granted: int
+    paused: bool
+    starts_at: int
+    ends_at: int | None
+    per_user_limit: int
+    definition: dict[str, Any]
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> CampaignView:
+        return cls(
+            id=meta["id"],
+            stock=int(meta["stock"]),
+            remaining=int(meta["remaining"]),
+            granted=int(meta["granted"]),
+            paused=meta["paused"] == "1",
+            starts_at=int(meta["starts_at"]),
+            ends_at=int(meta["ends_at"]) if meta["ends_at"] else None,
+            per_user_limit=int(meta["per_user_limit"]),
+            definition=orjson.loads(meta["definition"]),
+        )
+
+    def status(self, now_ms: int) -> str:
+        """What a grab button shows. The claim script decides in the same precedence."""
+        if self.ends_at is not None and now_ms >= self.ends_at:
+            return "ended"
+        if now_ms < self.starts_at:
+            return "scheduled"
+        if self.paused:
+            return "paused"
+        if self.remaining <= 0:
+            return "sold_out"
+        return "live"
+
+    def public(self, now_ms: int) -> dict[str, Any]:
+        d = self.definition
+        return {
+            "id": self.id,
+            "name": d["name"],
+            "status": self.status(now_ms),
+            "starts_at": to_rfc3339(self.starts_at),
+            "ends_at": None if self.ends_at is None else to_rfc3339(self.ends_at),
+            "stock": self.stock,
+            "remaining": self.remaining,
+            "per_user_limit": self.per_user_limit,
+            "coupons": d["coupons"],
+            "channels": d["channels"],
+            "segments": d["segments"],
+            "rate_limit": d["rate_limit"],
+        }

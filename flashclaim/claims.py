@@ -1,0 +1,84 @@
+"""The claim path: bind the Idempotency-Key, let claim.lua decide, render the answer."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from flashclaim.errors import CLAIM_REJECTIONS, IDEMPOTENCY_KEY_REUSED, ApiError
+from flashclaim.identity import Identity
+from flashclaim.keys import KeySpace, key_digest
+from flashclaim.scripts import ClaimCode, ClaimRequest, Scripts
+from flashclaim.timefmt import to_rfc3339
+
+# How long an Idempotency-Key stays bound to the campaign and body it was first used with.
+IDEMPOTENCY_BINDING_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOutcome:
+    status: int  # 201 granted, 200 replay
+    claim: dict[str, Any]
+
+
+class ClaimService:
+    def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._keyspace = keyspace
+
+    async def claim(
+        self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None
+    ) -> ClaimOutcome:
+        claim_id = secrets.token_hex(12)
+        if idempotency_key is None:
+            # A server-made token still lets claim.lua recognise a client-library retry.
+            token = "r:" + claim_id
+        else:
+            await self._bind_idempotency_key(campaign_id, who, channel, idempotency_key)
+            token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
+        request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key)
+        [decision] = await self._scripts.claim(self._keyspace.campaign(campaign_id), [request])
+        if decision.code is ClaimCode.GRANTED:
+            return ClaimOutcome(201, render_claim(decision.payload))
+        if decision.code is ClaimCode.REPLAY:
+            return ClaimOutcome(200, render_claim(decision.payload))
+        status, message = CLAIM_REJECTIONS[decision.code]
+        retry_after = None
+        if decision.code is ClaimCode.RATE_LIMITED:
+            retry_after = max(1, math.ceil(int(decision.payload) / 1000))
+        raise ApiError(status, decision.code.value, message, retry_after=retry_after)
+
+    async def _bind_idempotency_key(
+        self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str
+    ) -> None:
+        """The first use of a key fixes its campaign and body; any other use is a conflict.
+
+        SET NX GET makes the binding atomic on its own; the grant itself is still
+        decided by claim.lua alone, which replays the stored claim for this key.
+        """
+        fingerprint = f"{campaign_id}\n{channel or ''}"
+        previous = await self._redis.set(
+            self._keyspace.idempotency(who.user_id, idempotency_key),
+            fingerprint,
+            nx=True,
+            px=IDEMPOTENCY_BINDING_MS,
+            get=True,
+        )
+        if previous is not None and previous != fingerprint:
+            raise ApiError(*IDEMPOTENCY_KEY_REUSED)
+
+
+def render_claim(payload: str) -> dict[str, Any]:
+    """The stream's claim JSON (epoch ms) as the HTTP API shows it (RFC 3339)."""
+    claim: dict[str, Any] = orjson.loads(payload)
+    claim["claimed_at"] = to_rfc3339(claim["claimed_at"])
+    for coupon in claim["coupons"]:
+        coupon["valid_from"] = to_rfc3339(coupon["valid_from"])
+        coupon["valid_until"] = to_rfc3339(coupon["valid_until"])
+    return claim

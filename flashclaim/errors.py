@@ -1,0 +1,59 @@
+"""Domain errors that carry their HTTP status, and every user-facing message in one place."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error answered as {"error": code, "message": message} with an HTTP status."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def invalid_request(message: str) -> ApiError:
+    return ApiError(400, "invalid_request", message)
+
+
+def unauthenticated(message: str = "A valid user identity is required.") -> ApiError:
+    return ApiError(401, "unauthenticated", message)
+
+
+def campaign_not_found(campaign_id: str) -> ApiError:
+    return ApiError(404, "campaign_not_found", f"No campaign with id {campaign_id!r}.")
+
+
+def unavailable(message: str = "The coupon store is unavailable; try again shortly.") -> ApiError:
+    return ApiError(503, "unavailable", message, retry_after=1)
+
+
+def payload_too_large(limit: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"The request body is over {limit} bytes.")
+
+
+def unsupported_media_type() -> ApiError:
+    return ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+
+
+# Claim rejections decided by claim.lua: code -> (status, message).
+CLAIM_REJECTIONS: dict[str, tuple[int, str]] = {
+    "campaign_not_found": (404, "No such campaign."),
+    "not_started": (409, "This campaign has not started yet."),
+    "ended": (409, "This campaign has ended."),
+    "paused": (409, "This campaign is paused."),
+    "not_eligible": (403, "This user or channel is not eligible for this campaign."),
+    "rate_limited": (429, "Too many taps; slow down."),
+    "already_claimed": (409, "This user already holds the most coupons this campaign allows."),
+    "sold_out": (410, "All coupons of this campaign have been claimed."),
+}
+
+IDEMPOTENCY_KEY_REUSED = (
+    409,
+    "idempotency_key_reused",
+    "This Idempotency-Key was already used for another campaign or request body.",
+)

@@ -1,0 +1,278 @@
+"""The OpenAPI 3.1 description of every route (tests keep it true to the app)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flashclaim import __version__
+
+_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+_TIME = {"type": "string", "format": "date-time"}
+_MONEY = {"type": "integer", "minimum": 0, "maximum": 100_000_000_000}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): _json(_ref("Error"), "Error") for s in statuses}
+
+
+_VALIDITY = {
+    "oneOf": [
+        {"type": "object", "required": ["days"], "additionalProperties": False,
+         "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 3650}}},
+        {"type": "object", "required": ["from", "until"], "additionalProperties": False,
+         "properties": {"from": _TIME, "until": _TIME}},
+    ]
+}
+_COUPON_TEMPLATE = {
+    "type": "object",
+    "required": ["type"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"enum": ["cash", "threshold", "discount"]},
+        "value": _MONEY,
+        "min_spend": _MONEY,
+        "percent_off": {"type": "integer", "minimum": 1, "maximum": 99},
+        "max_discount": _MONEY,
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "validity": _VALIDITY,
+        "scope": {"type": "object"},
+    },
+}
+_RATE_LIMIT = {
+    "type": "object",
+    "required": ["max", "per_seconds"],
+    "additionalProperties": False,
+    "properties": {
+        "max": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "per_seconds": {"type": "integer", "minimum": 1, "maximum": 3600},
+    },
+}
+_TAG_LIST = {"type": "array", "items": {"type": "string"}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "CouponTemplate": _COUPON_TEMPLATE,
+    "CampaignCreate": {
+        "type": "object",
+        "required": ["name", "stock", "coupons"],
+        "additionalProperties": False,
+        "properties": {
+            "id": _ID,
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "stock": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
+            "per_user_limit": {"type": "integer", "minimum": 1, "maximum": 100},
+            "starts_at": _TIME,
+            "ends_at": _TIME,
+            "coupons": {"type": "array", "minItems": 1, "maxItems": 10,
+                        "items": _ref("CouponTemplate")},
+            "channels": {"type": "array", "maxItems": 10,
+                         "items": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}},
+            "segments": {"type": "array", "maxItems": 20,
+                         "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}},
+            "rate_limit": _RATE_LIMIT,
+        },
+    },
+    "Campaign": {
+        "type": "object",
+        "required": ["id", "name", "status", "starts_at", "ends_at", "stock", "remaining",
+                     "per_user_limit", "coupons", "channels", "segments", "rate_limit"],
+        "properties": {
+            "id": _ID,
+            "name": {"type": "string"},
+            "status": {"enum": ["scheduled", "live", "paused", "sold_out", "ended"]},
+            "starts_at": _TIME,
+            "ends_at": {"oneOf": [_TIME, {"type": "null"}]},
+            "stock": {"type": "integer", "minimum": 0},
+            "remaining": {"type": "integer", "minimum": 0},
+            "per_user_limit": {"type": "integer"},
+            "coupons": {"type": "array", "items": _ref("CouponTemplate")},
+            "channels": _TAG_LIST,
+            "segments": _TAG_LIST,
+            "rate_limit": _RATE_LIMIT,
+        },
+    },
+    "AdminCampaign": {
+        "allOf": [
+            _ref("Campaign"),
+            {
+                "type": "object",
+                "required": ["stats"],
+                "properties": {
+                    "stats": {
+                        "type": "object",
+                        "required": ["granted", "remaining", "rejected"],
+                        "properties": {
+                            "granted": {"type": "integer", "minimum": 0},
+                            "remaining": {"type": "integer", "minimum": 0},
+                            "rejected": {"type": "object",
+                                         "additionalProperties": {"type": "integer"}},
+                        },
+                    }
+                },
+            },
+        ]
+    },
+    "CampaignList": {
+        "type": "object",
+        "required": ["campaigns"],
+        "properties": {"campaigns": {"type": "array", "items": _ref("Campaign")}},
+    },
+    "ClaimBody": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"channel": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}},
+    },
+    "GrantedCoupon": {
+        "type": "object",
+        "required": ["coupon_id", "type", "currency", "valid_from", "valid_until", "scope"],
+        "properties": {
+            "coupon_id": {"type": "string"},
+            "type": {"enum": ["cash", "threshold", "discount"]},
+            "value": _MONEY,
+            "min_spend": _MONEY,
+            "percent_off": {"type": "integer"},
+            "max_discount": _MONEY,
+            "currency": {"type": "string"},
+            "valid_from": _TIME,
+            "valid_until": _TIME,
+            "scope": {"type": "object"},
+        },
+    },
+    "Claim": {
+        "type": "object",
+        "required": ["claim_id", "campaign_id", "user_id", "seq", "claimed_at", "channel",
+                     "coupons"],
+        "properties": {
+            "claim_id": {"type": "string"},
+            "campaign_id": _ID,
+            "user_id": {"type": "string"},
+            "seq": {"type": "integer", "minimum": 1},
+            "claimed_at": _TIME,
+            "channel": {"type": ["string", "null"]},
+            "coupons": {"type": "array", "minItems": 1, "items": _ref("GrantedCoupon")},
+        },
+    },
+    "StockDelta": {
+        "type": "object",
+        "required": ["delta"],
+        "additionalProperties": False,
+        "properties": {"delta": {"type": "integer", "minimum": -1_000_000_000,
+                                 "maximum": 1_000_000_000, "not": {"const": 0}}},
+    },
+    "Health": {"type": "object", "required": ["status"],
+               "properties": {"status": {"type": "string"}}},
+    "Ready": {
+        "type": "object",
+        "required": ["status", "warnings"],
+        "properties": {"status": {"const": "ready"}, "warnings": _TAG_LIST},
+    },
+}
+
+_CAMPAIGN_ID_PARAM = {"name": "campaign_id", "in": "path", "required": True, "schema": _ID}
+_USER = [
+    {"name": "X-User-Id", "in": "header", "required": True,
+     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}},
+    {"name": "X-User-Tags", "in": "header", "required": False, "schema": {"type": "string"}},
+]
+_ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
+
+
+def _admin_action(summary: str, body: str | None = None) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "security": _ADMIN,
+        "parameters": [_CAMPAIGN_ID_PARAM],
+        "responses": {"200": _json(_ref("Campaign"), "The campaign after the change"),
+                      **_errors(400, 401, 404, 413, 415, 503)},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": _ref(body)}}}
+        op["responses"].update(_errors(409))
+    return op
+
+
+PATHS: dict[str, Any] = {
+    "/v1/campaigns": {
+        "get": {"summary": "Campaigns that are scheduled or live",
+                "responses": {"200": _json(_ref("CampaignList"), "Open campaigns"),
+                              **_errors(503)}}
+    },
+    "/v1/campaigns/{campaign_id}": {
+        "get": {"summary": "One campaign with its status and remaining stock",
+                "parameters": [_CAMPAIGN_ID_PARAM],
+                "responses": {"200": _json(_ref("Campaign"), "The campaign"),
+                              **_errors(400, 404, 503)}}
+    },
+    "/v1/campaigns/{campaign_id}/claims": {
+        "post": {
+            "summary": "Grab: claim one unit of the campaign's stock",
+            "parameters": [
+                _CAMPAIGN_ID_PARAM, *_USER,
+                {"name": "Idempotency-Key", "in": "header", "required": False,
+                 "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+            ],
+            "requestBody": {"required": False,
+                            "content": {"application/json": {"schema": _ref("ClaimBody")}}},
+            "responses": {
+                "201": _json(_ref("Claim"), "Granted"),
+                "200": _json(_ref("Claim"), "Replay of the claim granted for this key"),
+                **_errors(400, 401, 403, 404, 409, 410, 413, 415, 429, 503),
+            },
+        }
+    },
+    "/v1/admin/campaigns": {
+        "post": {
+            "summary": "Create a campaign",
+            "security": _ADMIN,
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _ref("CampaignCreate")}}},
+            "responses": {"201": _json(_ref("Campaign"), "Created"),
+                          **_errors(400, 401, 409, 413, 415, 503)},
+        }
+    },
+    "/v1/admin/campaigns/{campaign_id}": {
+        "get": {
+            "summary": "A campaign with live stats",
+            "security": _ADMIN,
+            "parameters": [_CAMPAIGN_ID_PARAM],
+            "responses": {"200": _json(_ref("AdminCampaign"), "The campaign and its stats"),
+                          **_errors(400, 401, 404, 503)},
+        }
+    },
+    "/v1/admin/campaigns/{campaign_id}/pause": {"post": _admin_action("Stop granting at once")},
+    "/v1/admin/campaigns/{campaign_id}/resume": {"post": _admin_action("Restart granting")},
+    "/v1/admin/campaigns/{campaign_id}/stock": {
+        "post": _admin_action("Add (delta > 0) or withdraw (delta < 0) stock", "StockDelta")
+    },
+    "/healthz": {"get": {"summary": "Alive (touches nothing)",
+                         "responses": {"200": _json(_ref("Health"), "Alive")}}},
+    "/readyz": {"get": {"summary": "Store reachable and scripts loaded",
+                        "responses": {"200": _json(_ref("Ready"), "Ready"), **_errors(503)}}},
+    "/openapi.json": {"get": {"summary": "This document",
+                              "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "flashclaim", "version": __version__},
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }

@@ -1,0 +1,47 @@
+"""Operations routes (no /v1 prefix): liveness, readiness, the API description."""
+
+from __future__ import annotations
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flashclaim.errors import unavailable
+from flashclaim.http import error_response, json_response
+from flashclaim.openapi import openapi_document
+from flashclaim.services import services
+from flashclaim.store import server_warnings
+
+_OPENAPI = openapi_document()
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    s = services(request)
+    try:
+        await s.redis.ping()
+        loaded = await s.redis.script_exists(*s.scripts.shas)
+        if not all(loaded):
+            # After a restart or SCRIPT FLUSH: load now rather than on a claim.
+            for sha, source, ok in zip(s.scripts.shas, s.scripts.sources, loaded, strict=True):
+                if not ok:
+                    assert await s.redis.script_load(source) == sha
+        s.warnings = await server_warnings(s.redis)
+    except RedisError as exc:
+        return error_response(unavailable(f"Redis is not ready: {exc.__class__.__name__}."))
+    return json_response({"status": "ready", "warnings": s.warnings})
+
+
+async def openapi_json(request: Request) -> Response:
+    return json_response(_OPENAPI)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+]

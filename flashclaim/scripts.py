@@ -1,0 +1,140 @@
+"""Finds the Lua scripts, registers each once per client, and wraps them with types.
+
+Scripts are called through redis-py's registered Script objects: EVALSHA, and a
+reload on NOSCRIPT, so an emptied script cache (restart, failover, SCRIPT FLUSH)
+is transparent. No SHA is cached here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from flashclaim.keys import CampaignKeys
+
+
+def lua_dir() -> Traversable:
+    """Inside an installed wheel: flashclaim/lua. In a source checkout: the top-level lua/."""
+    packaged = resources.files("flashclaim") / "lua"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "lua"
+
+
+def load_sources() -> dict[str, str]:
+    """Every lua/*.lua file by its stem: adding a file is all it takes to ship a script."""
+    return {
+        f.name.removesuffix(".lua"): f.read_text(encoding="utf-8")
+        for f in lua_dir().iterdir()
+        if f.name.endswith(".lua")
+    }
+
+
+class ClaimCode(StrEnum):
+    """Mirrors the return codes of claim.lua."""
+
+    GRANTED = "granted"
+    REPLAY = "replay"
+    CAMPAIGN_NOT_FOUND = "campaign_not_found"
+    NOT_STARTED = "not_started"
+    ENDED = "ended"
+    PAUSED = "paused"
+    NOT_ELIGIBLE = "not_eligible"
+    RATE_LIMITED = "rate_limited"
+    ALREADY_CLAIMED = "already_claimed"
+    SOLD_OUT = "sold_out"
+
+
+class StockCode(StrEnum):
+    """Mirrors the return codes of adjust_stock.lua."""
+
+    OK = "ok"
+    CAMPAIGN_NOT_FOUND = "campaign_not_found"
+    INSUFFICIENT_STOCK = "insufficient_stock"
+    STOCK_LIMIT = "stock_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """One claim as claim.lua receives it (see the ARGV block of its header)."""
+
+    claim_id: str
+    dedup_token: str
+    user_id: str
+    tags: tuple[str, ...]
+    channel: str | None
+    idempotency_key: str | None
+
+    def argv(self) -> list[str]:
+        tags = "," + ",".join(self.tags) + "," if self.tags else ""
+        return [
+            self.claim_id, self.dedup_token, self.user_id, tags,
+            self.channel or "", self.idempotency_key or "",
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDecision:
+    code: ClaimCode
+    payload: str
+
+
+class Scripts:
+    """The registered scripts of one client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._by_name: dict[str, AsyncScript] = {
+            name: redis.register_script(source) for name, source in load_sources().items()
+        }
+
+    def _script(self, name: str) -> AsyncScript:
+        return self._by_name[name]
+
+    @property
+    def shas(self) -> list[str]:
+        return [s.sha for s in self._by_name.values()]
+
+    @property
+    def sources(self) -> list[str]:
+        """Script texts, in the order of `shas`."""
+        return [_text(s.script) for s in self._by_name.values()]
+
+    async def claim(self, keys: CampaignKeys, requests: list[ClaimRequest]) -> list[ClaimDecision]:
+        """Decide a batch of claims on one campaign, in order, in one atomic call."""
+        argv: list[Any] = [len(requests)]
+        for r in requests:
+            argv.extend(r.argv())
+        script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
+        flat = await self._script("claim")(keys=script_keys, args=argv)
+        return [
+            ClaimDecision(ClaimCode(_text(flat[i])), _text(flat[i + 1]))
+            for i in range(0, len(flat), 2)
+        ]
+
+    async def create_campaign(self, keys: CampaignKeys, fields: list[str | int]) -> bool:
+        return bool(await self._script("create_campaign")(keys=[keys.meta], args=fields))
+
+    async def set_paused(self, keys: CampaignKeys, paused: bool) -> bool:
+        args = ["1" if paused else "0"]
+        return bool(await self._script("set_paused")(keys=[keys.meta], args=args))
+
+    async def adjust_stock(
+        self, keys: CampaignKeys, delta: int, max_stock: int
+    ) -> tuple[StockCode, int, int]:
+        code, stock, remaining = await self._script("adjust_stock")(
+            keys=[keys.meta], args=[delta, max_stock]
+        )
+        return StockCode(_text(code)), int(stock), int(remaining)
+
+
+def _text(value: bytes | str | int | memoryview) -> str:
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).decode()
+    return str(value)

@@ -1,0 +1,62 @@
+"""What a running app holds: built once in the lifespan, read by every handler."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+
+from flashclaim.campaign_store import CampaignStore
+from flashclaim.claims import ClaimService
+from flashclaim.identity import Authenticator, make_authenticator
+from flashclaim.keys import KeySpace
+from flashclaim.scripts import Scripts
+from flashclaim.settings import Settings
+from flashclaim.store import connect, server_warnings
+
+log = logging.getLogger("flashclaim")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    scripts: Scripts
+    keyspace: KeySpace
+    campaigns: CampaignStore
+    claims: ClaimService
+    authenticator: Authenticator
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        if settings.redis_url is None:
+            raise RuntimeError("no Redis URL: `flashclaim serve` starts an embedded server")
+        redis = connect(settings, settings.redis_url)
+        scripts = Scripts(redis)
+        keyspace = KeySpace(settings.namespace)
+        return cls(
+            settings=settings,
+            redis=redis,
+            scripts=scripts,
+            keyspace=keyspace,
+            campaigns=CampaignStore(redis, scripts, keyspace),
+            claims=ClaimService(redis, scripts, keyspace),
+            authenticator=make_authenticator(settings),
+        )
+
+    async def check_server(self) -> None:
+        """Warn, at start-up and on /readyz, about a server that may evict or lose claims."""
+        self.warnings = await server_warnings(self.redis)
+        for warning in self.warnings:
+            log.warning("Redis server: %s", warning)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def services(request: Request) -> Services:
+    s: Services = request.app.state.services
+    return s

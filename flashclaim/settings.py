@@ -1,0 +1,65 @@
+"""One frozen configuration object, read from the environment (flags override it in cli)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    redis_url: str | None = None
+    admin_token: str | None = None
+    auth_mode: str = "header"
+    data_dir: Path = Path(".flashclaim")
+    namespace: str = "fc"
+    ledger_dsn: str | None = None
+    # A claim that Redis has not answered within this bound gets 503 (the claim may
+    # still have been granted: an Idempotency-Key retry returns it).
+    redis_timeout_ms: int = 1000
+    max_claim_body: int = 4096
+    max_admin_body: int = 65536
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        e = os.environ if env is None else env
+        settings = cls(
+            redis_url=e.get("FLASHCLAIM_REDIS_URL") or None,
+            admin_token=e.get("FLASHCLAIM_ADMIN_TOKEN") or None,
+            auth_mode=e.get("FLASHCLAIM_AUTH", "header"),
+            data_dir=Path(e.get("FLASHCLAIM_DATA_DIR", ".flashclaim")),
+            namespace=e.get("FLASHCLAIM_NAMESPACE", "fc"),
+            ledger_dsn=e.get("FLASHCLAIM_LEDGER_DSN") or None,
+            redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 1000),
+        )
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.auth_mode not in ("header", "jwt"):
+            raise SettingsError("FLASHCLAIM_AUTH must be 'header' or 'jwt'")
+        if not NAMESPACE_RE.match(self.namespace):
+            raise SettingsError("FLASHCLAIM_NAMESPACE must match " + NAMESPACE_RE.pattern)
+        if self.redis_timeout_ms < 10:
+            raise SettingsError("FLASHCLAIM_REDIS_TIMEOUT_MS must be at least 10")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None

@@ -1,0 +1,76 @@
+"""The claim stream record: the schema shared by the producer (claim.lua) and consumers.
+
+One stream per campaign (keys.CampaignKeys.stream); the registry sorted set
+(keys.KeySpace.registry) lists every campaign id, so a consumer finds every stream.
+Entry fields, all strings on the wire:
+  v                schema version, "1"
+  claim_id         unique id of the grant (also the server-made request id)
+  campaign_id      the campaign
+  user_id          who claimed
+  seq              1-based order of the grant within its campaign
+  claimed_at       epoch ms, Redis server clock
+  channel          "" when the claim named none
+  idempotency_key  "" when the client sent none
+  claim            the whole claim as JSON (times in epoch ms)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+SCHEMA_VERSION = 1
+FIELDS = (
+    "v", "claim_id", "campaign_id", "user_id", "seq", "claimed_at", "channel",
+    "idempotency_key", "claim",
+)
+
+
+class RecordError(ValueError):
+    """An entry that does not follow the schema (a poison entry for a consumer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRecord:
+    entry_id: str
+    claim_id: str
+    campaign_id: str
+    user_id: str
+    seq: int
+    claimed_at: int
+    channel: str | None
+    idempotency_key: str | None
+    claim: dict[str, Any]
+
+    @classmethod
+    def decode(cls, entry_id: bytes | str, fields: dict[Any, Any]) -> ClaimRecord:
+        f = {_s(k): _s(v) for k, v in fields.items()}
+        missing = [name for name in FIELDS if name not in f]
+        if missing:
+            raise RecordError(f"entry {_s(entry_id)} lacks {', '.join(missing)}")
+        if f["v"] != str(SCHEMA_VERSION):
+            raise RecordError(f"entry {_s(entry_id)} has unknown schema version {f['v']!r}")
+        try:
+            claim = orjson.loads(f["claim"])
+            record = cls(
+                entry_id=_s(entry_id),
+                claim_id=f["claim_id"],
+                campaign_id=f["campaign_id"],
+                user_id=f["user_id"],
+                seq=int(f["seq"]),
+                claimed_at=int(f["claimed_at"]),
+                channel=f["channel"] or None,
+                idempotency_key=f["idempotency_key"] or None,
+                claim=claim,
+            )
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            raise RecordError(f"entry {_s(entry_id)} is malformed: {exc}") from None
+        if not isinstance(claim, dict) or claim.get("claim_id") != record.claim_id:
+            raise RecordError(f"entry {_s(entry_id)} carries a claim that does not match it")
+        return record
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

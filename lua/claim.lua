@@ -1,0 +1,156 @@
+#!lua
+--[[
+claim.lua: decide a batch of claims on ONE campaign, in order, atomically.
+
+Every decision for a claim happens here, against the server clock: idempotent
+replay, claim window, pause, eligibility, per-user rate limit, per-user limit,
+stock. A grant then writes, in this order: stock decrement, seq, per-user count,
+the replay record, and the stream entry. The grant and its stream record exist
+together or not at all. Rejections write only their counters (rate-limit window,
+rejected-by-code), never stock.
+
+KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
+  KEYS[1]        hash    campaign meta (fields written by create_campaign.lua)
+  KEYS[2]        hash    per-user grant counts: user_id -> integer
+  KEYS[3]        hash    replay records: dedup token -> claim JSON
+  KEYS[4]        hash    rejections: error code -> integer
+  KEYS[5]        stream  the claim stream (entry layout below)
+  KEYS[5+i]      string  rate-limit window counter of claim i's user (PX = window)
+
+ARGV:
+  ARGV[1]        integer n, the number of claims in this batch (>= 1)
+  then 6 values per claim i (offset o = 1 + (i-1)*6):
+  ARGV[o+1]      string  claim id (server-made, unique; also the request id)
+  ARGV[o+2]      string  dedup token: "k:<user>:<sha256(Idempotency-Key)>" or "r:<claim id>"
+  ARGV[o+3]      string  user id ([A-Za-z0-9_.:@-]{1,128})
+  ARGV[o+4]      string  user tags as ",t1,t2," ("" when none)
+  ARGV[o+5]      string  channel ("" when none given)
+  ARGV[o+6]      string  Idempotency-Key as sent ("" when none)
+
+Returns a flat array of 2n values: for claim i, code at 2i-1 and payload at 2i.
+  code                payload
+  "granted"           claim JSON (times in epoch ms)
+  "replay"            the claim JSON stored when this token was granted
+  "campaign_not_found" ""
+  "not_started"       starts_at (epoch ms)
+  "ended"             ends_at (epoch ms)
+  "paused"            ""
+  "not_eligible"      "channel" or "segment"
+  "rate_limited"      milliseconds until the window resets
+  "already_claimed"   the user's grant count
+  "sold_out"          ""
+
+Stream entry fields: v, claim_id, campaign_id, user_id, seq, claimed_at,
+channel, idempotency_key, claim (see docs/stream.md).
+]]
+
+local meta_key, users_key, dedup_key, rejected_key, stream_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local n = tonumber(ARGV[1])
+local PER_CLAIM = 6
+local SCHEMA_VERSION = '1'
+
+local results = {}
+local function reply(code, payload)
+  results[#results + 1] = code
+  results[#results + 1] = payload
+end
+
+local m = redis.call('HMGET', meta_key, 'id', 'remaining', 'paused', 'starts_at',
+  'ends_at', 'per_user_limit', 'channels', 'segments', 'rl_max', 'rl_window_ms', 'coupons')
+if not m[1] then
+  for _ = 1, n do reply('campaign_not_found', '') end
+  return results
+end
+
+local campaign_id = m[1]
+local remaining = tonumber(m[2])
+local paused = m[3] == '1'
+local starts_at = tonumber(m[4])
+local ends_at = tonumber(m[5]) -- nil when the campaign has no end
+local per_user_limit = tonumber(m[6])
+local channels = m[7]             -- ",app,web," or "" for any channel
+local segments = m[8]             -- ",vip,new," or "" for anyone
+local rl_max = tonumber(m[9])
+local rl_window_ms = tonumber(m[10])
+local coupons = nil               -- decoded on the first grant only
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local function has_any_segment(tags)
+  for seg in string.gmatch(segments, '[^,]+') do
+    if string.find(tags, ',' .. seg .. ',', 1, true) then return true end
+  end
+  return false
+end
+
+local function claim_json(claim_id, user_id, seq, channel)
+  coupons = coupons or cjson.decode(m[11])
+  local parts = {}
+  for k, c in ipairs(coupons) do
+    local from, till
+    if c.days then
+      from, till = now, now + c.days * 86400000
+    else
+      from, till = c.from, c.till
+    end
+    parts[k] = string.format('{"coupon_id":"%s-%d",%s,"valid_from":%d,"valid_until":%d}',
+      claim_id, k, c.f, from, till)
+  end
+  local channel_json = 'null'
+  if channel ~= '' then channel_json = '"' .. channel .. '"' end
+  -- ids and channel are validated to [A-Za-z0-9_.:@-] by the service: no escaping needed
+  return string.format(
+    '{"claim_id":"%s","campaign_id":"%s","user_id":"%s","seq":%d,"claimed_at":%d,"channel":%s,"coupons":[%s]}',
+    claim_id, campaign_id, user_id, seq, now, channel_json, table.concat(parts, ','))
+end
+
+local function reject(code, payload)
+  redis.call('HINCRBY', rejected_key, code, 1)
+  reply(code, payload)
+end
+
+for i = 1, n do
+  local o = 1 + (i - 1) * PER_CLAIM
+  local claim_id, token, user_id = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
+  local tags, channel, idem_key = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6]
+  local stored = redis.call('HGET', dedup_key, token)
+  if stored then
+    reply('replay', stored)
+  elseif now < starts_at then
+    reject('not_started', tostring(starts_at))
+  elseif ends_at and now >= ends_at then
+    reject('ended', tostring(ends_at))
+  elseif paused then
+    reject('paused', '')
+  elseif channels ~= '' and (channel == '' or not string.find(channels, ',' .. channel .. ',', 1, true)) then
+    reject('not_eligible', 'channel')
+  elseif segments ~= '' and not has_any_segment(tags) then
+    reject('not_eligible', 'segment')
+  else
+    local rl_key = KEYS[5 + i]
+    local taps = redis.call('INCR', rl_key)
+    if taps == 1 then redis.call('PEXPIRE', rl_key, rl_window_ms) end
+    local held = tonumber(redis.call('HGET', users_key, user_id) or '0')
+    if taps > rl_max then
+      reject('rate_limited', tostring(redis.call('PTTL', rl_key)))
+    elseif held >= per_user_limit then
+      reject('already_claimed', tostring(held))
+    elseif remaining <= 0 then
+      reject('sold_out', '')
+    else
+      -- the grant: stock first, then everything that records it
+      remaining = redis.call('HINCRBY', meta_key, 'remaining', -1)
+      local seq = redis.call('HINCRBY', meta_key, 'granted', 1)
+      redis.call('HINCRBY', users_key, user_id, 1)
+      local claim = claim_json(claim_id, user_id, seq, channel)
+      redis.call('HSET', dedup_key, token, claim)
+      redis.call('XADD', stream_key, '*', 'v', SCHEMA_VERSION, 'claim_id', claim_id,
+        'campaign_id', campaign_id, 'user_id', user_id, 'seq', seq, 'claimed_at', now,
+        'channel', channel, 'idempotency_key', idem_key, 'claim', claim)
+      reply('granted', claim)
+    end
+  end
+end
+return results

@@ -1,0 +1,18 @@
+#!lua
+--[[
+set_paused.lua: pause or resume granting on a campaign, at once.
+
+KEYS:
+  KEYS[1]   hash    campaign meta
+ARGV:
+  ARGV[1]   string  "1" to pause, "0" to resume
+Returns:
+  1         done (also when it was already in that state)
+  0         no such campaign (nothing written)
+]]
+
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'paused', ARGV[1])
+return 1
