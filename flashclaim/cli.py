@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def serve(args: argparse.Namespace) -> int:
                  embedded.port, settings.data_dir / "redis")
     os.environ["FLASHCLAIM_DATA_DIR"] = str(settings.data_dir)
     os.environ["FLASHCLAIM_NAMESPACE"] = settings.namespace
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into
+    # SystemExit so the `finally` below still stops the embedded server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             "flashclaim.app:create_app", factory=True, host=args.host, port=args.port,

