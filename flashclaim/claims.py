@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from flashclaim.coalescer import ClaimCoalescer
 from flashclaim.errors import CLAIM_REJECTIONS, IDEMPOTENCY_KEY_REUSED, ApiError
 from flashclaim.identity import Identity
 from flashclaim.keys import KeySpace, key_digest
@@ -29,8 +30,8 @@ class ClaimOutcome:
 class ClaimService:
     def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace) -> None:
         self._redis = redis
-        self._scripts = scripts
         self._keyspace = keyspace
+        self._coalescer = ClaimCoalescer(scripts, keyspace)
 
     async def claim(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None
@@ -43,7 +44,7 @@ class ClaimService:
             await self._bind_idempotency_key(campaign_id, who, channel, idempotency_key)
             token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
         request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key)
-        [decision] = await self._scripts.claim(self._keyspace.campaign(campaign_id), [request])
+        decision = await self._coalescer.decide(campaign_id, request)
         if decision.code is ClaimCode.GRANTED:
             return ClaimOutcome(201, render_claim(decision.payload))
         if decision.code is ClaimCode.REPLAY:

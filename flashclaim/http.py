@@ -13,8 +13,15 @@ from flashclaim.errors import ApiError, invalid_request, payload_too_large, unsu
 _JSON = "application/json"
 
 
+class _Empty:
+    """No body was sent (distinct from a body of `null`)."""
+
+
+EMPTY = _Empty()
+
+
 async def read_json(request: Request, limit: int, *, required: bool) -> Any:
-    """The decoded body, or None when it is empty and not required.
+    """The decoded body, or EMPTY when none was sent and none is required.
 
     Reads at most `limit` bytes: an oversize body is refused before it is buffered.
     """
@@ -32,7 +39,7 @@ async def read_json(request: Request, limit: int, *, required: bool) -> Any:
     if not body:
         if required:
             raise invalid_request("A JSON body is required.")
-        return None
+        return EMPTY
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != _JSON:
         raise unsupported_media_type()

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from flashclaim.errors import invalid_request
-from flashclaim.http import json_response, read_json
+from flashclaim.http import EMPTY, json_response, read_json
 from flashclaim.services import services
 from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj
 
@@ -40,7 +40,7 @@ async def claim(request: Request) -> Response:
         raise invalid_request("Idempotency-Key must be 1-255 printable ASCII characters.")
     body = await read_json(request, s.settings.max_claim_body, required=False)
     channel = None
-    if body is not None:
+    if body is not EMPTY:
         o = Obj(body, "body")
         channel = o.string("channel", CHANNEL_RE, max_len=32, default="") or None
         o.done()

@@ -1,0 +1,166 @@
+"""POST /v1/campaigns/{id}/claims: every outcome of the contract, over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from flashclaim.embedded import free_port
+from flashclaim.keys import KeySpace
+from flashclaim.scripts import Scripts
+from flashclaim.settings import Settings
+from conftest import app_client
+from helpers import ADMIN, claim, create_campaign, iso, stats
+
+
+@pytest.mark.parametrize(
+    ("name", "campaign", "prior_users", "user", "kwargs", "status", "code"),
+    [
+        ("granted", {}, [], "u1", {}, 201, None),
+        ("granted with channel", {"channels": ["app"]}, [], "u1", {"channel": "app"}, 201, None),
+        ("not eligible channel", {"channels": ["app"]}, [], "u1", {"channel": "web"}, 403,
+         "not_eligible"),
+        ("not eligible segment", {"segments": ["vip"]}, [], "u1", {"tags": "new"}, 403,
+         "not_eligible"),
+        ("eligible segment", {"segments": ["vip"]}, [], "u1", {"tags": "new, vip"}, 201, None),
+        ("already claimed", {}, ["u1"], "u1", {}, 409, "already_claimed"),
+        ("not started", {"starts_at": iso(timedelta(hours=1))}, [], "u1", {}, 409,
+         "not_started"),
+        ("ended", {"starts_at": iso(timedelta(hours=-2)), "ends_at": iso(timedelta(hours=-1))},
+         [], "u1", {}, 409, "ended"),
+        ("sold out", {"stock": 1}, ["u0"], "u1", {}, 410, "sold_out"),
+    ],
+)
+async def test_claim_outcomes(
+    client: httpx.AsyncClient, name: str, campaign: dict[str, Any], prior_users: list[str],
+    user: str, kwargs: dict[str, Any], status: int, code: str | None,
+) -> None:
+    c = await create_campaign(client, **campaign)
+    for prior in prior_users:
+        assert (await claim(client, c["id"], prior)).status_code == 201
+    response = await claim(client, c["id"], user, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    if code is None:
+        assert body["user_id"] == user and body["campaign_id"] == c["id"]
+        assert body["seq"] == len(prior_users) + 1
+    else:
+        assert body["error"] == code and body["message"]
+        assert (await stats(client, c["id"]))["rejected"] == {code: 1}
+
+
+async def test_paused_then_resumed(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client)
+    paused = await client.post(f"/v1/admin/campaigns/{c['id']}/pause", headers=ADMIN)
+    assert paused.json()["status"] == "paused"
+    response = await claim(client, c["id"], "u1")
+    assert (response.status_code, response.json()["error"]) == (409, "paused")
+    await client.post(f"/v1/admin/campaigns/{c['id']}/resume", headers=ADMIN)
+    assert (await claim(client, c["id"], "u1")).status_code == 201
+
+
+async def test_unknown_campaign(client: httpx.AsyncClient) -> None:
+    response = await claim(client, "nope", "u1")
+    assert (response.status_code, response.json()["error"]) == (404, "campaign_not_found")
+
+
+async def test_no_identity(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client)
+    response = await client.post(f"/v1/campaigns/{c['id']}/claims")
+    assert (response.status_code, response.json()["error"]) == (401, "unauthenticated")
+    assert (await stats(client, c["id"]))["granted"] == 0
+
+
+async def test_rate_limited_has_retry_after(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client, rate_limit={"max": 2, "per_seconds": 30})
+    codes = [(await claim(client, c["id"], "bot")).status_code for _ in range(3)]
+    response = await claim(client, c["id"], "bot")
+    assert codes == [201, 409, 429]
+    assert response.json()["error"] == "rate_limited"
+    assert 1 <= int(response.headers["Retry-After"]) <= 30
+
+
+async def test_idempotent_replay_returns_the_same_claim(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client, stock=1)
+    first = await claim(client, c["id"], "u1", key="tap-1", channel="app")
+    again = await claim(client, c["id"], "u1", key="tap-1", channel="app")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert (await stats(client, c["id"]))["granted"] == 1
+
+
+async def test_same_key_for_another_campaign_is_a_conflict(client: httpx.AsyncClient) -> None:
+    a = await create_campaign(client)
+    b = await create_campaign(client)
+    assert (await claim(client, a["id"], "u1", key="k")).status_code == 201
+    response = await claim(client, b["id"], "u1", key="k")
+    assert (response.status_code, response.json()["error"]) == (409, "idempotency_key_reused")
+    assert (await stats(client, b["id"]))["granted"] == 0
+
+
+async def test_same_key_with_another_body_is_a_conflict(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client)
+    assert (await claim(client, c["id"], "u1", key="k", channel="app")).status_code == 201
+    response = await claim(client, c["id"], "u1", key="k", channel="web")
+    assert (response.status_code, response.json()["error"]) == (409, "idempotency_key_reused")
+
+
+async def test_keys_are_per_user(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client)
+    a = await claim(client, c["id"], "u1", key="same")
+    b = await claim(client, c["id"], "u2", key="same")
+    assert (a.status_code, b.status_code) == (201, 201)
+    assert a.json()["claim_id"] != b.json()["claim_id"]
+
+
+async def test_script_flush_between_claims(
+    client: httpx.AsyncClient, redis_client: Redis
+) -> None:
+    c = await create_campaign(client)
+    assert (await claim(client, c["id"], "u1")).status_code == 201
+    await redis_client.script_flush()
+    assert (await claim(client, c["id"], "u2")).status_code == 201
+    await redis_client.script_flush()
+    assert (await client.get("/readyz")).status_code == 200
+    assert all(await redis_client.script_exists(*Scripts(redis_client).shas))
+
+
+async def test_claim_response_renders_times(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client, coupons=[
+        {"type": "cash", "value": 500, "validity": {"days": 1}},
+        {"type": "discount", "percent_off": 15, "max_discount": 2000,
+         "validity": {"from": "2026-11-11T00:00:00+08:00", "until": "2199-11-12T00:00:00Z"}},
+    ])
+    body = (await claim(client, c["id"], "u1")).json()
+    assert body["claimed_at"].endswith("Z") and len(body["claimed_at"]) == 24
+    cash, discount = body["coupons"]
+    assert cash["valid_from"] == body["claimed_at"]
+    assert discount["valid_from"] == "2026-11-10T16:00:00.000Z"
+    assert discount["valid_until"] == "2199-11-12T00:00:00.000Z"
+    assert discount["percent_off"] == 15 and "value" not in discount
+
+
+async def test_store_unreachable_is_503_with_retry_after(server: object) -> None:
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0", admin_token="x",
+                        redis_timeout_ms=200)
+    async with app_client(settings) as client:
+        response = await claim(client, "any", "u1")
+        assert (response.status_code, response.json()["error"]) == (503, "unavailable")
+        assert response.headers["Retry-After"] == "1"
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_namespaces_do_not_see_each_other(settings: Settings) -> None:
+    other = Settings(redis_url=settings.redis_url, admin_token=settings.admin_token,
+                     namespace="other")
+    async with app_client(settings) as a, app_client(other) as b:
+        c = await create_campaign(a, id="shared-id", stock=1)
+        await create_campaign(b, id="shared-id", stock=1)
+        assert (await claim(a, c["id"], "u1")).status_code == 201
+        assert (await claim(b, c["id"], "u2")).status_code == 201
+    assert KeySpace("other").campaign("x").meta.startswith("other:{x}")
