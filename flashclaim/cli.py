@@ -43,11 +43,13 @@ def serve(args: argparse.Namespace) -> int:
     if not settings.admin_token:
         log.info("admin token generated and kept in %s", settings.data_dir / "admin-token")
     embedded = None
-    if settings.redis_url is None:
+    redis_url = settings.redis_url
+    if redis_url is None:
         embedded = EmbeddedServer(settings.data_dir)
-        os.environ["FLASHCLAIM_REDIS_URL"] = embedded.start()
+        redis_url = embedded.start()
         log.info("embedded server on 127.0.0.1:%d, data in %s (AOF, fsync always)",
                  embedded.port, settings.data_dir / "redis")
+    os.environ["FLASHCLAIM_REDIS_URL"] = redis_url
     os.environ["FLASHCLAIM_DATA_DIR"] = str(settings.data_dir)
     os.environ["FLASHCLAIM_NAMESPACE"] = settings.namespace
     # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into

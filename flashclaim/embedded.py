@@ -191,12 +191,24 @@ def _terminate_pid(pid: int, timeout: float) -> None:
     try:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            os.kill(pid, 0)
+        while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
-        os.kill(pid, signal.SIGKILL)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _alive(pid: int) -> bool:
+    """Running (an exited process still waiting to be reaped does not count)."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # no /proc (macOS): the signal check is all we have
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _read_state(data_dir: Path) -> dict[str, object]:
@@ -213,8 +225,6 @@ def running_url(data_dir: Path) -> str | None:
     pid, port, password = state.get("pid"), state.get("port"), state.get("password")
     if not isinstance(pid, int) or not isinstance(port, int):
         return None
-    try:
-        os.kill(pid, 0)
-    except OSError:
+    if not _alive(pid):
         return None
     return f"redis://:{password}@127.0.0.1:{port}/0"

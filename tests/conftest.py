@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from openapi_check import check_response
 from redis.asyncio import Redis
 
 from flashclaim.app import create_app
@@ -17,7 +18,6 @@ from flashclaim.embedded import EmbeddedServer
 from flashclaim.keys import KeySpace
 from flashclaim.scripts import Scripts
 from flashclaim.settings import Settings
-from openapi_check import check_response
 
 ADMIN_TOKEN = "test-admin-token"
 NAMESPACE = "t"
@@ -97,7 +97,7 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-class app_client:  # noqa: N801 - reads as a context manager function
+class app_client:
     """The real app in-process (lifespan included); every response checked against OpenAPI."""
 
     def __init__(self, settings: Settings) -> None:

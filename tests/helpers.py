@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-
 from conftest import ADMIN_TOKEN
+from redis.asyncio import Redis
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -53,3 +53,9 @@ async def stats(client: httpx.AsyncClient, campaign_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()["stats"]
     return result
+
+
+async def entries(r: Redis, stream: str) -> list[tuple[str, dict[str, str]]]:
+    """All entries of a stream, typed (the client decodes responses)."""
+    raw = await r.xrange(stream) or []
+    return [(str(i), {str(k): str(v) for k, v in (f or {}).items()}) for i, f in raw]

@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
-
 from helpers import ADMIN, campaign_body, claim, create_campaign, iso, stats
+from redis.asyncio import Redis
 
 COUPON = {"type": "cash", "value": 500}
 

@@ -6,9 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
-
 from helpers import ADMIN, campaign_body, create_campaign
+from redis.asyncio import Redis
 
 JSON = {"content-type": "application/json"}
 USER = {"X-User-Id": "u1"}

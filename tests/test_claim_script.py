@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from helpers import entries
 from redis.asyncio import Redis
 
 from flashclaim.campaign_store import CampaignStore
@@ -46,7 +47,9 @@ def request(user: str, *, tags: tuple[str, ...] = (), channel: str | None = None
     return ClaimRequest(claim_id, token or "r:" + claim_id, user, tags, channel, None)
 
 
-async def decide(scripts: Scripts, campaign_id: str, *requests: ClaimRequest) -> list[ClaimDecision]:
+async def decide(
+    scripts: Scripts, campaign_id: str, *requests: ClaimRequest
+) -> list[ClaimDecision]:
     return await scripts.claim(KS.campaign(campaign_id), list(requests))
 
 
@@ -145,7 +148,7 @@ async def test_grant_writes_the_full_record(scripts_on_any: RedisScripts) -> Non
     [d] = await decide(scripts, cid, req)
     assert d.code is ClaimCode.GRANTED
     claim = orjson.loads(d.payload)
-    [(entry_id, fields)] = await r.xrange(KS.campaign(cid).stream)
+    [(entry_id, fields)] = await entries(r, KS.campaign(cid).stream)
     record = ClaimRecord.decode(entry_id, fields)
     assert record.claim == claim
     assert (record.claim_id, record.campaign_id, record.user_id, record.seq) == (

@@ -8,12 +8,12 @@ from collections import Counter
 
 import httpx
 import pytest
+from helpers import claim, create_campaign, entries, stats
 from redis.asyncio import Redis
 
 from flashclaim.audit import audit_campaign, read_stream
 from flashclaim.keys import KeySpace
 from flashclaim.stream import ClaimRecord
-from helpers import claim, create_campaign, stats
 
 
 async def flash_crowd(
@@ -41,7 +41,7 @@ async def test_exactly_the_stock_is_granted(
 
     assert statuses[201] == stock
     assert set(statuses) <= {201, 409, 410}, statuses
-    seqs = sorted(g["seq"] for g in granted)  # type: ignore[misc]
+    seqs = sorted(int(str(g["seq"])) for g in granted)
     assert seqs == list(range(1, stock + 1))
     per_user = Counter(g["user_id"] for g in granted)
     assert max(per_user.values()) <= per_user_limit
@@ -66,16 +66,16 @@ async def test_audit_catches_each_breach(
     keys = keyspace.campaign(c["id"])
     assert (await audit_campaign(redis_client, keyspace, c["id"])).ok
 
-    [(first_id, fields), _] = await redis_client.xrange(keys.stream)
-    await redis_client.xadd(keys.stream, fields)  # a duplicated record
+    [(first_id, fields), _] = await entries(redis_client, keys.stream)
+    await redis_client.xadd(keys.stream, dict(fields))  # type: ignore[arg-type]  # a duplicate
     violations = (await audit_campaign(redis_client, keyspace, c["id"])).violations
     assert any(v.startswith("extra") for v in violations)
     assert any(v.startswith("duplicated seq") for v in violations)
     assert any(v.startswith("duplicated claim_id") for v in violations)
     assert any(v.startswith("users above per_user_limit") for v in violations)
 
-    entries = await redis_client.xrange(keys.stream)
-    await redis_client.xdel(keys.stream, first_id, entries[-1][0])  # a lost record
+    last_id = (await entries(redis_client, keys.stream))[-1][0]
+    await redis_client.xdel(keys.stream, first_id, last_id)  # a lost record
     violations = (await audit_campaign(redis_client, keyspace, c["id"])).violations
     assert any(v.startswith("lost") for v in violations)
     assert any(v.startswith("seq gap") for v in violations)

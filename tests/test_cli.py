@@ -1,0 +1,82 @@
+"""`flashclaim serve` as a user runs it: embedded server, restart keeps everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from flashclaim.embedded import free_port, running_url
+
+
+@contextmanager
+def serving(data_dir: Path, *args: str) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    log_path = data_dir.parent / f"serve-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flashclaim", "serve", "--port", str(port),
+             "--data-dir", str(data_dir), *args],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                if httpx.get(base + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.05)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log_path.read_text()
+
+
+def test_serve_restart_keeps_campaigns_and_claims(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with serving(data_dir) as base:
+        token = (data_dir / "admin-token").read_text().strip()
+        admin = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(base + "/v1/admin/campaigns", headers=admin, json={
+            "id": "d11", "name": "Double 11", "stock": 2,
+            "coupons": [{"type": "cash", "value": 500}]})
+        assert created.status_code == 201
+        first = httpx.post(base + "/v1/campaigns/d11/claims", headers={"X-User-Id": "alice"})
+        assert first.status_code == 201
+        assert running_url(data_dir) is not None
+    assert running_url(data_dir) is None  # serve stopped its embedded server on SIGTERM
+
+    with serving(data_dir) as base:
+        campaign = httpx.get(base + "/v1/admin/campaigns/d11", headers=admin).json()
+        assert campaign["stats"]["granted"] == 1 and campaign["remaining"] == 1
+        again = httpx.post(base + "/v1/campaigns/d11/claims", headers={"X-User-Id": "alice"})
+        assert again.json()["error"] == "already_claimed"
+        second = httpx.post(base + "/v1/campaigns/d11/claims", headers={"X-User-Id": "bob"})
+        assert second.status_code == 201 and second.json()["seq"] == 2
+        sold = httpx.post(base + "/v1/campaigns/d11/claims", headers={"X-User-Id": "carol"})
+        assert sold.status_code == 410
+
+
+def test_serve_with_an_external_redis(tmp_path: Path, server: object) -> None:
+    from flashclaim.embedded import EmbeddedServer
+
+    assert isinstance(server, EmbeddedServer)
+    with serving(tmp_path, "--redis-url", server.url, "--admin-token", "tok") as base:
+        assert not (tmp_path / "embedded.json").exists()  # no embedded server started
+        created = httpx.post(base + "/v1/admin/campaigns", headers={"Authorization": "Bearer tok"},
+                             json={"name": "x", "stock": 1, "coupons": [{"type": "cash",
+                                                                         "value": 1}]})
+        assert created.status_code == 201

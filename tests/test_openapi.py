@@ -1,0 +1,53 @@
+"""/openapi.json describes every route the app serves, and nothing else.
+
+(Every response the other tests receive is validated against it: see openapi_check.py.)
+"""
+
+from __future__ import annotations
+
+import httpx
+import jsonschema
+from openapi_check import validate
+from starlette.routing import Route
+
+from flashclaim.app import create_app
+from flashclaim.openapi import openapi_document
+from flashclaim.settings import Settings
+
+
+def test_spec_lists_exactly_the_routes() -> None:
+    app = create_app(Settings(redis_url="redis://unused"))
+    served = {
+        (route.path, method.lower())
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in (route.methods or ())
+        if method != "HEAD"
+    }
+    documented = {
+        (path, method) for path, ops in openapi_document()["paths"].items() for method in ops
+    }
+    assert served == documented
+
+
+def test_the_document_is_valid_json_schema() -> None:
+    for schema in openapi_document()["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_validation_rejects_a_wrong_body() -> None:
+    """The response check can fail: a claim without seq does not pass."""
+    bad_claim: dict[str, object] = {
+        "claim_id": "x", "campaign_id": "c", "user_id": "u", "claimed_at": "t",
+        "channel": None, "coupons": [],
+    }
+    try:
+        validate(bad_claim, {"$ref": "#/components/schemas/Claim"})
+    except jsonschema.ValidationError:
+        return
+    raise AssertionError("an invalid claim passed validation")
+
+
+async def test_served_document(client: httpx.AsyncClient) -> None:
+    response = await client.get("/openapi.json")
+    assert response.json() == openapi_document()
