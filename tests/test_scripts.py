@@ -1,0 +1,37 @@
+"""The Lua scripts: found without a hand-kept list, shipped as they are in lua/."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from flashclaim.scripts import ClaimCode, load_sources
+
+REPO_LUA = Path(__file__).resolve().parent.parent / "lua"
+
+
+def test_every_script_in_lua_is_loaded_unchanged() -> None:
+    on_disk = {p.stem: p.read_text(encoding="utf-8") for p in REPO_LUA.glob("*.lua")}
+    assert on_disk and load_sources() == on_disk
+
+
+def test_every_script_declares_itself() -> None:
+    """Shebang (so an out-of-memory or read-only server refuses it whole) and a header."""
+    for name, source in load_sources().items():
+        assert source.startswith("#!lua"), name
+        header = source.split("]]", 1)[0]
+        assert "KEYS" in header and "ARGV" in header and "Returns" in header, name
+
+
+def test_claim_codes_mirror_the_script() -> None:
+    source = load_sources()["claim"]
+    in_lua = set(re.findall(r"(?:reply|reject)\('([a-z_]+)'", source))
+    assert in_lua == {c.value for c in ClaimCode}
+
+
+def test_scripts_touch_only_declared_keys() -> None:
+    """No KEYS/SCAN inside scripts, and no key name built in Lua (keys.py builds them)."""
+    for name, source in load_sources().items():
+        body = source.split("]]", 1)[1]
+        assert "'KEYS'" not in body and "'SCAN'" not in body, name
+        assert not re.search(r"redis\.call\('\w+', '[^']*:", body), name
