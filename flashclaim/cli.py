@@ -67,6 +67,84 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redis_url(settings: Settings) -> str:
+    """FLASHCLAIM_REDIS_URL, else the embedded server `serve` runs on this data directory."""
+    from flashclaim.embedded import running_url
+
+    url = settings.redis_url or running_url(settings.data_dir)
+    if url is None:
+        raise SettingsError(
+            f"no Redis: set FLASHCLAIM_REDIS_URL, or run `flashclaim serve` with data dir "
+            f"{settings.data_dir}"
+        )
+    return url
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        redis_url=args.redis_url, data_dir=args.data_dir, namespace=args.namespace,
+        ledger_dsn=getattr(args, "ledger_dsn", None),
+    )
+
+
+def ledger(args: argparse.Namespace) -> int:
+    import redis
+
+    from flashclaim.keys import KeySpace
+    from flashclaim.ledger import ConsumerOptions, LedgerConsumer
+    from flashclaim.ledger_db import open_ledger
+
+    settings = _settings(args)
+    options = ConsumerOptions(
+        group=args.group, batch=args.batch, block_ms=args.block_ms,
+        claim_idle_ms=args.claim_idle_ms, retain_ms=args.retain_ms,
+        **({"consumer": args.consumer} if args.consumer else {}),
+    )
+    r = redis.Redis.from_url(_redis_url(settings), decode_responses=True,
+                             socket_timeout=options.block_ms / 1000 + 5)
+    consumer = LedgerConsumer(r, open_ledger(settings.ledger_dsn, settings.data_dir),
+                              KeySpace(settings.namespace), options)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: consumer.request_stop())
+    log.info("ledger consumer %s of group %s started", options.consumer, options.group)
+    stats = consumer.run()
+    log.info("ledger consumer stopped: %s", stats)
+    consumer.ledger.close()
+    return 0
+
+
+def reconcile(args: argparse.Namespace) -> int:
+    import redis
+
+    from flashclaim.keys import KeySpace
+    from flashclaim.ledger_db import open_ledger
+    from flashclaim.reconcile import format_table, reconcile_campaign, wait_for_ledger
+
+    settings = _settings(args)
+    keyspace = KeySpace(settings.namespace)
+    r = redis.Redis.from_url(_redis_url(settings), decode_responses=True)
+    ids = [args.campaign] if args.campaign else [
+        str(i) for i in r.zrange(keyspace.registry, 0, -1)]
+    if args.wait:
+        wait_for_ledger(r, keyspace, ids, args.wait, args.group)
+    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
+    results = [reconcile_campaign(r, ledger_db, keyspace, c, args.group) for c in ids]
+    ledger_db.close()
+    print(format_table(results))
+    lag = sum(x.lag for x in results)
+    if lag:
+        print(f"the ledger lags by {lag} entries (pending or not yet delivered)")
+    bad = [x for x in results if not x.ok]
+    print("MISMATCH" if bad else "all consistent")
+    return 1 if bad else 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--redis-url", help="default: FLASHCLAIM_REDIS_URL, else the embedded server")
+    p.add_argument("--data-dir", type=Path, help="default: FLASHCLAIM_DATA_DIR or .flashclaim")
+    p.add_argument("--namespace", help="key prefix; default: FLASHCLAIM_NAMESPACE or fc")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashclaim", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,11 +152,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--redis-url", help="default: FLASHCLAIM_REDIS_URL, else an embedded server")
-    p.add_argument("--data-dir", type=Path, help="default: FLASHCLAIM_DATA_DIR or .flashclaim")
-    p.add_argument("--namespace", help="key prefix; default: FLASHCLAIM_NAMESPACE or fc")
+    _common(p)
     p.add_argument("--admin-token", help="default: FLASHCLAIM_ADMIN_TOKEN, else generated")
     p.set_defaults(run=serve)
+
+    p = commands.add_parser("ledger", help="carry every claim into the SQL ledger")
+    _common(p)
+    p.add_argument("--ledger-dsn", help="default: FLASHCLAIM_LEDGER_DSN, else SQLite in data dir")
+    p.add_argument("--group", default="ledger", help="consumer group (default ledger)")
+    p.add_argument("--consumer", help="consumer name (default host-pid)")
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--block-ms", type=int, default=1000)
+    p.add_argument("--claim-idle-ms", type=int, default=30_000,
+                   help="take over entries pending this long with another consumer")
+    p.add_argument("--retain-ms", type=int, default=86_400_000,
+                   help="keep acknowledged entries this long before trimming")
+    p.set_defaults(run=ledger)
+
+    p = commands.add_parser("reconcile",
+                            help="compare Redis, stream and ledger; exit 1 on mismatch")
+    _common(p)
+    p.add_argument("campaign", nargs="?", help="one campaign id (default: all)")
+    p.add_argument("--ledger-dsn", help="default: FLASHCLAIM_LEDGER_DSN, else SQLite in data dir")
+    p.add_argument("--group", default="ledger")
+    p.add_argument("--wait", type=float, default=0,
+                   help="first wait up to this many seconds for the ledger to catch up")
+    p.set_defaults(run=reconcile)
     return parser
 
 

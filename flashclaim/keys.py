@@ -18,6 +18,7 @@ class CampaignKeys:
     dedup: str  # hash: dedup token -> claim JSON, for replays
     rejected: str  # hash: error code -> count
     stream: str  # stream: one entry per grant
+    dead_letter: str  # stream: entries a consumer could not process, with the reason
     _rate_prefix: str
 
     def rate_limit(self, user_id: str) -> str:
@@ -41,6 +42,7 @@ class KeySpace:
             dedup=base + "dedup",
             rejected=base + "rejected",
             stream=base + "claims",
+            dead_letter=base + "dead",
             _rate_prefix=base + "rl:",
         )
 

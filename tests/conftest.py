@@ -3,14 +3,16 @@ each started once per session on a free port in a temp dir, flushed before each 
 
 from __future__ import annotations
 
+import secrets
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 import redis
-from openapi_check import check_response
 from redis.asyncio import Redis
 
 from flashclaim.app import create_app
@@ -18,6 +20,9 @@ from flashclaim.embedded import EmbeddedServer
 from flashclaim.keys import KeySpace
 from flashclaim.scripts import Scripts
 from flashclaim.settings import Settings
+
+from openapi_check import check_response
+from pg import PostgresServer
 
 ADMIN_TOKEN = "test-admin-token"
 NAMESPACE = "t"
@@ -123,3 +128,30 @@ async def scripts_on_any(any_server: EmbeddedServer) -> AsyncIterator[tuple[Redi
     client = Redis.from_url(any_server.url, decode_responses=True)
     yield client, Scripts(client)
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    # Not under pytest's tmp dir: its root-only parents would lock out the postgres user.
+    root = Path(tempfile.mkdtemp(prefix="flashclaim-pg-"))
+    server = PostgresServer(root)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_dsn(postgres: PostgresServer) -> str:
+    """A fresh database on the session's PostgreSQL server."""
+    name = "ledger_" + secrets.token_hex(4)
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres.dsn.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture
+def sync_redis(server: EmbeddedServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    yield client
+    client.close()

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from conftest import ADMIN_TOKEN
 from redis.asyncio import Redis
 
+from flashclaim.campaigns import meta_fields, parse_campaign_spec
+from flashclaim.keys import KeySpace
+from flashclaim.scripts import ClaimRequest, load_sources
+
+from conftest import ADMIN_TOKEN
+
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# A synchronous client. redis-py types replies as RESP2|RESP3 unions; the tests read RESP2.
+SyncRedis = Any
 
 
 def iso(delta: timedelta) -> str:
@@ -59,3 +68,32 @@ async def entries(r: Redis, stream: str) -> list[tuple[str, dict[str, str]]]:
     """All entries of a stream, typed (the client decodes responses)."""
     raw = await r.xrange(stream) or []
     return [(str(i), {str(k): str(v) for k, v in (f or {}).items()}) for i, f in raw]
+
+
+def sync_campaign(r: SyncRedis, keyspace: KeySpace, campaign_id: str, **fields: Any) -> None:
+    """Create a campaign with the real create script, from synchronous code."""
+    now = int(time.time() * 1000)
+    body = {"id": campaign_id, "name": campaign_id, "stock": 100,
+            "coupons": [{"type": "cash", "value": 500}], **fields}
+    spec = parse_campaign_spec(body, now)
+    r.zadd(keyspace.registry, {campaign_id: now})
+    create = r.register_script(load_sources()["create_campaign"])
+    assert create(keys=[keyspace.campaign(campaign_id).meta], args=meta_fields(spec, now)) == 1
+
+
+def sync_grant(r: SyncRedis, keyspace: KeySpace, campaign_id: str, users: list[str]) -> int:
+    """Claim once per user through the real claim script; returns how many were granted."""
+    claim_script = r.register_script(load_sources()["claim"])
+    keys = keyspace.campaign(campaign_id)
+    granted = 0
+    for start in range(0, len(users), 100):
+        ids = [secrets.token_hex(12) for _ in users[start:start + 100]]
+        batch = [ClaimRequest(i, "r:" + i, u, (), "app", None)
+                 for i, u in zip(ids, users[start:start + 100], strict=True)]
+        argv: list[Any] = [len(batch)]
+        for b in batch:
+            argv.extend(b.argv())
+        flat = claim_script(keys=keys.script_keys() + [keys.rate_limit(b.user_id) for b in batch],
+                            args=argv)
+        granted += sum(1 for code in flat[::2] if code == "granted")
+    return granted

@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import ADMIN, campaign_body, claim, create_campaign, iso, stats
 from redis.asyncio import Redis
+
+from helpers import ADMIN, campaign_body, claim, create_campaign, iso, stats
 
 COUPON = {"type": "cash", "value": 500}
 

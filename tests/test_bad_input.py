@@ -6,8 +6,9 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import ADMIN, campaign_body, create_campaign
 from redis.asyncio import Redis
+
+from helpers import ADMIN, campaign_body, create_campaign
 
 JSON = {"content-type": "application/json"}
 USER = {"X-User-Id": "u1"}

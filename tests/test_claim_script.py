@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 import pytest
-from helpers import entries
 from redis.asyncio import Redis
 
 from flashclaim.campaign_store import CampaignStore
@@ -18,6 +17,8 @@ from flashclaim.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, 
 from flashclaim.store import server_time_ms
 from flashclaim.stream import ClaimRecord
 from flashclaim.timefmt import to_rfc3339
+
+from helpers import entries
 
 KS = KeySpace("lua")
 HOUR = 3_600_000

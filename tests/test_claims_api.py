@@ -7,14 +7,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import app_client
-from helpers import ADMIN, claim, create_campaign, iso, stats
 from redis.asyncio import Redis
 
 from flashclaim.embedded import free_port
 from flashclaim.keys import KeySpace
 from flashclaim.scripts import Scripts
 from flashclaim.settings import Settings
+
+from conftest import app_client
+from helpers import ADMIN, claim, create_campaign, iso, stats
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,13 @@ from collections import Counter
 
 import httpx
 import pytest
-from helpers import claim, create_campaign, entries, stats
 from redis.asyncio import Redis
 
 from flashclaim.audit import audit_campaign, read_stream
 from flashclaim.keys import KeySpace
 from flashclaim.stream import ClaimRecord
+
+from helpers import claim, create_campaign, entries, stats
 
 
 async def flash_crowd(

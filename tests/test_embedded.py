@@ -8,8 +8,6 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from conftest import ADMIN_TOKEN, NAMESPACE, app_client, start_server
-from helpers import claim, create_campaign, stats
 from redis.asyncio import Redis
 
 from flashclaim.audit import audit_campaign
@@ -17,6 +15,9 @@ from flashclaim.embedded import EmbeddedServer, running_url
 from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
 from flashclaim.store import server_warnings
+
+from conftest import ADMIN_TOKEN, NAMESPACE, app_client, start_server
+from helpers import claim, create_campaign, stats
 
 
 def test_configuration_is_safe(tmp_path: Path) -> None:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import httpx
 import jsonschema
-from openapi_check import validate
 from starlette.routing import Route
 
 from flashclaim.app import create_app
 from flashclaim.openapi import openapi_document
 from flashclaim.settings import Settings
+
+from openapi_check import validate
 
 
 def test_spec_lists_exactly_the_routes() -> None:

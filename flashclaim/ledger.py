@@ -1,0 +1,309 @@
+"""`flashclaim ledger`: carries every claim from the campaign streams into the SQL ledger.
+
+Exactly once in effect: each batch is written in one transaction with idempotent
+inserts, and acknowledged (XACK) only after the commit. A crash between the two
+leaves the entries pending; they are redelivered and the rewrite is a no-op.
+
+- New campaigns are found through the registry (keys.KeySpace.registry).
+- On start the consumer first drains its own pending entries; it periodically
+  takes over entries that dead consumers left pending (XAUTOCLAIM).
+- Poison entries (undecodable, or delivered too often) go to the campaign's
+  dead-letter stream with the reason, are acknowledged, counted and logged.
+- The database down is not poison: the batch waits and is retried.
+- Retention: acknowledged entries older than the retention are trimmed, never
+  below what every consumer group has acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from flashclaim.keys import KeySpace
+from flashclaim.ledger_db import Ledger, LedgerUnavailable
+from flashclaim.stream import ClaimRecord, RecordError
+
+log = logging.getLogger("flashclaim.ledger")
+
+# Test hook: FLASHCLAIM_LEDGER_FAULT=crash-after-commit:N exits (like kill -9) right after
+# the Nth commit, before its XACK: the one moment a consumer can die between the two.
+FAULT_ENV = "FLASHCLAIM_LEDGER_FAULT"
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    group: str = "ledger"
+    consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    batch: int = 500
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000  # pending this long with a consumer: it is presumed dead
+    max_deliveries: int = 5  # delivered more often than this: poison
+    refresh_ms: int = 2000  # how often new campaigns and dead consumers' entries are looked for
+    retain_ms: int = 86_400_000  # acknowledged entries are kept this long, then trimmed
+    trim_every_ms: int = 60_000
+    db_retry_ms: int = 500
+
+
+@dataclass
+class ConsumerStats:
+    written: int = 0  # new claims in the ledger
+    redelivered: int = 0  # entries already in the ledger (no-ops)
+    dead: int = 0  # entries sent to a dead-letter stream
+    trimmed: int = 0
+
+
+class LedgerConsumer:
+    def __init__(self, r: redis.Redis, ledger: Ledger, keyspace: KeySpace,
+                 options: ConsumerOptions | None = None) -> None:
+        # RESP2 reply shapes throughout; redis-py types them as RESP2|RESP3 unions.
+        self.redis: Any = r
+        self.ledger = ledger
+        self.keyspace = keyspace
+        self.options = options or ConsumerOptions()
+        self.stats = ConsumerStats()
+        self.stop_requested = False
+        self._streams: dict[str, str] = {}  # stream key -> campaign id
+        self._failures: dict[str, int] = {}  # entry id -> failed writes in this process
+        self._commits = 0
+        self._fault_after = _fault_from_env()
+        self._next_refresh = 0.0
+        self._next_trim = 0.0
+
+    def request_stop(self) -> None:
+        """Finish the batch in hand (commit, ack), then return from run()."""
+        self.stop_requested = True
+
+    def start(self) -> None:
+        """Schema in place, streams joined, and this consumer's own pending entries drained."""
+        self._wait_for_db(self.ledger.migrate)
+        self.discover()
+        for stream in list(self._streams):
+            self._drain_own_pending(stream)
+
+    def run(self) -> ConsumerStats:
+        self.start()
+        while not self.stop_requested:
+            try:
+                self.run_once()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("Redis unavailable (%s); retrying", exc)
+                time.sleep(self.options.db_retry_ms / 1000)
+        return self.stats
+
+    def run_once(self) -> int:
+        """One round: periodic chores when due, then one blocking read of new entries."""
+        now = time.monotonic()
+        if now >= self._next_refresh:
+            self._next_refresh = now + self.options.refresh_ms / 1000
+            self.discover()
+            self.take_over_abandoned()
+        if now >= self._next_trim:
+            self._next_trim = now + self.options.trim_every_ms / 1000
+            self.trim()
+        if not self._streams:
+            time.sleep(self.options.block_ms / 1000)
+            return 0
+        reply = self.redis.xreadgroup(
+            self.options.group, self.options.consumer, dict.fromkeys(self._streams, ">"),
+            count=self.options.batch, block=self.options.block_ms,
+        )
+        handled = 0
+        for stream, entries in reply or []:
+            self.handle(str(stream), entries)
+            handled += len(entries)
+        return handled
+
+    def discover(self) -> None:
+        """Join the claim stream of every campaign in the registry (creating our group)."""
+        for campaign_id in self.redis.zrange(self.keyspace.registry, 0, -1):
+            stream = self.keyspace.campaign(str(campaign_id)).stream
+            if stream in self._streams:
+                continue
+            try:
+                self.redis.xgroup_create(stream, self.options.group, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            self._streams[stream] = str(campaign_id)
+
+    def _drain_own_pending(self, stream: str) -> None:
+        """What this consumer was delivered but never acknowledged (a restart after a crash)."""
+        while not self.stop_requested:
+            reply = self.redis.xreadgroup(self.options.group, self.options.consumer, {stream: "0"},
+                                          count=self.options.batch)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return
+            self.handle(stream, entries)
+
+    def take_over_abandoned(self) -> None:
+        """Claim entries left pending too long by another (presumably dead) consumer."""
+        for stream in list(self._streams):
+            start = "0-0"
+            while not self.stop_requested:
+                next_start, entries, *_ = self.redis.xautoclaim(
+                    stream, self.options.group, self.options.consumer,
+                    self.options.claim_idle_ms, start_id=start, count=self.options.batch)
+                if entries:
+                    log.info("took over %d abandoned entries of %s", len(entries), stream)
+                    self.handle(stream, entries, check_deliveries=True)
+                if str(next_start) == "0-0":
+                    break
+                start = str(next_start)
+
+    def handle(self, stream: str, entries: list[Any], check_deliveries: bool = False) -> None:
+        """Write a batch to the ledger in one transaction, then acknowledge it.
+
+        Only data errors can make an entry poison. Any other error (a bug, a broken
+        environment) propagates with the batch unacknowledged: it stays pending.
+        """
+        deliveries = self._deliveries(stream, entries) if check_deliveries else {}
+        records: list[ClaimRecord] = []
+        dead: list[tuple[str, dict[str, str], str]] = []
+        for entry_id, fields in entries:
+            entry_id, fields = str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()}
+            if deliveries.get(entry_id, 0) > self.options.max_deliveries:
+                dead.append((entry_id, fields,
+                             f"delivered {deliveries[entry_id]} times without being written"))
+                continue
+            try:
+                records.append(ClaimRecord.decode(entry_id, fields))
+            except RecordError as exc:
+                dead.append((entry_id, fields, f"undecodable: {exc}"))
+        written_ids = self._write(records, dead)
+        if self._fault_after is not None and self._commits >= self._fault_after:
+            os._exit(137)  # the injected crash: committed, not acknowledged
+        self._dead_letter(stream, dead)
+        if written_ids:
+            self.redis.xack(stream, self.options.group, *written_ids)
+
+    def _write(
+        self, records: list[ClaimRecord], dead: list[tuple[str, dict[str, str], str]]
+    ) -> list[str]:
+        """Commit the records; returns the ids that are now safely in the ledger."""
+        if not records:
+            return []
+        try:
+            inserted = self._wait_for_db(lambda: self.ledger.write(records))
+            self._count(len(records), inserted)
+            return [r.entry_id for r in records]
+        except self.ledger.data_errors as batch_error:
+            log.warning("batch of %d failed (%s); writing one by one", len(records), batch_error)
+        ok: list[str] = []
+        for record in records:  # find the entry that poisons the batch
+            try:
+                inserted = self._wait_for_db(lambda r=record: self.ledger.write([r]))
+                self._count(1, inserted)
+                ok.append(record.entry_id)
+            except RecordError as exc:  # deterministic: it will never be written
+                dead.append((record.entry_id, _fields_of(record), f"undecodable: {exc}"))
+            except self.ledger.data_errors as exc:
+                failures = self._failures.get(record.entry_id, 0) + 1
+                self._failures[record.entry_id] = failures
+                if failures >= self.options.max_deliveries:
+                    dead.append((record.entry_id, _fields_of(record),
+                                 f"write failed {failures} times: {exc!r}"))
+                # else: left pending; redelivered through take_over_abandoned
+        return ok
+
+    def _count(self, batch: int, inserted: int) -> None:
+        self._commits += 1
+        self.stats.written += inserted
+        self.stats.redelivered += batch - inserted
+
+    def _wait_for_db(self, work: Any) -> Any:
+        """Retry while the database is unreachable: claims keep flowing into Redis meanwhile."""
+        while True:
+            try:
+                return work()
+            except LedgerUnavailable as exc:
+                if self.stop_requested:
+                    raise
+                log.warning("ledger database unavailable (%s); retrying", exc)
+                time.sleep(self.options.db_retry_ms / 1000)
+
+    def _deliveries(self, stream: str, entries: list[Any]) -> dict[str, int]:
+        ids = [str(e[0]) for e in entries]
+        if not ids:
+            return {}
+        pending = self.redis.xpending_range(stream, self.options.group, min=ids[0], max=ids[-1],
+                                            count=len(ids) * 2)
+        return {str(p["message_id"]): int(p["times_delivered"]) for p in pending}
+
+    def _dead_letter(self, stream: str, dead: list[tuple[str, dict[str, str], str]]) -> None:
+        if not dead:
+            return
+        dead_stream = self.keyspace.campaign(self._streams.get(stream, "unknown")).dead_letter
+        pipe = self.redis.pipeline(transaction=True)  # same hash tag: one slot
+        for entry_id, fields, reason in dead:
+            log.error("dead-lettered %s %s: %s", stream, entry_id, reason)
+            pipe.xadd(dead_stream, {**fields, "dead_reason": reason, "dead_entry_id": entry_id,
+                                    "dead_group": self.options.group})
+            pipe.xack(stream, self.options.group, entry_id)
+        pipe.execute()
+        self.stats.dead += len(dead)
+
+    def trim(self) -> None:
+        """Trim acknowledged entries older than the retention, below every group's ack point."""
+        now_ms = _server_ms(self.redis)
+        for stream in list(self._streams):
+            safe = safe_trim_point(self.redis, stream)
+            if safe is None:
+                continue
+            oldest_kept = f"{max(0, now_ms - self.options.retain_ms)}-0"
+            minid = min(safe, oldest_kept, key=_id_key)
+            removed = int(self.redis.xtrim(stream, minid=minid, approximate=False))
+            self.stats.trimmed += removed
+
+
+def safe_trim_point(r: Any, stream: str) -> str | None:
+    """The lowest entry id that some consumer group still needs; None without groups.
+
+    For each group: its oldest pending entry, or else the entry after the last one
+    delivered to it. Everything strictly below the minimum is acknowledged by all.
+    """
+    groups = r.xinfo_groups(stream)
+    if not groups:
+        return None
+    points = []
+    for g in groups:
+        if int(g["pending"]) > 0:
+            summary = r.xpending(stream, g["name"])
+            points.append(str(summary["min"]))
+        else:
+            ms, seq = _id_key(str(g["last-delivered-id"]))
+            points.append(f"{ms}-{seq + 1}")
+    return min(points, key=_id_key)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _server_ms(r: Any) -> int:
+    seconds, micros = r.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _fields_of(record: ClaimRecord) -> dict[str, str]:
+    import orjson
+
+    return {"v": "1", "claim_id": record.claim_id, "campaign_id": record.campaign_id,
+            "user_id": record.user_id, "seq": str(record.seq),
+            "claimed_at": str(record.claimed_at), "channel": record.channel or "",
+            "idempotency_key": record.idempotency_key or "",
+            "claim": orjson.dumps(record.claim).decode()}
+
+
+def _fault_from_env() -> int | None:
+    fault = os.environ.get(FAULT_ENV, "")
+    if fault.startswith("crash-after-commit:"):
+        return int(fault.split(":", 1)[1])
+    return None

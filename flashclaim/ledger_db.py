@@ -1,0 +1,271 @@
+"""The SQL ledger: the system of record downstream teams trust.
+
+One schema for SQLite (the default: a file in the data directory, WAL mode) and
+PostgreSQL (FLASHCLAIM_LEDGER_DSN=postgresql://...). Writes are idempotent,
+keyed on the business ids, so a redelivered stream entry is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from flashclaim.stream import ClaimRecord, RecordError
+
+# Each migration: (version, statements). The consumer applies the missing ones on start.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (1, [
+        """CREATE TABLE IF NOT EXISTS claims (
+            claim_id        TEXT PRIMARY KEY,
+            campaign_id     TEXT NOT NULL,
+            user_id         TEXT NOT NULL,
+            seq             BIGINT NOT NULL,
+            claimed_at_ms   BIGINT NOT NULL,
+            channel         TEXT,
+            idempotency_key TEXT,
+            stream_entry_id TEXT NOT NULL,
+            claim_json      TEXT NOT NULL,
+            recorded_at_ms  BIGINT NOT NULL,
+            UNIQUE (campaign_id, seq)
+        )""",
+        "CREATE INDEX IF NOT EXISTS claims_by_user ON claims (campaign_id, user_id)",
+        """CREATE TABLE IF NOT EXISTS coupons (
+            coupon_id      TEXT PRIMARY KEY,
+            claim_id       TEXT NOT NULL REFERENCES claims (claim_id),
+            campaign_id    TEXT NOT NULL,
+            user_id        TEXT NOT NULL,
+            type           TEXT NOT NULL,
+            value          BIGINT,
+            min_spend      BIGINT,
+            percent_off    INTEGER,
+            max_discount   BIGINT,
+            currency       TEXT NOT NULL,
+            valid_from_ms  BIGINT NOT NULL,
+            valid_until_ms BIGINT NOT NULL,
+            scope_json     TEXT NOT NULL,
+            status         TEXT NOT NULL DEFAULT 'unused'
+                           CHECK (status IN ('unused', 'used', 'expired', 'revoked'))
+        )""",
+        "CREATE INDEX IF NOT EXISTS coupons_by_user ON coupons (user_id, status)",
+    ]),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+_CLAIM_COLUMNS = ("claim_id", "campaign_id", "user_id", "seq", "claimed_at_ms", "channel",
+                  "idempotency_key", "stream_entry_id", "claim_json", "recorded_at_ms")
+_COUPON_COLUMNS = ("coupon_id", "claim_id", "campaign_id", "user_id", "type", "value",
+                   "min_spend", "percent_off", "max_discount", "currency", "valid_from_ms",
+                   "valid_until_ms", "scope_json")
+
+
+class LedgerUnavailable(RuntimeError):
+    """The database cannot be reached right now (wait and retry; nothing is wrong with the data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSummary:
+    """What the ledger holds for one campaign (for reconcile)."""
+
+    rows: int
+    distinct_users: int
+    distinct_seqs: int
+    min_seq: int | None
+    max_seq: int | None
+    max_per_user: int
+    coupons: int
+
+
+def claim_row(record: ClaimRecord, recorded_at_ms: int) -> tuple[Any, ...]:
+    return (record.claim_id, record.campaign_id, record.user_id, record.seq, record.claimed_at,
+            record.channel, record.idempotency_key, record.entry_id,
+            orjson.dumps(record.claim).decode(), recorded_at_ms)
+
+
+def coupon_rows(record: ClaimRecord) -> list[tuple[Any, ...]]:
+    """One row per granted coupon; RecordError when the claim's coupons are malformed."""
+    coupons = record.claim.get("coupons")
+    if not isinstance(coupons, list) or not coupons:
+        raise RecordError(f"entry {record.entry_id}: claim has no coupons")
+    rows = []
+    for c in coupons:
+        try:
+            rows.append((
+                str(c["coupon_id"]), record.claim_id, record.campaign_id, record.user_id,
+                str(c["type"]), c.get("value"), c.get("min_spend"), c.get("percent_off"),
+                c.get("max_discount"), str(c["currency"]), int(c["valid_from"]),
+                int(c["valid_until"]), orjson.dumps(c.get("scope", {})).decode(),
+            ))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"entry {record.entry_id}: malformed coupon: {exc!r}") from None
+    return rows
+
+
+class Ledger:
+    """A DB-API connection with the ledger's operations. Use open_ledger() to get one."""
+
+    def __init__(
+        self, connect: Any, placeholder: str, is_unavailable: Callable[[Exception], bool],
+        data_errors: tuple[type[Exception], ...], lock_statement: str | None,
+    ) -> None:
+        self._connect = connect
+        self._ph = placeholder
+        self._is_unavailable = is_unavailable
+        self.data_errors: tuple[type[Exception], ...] = (RecordError, OverflowError, *data_errors)
+        self._lock = lock_statement
+        self._conn: Any = None
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            try:
+                self._conn = self._connect()
+            except Exception as exc:
+                if self._is_unavailable(exc):
+                    raise LedgerUnavailable(str(exc)) from exc
+                raise
+        return self._conn
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self._ph)
+
+    def _run(self, work: Any) -> Any:
+        """Run work(cursor) in one transaction; a lost connection becomes LedgerUnavailable."""
+        conn = self._connection()
+        try:
+            cur = conn.cursor()
+            try:
+                result = work(cur)
+            finally:
+                cur.close()
+            conn.commit()
+            return result
+        except Exception as exc:
+            if self._is_unavailable(exc):
+                self.close()  # reconnect next time
+                raise LedgerUnavailable(str(exc)) from exc
+            conn.rollback()
+            raise
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; returns the version now in place."""
+        def work(cur: Any) -> int:
+            if self._lock:
+                cur.execute(self._lock)  # two consumers starting together migrate once
+            cur.execute("CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL)")
+            cur.execute("SELECT MAX(version) FROM ledger_schema")
+            current = cur.fetchone()[0] or 0
+            for version, statements in MIGRATIONS:
+                if version > current:
+                    for statement in statements:
+                        cur.execute(statement)
+                    cur.execute(self._sql("INSERT INTO ledger_schema (version) VALUES (?)"),
+                                (version,))
+                    current = version
+            return int(current)
+        result: int = self._run(work)
+        return result
+
+    def write(self, records: list[ClaimRecord]) -> int:
+        """Insert the claims and their coupons in one transaction; returns the new claims.
+
+        A claim already present (a redelivery) is skipped by ON CONFLICT DO NOTHING.
+        """
+        now = int(time.time() * 1000)
+        claims = [claim_row(r, now) for r in records]
+        coupons = [row for r in records for row in coupon_rows(r)]
+
+        def work(cur: Any) -> int:
+            inserted = 0
+            for row in claims:  # one by one: rowcount tells new from redelivered
+                cur.execute(self._insert("claims", _CLAIM_COLUMNS), row)
+                inserted += max(cur.rowcount, 0)
+            cur.executemany(self._insert("coupons", _COUPON_COLUMNS), coupons)
+            return inserted
+        result: int = self._run(work)
+        return result
+
+    def _insert(self, table: str, columns: tuple[str, ...]) -> str:
+        marks = ", ".join("?" * len(columns))
+        return self._sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+        )
+
+    def summary(self, campaign_id: str) -> LedgerSummary:
+        def work(cur: Any) -> LedgerSummary:
+            cur.execute(self._sql(
+                "SELECT COUNT(*), COUNT(DISTINCT user_id), COUNT(DISTINCT seq), MIN(seq), MAX(seq)"
+                " FROM claims WHERE campaign_id = ?"), (campaign_id,))
+            rows, users, seqs, lo, hi = cur.fetchone()
+            cur.execute(self._sql(
+                "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM claims"
+                " WHERE campaign_id = ? GROUP BY user_id) AS per_user"), (campaign_id,))
+            max_per_user = cur.fetchone()[0]
+            cur.execute(self._sql("SELECT COUNT(*) FROM coupons WHERE campaign_id = ?"),
+                        (campaign_id,))
+            coupons = cur.fetchone()[0]
+            return LedgerSummary(int(rows), int(users), int(seqs), lo, hi, int(max_per_user),
+                                 int(coupons))
+        result: LedgerSummary = self._run(work)
+        return result
+
+    def claim_ids(self, campaign_id: str) -> set[str]:
+        def work(cur: Any) -> set[str]:
+            cur.execute(self._sql("SELECT claim_id FROM claims WHERE campaign_id = ?"),
+                        (campaign_id,))
+            return {str(row[0]) for row in cur.fetchall()}
+        result: set[str] = self._run(work)
+        return result
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Any statement in its own transaction (for tools and tests)."""
+        def work(cur: Any) -> list[tuple[Any, ...]]:
+            cur.execute(self._sql(sql), params)
+            return list(cur.fetchall()) if cur.description else []
+        result: list[tuple[Any, ...]] = self._run(work)
+        return result
+
+    def close(self) -> None:
+        if self._conn is not None:
+            # closing a broken connection may fail; it is gone either way
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+def open_ledger(dsn: str | None, data_dir: Path) -> Ledger:
+    """PostgreSQL for postgresql:// or postgres:// DSNs; otherwise SQLite (sqlite:///path, or
+    <data dir>/ledger.sqlite3 when no DSN is given)."""
+    if dsn and dsn.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        return Ledger(lambda: psycopg.connect(dsn, connect_timeout=5), "%s",
+                      lambda exc: isinstance(exc, psycopg.OperationalError),
+                      (psycopg.DataError, psycopg.IntegrityError),
+                      "SELECT pg_advisory_xact_lock(72161)")
+    if dsn and not dsn.startswith("sqlite:///"):
+        raise ValueError("FLASHCLAIM_LEDGER_DSN must start with postgresql:// or sqlite:///")
+    path = Path(dsn.removeprefix("sqlite:///")) if dsn else data_dir / "ledger.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, timeout=10)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk before we XACK
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    return Ledger(connect, "?", _sqlite_unavailable,
+                  (sqlite3.DataError, sqlite3.IntegrityError), None)
+
+
+def _sqlite_unavailable(exc: Exception) -> bool:
+    """Busy, locked or unreadable: worth waiting for. (A missing table is not.)"""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in text for word in ("locked", "busy", "unable to open", "disk i/o"))
