@@ -273,12 +273,14 @@ def safe_trim_point(r: Any, stream: str) -> str | None:
         return None
     points = []
     for g in groups:
+        # Delivery point first: an entry acknowledged after this read is still covered.
+        ms, seq = _id_key(str(g["last-delivered-id"]))
+        point = f"{ms}-{seq + 1}"
         if int(g["pending"]) > 0:
-            summary = r.xpending(stream, g["name"])
-            points.append(str(summary["min"]))
-        else:
-            ms, seq = _id_key(str(g["last-delivered-id"]))
-            points.append(f"{ms}-{seq + 1}")
+            oldest_pending = r.xpending(stream, g["name"])["min"]
+            if oldest_pending is not None:  # None: all acknowledged since XINFO
+                point = str(oldest_pending)
+        points.append(point)
     return min(points, key=_id_key)
 
 
