@@ -1,0 +1,110 @@
+"""reconcile reports a match on a clean run and catches each kind of planted mismatch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flashclaim.embedded import EmbeddedServer
+from flashclaim.keys import KeySpace
+from flashclaim.ledger import ConsumerOptions, LedgerConsumer
+from flashclaim.ledger_db import Ledger, open_ledger
+from flashclaim.reconcile import format_table, reconcile_campaign
+
+from conftest import NAMESPACE
+from helpers import SyncRedis, sync_campaign, sync_grant
+
+KS = KeySpace(NAMESPACE)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    db = open_ledger(None, tmp_path)
+    yield db  # type: ignore[misc]
+    db.close()
+
+
+@pytest.fixture
+def consumed(sync_redis: SyncRedis, ledger: Ledger) -> str:
+    """Campaign c1: 6 grants of stock 10, per_user_limit 2, all carried into the ledger."""
+    sync_campaign(sync_redis, KS, "c1", stock=10, per_user_limit=2)
+    assert sync_grant(sync_redis, KS, "c1", ["a", "b", "c", "d", "e", "a"]) == 6
+    consumer = LedgerConsumer(sync_redis, ledger, KS, ConsumerOptions(block_ms=10))
+    consumer.start()
+    consumer.run_once()
+    return "c1"
+
+
+def test_a_clean_run_matches(sync_redis: SyncRedis, ledger: Ledger, consumed: str) -> None:
+    rec = reconcile_campaign(sync_redis, ledger, KS, consumed)
+    assert rec.ok, rec.mismatches
+    assert (rec.stock, rec.granted, rec.remaining, rec.stream_added, rec.ledger_rows, rec.lag) == (
+        10, 6, 4, 6, 6, 0)
+    assert "ok" in format_table([rec])
+
+
+PLANTS: list[tuple[str, Callable[[Ledger], object], str]] = [
+    ("missing row", lambda db: [db.execute("DELETE FROM coupons WHERE claim_id IN "
+                                           "(SELECT claim_id FROM claims WHERE seq = 3)"),
+                                db.execute("DELETE FROM claims WHERE seq = 3")],
+     "grants missing"),
+    ("extra row", lambda db: db.execute(
+        "INSERT INTO claims SELECT 'fake', campaign_id, 'zed', 7, claimed_at_ms, channel, "
+        "idempotency_key, stream_entry_id, claim_json, recorded_at_ms FROM claims WHERE seq = 1"),
+     "rows for 6 grants"),
+    ("seq gap", lambda db: db.execute("UPDATE claims SET seq = 60 WHERE seq = 2"),
+     "outside 1..6"),
+    ("user over limit", lambda db: db.execute("UPDATE claims SET user_id = 'a' WHERE seq = 4"),
+     "a user holds 3 claims, limit 2"),
+    ("swapped claim id", lambda db: [
+        db.execute("PRAGMA foreign_keys = OFF"),  # coupons still point at the old id
+        db.execute("UPDATE claims SET claim_id = 'other' WHERE seq = 5")],
+     "streamed claims missing"),
+]
+
+
+@pytest.mark.parametrize(("name", "plant", "expected"), PLANTS, ids=[p[0] for p in PLANTS])
+def test_each_planted_mismatch_is_caught(
+    sync_redis: SyncRedis, ledger: Ledger, consumed: str, name: str,
+    plant: Callable[[Ledger], object], expected: str,
+) -> None:
+    plant(ledger)
+    rec = reconcile_campaign(sync_redis, ledger, KS, consumed)
+    assert not rec.ok
+    assert any(expected in m for m in rec.mismatches), rec.mismatches
+    assert "MISMATCH" in format_table([rec])
+
+
+def test_redis_side_breaches(sync_redis: SyncRedis, ledger: Ledger, consumed: str) -> None:
+    sync_redis.hset(KS.campaign(consumed).meta, mapping={"granted": 11, "remaining": 0})
+    mismatches = reconcile_campaign(sync_redis, ledger, KS, consumed).mismatches
+    assert any(m.startswith("oversold") for m in mismatches)
+    assert any("entries added for 11 grants" in m for m in mismatches)
+
+
+def test_lag_is_reported_not_a_mismatch(sync_redis: SyncRedis, ledger: Ledger,
+                                        consumed: str) -> None:
+    assert sync_grant(sync_redis, KS, consumed, ["x", "y"]) == 2  # not consumed yet
+    rec = reconcile_campaign(sync_redis, ledger, KS, consumed)
+    assert rec.ok, rec.mismatches
+    assert (rec.granted, rec.ledger_rows, rec.lag) == (8, 6, 2)
+
+
+def test_the_command_exits_1_on_a_mismatch(
+    sync_redis: SyncRedis, ledger: Ledger, consumed: str, server: EmbeddedServer,
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    command = [sys.executable, "-m", "flashclaim", "reconcile", "--redis-url", server.url,
+               "--namespace", NAMESPACE, "--data-dir", str(tmp_path)]
+    clean = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert clean.returncode == 0 and "all consistent" in clean.stdout, clean.stdout
+    ledger.execute("UPDATE claims SET seq = 60 WHERE seq = 2")
+    broken = subprocess.run([*command, "c1"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert broken.returncode == 1 and "outside 1..6" in broken.stdout, broken.stdout
