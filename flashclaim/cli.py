@@ -139,6 +139,12 @@ def reconcile(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def demo(args: argparse.Namespace) -> int:
+    from flashclaim.demo import run_demo
+
+    return run_demo(args)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="default: FLASHCLAIM_REDIS_URL, else the embedded server")
     p.add_argument("--data-dir", type=Path, help="default: FLASHCLAIM_DATA_DIR or .flashclaim")
@@ -178,11 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0,
                    help="first wait up to this many seconds for the ledger to catch up")
     p.set_defaults(run=reconcile)
+
+    p = commands.add_parser("demo", help="service, ledger and a flash crowd, all embedded")
+    p.add_argument("--stock", type=int, default=1000)
+    p.add_argument("--requests", type=int, default=20_000)
+    p.add_argument("--users", type=int, default=10_000)
+    p.add_argument("--concurrency", type=int, default=200, help="open connections")
+    p.add_argument("--workers", type=int, default=1, help="service worker processes")
+    p.add_argument("--data-dir", help="keep everything here (default: a temp dir, removed)")
+    p.add_argument("--keep", action="store_true", help="keep the temp data dir")
+    p.set_defaults(run=demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)

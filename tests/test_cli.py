@@ -80,3 +80,16 @@ def test_serve_with_an_external_redis(tmp_path: Path, server: object) -> None:
                              json={"name": "x", "stock": 1, "coupons": [{"type": "cash",
                                                                          "value": 1}]})
         assert created.status_code == 201
+
+
+def test_demo_passes_on_a_small_crowd(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "flashclaim", "demo", "--stock", "50", "--requests", "900",
+         "--users", "300", "--concurrency", "30", "--data-dir", str(tmp_path / "demo")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "granted             50 of stock 50" in result.stdout
+    assert "oversold 0, lost 0, duplicated 0" in result.stdout and "PASS" in result.stdout
+    assert running_url(tmp_path / "demo") is None  # everything it started has stopped

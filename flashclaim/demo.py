@@ -1,0 +1,224 @@
+"""`flashclaim demo`: everything embedded, one flash crowd, one verdict.
+
+Starts `serve` (with its embedded Valkey) and `ledger` (SQLite) on a data
+directory, creates a campaign, sends a crowd of taps at it (first taps, repeat
+taps, fast tappers, client retries), waits for the ledger, reconciles, and
+prints a report. Exit 0 only if nothing was oversold, lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+import redis
+
+from flashclaim import loadgen
+from flashclaim.embedded import free_port, running_url
+from flashclaim.keys import KeySpace
+from flashclaim.ledger_db import open_ledger
+from flashclaim.reconcile import Reconciliation, reconcile_campaign, wait_for_ledger
+
+CAMPAIGN = "demo"
+
+
+@dataclass
+class Crowd:
+    """What the clients saw."""
+
+    statuses: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    granted_ids: list[str] = field(default_factory=list)
+    done: int = 0
+
+    def record(self, response: loadgen.Response) -> None:
+        self.done += 1
+        self.latencies.append(response.latency)
+        if response.status in (200, 201):
+            claim_id = orjson.loads(response.body)["claim_id"]
+            if response.status == 201:
+                self.granted_ids.append(claim_id)
+            self.statuses[str(response.status)] += 1
+        elif response.status == 0:
+            self.statuses["connection error"] += 1
+        else:
+            code = orjson.loads(response.body).get("error", "?")
+            self.statuses[f"{response.status} {code}"] += 1
+
+
+def crowd_requests(users: int, requests: int, seed: int = 11) -> list[loadgen.Request]:
+    """Every user taps once; the rest are repeat taps, fast tappers' bursts and retries."""
+    rng = random.Random(seed)
+    path = f"/v1/campaigns/{CAMPAIGN}/claims"
+
+    def tap(user: int, key: str | None = None) -> loadgen.Request:
+        headers = [("X-User-Id", f"user-{user}")]
+        if key is not None:
+            headers.append(("Idempotency-Key", key))
+        return loadgen.Request("POST", path, tuple(headers))
+
+    taps = [tap(u, f"k-{u}" if u % 10 == 0 else None) for u in range(users)]
+    fast_tappers = rng.sample(range(users), max(1, users // 100))
+    while len(taps) < requests:
+        roll = rng.random()
+        if roll < 0.4:  # a fast tapper's burst of 15 (some will hit the rate limit)
+            burst = [tap(rng.choice(fast_tappers)) for _ in range(15)]
+            taps.extend(burst[: requests - len(taps)])
+        elif roll < 0.6:  # a client retrying with its Idempotency-Key
+            u = rng.randrange(0, users, 10)
+            taps.append(tap(u, f"k-{u}"))
+        else:
+            taps.append(tap(rng.randrange(users)))
+    rng.shuffle(taps)
+    return taps
+
+
+class Progress:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.perf_counter()
+        self._last = 0.0
+        self._tty = sys.stderr.isatty()
+
+    def show(self, done: int, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not final and now - self._last < (0.2 if self._tty else 2.0):
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / self.total)
+        rate = done / max(now - self.started, 1e-9)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} taps {rate:,.0f}/s"
+        sys.stderr.write(("\r" + line) if self._tty else line + "\n")
+        if final and self._tty:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "flashclaim", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError("the service exited during start-up")
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the service did not become ready")
+        time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="flashclaim-demo-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    env.update(FLASHCLAIM_DATA_DIR=str(data_dir), FLASHCLAIM_ADMIN_TOKEN="demo-admin",
+               FLASHCLAIM_NAMESPACE="demo")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    print(f"flashclaim demo: data in {data_dir}, service on {base}")
+    service = _start(["serve", "--port", str(port), "--workers", str(args.workers)], env,
+                     data_dir / "serve.log")
+    ledger_proc: subprocess.Popen[bytes] | None = None
+    try:
+        _wait_ready(base, service)
+        # The ledger finds the embedded server that `serve` runs on this data directory.
+        ledger_proc = _start(["ledger", "--block-ms", "200"], env, data_dir / "ledger.log")
+        admin = {"Authorization": "Bearer demo-admin"}
+        created = httpx.post(base + "/v1/admin/campaigns", headers=admin, json={
+            "id": CAMPAIGN, "name": "Flash sale demo", "stock": args.stock,
+            "rate_limit": {"max": 5, "per_seconds": 1},
+            "coupons": [{"type": "threshold", "value": 2000, "min_spend": 10000},
+                        {"type": "cash", "value": 500, "validity": {"days": 7}}]})
+        created.raise_for_status()
+        requests = crowd_requests(args.users, args.requests)
+        print(f"campaign {CAMPAIGN!r}: stock {args.stock}; {len(requests)} taps from "
+              f"{args.users} users over {args.concurrency} connections")
+        crowd = Crowd()
+        progress = Progress(len(requests))
+
+        def on_response(r: loadgen.Response) -> None:
+            crowd.record(r)
+            progress.show(crowd.done)
+
+        elapsed = asyncio.run(loadgen.run("127.0.0.1", port, requests, args.concurrency,
+                                          on_response))
+        progress.show(crowd.done, final=True)
+        stats = httpx.get(base + f"/v1/admin/campaigns/{CAMPAIGN}", headers=admin).json()["stats"]
+        return _report(data_dir, args, crowd, elapsed, stats)
+    finally:
+        if ledger_proc is not None:
+            _stop(ledger_proc)
+        _stop(service)
+        if not args.data_dir and not args.keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _report(data_dir: Path, args: argparse.Namespace, crowd: Crowd, elapsed: float,
+            stats: dict[str, object]) -> int:
+    url = running_url(data_dir)
+    assert url is not None
+    keyspace = KeySpace("demo")
+    with redis.Redis.from_url(url, decode_responses=True) as r:
+        lag = wait_for_ledger(r, keyspace, [CAMPAIGN], timeout=60)
+        ledger = open_ledger(None, data_dir)
+        try:
+            rec: Reconciliation = reconcile_campaign(r, ledger, keyspace, CAMPAIGN)
+            in_ledger = ledger.claim_ids(CAMPAIGN)
+        finally:
+            ledger.close()
+    seen = crowd.granted_ids
+    oversold = max(0, rec.granted - rec.stock)
+    lost = len(set(seen) - in_ledger) + max(0, rec.granted - rec.ledger_rows)
+    duplicated = (len(seen) - len(set(seen))) + max(0, rec.ledger_rows - rec.granted)
+    latencies = sorted(crowd.latencies)
+    undersold = rec.granted < min(args.stock, args.users)
+    print()
+    print(f"granted             {rec.granted} of stock {rec.stock} "
+          f"(clients saw {len(seen)} x 201)")
+    print("answers by status   " + ", ".join(f"{k}: {v}" for k, v in
+                                             sorted(crowd.statuses.items())))
+    print(f"rejected (service)  {stats['rejected']}")
+    print(f"throughput          {len(latencies) / elapsed:,.0f} taps/s over {elapsed:.1f}s")
+    print(f"latency             p50 {loadgen.percentile(latencies, 50) * 1000:.1f} ms, "
+          f"p99 {loadgen.percentile(latencies, 99) * 1000:.1f} ms")
+    print(f"ledger              {rec.ledger_rows} rows, lag {lag}")
+    verdict = "consistent" if rec.ok else "MISMATCH: " + "; ".join(rec.mismatches)
+    print(f"reconcile           {verdict}")
+    print(f"oversold {oversold}, lost {lost}, duplicated {duplicated}"
+          + (", UNDERSOLD" if undersold else ""))
+    failed = oversold or lost or duplicated or not rec.ok or undersold or lag or \
+        crowd.statuses.get("connection error") or any(k.startswith("5") for k in crowd.statuses)
+    print("PASS" if not failed else "FAIL")
+    return 0 if not failed else 1
