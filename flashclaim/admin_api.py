@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -76,10 +77,29 @@ async def adjust_stock(request: Request) -> Response:
     return json_response(view.public(await s.campaigns.now()))
 
 
+ENTRY_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+
+
+async def records(request: Request) -> Response:
+    s = admin(request)
+    campaign_id = campaign_id_of(request)
+    after = request.query_params.get("after", "")
+    if after and not ENTRY_ID_RE.match(after):
+        raise invalid_request("after must be a stream entry id such as 1731283200000-0.")
+    try:
+        limit = int(request.query_params.get("limit", "1000"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 10_000:
+        raise invalid_request("limit must be an integer from 1 to 10000.")
+    return json_response(await s.campaigns.records(campaign_id, after, limit))
+
+
 routes = [
     Route("/v1/admin/campaigns", create_campaign, methods=["POST"]),
     Route("/v1/admin/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
     Route("/v1/admin/campaigns/{campaign_id}/pause", pause, methods=["POST"]),
     Route("/v1/admin/campaigns/{campaign_id}/resume", resume, methods=["POST"]),
     Route("/v1/admin/campaigns/{campaign_id}/stock", adjust_stock, methods=["POST"]),
+    Route("/v1/admin/campaigns/{campaign_id}/claims", records, methods=["GET"]),
 ]

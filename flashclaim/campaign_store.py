@@ -42,13 +42,32 @@ class CampaignStore:
 
     async def stats(self, campaign_id: str) -> dict[str, Any]:
         view = await self.get(campaign_id)
-        rejected_key = self._keyspace.campaign(campaign_id).rejected
-        rejected = text_map(await self._redis.hgetall(rejected_key))
+        keys = self._keyspace.campaign(campaign_id)
+        rejected = text_map(await self._redis.hgetall(keys.rejected))
         return {
             "granted": view.granted,
             "remaining": view.remaining,
+            "recorded": await self._recorded(keys.stream),
             "rejected": {code: int(n) for code, n in sorted(rejected.items())},
         }
+
+    async def _recorded(self, stream: str) -> int:
+        """Entries ever added to the claim stream (trimming does not lower it)."""
+        if not await self._redis.exists(stream):
+            return 0
+        info: dict[str, Any] = await self._redis.xinfo_stream(stream)
+        return int(info["entries-added"])
+
+    async def records(self, campaign_id: str, after: str, limit: int) -> dict[str, Any]:
+        """A page of the claim stream: what was recorded, for load-test verdicts and audits."""
+        await self.get(campaign_id)  # 404 for an unknown campaign
+        stream = self._keyspace.campaign(campaign_id).stream
+        page = await self._redis.xrange(stream, "(" + after if after else "-", "+",
+                                        count=limit) or []
+        claims = [{"entry_id": str(entry_id), "seq": int(fields["seq"]),
+                   "claim_id": fields["claim_id"], "user_id": fields["user_id"]}
+                  for entry_id, fields in page if fields]
+        return {"claims": claims, "next": claims[-1]["entry_id"] if len(page) == limit else None}
 
     async def all_ids(self) -> list[str]:
         ids = await self._redis.zrange(self._keyspace.registry, 0, -1)

@@ -112,10 +112,11 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "stats": {
                         "type": "object",
-                        "required": ["granted", "remaining", "rejected"],
+                        "required": ["granted", "remaining", "recorded", "rejected"],
                         "properties": {
                             "granted": {"type": "integer", "minimum": 0},
                             "remaining": {"type": "integer", "minimum": 0},
+                            "recorded": {"type": "integer", "minimum": 0},
                             "rejected": {"type": "object",
                                          "additionalProperties": {"type": "integer"}},
                         },
@@ -170,6 +171,18 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {"delta": {"type": "integer", "minimum": -1_000_000_000,
                                  "maximum": 1_000_000_000, "not": {"const": 0}}},
+    },
+    "Records": {
+        "type": "object",
+        "required": ["claims", "next"],
+        "properties": {
+            "claims": {"type": "array", "items": {
+                "type": "object", "required": ["entry_id", "seq", "claim_id", "user_id"],
+                "properties": {"entry_id": {"type": "string"}, "seq": {"type": "integer"},
+                               "claim_id": {"type": "string"}, "user_id": {"type": "string"}},
+            }},
+            "next": {"type": ["string", "null"]},
+        },
     },
     "Health": {"type": "object", "required": ["status"],
                "properties": {"status": {"type": "string"}}},
@@ -249,6 +262,21 @@ PATHS: dict[str, Any] = {
             "security": _ADMIN,
             "parameters": [_CAMPAIGN_ID_PARAM],
             "responses": {"200": _json(_ref("AdminCampaign"), "The campaign and its stats"),
+                          **_errors(400, 401, 404, 503)},
+        }
+    },
+    "/v1/admin/campaigns/{campaign_id}/claims": {
+        "get": {
+            "summary": "The claim stream's records, a page at a time (after = last entry_id)",
+            "security": _ADMIN,
+            "parameters": [
+                _CAMPAIGN_ID_PARAM,
+                {"name": "after", "in": "query", "required": False,
+                 "schema": {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+            ],
+            "responses": {"200": _json(_ref("Records"), "Records in stream order"),
                           **_errors(400, 401, 404, 503)},
         }
     },

@@ -137,7 +137,7 @@ async def test_stats_count_grants_and_rejections(client: httpx.AsyncClient) -> N
                           ("d", "app")]:
         await claim(client, c["id"], user, channel=channel)
     assert await stats(client, c["id"]) == {
-        "granted": 2, "remaining": 0,
+        "granted": 2, "remaining": 0, "recorded": 2,
         "rejected": {"already_claimed": 1, "not_eligible": 1, "sold_out": 2},
     }
 
@@ -200,3 +200,26 @@ async def test_statuses_and_the_public_list(client: httpx.AsyncClient) -> None:
     listed = (await client.get("/v1/campaigns")).json()["campaigns"]
     assert [c["id"] for c in listed] == ["live", "scheduled"]
     assert listed[0] == live
+
+
+async def test_records_page_through_the_stream(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client, stock=5)
+    granted = [(await claim(client, c["id"], f"u{i}")).json() for i in range(5)]
+    url = f"/v1/admin/campaigns/{c['id']}/claims"
+    first = (await client.get(url, params={"limit": 3}, headers=ADMIN)).json()
+    rest = (await client.get(url, params={"after": first["next"], "limit": 3},
+                             headers=ADMIN)).json()
+    records = first["claims"] + rest["claims"]
+    assert rest["next"] is None
+    assert [(r["seq"], r["claim_id"], r["user_id"]) for r in records] == [
+        (g["seq"], g["claim_id"], g["user_id"]) for g in granted]
+    assert (await stats(client, c["id"]))["recorded"] == 5
+
+
+@pytest.mark.parametrize("query", [{"after": "x"}, {"limit": "0"}, {"limit": "many"},
+                                   {"limit": "10001"}])
+async def test_records_bad_query(client: httpx.AsyncClient, query: dict[str, str]) -> None:
+    c = await create_campaign(client)
+    response = await client.get(f"/v1/admin/campaigns/{c['id']}/claims", params=query,
+                                headers=ADMIN)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
