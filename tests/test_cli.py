@@ -3,46 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from flashclaim.embedded import free_port, running_url
+from flashclaim.embedded import running_url
 
-
-@contextmanager
-def serving(data_dir: Path, *args: str) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
-    log_path = data_dir.parent / f"serve-{port}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flashclaim", "serve", "--port", str(port),
-             "--data-dir", str(data_dir), *args],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.05)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, log_path.read_text()
+from helpers import serving
 
 
 def test_serve_restart_keeps_campaigns_and_claims(tmp_path: Path) -> None:

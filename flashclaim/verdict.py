@@ -1,0 +1,103 @@
+"""The load-test verdict: what clients saw against what the service recorded.
+
+A pure function over facts, so the Locust scenarios, the benchmark and the tests
+share one judge, and a planted breach can be shown to fail it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ClientFacts:
+    """What load-generating clients saw for one campaign (merged over all workers)."""
+
+    granted: dict[str, str] = field(default_factory=dict)  # claim_id -> user_id, from 201s
+    sold_out_seen: bool = False  # some client was told 410 sold_out
+    server_errors: int = 0  # 5xx answers and failed connections
+
+    def merge(self, other: ClientFacts) -> None:
+        self.granted.update(other.granted)
+        self.sold_out_seen |= other.sold_out_seen
+        self.server_errors += other.server_errors
+
+    def to_wire(self) -> dict[str, object]:
+        return {"granted": self.granted, "sold_out_seen": self.sold_out_seen,
+                "server_errors": self.server_errors}
+
+    @classmethod
+    def from_wire(cls, data: dict[str, object]) -> ClientFacts:
+        granted = data.get("granted", {})
+        errors = data.get("server_errors", 0)
+        return cls(dict(granted) if isinstance(granted, dict) else {},
+                   bool(data.get("sold_out_seen")), int(errors) if isinstance(errors, int) else 0)
+
+
+@dataclass
+class ServerFacts:
+    """What the service recorded for one campaign (admin stats and the stream's records)."""
+
+    stock: int
+    granted: int
+    recorded: int  # stream entries ever added
+    per_user_limit: int
+    records: list[tuple[str, str, int]]  # (claim_id, user_id, seq) for every stream record
+    eligible_users_exist: bool = True  # False: nobody in the test may be granted anything
+
+
+@dataclass(frozen=True)
+class Breach:
+    campaign_id: str
+    what: str
+
+
+def judge(campaign_id: str, client: ClientFacts, server: ServerFacts) -> list[Breach]:
+    out: list[str] = []
+    if server.granted > server.stock:
+        out.append(f"oversold: granted {server.granted} > stock {server.stock}")
+    if client.sold_out_seen and server.granted < server.stock:
+        out.append(f"undersold: clients were told sold out at {server.granted} of {server.stock}")
+    if server.recorded != server.granted:
+        out.append(f"stream: {server.recorded} records for {server.granted} grants")
+    recorded_ids = Counter(claim_id for claim_id, _, _ in server.records)
+    duplicates = [c for c, n in recorded_ids.items() if n > 1]
+    if duplicates:
+        first = duplicates[0]
+        out.append(f"duplicated: claim {first} recorded {recorded_ids[first]} times")
+    seqs = Counter(seq for _, _, seq in server.records)
+    if any(n > 1 for n in seqs.values()):
+        out.append("duplicated: a seq was granted twice")
+    lost = sorted(set(client.granted) - set(recorded_ids))
+    if lost:
+        out.append(f"lost: {len(lost)} claims answered 201 are not in the stream, e.g. {lost[0]}")
+    per_user = Counter(user for _, user, _ in server.records)
+    over = sorted(u for u, n in per_user.items() if n > server.per_user_limit)
+    if over:
+        out.append(f"user above per_user_limit {server.per_user_limit}: {over[0]} "
+                   f"holds {per_user[over[0]]}")
+    seen_per_user = Counter(client.granted.values())
+    over_seen = sorted(u for u, n in seen_per_user.items() if n > server.per_user_limit)
+    if over_seen and not over:
+        out.append(f"clients saw {over_seen[0]} granted {seen_per_user[over_seen[0]]} times")
+    if not server.eligible_users_exist and (server.granted or client.granted):
+        out.append(f"granted {server.granted} to users who are not eligible")
+    if client.server_errors:
+        out.append(f"{client.server_errors} server errors (5xx or failed connections)")
+    return [Breach(campaign_id, what) for what in out]
+
+
+def format_verdict(rows: list[tuple[str, ClientFacts, ServerFacts]],
+                   breaches: list[Breach]) -> str:
+    header = ("campaign", "stock", "granted", "recorded", "201 seen", "verdict")
+    table = [header]
+    for campaign_id, client, server in rows:
+        bad = any(b.campaign_id == campaign_id for b in breaches)
+        table.append((campaign_id, str(server.stock), str(server.granted), str(server.recorded),
+                      str(len(client.granted)), "BREACH" if bad else "ok"))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
+    lines += [f"  {b.campaign_id}: {b.what}" for b in breaches]
+    lines.append("VERDICT: " + ("FAIL" if breaches else "PASS (no oversell, loss or duplicate)"))
+    return "\n".join(lines)

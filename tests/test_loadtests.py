@@ -1,0 +1,110 @@
+"""The Locust scenarios: a short real run gives a clean verdict; the verdict catches breaches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flashclaim.verdict import ClientFacts, ServerFacts, judge
+
+from helpers import serving
+
+LOADTESTS = Path(__file__).resolve().parent.parent / "loadtests"
+
+
+def clean() -> tuple[ClientFacts, ServerFacts]:
+    """Stock 3, per-user limit 2: u1 twice, u2 once; clients saw all three and a sold out."""
+    records = [("c1", "u1", 1), ("c2", "u2", 2), ("c3", "u1", 3)]
+    client = ClientFacts(granted={c: u for c, u, _ in records}, sold_out_seen=True)
+    server = ServerFacts(stock=3, granted=3, recorded=3, per_user_limit=2, records=records)
+    return client, server
+
+
+def test_a_clean_run_passes() -> None:
+    assert judge("x", *clean()) == []
+
+
+def _oversold(c: ClientFacts, s: ServerFacts) -> None:
+    s.granted, s.recorded = 4, 4
+    s.records.append(("c4", "u3", 4))
+
+
+def _lost(c: ClientFacts, s: ServerFacts) -> None:
+    c.granted["ghost"] = "u9"  # a 201 the stream does not hold
+
+
+def _over_limit(c: ClientFacts, s: ServerFacts) -> None:
+    s.records[1] = ("c2", "u1", 2)
+
+
+def _duplicated(c: ClientFacts, s: ServerFacts) -> None:
+    s.records[2] = ("c1", "u1", 3)
+
+
+def _unrecorded(c: ClientFacts, s: ServerFacts) -> None:
+    s.recorded = 2
+
+
+def _undersold(c: ClientFacts, s: ServerFacts) -> None:
+    s.stock = 5  # told "sold out" with 2 left
+
+
+def _server_errors(c: ClientFacts, s: ServerFacts) -> None:
+    c.server_errors = 3
+
+
+def _ineligible(c: ClientFacts, s: ServerFacts) -> None:
+    s.eligible_users_exist = False
+
+
+@pytest.mark.parametrize(("plant", "expected"), [
+    (_oversold, "oversold"), (_lost, "lost"), (_over_limit, "above per_user_limit"),
+    (_duplicated, "duplicated"), (_unrecorded, "stream: 2 records for 3 grants"),
+    (_undersold, "undersold"), (_server_errors, "server errors"), (_ineligible, "not eligible"),
+], ids=lambda p: getattr(p, "__name__", str(p)))
+def test_each_planted_breach_fails_the_verdict(plant: object, expected: str) -> None:
+    client, server = clean()
+    plant(client, server)  # type: ignore[operator]
+    breaches = judge("x", client, server)
+    assert any(expected in b.what for b in breaches), breaches
+
+
+def test_reports_survive_the_wire() -> None:
+    client, _ = clean()
+    merged = ClientFacts()
+    merged.merge(ClientFacts.from_wire(client.to_wire()))
+    merged.merge(ClientFacts(granted={"c9": "u9"}, server_errors=1))
+    assert merged.granted == {**client.granted, "c9": "u9"}
+    assert merged.sold_out_seen and merged.server_errors == 1
+
+
+def test_headless_smoke_run_passes(tmp_path: Path) -> None:
+    """A short real run: service and ledger embedded, a few hundred users, a clean verdict."""
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    with serving(data_dir) as base:
+        ledger = subprocess.Popen(
+            [sys.executable, "-m", "flashclaim", "ledger", "--data-dir", str(data_dir),
+             "--block-ms", "200"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            reconcile = (f"{sys.executable} -m flashclaim reconcile --wait 30 "
+                         f"--data-dir {data_dir}")
+            result = subprocess.run(
+                [sys.executable, "-m", "locust", "-f", str(LOADTESTS / "locustfile.py"),
+                 "--headless", "-u", "300", "-r", "150", "-t", "15s", "--host", base,
+                 "--admin-token", (data_dir / "admin-token").read_text().strip(),
+                 "--stock", "60", "--start-delay", "3", "--only-summary",
+                 "--reconcile-command", reconcile],
+                env=env, capture_output=True, text=True, timeout=180,
+            )
+        finally:
+            ledger.terminate()
+            ledger.wait(30)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "VERDICT: PASS" in output and "all consistent" in output
+    assert "flash   60     60" in output  # the flash crowd sold out exactly
