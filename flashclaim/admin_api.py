@@ -45,6 +45,7 @@ async def get_campaign(request: Request) -> Response:
     campaign_id = campaign_id_of(request)
     view = await s.campaigns.get(campaign_id)
     body = view.public(await s.campaigns.now())
+    await s.flush_gate()  # this process's answers from memory; other workers' within a second
     body["stats"] = await s.campaigns.stats(campaign_id)
     return json_response(body)
 
@@ -60,6 +61,7 @@ async def resume(request: Request) -> Response:
 async def _set_paused(request: Request, paused: bool) -> Response:
     s = admin(request)
     view = await s.campaigns.set_paused(campaign_id_of(request), paused)
+    s.claims.gate.forget(view.id)
     audit.info("campaign %s id=%s", "paused" if paused else "resumed", view.id)
     return json_response(view.public(await s.campaigns.now()))
 
@@ -73,6 +75,7 @@ async def adjust_stock(request: Request) -> Response:
     if delta == 0:
         raise invalid_request("delta must not be 0.")
     view = await s.campaigns.adjust_stock(campaign_id, delta)
+    s.claims.gate.forget(campaign_id)
     audit.info("campaign stock id=%s delta=%d stock=%d", view.id, delta, view.stock)
     return json_response(view.public(await s.campaigns.now()))
 

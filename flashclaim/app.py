@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -61,9 +62,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await services.check_server()
         except RedisError as exc:  # start anyway; /readyz reports it until Redis answers
             log.warning("Redis not reachable at start-up: %s", exc)
+        flusher = asyncio.create_task(services.flush_gate_forever())
         try:
             yield
         finally:
+            flusher.cancel()
+            await services.flush_gate()
             await services.close()
 
     return Starlette(

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from flashclaim.coalescer import ClaimCoalescer
 from flashclaim.errors import CLAIM_REJECTIONS, IDEMPOTENCY_KEY_REUSED, ApiError
+from flashclaim.gate import ClaimGate
 from flashclaim.identity import Identity
 from flashclaim.keys import KeySpace, key_digest
 from flashclaim.scripts import ClaimCode, ClaimRequest, Scripts
@@ -28,14 +29,20 @@ class ClaimOutcome:
 
 
 class ClaimService:
-    def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace) -> None:
+    def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace,
+                 gate: ClaimGate | None = None) -> None:
         self._redis = redis
         self._keyspace = keyspace
         self._coalescer = ClaimCoalescer(scripts, keyspace)
+        self.gate = gate or ClaimGate()
 
     async def claim(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None
     ) -> ClaimOutcome:
+        if idempotency_key is None:
+            known = self.gate.answer(campaign_id, who.user_id)
+            if known is not None:  # what Redis would say, without asking it
+                raise _rejection(known, "")
         claim_id = secrets.token_hex(12)
         if idempotency_key is None:
             # A server-made token still lets claim.lua recognise a client-library retry.
@@ -45,15 +52,12 @@ class ClaimService:
             token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
         request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key)
         decision = await self._coalescer.decide(campaign_id, request)
+        self.gate.learn(campaign_id, who.user_id, decision)
         if decision.code is ClaimCode.GRANTED:
             return ClaimOutcome(201, render_claim(decision.payload))
         if decision.code is ClaimCode.REPLAY:
             return ClaimOutcome(200, render_claim(decision.payload))
-        status, message = CLAIM_REJECTIONS[decision.code]
-        retry_after = None
-        if decision.code is ClaimCode.RATE_LIMITED:
-            retry_after = max(1, math.ceil(int(decision.payload) / 1000))
-        raise ApiError(status, decision.code.value, message, retry_after=retry_after)
+        raise _rejection(decision.code, decision.payload)
 
     async def _bind_idempotency_key(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str
@@ -73,6 +77,14 @@ class ClaimService:
         )
         if previous is not None and previous != fingerprint:
             raise ApiError(*IDEMPOTENCY_KEY_REUSED)
+
+
+def _rejection(code: ClaimCode, payload: str) -> ApiError:
+    status, message = CLAIM_REJECTIONS[code]
+    retry_after = None
+    if code is ClaimCode.RATE_LIMITED:
+        retry_after = max(1, math.ceil(int(payload) / 1000))
+    return ApiError(status, code.value, message, retry_after=retry_after)
 
 
 def render_claim(payload: str) -> dict[str, Any]:

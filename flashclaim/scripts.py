@@ -84,6 +84,7 @@ class ClaimRequest:
 class ClaimDecision:
     code: ClaimCode
     payload: str
+    holds_limit: bool = False  # the user now holds per_user_limit grants
 
 
 class Scripts:
@@ -114,8 +115,8 @@ class Scripts:
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
         flat = await self._script("claim")(keys=script_keys, args=argv)
         return [
-            ClaimDecision(ClaimCode(_text(flat[i])), _text(flat[i + 1]))
-            for i in range(0, len(flat), 2)
+            ClaimDecision(ClaimCode(_text(flat[i])), _text(flat[i + 1]), _text(flat[i + 2]) == "1")
+            for i in range(0, len(flat), 3)
         ]
 
     async def create_campaign(self, keys: CampaignKeys, fields: list[str | int]) -> bool:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 
 from flashclaim.campaign_store import CampaignStore
@@ -52,6 +54,18 @@ class Services:
         self.warnings = await server_warnings(self.redis)
         for warning in self.warnings:
             log.warning("Redis server: %s", warning)
+
+    async def flush_gate(self) -> None:
+        """Count the rejections answered from memory; never fails the caller."""
+        try:
+            await self.claims.gate.flush(self.redis, self.keyspace)
+        except RedisError as exc:
+            log.warning("could not flush rejection counts: %s", exc)
+
+    async def flush_gate_forever(self, every: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await self.flush_gate()
 
     async def close(self) -> None:
         await self.redis.aclose()

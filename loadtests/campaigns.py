@@ -48,7 +48,8 @@ def create_all(host: str, token: str, run_id: str, stock: int, campaigns: int,
     specs: dict[str, dict[str, Any]] = {
         ids["flash"]: {"starts_at": start.isoformat()},
         ids["hammer"]: {},
-        ids["bots"]: {"rate_limit": {"max": 5, "per_seconds": 1}},
+        # A high per-user limit: the rate limit, not the limit, is what stops a bot.
+        ids["bots"]: {"rate_limit": {"max": 5, "per_seconds": 1}, "per_user_limit": 100},
         ids["vip"]: {"channels": ["app"], "segments": ["vip"]},
     }
     many = [f"lt-{run_id}-many{i}" for i in range(campaigns)]

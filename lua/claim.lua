@@ -27,7 +27,8 @@ ARGV:
   ARGV[o+5]      string  channel ("" when none given)
   ARGV[o+6]      string  Idempotency-Key as sent ("" when none)
 
-Returns a flat array of 2n values: for claim i, code at 2i-1 and payload at 2i.
+Returns a flat array of 3n values: for claim i, code at 3i-2, payload at 3i-1,
+and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
   code                payload
   "granted"           claim JSON (times in epoch ms)
   "replay"            the claim JSON stored when this token was granted
@@ -51,9 +52,10 @@ local PER_CLAIM = 6
 local SCHEMA_VERSION = '1'
 
 local results = {}
-local function reply(code, payload)
+local function reply(code, payload, holds_limit)
   results[#results + 1] = code
   results[#results + 1] = payload
+  results[#results + 1] = holds_limit and '1' or '0'
 end
 
 local m = redis.call('HMGET', meta_key, 'id', 'remaining', 'paused', 'starts_at',
@@ -136,20 +138,21 @@ for i = 1, n do
     if taps > rl_max then
       reject('rate_limited', tostring(redis.call('PTTL', rl_key)))
     elseif held >= per_user_limit then
-      reject('already_claimed', tostring(held))
+      redis.call('HINCRBY', rejected_key, 'already_claimed', 1)
+      reply('already_claimed', tostring(held), true)
     elseif remaining <= 0 then
       reject('sold_out', '')
     else
       -- the grant: stock first, then everything that records it
       remaining = redis.call('HINCRBY', meta_key, 'remaining', -1)
       local seq = redis.call('HINCRBY', meta_key, 'granted', 1)
-      redis.call('HINCRBY', users_key, user_id, 1)
+      held = redis.call('HINCRBY', users_key, user_id, 1)
       local claim = claim_json(claim_id, user_id, seq, channel)
       redis.call('HSET', dedup_key, token, claim)
       redis.call('XADD', stream_key, '*', 'v', SCHEMA_VERSION, 'claim_id', claim_id,
         'campaign_id', campaign_id, 'user_id', user_id, 'seq', seq, 'claimed_at', now,
         'channel', channel, 'idempotency_key', idem_key, 'claim', claim)
-      reply('granted', claim)
+      reply('granted', claim, held >= per_user_limit)
     end
   end
 end

@@ -103,7 +103,7 @@ def sync_grant(r: SyncRedis, keyspace: KeySpace, campaign_id: str, users: list[s
             argv.extend(b.argv())
         flat = claim_script(keys=keys.script_keys() + [keys.rate_limit(b.user_id) for b in batch],
                             args=argv)
-        granted += sum(1 for code in flat[::2] if code == "granted")
+        granted += sum(1 for code in flat[::3] if code == "granted")
     return granted
 
 

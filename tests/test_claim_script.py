@@ -251,3 +251,17 @@ async def test_adjust_stock_on_missing_campaign(scripts_on_any: RedisScripts) ->
     _, scripts = scripts_on_any
     result = await scripts.adjust_stock(KS.campaign("ghost"), 5, 1_000_000_000)
     assert result == (StockCode.CAMPAIGN_NOT_FOUND, 0, 0)
+
+
+async def test_each_answer_says_whether_the_user_holds_the_limit(
+    scripts_on_any: RedisScripts,
+) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, per_user_limit=2, stock=1)
+    decisions = [d for _ in range(3) for d in await decide(scripts, cid, request("u1"))]
+    assert [(d.code, d.holds_limit) for d in decisions] == [
+        (ClaimCode.GRANTED, False), (ClaimCode.SOLD_OUT, False), (ClaimCode.SOLD_OUT, False)]
+    cid = await make_campaign(r, scripts, per_user_limit=2)
+    decisions = [d for _ in range(3) for d in await decide(scripts, cid, request("u1"))]
+    assert [(d.code, d.holds_limit) for d in decisions] == [
+        (ClaimCode.GRANTED, False), (ClaimCode.GRANTED, True), (ClaimCode.ALREADY_CLAIMED, True)]

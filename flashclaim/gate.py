@@ -1,0 +1,85 @@
+"""The claim gate: answers from memory what Redis would answer anyway.
+
+Most taps of a flash sale come after sell-out, or from users who already hold
+their limit. The gate remembers, per process:
+
+- campaigns that are closed: `ended` for good (time only moves forward);
+  `sold_out` and `paused` for at most `closed_ttl_ms`, after which the next claim
+  goes to Redis again: stock added or a resume is seen within that bound;
+- (campaign, user) pairs that hold their limit (claim.lua says so with each
+  answer): for good, since a user's grant count never goes down. Nobody who may
+  still claim is refused.
+
+It only learns from claim.lua's answers. Requests with an Idempotency-Key never
+use it (they may be replays of a grant). Answers from memory skip the
+eligibility and rate-limit checks: "sold out" is true for everyone. They are
+tallied and added to the campaign's rejection counts by `flush()`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from flashclaim.keys import KeySpace
+from flashclaim.scripts import ClaimCode, ClaimDecision
+
+_FOREVER = float("inf")
+
+
+class ClaimGate:
+    def __init__(self, closed_ttl_ms: int = 200, max_holders: int = 1_000_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = closed_ttl_ms / 1000
+        self._max_holders = max_holders
+        self._clock = clock
+        self._closed: dict[str, tuple[ClaimCode, float]] = {}  # campaign -> (code, until)
+        self._holders: dict[tuple[str, str], None] = {}  # insertion-ordered: oldest evicted
+        self._tally: Counter[tuple[str, str]] = Counter()  # (campaign, code) answered here
+
+    def answer(self, campaign_id: str, user_id: str) -> ClaimCode | None:
+        """The code Redis would answer, when it is known here; None: ask Redis."""
+        closed = self._closed.get(campaign_id)
+        if closed is not None and closed[1] <= self._clock():
+            del self._closed[campaign_id]
+            closed = None
+        code: ClaimCode | None = None
+        if closed is not None and closed[0] is not ClaimCode.SOLD_OUT:
+            code = closed[0]  # ended, paused: decided before the per-user limit
+        elif (campaign_id, user_id) in self._holders:
+            code = ClaimCode.ALREADY_CLAIMED
+        elif closed is not None:
+            code = closed[0]  # sold out
+        if code is not None:
+            self._tally[(campaign_id, code.value)] += 1
+        return code
+
+    def learn(self, campaign_id: str, user_id: str, decision: ClaimDecision) -> None:
+        code = decision.code
+        if decision.holds_limit:  # after a grant that reached the limit, or already_claimed
+            self._holders[(campaign_id, user_id)] = None
+            if len(self._holders) > self._max_holders:
+                del self._holders[next(iter(self._holders))]
+        if code is ClaimCode.ENDED:
+            self._closed[campaign_id] = (code, _FOREVER)
+        elif code in (ClaimCode.SOLD_OUT, ClaimCode.PAUSED):
+            self._closed[campaign_id] = (code, self._clock() + self._ttl)
+        elif code is ClaimCode.GRANTED:
+            self._closed.pop(campaign_id, None)  # open after all (stock was added)
+
+    def forget(self, campaign_id: str) -> None:
+        """An admin change in this process: ask Redis again at once."""
+        self._closed.pop(campaign_id, None)
+
+    async def flush(self, redis: Redis, keyspace: KeySpace) -> None:
+        """Add the answers given from memory to the campaigns' rejection counts."""
+        if not self._tally:
+            return
+        tally, self._tally = self._tally, Counter()
+        async with redis.pipeline(transaction=False) as pipe:
+            for (campaign_id, code), n in tally.items():
+                pipe.hincrby(keyspace.campaign(campaign_id).rejected, code, n)
+            await pipe.execute()
