@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -31,31 +32,49 @@ class CampaignAudit:
         return not self.violations
 
 
+def decode_entries(raw: Any) -> list[ClaimRecord | RecordError]:
+    """XRANGE entries decoded (or the reason each could not be)."""
+    out: list[ClaimRecord | RecordError] = []
+    for entry_id, fields in raw or []:
+        try:
+            out.append(ClaimRecord.decode(entry_id or "", fields or {}))
+        except RecordError as exc:
+            out.append(exc)
+    return out
+
+
 async def read_stream(redis: Redis, stream_key: str) -> list[ClaimRecord | RecordError]:
-    """Every entry of a claim stream, decoded (or the reason it could not be)."""
+    """Every entry of a claim stream, a page at a time."""
     out: list[ClaimRecord | RecordError] = []
     start = "-"
     while True:
         page = await redis.xrange(stream_key, start, "+", count=PAGE) or []
-        for entry_id, fields in page:
-            try:
-                out.append(ClaimRecord.decode(entry_id or "", fields or {}))
-            except RecordError as exc:
-                out.append(exc)
+        out += decode_entries(page)
         if len(page) < PAGE:
             return out
         start = "(" + str(page[-1][0])
 
 
-async def audit_campaign(redis: Redis, keyspace: KeySpace, campaign_id: str) -> CampaignAudit:
+async def snapshot(redis: Redis, keyspace: KeySpace, campaign_id: str) -> tuple[
+        dict[str, str], dict[str, str], list[ClaimRecord | RecordError]]:
+    """Counters, per-user counts and the whole stream, read in one MULTI/EXEC: claims
+    granted meanwhile cannot make the three disagree. (One slot: one hash tag.)"""
     keys = keyspace.campaign(campaign_id)
-    meta = text_map(await redis.hgetall(keys.meta))
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hgetall(keys.meta)
+        pipe.hgetall(keys.users)
+        pipe.xrange(keys.stream)
+        meta, users, stream = await pipe.execute()
+    return text_map(meta), text_map(users), decode_entries(stream)
+
+
+async def audit_campaign(redis: Redis, keyspace: KeySpace, campaign_id: str) -> CampaignAudit:
+    meta, users, entries = await snapshot(redis, keyspace, campaign_id)
     if not meta:
         return CampaignAudit(campaign_id, 0, 0, 0, 0, ("campaign not found",))
     stock, remaining, granted = int(meta["stock"]), int(meta["remaining"]), int(meta["granted"])
     limit = int(meta["per_user_limit"])
-    entries = await read_stream(redis, keys.stream)
-    held = {u: int(n) for u, n in text_map(await redis.hgetall(keys.users)).items()}
+    held = {u: int(n) for u, n in users.items()}
     v: list[str] = []
     if remaining < 0:
         v.append(f"remaining is negative ({remaining})")

@@ -145,6 +145,12 @@ def demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def bench(args: argparse.Namespace) -> int:
+    from flashclaim.bench import run_bench
+
+    return run_bench(args)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--redis-url", help="default: FLASHCLAIM_REDIS_URL, else the embedded server")
     p.add_argument("--data-dir", type=Path, help="default: FLASHCLAIM_DATA_DIR or .flashclaim")
@@ -194,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="keep everything here (default: a temp dir, removed)")
     p.add_argument("--keep", action="store_true", help="keep the temp data dir")
     p.set_defaults(run=demo)
+
+    p = commands.add_parser("bench", help="claim paths as fractions of the server's ceiling")
+    p.add_argument("--seconds", type=int, default=8, help="per scenario")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument("--workers", type=int, default=2, help="also measure N service workers")
+    p.add_argument("--crowd-stock", type=int, default=10_000)
+    p.add_argument("--crowd-taps", type=int, default=200_000)
+    p.add_argument("--crowd-users", type=int, default=100_000)
+    p.add_argument("--python-load", action="store_true",
+                   help="use the asyncio generator even when wrk is installed")
+    p.set_defaults(run=bench)
     return parser
 
 

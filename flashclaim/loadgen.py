@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 
@@ -101,3 +101,51 @@ def percentile(sorted_values: list[float], p: float) -> float:
         return 0.0
     index = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
     return sorted_values[index]
+
+
+async def run_for(
+    host: str, port: int, make: Callable[[int], Request], seconds: float, concurrency: int,
+    on_response: Callable[[Response], None],
+) -> float:
+    """Closed loop: `concurrency` connections send back to back for `seconds`."""
+    deadline = time.perf_counter() + seconds
+
+    def requests() -> Iterator[Request]:
+        n = 0
+        while time.perf_counter() < deadline:
+            n += 1
+            yield make(n)
+
+    return await run(host, port, requests(), concurrency, on_response)
+
+
+async def run_paced(
+    host: str, port: int, make: Callable[[int], Request], rate: float, seconds: float,
+    concurrency: int, on_response: Callable[[Response], None],
+) -> float:
+    """Open loop: requests start at a fixed rate whatever the answers' speed; latency counts
+    from the scheduled start, so queueing is not hidden (no coordinated omission)."""
+    total = int(rate * seconds)
+    counter = iter(range(total))
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        conn = Connection(host, port)
+        try:
+            for i in counter:
+                scheduled = started + i / rate
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                req = make(i)
+                try:
+                    status, body = await conn.send(req)
+                except (OSError, asyncio.IncompleteReadError) as exc:
+                    await conn.close()
+                    status, body = 0, repr(exc).encode()
+                on_response(Response(req, status, body, time.perf_counter() - scheduled))
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from flashclaim.audit import PAGE, decode_entries
 from flashclaim.keys import KeySpace
 from flashclaim.ledger_db import Ledger, LedgerSummary
 from flashclaim.stream import ClaimRecord, RecordError
@@ -114,13 +115,9 @@ def _read_all(r: Any, stream: str) -> list[ClaimRecord | RecordError]:
     out: list[ClaimRecord | RecordError] = []
     start = "-"
     while True:
-        page = r.xrange(stream, start, "+", count=1000)
-        for entry_id, fields in page:
-            try:
-                out.append(ClaimRecord.decode(entry_id, fields))
-            except RecordError as exc:
-                out.append(exc)
-        if len(page) < 1000:
+        page = r.xrange(stream, start, "+", count=PAGE)
+        out += decode_entries(page)
+        if len(page) < PAGE:
             return out
         start = "(" + str(page[-1][0])
 

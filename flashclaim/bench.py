@@ -1,0 +1,278 @@
+"""`flashclaim bench`: the claim paths as fractions of the server's own ceiling.
+
+Everything in one run, on one machine: the ceiling is the same service answering
+`/healthz` under the same load tool. Load comes from wrk (with wrk/claims.lua)
+when it is installed, else from the project's asyncio generator. After every
+claim scenario the campaign is audited: no oversell, no lost or extra record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import redis
+from redis.asyncio import Redis as AsyncRedis
+
+from flashclaim import loadgen
+from flashclaim.audit import audit_campaign
+from flashclaim.embedded import EmbeddedServer, free_port
+from flashclaim.keys import KeySpace
+
+TOKEN = "bench-admin"
+NAMESPACE = "bench"
+
+
+@dataclass
+class Result:
+    scenario: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    invariants: str = "-"
+    note: str = ""
+
+
+class Service:
+    """`flashclaim serve` on a free port against a given Redis."""
+
+    def __init__(self, redis_url: str, workers: int, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+        env.update(FLASHCLAIM_REDIS_URL=redis_url, FLASHCLAIM_ADMIN_TOKEN=TOKEN,
+                   FLASHCLAIM_NAMESPACE=NAMESPACE)
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flashclaim", "serve", "--port", str(self.port),
+                 "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(self.base + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start; see {log}")
+            time.sleep(0.05)
+
+    def campaign(self, campaign_id: str, stock: int) -> str:
+        httpx.post(self.base + "/v1/admin/campaigns", headers={"Authorization": f"Bearer {TOKEN}"},
+                   json={"id": campaign_id, "name": campaign_id, "stock": stock,
+                         "coupons": [{"type": "cash", "value": 500}]}).raise_for_status()
+        return f"/v1/campaigns/{campaign_id}/claims"
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
+class Load:
+    """One load tool for every scenario of a run: wrk if present, else the asyncio generator."""
+
+    def __init__(self, seconds: float, connections: int, threads: int, force_python: bool) -> None:
+        self.seconds, self.connections, self.threads = seconds, connections, threads
+        self.wrk = None if force_python else shutil.which("wrk")
+        self.name = "wrk" if self.wrk else "asyncio generator (wrk not installed)"
+
+    def measure(self, name: str, base: str, path: str, method: str = "POST",
+                users: str = "", pool: int = 0) -> Result:
+        if self.wrk:
+            return self._wrk(name, base + path, method, users, pool)
+        return self._python(name, base, path, method, users, pool)
+
+    def _wrk(self, name: str, url: str, method: str, users: str, pool: int) -> Result:
+        command = [str(self.wrk), f"-t{self.threads}", f"-c{self.connections}",
+                   f"-d{self.seconds}s", "--latency"]
+        if method == "POST":
+            script = resources.files("flashclaim") / "wrk" / "claims.lua"
+            with resources.as_file(script) as path:
+                command += ["-s", str(path), url, "--", users, str(pool)]
+                out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        else:
+            out = subprocess.run([*command, url], capture_output=True, text=True,
+                                 check=True).stdout
+        rps = float(_find(r"Requests/sec:\s+([\d.]+)", out))
+        p50, p99 = (_ms(_find(rf"\s{p}%\s+([\d.]+\w+)", out)) for p in (50, 99))
+        errors = re.search(r"Socket errors: (.*)", out)
+        note = f"socket errors: {errors.group(1)}" if errors else ""
+        return Result(name, rps, p50, p99, note=note)
+
+    def _python(self, name: str, base: str, path: str, method: str, users: str,
+                pool: int) -> Result:
+        def make(n: int) -> loadgen.Request:
+            user = f"{users}-{n % pool + 1}" if pool else f"{users}-{n}"
+            return loadgen.Request(method, path, (("X-User-Id", user),))
+
+        latencies: list[float] = []
+        port = int(base.rsplit(":", 1)[1])
+        elapsed = asyncio.run(loadgen.run_for("127.0.0.1", port, make, self.seconds,
+                                              self.connections,
+                                              lambda r: latencies.append(r.latency)))
+        return _summary(name, latencies, elapsed)
+
+
+def _summary(name: str, latencies: list[float], elapsed: float) -> Result:
+    ordered = sorted(latencies)
+    return Result(name, len(ordered) / elapsed, loadgen.percentile(ordered, 50) * 1000,
+                  loadgen.percentile(ordered, 99) * 1000)
+
+
+def _find(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{text}")
+    return match.group(1)
+
+
+def _ms(text: str) -> float:
+    """wrk's '5.19ms', '812.00us', '1.02s' in milliseconds."""
+    unit = text.lstrip("0123456789.")
+    return float(text[: len(text) - len(unit)]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def audit(redis_url: str, campaign_id: str) -> str:
+    async def check() -> str:
+        async with AsyncRedis.from_url(redis_url, decode_responses=True) as r:
+            result = await audit_campaign(r, KeySpace(NAMESPACE), campaign_id)
+        if result.ok:
+            return f"ok: {result.granted} granted, {result.stream_length} records"
+        return "BREACH: " + "; ".join(result.violations)
+    return asyncio.run(check())
+
+
+def pre_claim(base: str, path: str, users: str, pool: int) -> None:
+    """Every user of the pool claims once, so later taps are repeats."""
+    port = int(base.rsplit(":", 1)[1])
+    requests = [loadgen.Request("POST", path, (("X-User-Id", f"{users}-{k}"),))
+                for k in range(1, pool + 1)]
+    asyncio.run(loadgen.run("127.0.0.1", port, requests, 32, lambda r: None))
+
+
+def paced(name: str, base: str, path: str, rate: float, seconds: float) -> Result:
+    latencies: list[float] = []
+    port = int(base.rsplit(":", 1)[1])
+    elapsed = asyncio.run(loadgen.run_paced(
+        "127.0.0.1", port,
+        lambda n: loadgen.Request("POST", path, (("X-User-Id", f"paced-{n}"),)),
+        rate, seconds, 256, lambda r: latencies.append(r.latency)))
+    return _summary(name, latencies, elapsed)
+
+
+def flash_crowd(base: str, path: str, taps: int, users: int) -> Result:
+    """Mixed: taps from users in random order (repeats included) against little stock."""
+    import random
+
+    rng = random.Random(5)
+    order = [rng.randrange(users) if i >= users else i for i in range(taps)]
+    rng.shuffle(order)
+    requests = [loadgen.Request("POST", path, (("X-User-Id", f"crowd-{u}"),)) for u in order]
+    latencies: list[float] = []
+    port = int(base.rsplit(":", 1)[1])
+    elapsed = asyncio.run(loadgen.run("127.0.0.1", port, requests, 256,
+                                      lambda r: latencies.append(r.latency)))
+    return _summary(f"mixed flash crowd ({taps:,} taps, {users:,} users)", latencies, elapsed)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    data_dir = Path(tempfile.mkdtemp(prefix="flashclaim-bench-"))
+    server = EmbeddedServer(data_dir)
+    url = server.start()
+    load = Load(args.seconds, args.connections, args.threads, args.python_load)
+    admin = redis.Redis.from_url(url, decode_responses=True)
+    results: list[Result] = []
+    print(f"flashclaim bench: {os.cpu_count()} cores, load from {load.name}, "
+          f"{args.connections} connections, {args.seconds}s per scenario", flush=True)
+    try:
+        service = Service(url, 1, data_dir / "serve.log")
+        try:
+            def claim_scenario(name: str, campaign: str, stock: int) -> Result:
+                path = service.campaign(campaign, stock)
+                result = load.measure(name, service.base, path, users=campaign)
+                result.invariants = audit(url, campaign)
+                return result
+
+            def show(result: Result) -> Result:
+                results.append(result)
+                print(f"  {result.scenario}: {result.rps:,.0f} req/s", flush=True)
+                return result
+
+            ceiling = show(load.measure("/healthz (the ceiling)", service.base, "/healthz",
+                                        method="GET"))
+            granted = show(claim_scenario("claim granted, appendfsync always", "plenty", 10**9))
+            admin.config_set("appendfsync", "no")
+            show(claim_scenario("claim granted, no fsync", "plenty-nofsync", 10**9))
+            admin.config_set("appendfsync", "always")
+            path = service.campaign("gone", 1)
+            pre_claim(service.base, path, "gone-first", 1)
+            sold = load.measure("claim after sell-out", service.base, path, users="late")
+            sold.invariants = audit(url, "gone")
+            show(sold)
+            path = service.campaign("again", 10**9)
+            pre_claim(service.base, path, "again", 2000)
+            repeat = load.measure("repeat tap (user holds its limit)", service.base, path,
+                                  users="again", pool=2000)
+            repeat.invariants = audit(url, "again")
+            show(repeat)
+            path = service.campaign("paced", 10**9)
+            half = paced(f"claim at half the max rate ({granted.rps / 2:,.0f}/s, open loop)",
+                         service.base, path, granted.rps / 2, args.seconds)
+            half.invariants = audit(url, "paced")
+            half.note = f"p99/p50 = {half.p99_ms / max(half.p50_ms, 1e-9):.1f}"
+            show(half)
+            path = service.campaign("crowd", args.crowd_stock)
+            crowd = flash_crowd(service.base, path, args.crowd_taps, args.crowd_users)
+            crowd.invariants = audit(url, "crowd")
+            show(crowd)
+        finally:
+            service.stop()
+        if args.workers > 1:
+            service = Service(url, args.workers, data_dir / "serve2.log")
+            try:
+                two = show(claim_scenario_for(service, load, url, args.workers))
+                two.note = f"x{two.rps / granted.rps:.2f} of 1 worker"
+            finally:
+                service.stop()
+    finally:
+        admin.close()
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print()
+    print(format_results(results, ceiling.rps))
+    breaches = [r for r in results if r.invariants.startswith("BREACH")]
+    print("invariants: " + ("BREACH" if breaches else "every claim scenario: no oversell, "
+                                                       "no lost or extra record"))
+    return 1 if breaches else 0
+
+
+def claim_scenario_for(service: Service, load: Load, url: str, workers: int) -> Result:
+    campaign = f"plenty-{workers}w"
+    path = service.campaign(campaign, 10**9)
+    result = load.measure(f"claim granted, appendfsync always, {workers} workers",
+                          service.base, path, users=campaign)
+    result.invariants = audit(url, campaign)
+    return result
+
+
+def format_results(results: list[Result], ceiling: float) -> str:
+    header = ("scenario", "req/s", "x ceiling", "p50 ms", "p99 ms", "invariants", "note")
+    rows = [header] + [
+        (r.scenario, f"{r.rps:,.0f}", f"{r.rps / ceiling:.2f}", f"{r.p50_ms:.1f}",
+         f"{r.p99_ms:.1f}", r.invariants, r.note) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
