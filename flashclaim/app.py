@@ -12,8 +12,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from flashclaim import admin_api, ops_api, public_api
+from flashclaim.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
 from flashclaim.errors import ApiError, unavailable
 from flashclaim.http import error_response, json_response
 from flashclaim.services import Services
@@ -51,7 +53,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return json_response({"error": "internal", "message": "Internal error."}, 500)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await services.flush_gate()
             await services.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[*public_api.routes, *admin_api.routes, *ops_api.routes],
         lifespan=lifespan,
         exception_handlers={
@@ -80,3 +82,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: _server_error,
         },
     )
+    claim = ClaimEndpoint(app)
+    app.router.routes.append(Route("/v1/campaigns/{campaign_id}/claims", claim, methods=["POST"]))
+    return ClaimFrontDoor(app, claim)

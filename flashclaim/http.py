@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive
 
 from flashclaim.errors import ApiError, invalid_request, payload_too_large, unsupported_media_type
 
@@ -21,18 +24,36 @@ EMPTY = _Empty()
 
 
 async def read_json(request: Request, limit: int, *, required: bool) -> Any:
+    """The decoded body of a Starlette request (see read_json_body)."""
+    return await read_json_body(request.headers, request.stream(), limit, required=required)
+
+
+async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The body of a bare ASGI request, as it arrives."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def read_json_body(
+    headers: Headers, chunks: AsyncIterator[bytes], limit: int, *, required: bool
+) -> Any:
     """The decoded body, or EMPTY when none was sent and none is required.
 
     Reads at most `limit` bytes: an oversize body is refused before it is buffered.
     """
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise invalid_request("Content-Length must be a number.")
         if int(declared) > limit:
             raise payload_too_large(limit)
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in chunks:
         body += chunk
         if len(body) > limit:
             raise payload_too_large(limit)
@@ -40,7 +61,7 @@ async def read_json(request: Request, limit: int, *, required: bool) -> Any:
         if required:
             raise invalid_request("A JSON body is required.")
         return EMPTY
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != _JSON:
         raise unsupported_media_type()
     try:
@@ -55,6 +76,10 @@ def json_response(
     return Response(orjson.dumps(data), status_code=status, headers=headers, media_type=_JSON)
 
 
+def error_body(err: ApiError) -> bytes:
+    return orjson.dumps({"error": err.code, "message": err.message})
+
+
 def error_response(err: ApiError) -> Response:
     headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
-    return json_response({"error": err.code, "message": err.message}, err.status, headers)
+    return Response(error_body(err), status_code=err.status, headers=headers, media_type=_JSON)

@@ -1,4 +1,4 @@
-"""Routes for grab buttons: list and read campaigns, claim."""
+"""Routes for grab buttons: list and read campaigns (the claim is claim_endpoint)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from flashclaim.errors import invalid_request
-from flashclaim.http import EMPTY, json_response, read_json
+from flashclaim.http import json_response
 from flashclaim.services import services
-from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj
+from flashclaim.validation import CAMPAIGN_ID_RE
 
 
 def campaign_id_of(request: Request) -> str:
@@ -31,25 +31,7 @@ async def get_campaign(request: Request) -> Response:
     return json_response(view.public(await store.now()))
 
 
-async def claim(request: Request) -> Response:
-    s = services(request)
-    campaign_id = campaign_id_of(request)
-    who = s.authenticator.authenticate(request.headers)
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
-        raise invalid_request("Idempotency-Key must be 1-255 printable ASCII characters.")
-    body = await read_json(request, s.settings.max_claim_body, required=False)
-    channel = None
-    if body is not EMPTY:
-        o = Obj(body, "body")
-        channel = o.string("channel", CHANNEL_RE, max_len=32, default="") or None
-        o.done()
-    outcome = await s.claims.claim(campaign_id, who, channel, idempotency_key)
-    return json_response(outcome.claim, outcome.status)
-
-
 routes = [
     Route("/v1/campaigns", list_campaigns, methods=["GET"]),
     Route("/v1/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
-    Route("/v1/campaigns/{campaign_id}/claims", claim, methods=["POST"]),
 ]

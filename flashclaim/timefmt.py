@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 
+@lru_cache(maxsize=4096)  # a batch of claims shares one instant; validity ends repeat
 def to_rfc3339(epoch_ms: int) -> str:
     """2026-11-11T00:00:00.123Z"""
     seconds, millis = divmod(epoch_ms, 1000)

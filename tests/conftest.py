@@ -107,7 +107,8 @@ class app_client:
 
     def __init__(self, settings: Settings) -> None:
         self.app = create_app(settings)
-        self._lifespan = self.app.router.lifespan_context(self.app)
+        starlette = self.app.starlette
+        self._lifespan = starlette.router.lifespan_context(starlette)
 
     async def __aenter__(self) -> httpx.AsyncClient:
         await self._lifespan.__aenter__()

@@ -17,7 +17,7 @@ from openapi_check import validate
 
 
 def test_spec_lists_exactly_the_routes() -> None:
-    app = create_app(Settings(redis_url="redis://unused"))
+    app = create_app(Settings(redis_url="redis://unused")).starlette
     served = {
         (route.path, method.lower())
         for route in app.routes

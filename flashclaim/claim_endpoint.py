@@ -1,0 +1,103 @@
+"""POST /v1/campaigns/{id}/claims as a bare ASGI endpoint: the hot path of a flash sale.
+
+Profiled under load, Starlette's middleware, router and Request/Response objects
+cost more than the claim itself (docs/benchmarks.md). So the claim route is one
+ASGI endpoint, reached two ways: as the Starlette route (which keeps the route
+table, 405s and /openapi.json true), and directly through ClaimFrontDoor, which
+sits in front of the Starlette app and hands it every other request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
+
+from flashclaim.errors import ApiError, invalid_request, unavailable
+from flashclaim.http import EMPTY, body_chunks, error_body, read_json_body
+from flashclaim.services import Services
+from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj
+
+log = logging.getLogger("flashclaim")
+
+_PREFIX, _SUFFIX = "/v1/campaigns/", "/claims"
+_JSON = (b"content-type", b"application/json")
+_INTERNAL = b'{"error":"internal","message":"Internal error."}'
+
+
+class ClaimEndpoint:
+    """The claim, from raw ASGI to raw ASGI."""
+
+    def __init__(self, app: Starlette) -> None:
+        self._app = app  # its state holds the services, built by its lifespan
+        self._rejections: dict[tuple[str, str, int | None], bytes] = {}  # encoded once each
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        extra: list[tuple[bytes, bytes]] = []
+        try:
+            status, body = await self._claim(scope, receive)
+        except ApiError as err:
+            status, body = err.status, self._error(err)
+            if err.retry_after is not None:
+                extra.append((b"retry-after", str(err.retry_after).encode()))
+        except RedisError as exc:
+            log.warning("Redis unavailable: %s: %s", exc.__class__.__name__, exc)
+            down = unavailable()
+            status, body = down.status, self._error(down)
+            extra.append((b"retry-after", str(down.retry_after).encode()))
+        except Exception:
+            log.exception("unhandled error in a claim")
+            status, body = 500, _INTERNAL
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [_JSON, (b"content-length", str(len(body)).encode()), *extra]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _error(self, err: ApiError) -> bytes:
+        key = (err.code, err.message, err.retry_after)
+        body = self._rejections.get(key)
+        if body is None:
+            body = self._rejections[key] = error_body(err)
+        return body
+
+    async def _claim(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        s: Services = self._app.state.services
+        campaign_id = scope["path_params"]["campaign_id"]
+        if not CAMPAIGN_ID_RE.match(campaign_id):
+            raise invalid_request("A campaign id is 1-64 chars of A-Za-z0-9_-.")
+        headers = Headers(scope=scope)
+        who = s.authenticator.authenticate(headers)
+        idempotency_key = headers.get("idempotency-key")
+        if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+            raise invalid_request("Idempotency-Key must be 1-255 printable ASCII characters.")
+        body = await read_json_body(headers, body_chunks(receive), s.settings.max_claim_body,
+                                    required=False)
+        channel = None
+        if body is not EMPTY:
+            o = Obj(body, "body")
+            channel = o.string("channel", CHANNEL_RE, max_len=32, default="") or None
+            o.done()
+        outcome = await s.claims.claim(campaign_id, who, channel, idempotency_key)
+        return outcome.status, orjson.dumps(outcome.claim)
+
+
+class ClaimFrontDoor:
+    """Claims go straight to the endpoint; everything else to the Starlette app."""
+
+    def __init__(self, app: Starlette, endpoint: ClaimEndpoint) -> None:
+        self.starlette = app
+        self._endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
+                campaign_id = path[len(_PREFIX):-len(_SUFFIX)]
+                if campaign_id and "/" not in campaign_id:  # as Starlette's {campaign_id}
+                    scope["path_params"] = {"campaign_id": campaign_id}
+                    await self._endpoint(scope, receive, send)
+                    return
+        await self.starlette(scope, receive, send)
