@@ -9,7 +9,6 @@ prints a report. Exit 0 only if nothing was oversold, lost or duplicated.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 import orjson
 import redis
+import uvloop
 
 from flashclaim import loadgen
 from flashclaim.embedded import free_port, running_url
@@ -172,7 +172,7 @@ def run_demo(args: argparse.Namespace) -> int:
             crowd.record(r)
             progress.show(crowd.done)
 
-        elapsed = asyncio.run(loadgen.run("127.0.0.1", port, requests, args.concurrency,
+        elapsed = uvloop.run(loadgen.run("127.0.0.1", port, requests, args.concurrency,
                                           on_response))
         progress.show(crowd.done, final=True)
         stats = httpx.get(base + f"/v1/admin/campaigns/{CAMPAIGN}", headers=admin).json()["stats"]

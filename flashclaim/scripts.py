@@ -12,7 +12,6 @@ from enum import StrEnum
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -72,12 +71,12 @@ class ClaimRequest:
     channel: str | None
     idempotency_key: str | None
 
-    def argv(self) -> list[str]:
+    def packed(self) -> str:
+        """One ARGV string: the six fields joined by the unit separator (none contains it:
+        ids, tags and channel are validated, an Idempotency-Key is printable ASCII)."""
         tags = "," + ",".join(self.tags) + "," if self.tags else ""
-        return [
-            self.claim_id, self.dedup_token, self.user_id, tags,
-            self.channel or "", self.idempotency_key or "",
-        ]
+        return "\x1f".join((self.claim_id, self.dedup_token, self.user_id, tags,
+                            self.channel or "", self.idempotency_key or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +108,8 @@ class Scripts:
 
     async def claim(self, keys: CampaignKeys, requests: list[ClaimRequest]) -> list[ClaimDecision]:
         """Decide a batch of claims on one campaign, in order, in one atomic call."""
-        argv: list[Any] = [len(requests)]
-        for r in requests:
-            argv.extend(r.argv())
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
-        flat = await self._script("claim")(keys=script_keys, args=argv)
+        flat = await self._script("claim")(keys=script_keys, args=[r.packed() for r in requests])
         return [
             ClaimDecision(ClaimCode(_text(flat[i])), _text(flat[i + 1]), _text(flat[i + 2]) == "1")
             for i in range(0, len(flat), 3)

@@ -18,14 +18,15 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
   KEYS[5+i]      string  rate-limit window counter of claim i's user (PX = window)
 
 ARGV:
-  ARGV[1]        integer n, the number of claims in this batch (>= 1)
-  then 6 values per claim i (offset o = 1 + (i-1)*6):
-  ARGV[o+1]      string  claim id (server-made, unique; also the request id)
-  ARGV[o+2]      string  dedup token: "k:<user>:<sha256(Idempotency-Key)>" or "r:<claim id>"
-  ARGV[o+3]      string  user id ([A-Za-z0-9_.:@-]{1,128})
-  ARGV[o+4]      string  user tags as ",t1,t2," ("" when none)
-  ARGV[o+5]      string  channel ("" when none given)
-  ARGV[o+6]      string  Idempotency-Key as sent ("" when none)
+  ARGV[i]        string  claim i (1..n, n = #ARGV): six fields joined by \31 (unit
+                         separator; no field can contain it), in this order:
+                 claim id        server-made, unique; also the request id
+                 dedup token     "k:<user>:<sha256(Idempotency-Key)>" or "r:<claim id>"
+                 user id         [A-Za-z0-9_.:@-]{1,128}
+                 user tags       ",t1,t2," ("" when none)
+                 channel         "" when none given
+                 idempotency key as sent ("" when none)
+  (One argument per claim: a batch costs the client one string to pack per claim.)
 
 Returns a flat array of 3n values: for claim i, code at 3i-2, payload at 3i-1,
 and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
@@ -47,8 +48,7 @@ channel, idempotency_key, claim (see docs/stream.md).
 
 local meta_key, users_key, dedup_key, rejected_key, stream_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local n = tonumber(ARGV[1])
-local PER_CLAIM = 6
+local n = #ARGV
 local SCHEMA_VERSION = '1'
 
 local results = {}
@@ -113,10 +113,14 @@ local function reject(code, payload)
   reply(code, payload)
 end
 
+local function fields_of(packed)
+  local f = {}
+  for field in string.gmatch(packed .. '\31', '([^\31]*)\31') do f[#f + 1] = field end
+  return f[1], f[2], f[3], f[4], f[5], f[6]
+end
+
 for i = 1, n do
-  local o = 1 + (i - 1) * PER_CLAIM
-  local claim_id, token, user_id = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3]
-  local tags, channel, idem_key = ARGV[o + 4], ARGV[o + 5], ARGV[o + 6]
+  local claim_id, token, user_id, tags, channel, idem_key = fields_of(ARGV[i])
   local stored = redis.call('HGET', dedup_key, token)
   if stored then
     reply('replay', stored)

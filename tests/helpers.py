@@ -98,11 +98,8 @@ def sync_grant(r: SyncRedis, keyspace: KeySpace, campaign_id: str, users: list[s
         ids = [secrets.token_hex(12) for _ in users[start:start + 100]]
         batch = [ClaimRequest(i, "r:" + i, u, (), "app", None)
                  for i, u in zip(ids, users[start:start + 100], strict=True)]
-        argv: list[Any] = [len(batch)]
-        for b in batch:
-            argv.extend(b.argv())
         flat = claim_script(keys=keys.script_keys() + [keys.rate_limit(b.user_id) for b in batch],
-                            args=argv)
+                            args=[b.packed() for b in batch])
         granted += sum(1 for code in flat[::3] if code == "granted")
     return granted
 

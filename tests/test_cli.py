@@ -62,3 +62,41 @@ def test_demo_passes_on_a_small_crowd(tmp_path: Path) -> None:
     assert "granted             50 of stock 50" in result.stdout
     assert "oversold 0, lost 0, duplicated 0" in result.stdout and "PASS" in result.stdout
     assert running_url(tmp_path / "demo") is None  # everything it started has stopped
+
+
+def test_two_workers_grant_exactly_the_stock(tmp_path: Path) -> None:
+    """serve --workers 2: two processes, one embedded server, the invariants hold."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from flashclaim import loadgen
+    from flashclaim.audit import audit_campaign
+    from flashclaim.keys import KeySpace
+
+    data_dir = tmp_path / "data"
+    with serving(data_dir, "--workers", "2", "--admin-token", "tok") as base:
+        created = httpx.post(base + "/v1/admin/campaigns", headers={"Authorization": "Bearer tok"},
+                             json={"id": "w2", "name": "two workers", "stock": 300,
+                                   "per_user_limit": 2,
+                                   "coupons": [{"type": "cash", "value": 1}]})
+        assert created.status_code == 201
+        taps = [loadgen.Request("POST", "/v1/campaigns/w2/claims", (("X-User-Id", f"u{i % 900}"),))
+                for i in range(2700)]
+        statuses: list[int] = []
+        port = int(base.rsplit(":", 1)[1])
+        asyncio.run(loadgen.run("127.0.0.1", port, taps, 100,
+                                lambda r: statuses.append(r.status)))
+        url = running_url(data_dir)
+        assert url is not None
+
+        async def audit() -> None:
+            async with Redis.from_url(url, decode_responses=True) as r:
+                result = await audit_campaign(r, KeySpace("fc"), "w2")
+            assert result.ok and result.granted == 300, result.violations
+
+        asyncio.run(audit())
+    assert statuses.count(201) == 300
+    assert set(statuses) <= {201, 409, 410, 429}
+    log = (tmp_path / f"serve-{port}.log").read_text()
+    assert log.count("Started server process") == 2  # two workers served the crowd
