@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import jwt
+from jwt.types import Options
 from starlette.datastructures import Headers
 
 from flashclaim.errors import invalid_request, unauthenticated
@@ -50,9 +52,45 @@ class HeaderAuthenticator:
         return Identity(user_id, tags)
 
 
+class JwtAuthenticator:
+    """Authorization: Bearer <JWT>. The user is `sub`, tags come from one claim.
+
+    Only the configured algorithms verify (never "none"), `exp` is required, and
+    `iss`/`aud` are checked when configured. Every failure is the same 401.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._key = settings.jwt_key or ""  # validated as present by Settings
+        self._algorithms = list(settings.jwt_algorithms)
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+        self._tags_claim = settings.jwt_tags_claim
+        required = ["exp", "sub"] + (["iss"] if self._issuer else []) + (
+            ["aud"] if self._audience else [])
+        self._options: Options = {"require": required}
+
+    def authenticate(self, headers: Headers) -> Identity:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise unauthenticated("Send a bearer token: Authorization: Bearer <JWT>.")
+        try:
+            claims = jwt.decode(
+                token.strip(), self._key, algorithms=self._algorithms, issuer=self._issuer,
+                audience=self._audience, options=self._options)
+        except jwt.InvalidTokenError:
+            raise unauthenticated("The bearer token is not valid.") from None
+        user_id, tags = claims.get("sub"), claims.get(self._tags_claim, [])
+        if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
+            raise unauthenticated("The token's sub is not a valid user id.")
+        if not isinstance(tags, list) or len(tags) > MAX_TAGS or not all(
+                isinstance(t, str) and TAG_RE.match(t) for t in tags):
+            raise unauthenticated(f"The token's {self._tags_claim} claim is not a list of tags.")
+        return Identity(user_id, tuple(tags))
+
+
 def make_authenticator(settings: Settings) -> Authenticator:
+    if settings.auth_mode == "jwt":
+        return JwtAuthenticator(settings)
     if settings.auth_mode == "header":
         return HeaderAuthenticator()
-    raise SettingsError(
-        f"FLASHCLAIM_AUTH={settings.auth_mode!r} is not available in this version; use 'header'"
-    )
+    raise SettingsError(f"unknown identity mode {settings.auth_mode!r}")

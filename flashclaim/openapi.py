@@ -195,9 +195,12 @@ SCHEMAS: dict[str, Any] = {
 
 _CAMPAIGN_ID_PARAM = {"name": "campaign_id", "in": "path", "required": True, "schema": _ID}
 _USER = [
-    {"name": "X-User-Id", "in": "header", "required": True,
+    {"name": "X-User-Id", "in": "header", "required": False,
+     "description": "The user, in header identity mode (set by the authenticating gateway).",
      "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}},
-    {"name": "X-User-Tags", "in": "header", "required": False, "schema": {"type": "string"}},
+    {"name": "X-User-Tags", "in": "header", "required": False,
+     "description": "Comma-separated tags, in header identity mode.",
+     "schema": {"type": "string"}},
 ]
 _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 
@@ -232,6 +235,7 @@ PATHS: dict[str, Any] = {
     "/v1/campaigns/{campaign_id}/claims": {
         "post": {
             "summary": "Grab: claim one unit of the campaign's stock",
+            "security": [{}, {"userToken": []}],
             "parameters": [
                 _CAMPAIGN_ID_PARAM, *_USER,
                 {"name": "Idempotency-Key", "in": "header", "required": False,
@@ -301,6 +305,10 @@ def openapi_document() -> dict[str, Any]:
         "paths": PATHS,
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer"},
+                "userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                              "description": "jwt identity mode: sub is the user id"},
+            },
         },
     }

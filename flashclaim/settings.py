@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+PUBLIC_KEY_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+                                   "PS256", "PS384", "PS512", "EdDSA"})
 
 
 class SettingsError(ValueError):
@@ -30,6 +33,13 @@ class Settings:
     redis_connections: int = 64
     max_claim_body: int = 4096
     max_admin_body: int = 65536
+    # jwt identity mode: the algorithms accepted (never "none"; HMAC and public-key
+    # algorithms never mixed), the HMAC secret or PEM public key, optional iss/aud.
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_tags_claim: str = "tags"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -43,6 +53,13 @@ class Settings:
             ledger_dsn=e.get("FLASHCLAIM_LEDGER_DSN") or None,
             redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 1000),
             redis_connections=_int(e, "FLASHCLAIM_REDIS_CONNECTIONS", 64),
+            jwt_algorithms=tuple(
+                a.strip() for a in e.get("FLASHCLAIM_JWT_ALGORITHMS", "HS256").split(",")
+                if a.strip()),
+            jwt_key=_jwt_key(e),
+            jwt_issuer=e.get("FLASHCLAIM_JWT_ISSUER") or None,
+            jwt_audience=e.get("FLASHCLAIM_JWT_AUDIENCE") or None,
+            jwt_tags_claim=e.get("FLASHCLAIM_JWT_TAGS_CLAIM", "tags"),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         settings.validate()
@@ -57,6 +74,32 @@ class Settings:
             raise SettingsError("FLASHCLAIM_REDIS_CONNECTIONS must be from 1 to 10000")
         if self.redis_timeout_ms < 10:
             raise SettingsError("FLASHCLAIM_REDIS_TIMEOUT_MS must be at least 10")
+        if self.auth_mode == "jwt":
+            self._validate_jwt()
+
+    def _validate_jwt(self) -> None:
+        algorithms = set(self.jwt_algorithms)
+        allowed = HMAC_ALGORITHMS | PUBLIC_KEY_ALGORITHMS
+        if not algorithms or not algorithms <= allowed:
+            raise SettingsError(
+                "FLASHCLAIM_JWT_ALGORITHMS must name some of " + ", ".join(sorted(allowed)))
+        if algorithms & HMAC_ALGORITHMS and algorithms & PUBLIC_KEY_ALGORITHMS:
+            # A public key accepted as an HMAC secret lets anyone sign tokens.
+            raise SettingsError("FLASHCLAIM_JWT_ALGORITHMS must not mix HMAC and public-key ones")
+        if not self.jwt_key:
+            raise SettingsError("jwt mode needs FLASHCLAIM_JWT_KEY or FLASHCLAIM_JWT_KEY_FILE")
+        if algorithms & HMAC_ALGORITHMS and len(self.jwt_key) < 32:
+            raise SettingsError("an HMAC secret (FLASHCLAIM_JWT_KEY) needs at least 32 chars")
+
+
+def _jwt_key(env: Mapping[str, str]) -> str | None:
+    path = env.get("FLASHCLAIM_JWT_KEY_FILE")
+    if path:
+        try:
+            return Path(path).read_text()
+        except OSError as exc:
+            raise SettingsError(f"FLASHCLAIM_JWT_KEY_FILE: {exc}") from None
+    return env.get("FLASHCLAIM_JWT_KEY") or None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
