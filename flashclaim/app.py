@@ -8,7 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import (
+    BusyLoadingError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -41,8 +48,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
     """The store failed (down, stalled, out of memory, cannot persist): 503, never 500."""
-    if isinstance(exc, ResponseError) and not str(exc).startswith(("OOM", "MISCONF", "BUSY",
-                                                                   "LOADING", "READONLY")):
+    expected = (OutOfMemoryError, ReadOnlyError, BusyLoadingError, NoPermissionError)
+    if isinstance(exc, ResponseError) and not isinstance(exc, expected) and \
+            not str(exc).startswith(("MISCONF", "BUSY")):
         log.error("unexpected Redis reply: %s", exc)
     else:
         log.warning("Redis unavailable: %s: %s", exc.__class__.__name__, exc)
@@ -87,6 +95,6 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
             Exception: _server_error,
         },
     )
-    claim = ClaimEndpoint(app)
+    claim = ClaimEndpoint(app, settings.max_in_flight)
     app.router.routes.append(Route("/v1/campaigns/{campaign_id}/claims", claim, methods=["POST"]))
     return ClaimFrontDoor(app, claim)

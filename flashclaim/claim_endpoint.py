@@ -32,13 +32,18 @@ _INTERNAL = b'{"error":"internal","message":"Internal error."}'
 class ClaimEndpoint:
     """The claim, from raw ASGI to raw ASGI."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, max_in_flight: int) -> None:
         self._app = app  # its state holds the services, built by its lifespan
         self._rejections: dict[tuple[str, str, int | None], bytes] = {}  # encoded once each
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra: list[tuple[bytes, bytes]] = []
+        self._in_flight += 1
         try:
+            if self._in_flight > self._max_in_flight:  # shed, rather than queue to a timeout
+                raise unavailable("The service is shedding load; try again shortly.")
             status, body = await self._claim(scope, receive)
         except ApiError as err:
             status, body = err.status, self._error(err)
@@ -52,6 +57,8 @@ class ClaimEndpoint:
         except Exception:
             log.exception("unhandled error in a claim")
             status, body = 500, _INTERNAL
+        finally:
+            self._in_flight -= 1
         await send({"type": "http.response.start", "status": status,
                     "headers": [_JSON, (b"content-length", str(len(body)).encode()), *extra]})
         await send({"type": "http.response.body", "body": body})

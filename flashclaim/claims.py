@@ -56,7 +56,10 @@ class ClaimService:
         if decision.code is ClaimCode.GRANTED:
             return ClaimOutcome(201, render_claim(decision.payload))
         if decision.code is ClaimCode.REPLAY:
-            return ClaimOutcome(200, render_claim(decision.payload))
+            # Without a client key, a replay can only be our own retried call (its reply was
+            # lost): to this client it is the original grant.
+            status = 201 if idempotency_key is None else 200
+            return ClaimOutcome(status, render_claim(decision.payload))
         raise _rejection(decision.code, decision.payload)
 
     async def _bind_idempotency_key(

@@ -29,8 +29,10 @@ class Settings:
     ledger_dsn: str | None = None
     # A claim that Redis has not answered within this bound gets 503 (the claim may
     # still have been granted: an Idempotency-Key retry returns it).
-    redis_timeout_ms: int = 1000
+    redis_timeout_ms: int = 500
     redis_connections: int = 64
+    # Claims in flight per process beyond this are shed at once with 503 (never queued).
+    max_in_flight: int = 2000
     max_claim_body: int = 4096
     max_admin_body: int = 65536
     # jwt identity mode: the algorithms accepted (never "none"; HMAC and public-key
@@ -51,7 +53,8 @@ class Settings:
             data_dir=Path(e.get("FLASHCLAIM_DATA_DIR", ".flashclaim")),
             namespace=e.get("FLASHCLAIM_NAMESPACE", "fc"),
             ledger_dsn=e.get("FLASHCLAIM_LEDGER_DSN") or None,
-            redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 1000),
+            redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 500),
+            max_in_flight=_int(e, "FLASHCLAIM_MAX_IN_FLIGHT", 2000),
             redis_connections=_int(e, "FLASHCLAIM_REDIS_CONNECTIONS", 64),
             jwt_algorithms=tuple(
                 a.strip() for a in e.get("FLASHCLAIM_JWT_ALGORITHMS", "HS256").split(",")
@@ -72,6 +75,8 @@ class Settings:
             raise SettingsError("FLASHCLAIM_NAMESPACE must match " + NAMESPACE_RE.pattern)
         if not 1 <= self.redis_connections <= 10_000:
             raise SettingsError("FLASHCLAIM_REDIS_CONNECTIONS must be from 1 to 10000")
+        if self.max_in_flight < 1:
+            raise SettingsError("FLASHCLAIM_MAX_IN_FLIGHT must be at least 1")
         if self.redis_timeout_ms < 10:
             raise SettingsError("FLASHCLAIM_REDIS_TIMEOUT_MS must be at least 10")
         if self.auth_mode == "jwt":

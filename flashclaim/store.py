@@ -10,14 +10,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashclaim.settings import Settings
 
 
 def connect(settings: Settings, url: str) -> Redis:
     """A pooled asyncio client. One retry on a dropped connection: safe, because every
-    claim carries a request id that claim.lua deduplicates."""
+    claim carries a request id that claim.lua deduplicates. No retry on a timeout: a
+    stalled server must cost a claim one timeout (then 503), not two."""
     timeout = settings.redis_timeout_ms / 1000
     # Bounded: a burst of taps waits for one of `redis_connections` connections
     # (up to the timeout, then 503) instead of opening one connection per tap.
@@ -28,8 +28,9 @@ def connect(settings: Settings, url: str) -> Redis:
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), retries=1),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1,
+                    supported_errors=(RedisConnectionError,)),
+        retry_on_error=[RedisConnectionError],
     )
     return Redis.from_pool(pool)
 

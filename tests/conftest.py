@@ -93,7 +93,11 @@ async def redis_client(server: EmbeddedServer) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def settings(server: EmbeddedServer) -> Settings:
-    return Settings(redis_url=server.url, admin_token=ADMIN_TOKEN, namespace=NAMESPACE)
+    # In-process tests run thousands of clients, the app and response validation on one
+    # event loop: a generous Redis timeout keeps that loop's lag from reading as a stalled
+    # server. The stall bound itself is tested in test_faults.py with the default.
+    return Settings(redis_url=server.url, admin_token=ADMIN_TOKEN, namespace=NAMESPACE,
+                    redis_timeout_ms=5000)
 
 
 @pytest.fixture
