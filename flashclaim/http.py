@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -65,9 +66,24 @@ async def read_json_body(
     if media_type != _JSON:
         raise unsupported_media_type()
     try:
-        return orjson.loads(body)
+        decoded = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise invalid_request("The body is not valid JSON.") from None
+    if isinstance(decoded, dict | list):
+        _refuse_duplicate_keys(body)
+    return decoded
+
+
+def _refuse_duplicate_keys(body: bytes | bytearray) -> None:
+    """orjson keeps the last of repeated keys; {"stock": 1, "stock": 9} must not pass as 9."""
+    def check(pairs: list[tuple[str, Any]]) -> None:
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise invalid_request(f"The key {key!r} appears twice in the JSON body.")
+            seen.add(key)
+
+    json.loads(body, object_pairs_hook=check)  # orjson already accepted it: valid JSON
 
 
 def json_response(

@@ -223,3 +223,18 @@ async def test_records_bad_query(client: httpx.AsyncClient, query: dict[str, str
     response = await client.get(f"/v1/admin/campaigns/{c['id']}/claims", params=query,
                                 headers=ADMIN)
     assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+
+
+async def test_every_admin_change_is_audited(client: httpx.AsyncClient,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="flashclaim.audit")
+    c = await create_campaign(client, id="audited")
+    for action in ["pause", "resume"]:
+        await client.post(f"/v1/admin/campaigns/audited/{action}", headers=ADMIN)
+    await client.post("/v1/admin/campaigns/audited/stock", json={"delta": 5}, headers=ADMIN)
+    await client.get("/v1/admin/campaigns/audited", headers=ADMIN)  # a read: not audited
+    lines = [r.getMessage() for r in caplog.records if r.name == "flashclaim.audit"]
+    assert lines == ["campaign created id=audited stock=10", "campaign paused id=audited",
+                     "campaign resumed id=audited",
+                     "campaign stock id=audited delta=5 stock=15"], lines
+    assert c["id"] == "audited"

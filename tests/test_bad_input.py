@@ -24,6 +24,8 @@ CLAIM_CASES: list[tuple[str, dict[str, str], bytes | None, int, str]] = [
     ("channel with brace", {**USER, **JSON}, b'{"channel": "a{b}"}', 400, "invalid_request"),
     ("unknown field", {**USER, **JSON}, b'{"channel": "app", "user_id": "u2"}', 400,
      "invalid_request"),
+    ("duplicate key", {**USER, **JSON}, b'{"channel": "app", "channel": "web"}', 400,
+     "invalid_request"),
     ("oversize body", {**USER, **JSON}, b'{"channel": "' + b"a" * 5000 + b'"}', 413,
      "payload_too_large"),
     ("form content type", {**USER, "content-type": "application/x-www-form-urlencoded"},
@@ -81,6 +83,10 @@ ADMIN_CASES: list[tuple[str, dict[str, str], bytes, int]] = [
     ("deep nesting", JSON, b'{"name": "x", "stock": 1, "coupons": [{"type": "cash", '
      b'"value": 1, "scope": ' + b'{"a": ' * 2000 + b"1" + b"}" * 2000 + b"}]}", 400),
     ("lone surrogate", JSON, b'{"name": "\\ud800", "stock": 1}', 400),
+    ("duplicate key", JSON, b'{"name": "x", "stock": 1, "stock": 5, "coupons": '
+     b'[{"type": "cash", "value": 1}]}', 400),
+    ("nested duplicate key", JSON, b'{"name": "x", "stock": 1, "coupons": '
+     b'[{"type": "cash", "value": 1, "value": 2}]}', 400),
     ("wrong content type", {"content-type": "text/plain"}, b"{}", 415),
     ("oversize", JSON, b'{"name": "' + b"x" * 70_000 + b'"}', 413),
 ]
