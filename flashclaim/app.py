@@ -85,8 +85,11 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
             await services.flush_gate()
             await services.close()
 
+    routes = {"all": [*public_api.routes, *admin_api.routes, *ops_api.routes],
+              "public": [*public_api.routes, *ops_api.routes],
+              "admin": [*admin_api.routes, *ops_api.routes]}[settings.role]
     app = Starlette(
-        routes=[*public_api.routes, *admin_api.routes, *ops_api.routes],
+        routes=routes,
         lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,
@@ -95,6 +98,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
             Exception: _server_error,
         },
     )
+    if settings.role == "admin":
+        return ClaimFrontDoor(app, None)  # the admin listener takes no claims
     claim = ClaimEndpoint(app, settings.max_in_flight)
     app.router.routes.append(Route("/v1/campaigns/{campaign_id}/claims", claim, methods=["POST"]))
     return ClaimFrontDoor(app, claim)

@@ -94,12 +94,12 @@ class ClaimEndpoint:
 class ClaimFrontDoor:
     """Claims go straight to the endpoint; everything else to the Starlette app."""
 
-    def __init__(self, app: Starlette, endpoint: ClaimEndpoint) -> None:
+    def __init__(self, app: Starlette, endpoint: ClaimEndpoint | None) -> None:
         self.starlette = app
         self._endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        if self._endpoint is not None and scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
                 campaign_id = path[len(_PREFIX):-len(_SUFFIX)]

@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,6 +53,17 @@ def serve(args: argparse.Namespace) -> int:
     os.environ["FLASHCLAIM_REDIS_URL"] = redis_url
     os.environ["FLASHCLAIM_DATA_DIR"] = str(settings.data_dir)
     os.environ["FLASHCLAIM_NAMESPACE"] = settings.namespace
+    admin = None
+    admin_port = args.admin_port or int(os.environ.get("FLASHCLAIM_ADMIN_PORT", "0") or 0)
+    if admin_port:
+        # The admin API on its own listener (bind it to a private interface); the public
+        # one serves no admin route at all.
+        admin = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "flashclaim.app:create_app", "--factory",
+             "--host", args.admin_host, "--port", str(admin_port), "--no-access-log"],
+            env={**os.environ, "FLASHCLAIM_ROLE": "admin"})
+        os.environ["FLASHCLAIM_ROLE"] = "public"
+        log.info("admin API on %s:%d; not on the public port", args.admin_host, admin_port)
     # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into
     # SystemExit so the `finally` below still stops the embedded server.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -62,6 +74,9 @@ def serve(args: argparse.Namespace) -> int:
             log_level="info",
         )
     finally:
+        if admin is not None:
+            admin.terminate()
+            admin.wait(30)
         if embedded is not None:
             embedded.stop()
     return 0
@@ -164,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--admin-port", type=int, default=0,
+                   help="serve the admin API on this port only (default: FLASHCLAIM_ADMIN_PORT,"
+                        " else with the public API)")
+    p.add_argument("--admin-host", default="127.0.0.1", help="the admin listener's address")
     _common(p)
     p.add_argument("--admin-token", help="default: FLASHCLAIM_ADMIN_TOKEN, else generated")
     p.set_defaults(run=serve)

@@ -33,6 +33,9 @@ class Settings:
     redis_connections: int = 64
     # Claims in flight per process beyond this are shed at once with 503 (never queued).
     max_in_flight: int = 2000
+    # Which routes this process serves: "all", or "public" and "admin" when the admin API
+    # listens on its own port (FLASHCLAIM_ADMIN_PORT, see cli.serve).
+    role: str = "all"
     max_claim_body: int = 4096
     max_admin_body: int = 65536
     # jwt identity mode: the algorithms accepted (never "none"; HMAC and public-key
@@ -55,6 +58,7 @@ class Settings:
             ledger_dsn=e.get("FLASHCLAIM_LEDGER_DSN") or None,
             redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 500),
             max_in_flight=_int(e, "FLASHCLAIM_MAX_IN_FLIGHT", 2000),
+            role=e.get("FLASHCLAIM_ROLE", "all"),
             redis_connections=_int(e, "FLASHCLAIM_REDIS_CONNECTIONS", 64),
             jwt_algorithms=tuple(
                 a.strip() for a in e.get("FLASHCLAIM_JWT_ALGORITHMS", "HS256").split(",")
@@ -75,6 +79,8 @@ class Settings:
             raise SettingsError("FLASHCLAIM_NAMESPACE must match " + NAMESPACE_RE.pattern)
         if not 1 <= self.redis_connections <= 10_000:
             raise SettingsError("FLASHCLAIM_REDIS_CONNECTIONS must be from 1 to 10000")
+        if self.role not in ("all", "public", "admin"):
+            raise SettingsError("FLASHCLAIM_ROLE must be all, public or admin")
         if self.max_in_flight < 1:
             raise SettingsError("FLASHCLAIM_MAX_IN_FLIGHT must be at least 1")
         if self.redis_timeout_ms < 10:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -100,3 +101,32 @@ def test_two_workers_grant_exactly_the_stock(tmp_path: Path) -> None:
     assert set(statuses) <= {201, 409, 410, 429}
     log = (tmp_path / f"serve-{port}.log").read_text()
     assert log.count("Started server process") == 2  # two workers served the crowd
+
+
+def test_admin_api_on_its_own_port(tmp_path: Path) -> None:
+    from flashclaim.embedded import free_port
+
+    admin_port = free_port()
+    admin = f"http://127.0.0.1:{admin_port}"
+    auth = {"Authorization": "Bearer tok"}
+    with serving(tmp_path / "data", "--admin-token", "tok", "--admin-port", str(admin_port)) \
+            as public:
+        deadline = time.monotonic() + 30
+        while True:  # the admin listener is a second process: poll until it answers
+            try:
+                if httpx.get(admin + "/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        body = {"id": "sep", "name": "x", "stock": 1, "coupons": [{"type": "cash", "value": 1}]}
+        hidden = httpx.post(public + "/v1/admin/campaigns", headers=auth, json=body)
+        assert hidden.status_code == 404  # not even there on the public port
+        assert httpx.post(admin + "/v1/admin/campaigns", headers=auth, json=body).status_code == 201
+        assert httpx.post(public + "/v1/campaigns/sep/claims",
+                          headers={"X-User-Id": "u"}).status_code == 201
+        assert httpx.post(admin + "/v1/campaigns/sep/claims",
+                          headers={"X-User-Id": "v"}).status_code == 404
+        stats = httpx.get(admin + "/v1/admin/campaigns/sep", headers=auth).json()["stats"]
+        assert stats["granted"] == 1
