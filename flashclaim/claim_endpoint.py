@@ -9,6 +9,7 @@ sits in front of the Starlette app and hands it every other request.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 import orjson
@@ -87,8 +88,27 @@ class ClaimEndpoint:
             o = Obj(body, "body")
             channel = o.string("channel", CHANNEL_RE, max_len=32, default="") or None
             o.done()
-        outcome = await s.claims.claim(campaign_id, who, channel, idempotency_key)
+        ip = client_ip(scope, headers, s.settings.client_ip_header) \
+            if s.settings.ip_rate_limit else None
+        outcome = await s.claims.claim(campaign_id, who, channel, idempotency_key, ip)
         return outcome.status, orjson.dumps(outcome.claim)
+
+
+def client_ip(scope: Scope, headers: Headers, trusted_header: str | None) -> str:
+    """The client's address: from the header a trusted proxy sets (the rightmost entry,
+    the one that proxy appended), else the peer of the connection."""
+    raw = headers.get(trusted_header) if trusted_header else None
+    if raw:
+        candidate = raw.split(",")[-1].strip()
+    else:
+        peer = scope.get("client")
+        candidate = peer[0] if peer else "unknown"
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        if raw:
+            raise invalid_request(f"{trusted_header} does not end with an IP address.") from None
+        return "unknown"  # a peer without an address (a unix socket): one bucket for all
 
 
 class ClaimFrontDoor:

@@ -30,14 +30,16 @@ class ClaimOutcome:
 
 class ClaimService:
     def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace,
-                 gate: ClaimGate | None = None) -> None:
+                 gate: ClaimGate | None = None, ip_limit: tuple[int, int] | None = None) -> None:
         self._redis = redis
+        self._ip_limit = ip_limit
         self._keyspace = keyspace
         self._coalescer = ClaimCoalescer(scripts, keyspace)
         self.gate = gate or ClaimGate()
 
     async def claim(
-        self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None
+        self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None,
+        client_ip: str | None = None,
     ) -> ClaimOutcome:
         if idempotency_key is None:
             known = self.gate.answer(campaign_id, who.user_id)
@@ -50,7 +52,8 @@ class ClaimService:
         else:
             await self._bind_idempotency_key(campaign_id, who, channel, idempotency_key)
             token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
-        request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key)
+        request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key,
+                               client_ip, self._ip_limit)
         decision = await self._coalescer.decide(campaign_id, request)
         self.gate.learn(campaign_id, who.user_id, decision)
         if decision.code is ClaimCode.GRANTED:

@@ -25,6 +25,10 @@ class CampaignKeys:
         """String counter of one user's taps in the current rate-limit window."""
         return self._rate_prefix + user_id
 
+    def ip_rate_limit(self, client_ip: str) -> str:
+        """String counter of one client IP's taps on this campaign in the current window."""
+        return self._rate_prefix + "ip:" + client_ip
+
     def script_keys(self) -> list[str]:
         """KEYS[1..5] of claim.lua, in order."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream]

@@ -70,13 +70,18 @@ class ClaimRequest:
     tags: tuple[str, ...]
     channel: str | None
     idempotency_key: str | None
+    client_ip: str | None = None  # set when the service limits taps per client IP
+    ip_limit: tuple[int, int] | None = None  # (taps, window ms)
 
     def packed(self) -> str:
         """One ARGV string: the six fields joined by the unit separator (none contains it:
         ids, tags and channel are validated, an Idempotency-Key is printable ASCII)."""
         tags = "," + ",".join(self.tags) + "," if self.tags else ""
-        return "\x1f".join((self.claim_id, self.dedup_token, self.user_id, tags,
-                            self.channel or "", self.idempotency_key or ""))
+        fields = [self.claim_id, self.dedup_token, self.user_id, tags, self.channel or "",
+                  self.idempotency_key or ""]
+        if self.client_ip and self.ip_limit:
+            fields += [self.client_ip, str(self.ip_limit[0]), str(self.ip_limit[1])]
+        return "\x1f".join(fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,8 @@ class Scripts:
     async def claim(self, keys: CampaignKeys, requests: list[ClaimRequest]) -> list[ClaimDecision]:
         """Decide a batch of claims on one campaign, in order, in one atomic call."""
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
+        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[5+n+i], one per claim
+            script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
         flat = await self._script("claim")(keys=script_keys, args=[r.packed() for r in requests])
         return [
             ClaimDecision(ClaimCode(_text(flat[i])), _text(flat[i + 1]), _text(flat[i + 2]) == "1")

@@ -45,7 +45,7 @@ class Services:
             scripts=scripts,
             keyspace=keyspace,
             campaigns=CampaignStore(redis, scripts, keyspace),
-            claims=ClaimService(redis, scripts, keyspace),
+            claims=ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit),
             authenticator=make_authenticator(settings),
         )
 

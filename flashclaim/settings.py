@@ -36,6 +36,10 @@ class Settings:
     # Which routes this process serves: "all", or "public" and "admin" when the admin API
     # listens on its own port (FLASHCLAIM_ADMIN_PORT, see cli.serve).
     role: str = "all"
+    # Optional per-client-IP limit on claims, per campaign: (taps, window ms), and the
+    # header a trusted proxy sets to the client's address (else the peer address is used).
+    ip_rate_limit: tuple[int, int] | None = None
+    client_ip_header: str | None = None
     max_claim_body: int = 4096
     max_admin_body: int = 65536
     # jwt identity mode: the algorithms accepted (never "none"; HMAC and public-key
@@ -59,6 +63,8 @@ class Settings:
             redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 500),
             max_in_flight=_int(e, "FLASHCLAIM_MAX_IN_FLIGHT", 2000),
             role=e.get("FLASHCLAIM_ROLE", "all"),
+            ip_rate_limit=_rate(e, "FLASHCLAIM_IP_RATE_LIMIT"),
+            client_ip_header=e.get("FLASHCLAIM_CLIENT_IP_HEADER") or None,
             redis_connections=_int(e, "FLASHCLAIM_REDIS_CONNECTIONS", 64),
             jwt_algorithms=tuple(
                 a.strip() for a in e.get("FLASHCLAIM_JWT_ALGORITHMS", "HS256").split(",")
@@ -111,6 +117,21 @@ def _jwt_key(env: Mapping[str, str]) -> str | None:
         except OSError as exc:
             raise SettingsError(f"FLASHCLAIM_JWT_KEY_FILE: {exc}") from None
     return env.get("FLASHCLAIM_JWT_KEY") or None
+
+
+def _rate(env: Mapping[str, str], name: str) -> tuple[int, int] | None:
+    """"50/1": at most 50 per 1 second, as (50, 1000)."""
+    raw = env.get(name)
+    if not raw:
+        return None
+    taps, _, seconds = raw.partition("/")
+    try:
+        limit = (int(taps), int(seconds) * 1000)
+    except ValueError:
+        raise SettingsError(f"{name} must look like 50/1 (taps per seconds)") from None
+    if limit[0] < 1 or limit[1] < 1000:
+        raise SettingsError(f"{name}: taps and seconds must be at least 1")
+    return limit
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -16,9 +16,11 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
   KEYS[4]        hash    rejections: error code -> integer
   KEYS[5]        stream  the claim stream (entry layout below)
   KEYS[5+i]      string  rate-limit window counter of claim i's user (PX = window)
+  KEYS[5+n+i]    string  rate-limit window counter of claim i's client IP, present only
+                         when claim i carries an IP limit (fields 7-9 below)
 
 ARGV:
-  ARGV[i]        string  claim i (1..n, n = #ARGV): six fields joined by \31 (unit
+  ARGV[i]        string  claim i (1..n, n = #ARGV): nine fields joined by \31 (unit
                          separator; no field can contain it), in this order:
                  claim id        server-made, unique; also the request id
                  dedup token     "k:<user>:<sha256(Idempotency-Key)>" or "r:<claim id>"
@@ -26,6 +28,9 @@ ARGV:
                  user tags       ",t1,t2," ("" when none)
                  channel         "" when none given
                  idempotency key as sent ("" when none)
+                 client IP       "" when the service has no per-IP limit
+                 IP limit        taps per window from one IP (integer)
+                 IP window       milliseconds
   (One argument per claim: a batch costs the client one string to pack per claim.)
 
 Returns a flat array of 3n values: for claim i, code at 3i-2, payload at 3i-1,
@@ -116,11 +121,20 @@ end
 local function fields_of(packed)
   local f = {}
   for field in string.gmatch(packed .. '\31', '([^\31]*)\31') do f[#f + 1] = field end
-  return f[1], f[2], f[3], f[4], f[5], f[6]
+  return f
+end
+
+-- A fixed-window counter: the taps so far, and the window's milliseconds left.
+local function count_tap(key, window_ms)
+  local taps = redis.call('INCR', key)
+  if taps == 1 then redis.call('PEXPIRE', key, window_ms) end
+  return taps
 end
 
 for i = 1, n do
-  local claim_id, token, user_id, tags, channel, idem_key = fields_of(ARGV[i])
+  local f = fields_of(ARGV[i])
+  local claim_id, token, user_id, tags, channel, idem_key = f[1], f[2], f[3], f[4], f[5], f[6]
+  local client_ip = f[7] or ''
   local stored = redis.call('HGET', dedup_key, token)
   if stored then
     reply('replay', stored)
@@ -136,11 +150,12 @@ for i = 1, n do
     reject('not_eligible', 'segment')
   else
     local rl_key = KEYS[5 + i]
-    local taps = redis.call('INCR', rl_key)
-    if taps == 1 then redis.call('PEXPIRE', rl_key, rl_window_ms) end
     local held = tonumber(redis.call('HGET', users_key, user_id) or '0')
-    if taps > rl_max then
+    local ip_key = client_ip ~= '' and KEYS[5 + n + i] or nil
+    if count_tap(rl_key, rl_window_ms) > rl_max then
       reject('rate_limited', tostring(redis.call('PTTL', rl_key)))
+    elseif ip_key and count_tap(ip_key, tonumber(f[9])) > tonumber(f[8]) then
+      reject('rate_limited', tostring(redis.call('PTTL', ip_key)))
     elseif held >= per_user_limit then
       redis.call('HINCRBY', rejected_key, 'already_claimed', 1)
       reply('already_claimed', tostring(held), true)

@@ -265,3 +265,19 @@ async def test_each_answer_says_whether_the_user_holds_the_limit(
     decisions = [d for _ in range(3) for d in await decide(scripts, cid, request("u1"))]
     assert [(d.code, d.holds_limit) for d in decisions] == [
         (ClaimCode.GRANTED, False), (ClaimCode.GRANTED, True), (ClaimCode.ALREADY_CLAIMED, True)]
+
+
+async def test_per_ip_limit_counts_taps_from_one_address(scripts_on_any: RedisScripts) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=10)
+
+    def from_ip(user: str, ip: str) -> ClaimRequest:
+        req = request(user)
+        return ClaimRequest(req.claim_id, req.dedup_token, user, (), None, None, ip, (2, 60_000))
+
+    decisions = await decide(scripts, cid, from_ip("a", "10.0.0.1"), from_ip("b", "10.0.0.1"),
+                             from_ip("c", "10.0.0.1"), from_ip("d", "10.0.0.2"))
+    assert [d.code for d in decisions] == [
+        ClaimCode.GRANTED, ClaimCode.GRANTED, ClaimCode.RATE_LIMITED, ClaimCode.GRANTED]
+    assert 0 < int(decisions[2].payload) <= 60_000
+    assert await r.pttl(KS.campaign(cid).ip_rate_limit("10.0.0.1")) > 0
