@@ -281,3 +281,25 @@ async def test_per_ip_limit_counts_taps_from_one_address(scripts_on_any: RedisSc
         ClaimCode.GRANTED, ClaimCode.GRANTED, ClaimCode.RATE_LIMITED, ClaimCode.GRANTED]
     assert 0 < int(decisions[2].payload) <= 60_000
     assert await r.pttl(KS.campaign(cid).ip_rate_limit("10.0.0.1")) > 0
+
+
+async def test_the_window_edges_on_the_server_clock(scripts_on_any: RedisScripts) -> None:
+    """Tap in a tight loop across a 300 ms window: every grant lies in [starts_at, ends_at),
+    and the answers run not_started, then grants, then ended, never back."""
+    r, scripts = scripts_on_any
+    now = await server_time_ms(r)
+    start, end = now + 300, now + 600
+    cid = await make_campaign(r, scripts, stock=10**6, rate_limit={"max": 10_000,
+                                                                   "per_seconds": 1},
+                              starts_at=to_rfc3339(start), ends_at=to_rfc3339(end))
+    codes: list[ClaimCode] = []
+    deadline = now + 5000
+    while not codes or codes[-1] is not ClaimCode.ENDED:
+        assert await server_time_ms(r) < deadline
+        [d] = await decide(scripts, cid, request(f"u{len(codes)}"))
+        codes.append(d.code)
+        if d.code is ClaimCode.GRANTED:
+            claimed_at = orjson.loads(d.payload)["claimed_at"]
+            assert start <= claimed_at < end
+    phases = [c for i, c in enumerate(codes) if i == 0 or c is not codes[i - 1]]
+    assert phases == [ClaimCode.NOT_STARTED, ClaimCode.GRANTED, ClaimCode.ENDED]
