@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 
 import orjson
 from redis.exceptions import RedisError
@@ -20,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from flashclaim.errors import ApiError, invalid_request, unavailable
 from flashclaim.http import EMPTY, body_chunks, error_body, read_json_body
+from flashclaim.metrics import record_claim
 from flashclaim.services import Services
 from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj
 
@@ -41,25 +43,30 @@ class ClaimEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra: list[tuple[bytes, bytes]] = []
+        started = time.perf_counter()
         self._in_flight += 1
         try:
             if self._in_flight > self._max_in_flight:  # shed, rather than queue to a timeout
                 raise unavailable("The service is shedding load; try again shortly.")
             status, body = await self._claim(scope, receive)
+            outcome = "granted" if status == 201 else "replay"
         except ApiError as err:
+            outcome = err.code
             status, body = err.status, self._error(err)
             if err.retry_after is not None:
                 extra.append((b"retry-after", str(err.retry_after).encode()))
         except RedisError as exc:
             log.warning("Redis unavailable: %s: %s", exc.__class__.__name__, exc)
             down = unavailable()
+            outcome = down.code
             status, body = down.status, self._error(down)
             extra.append((b"retry-after", str(down.retry_after).encode()))
         except Exception:
             log.exception("unhandled error in a claim")
-            status, body = 500, _INTERNAL
+            outcome, status, body = "internal", 500, _INTERNAL
         finally:
             self._in_flight -= 1
+        record_claim(outcome, time.perf_counter() - started)
         await send({"type": "http.response.start", "status": status,
                     "headers": [_JSON, (b"content-length", str(len(body)).encode()), *extra]})
         await send({"type": "http.response.body", "body": body})

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,6 +54,11 @@ def serve(args: argparse.Namespace) -> int:
     os.environ["FLASHCLAIM_REDIS_URL"] = redis_url
     os.environ["FLASHCLAIM_DATA_DIR"] = str(settings.data_dir)
     os.environ["FLASHCLAIM_NAMESPACE"] = settings.namespace
+    if args.workers > 1:  # every worker's /metrics reports the sum over all workers
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     admin = None
     admin_port = args.admin_port or int(os.environ.get("FLASHCLAIM_ADMIN_PORT", "0") or 0)
     if admin_port:

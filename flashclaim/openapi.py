@@ -293,6 +293,8 @@ PATHS: dict[str, Any] = {
                          "responses": {"200": _json(_ref("Health"), "Alive")}}},
     "/readyz": {"get": {"summary": "Store reachable and scripts loaded",
                         "responses": {"200": _json(_ref("Ready"), "Ready"), **_errors(503)}}},
+    "/metrics": {"get": {"summary": "Prometheus metrics: claims by outcome, claim latency",
+                         "responses": {"200": {"description": "Prometheus text format"}}}},
     "/openapi.json": {"get": {"summary": "This document",
                               "responses": {"200": {"description": "OpenAPI 3.1"}}}},
 }

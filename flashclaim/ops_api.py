@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from flashclaim.errors import unavailable
 from flashclaim.http import error_response, json_response
+from flashclaim.metrics import exposition
 from flashclaim.openapi import openapi_document
 from flashclaim.services import services
 from flashclaim.store import server_warnings
@@ -36,6 +37,11 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready", "warnings": s.warnings})
 
 
+async def metrics(request: Request) -> Response:
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)
+
+
 async def openapi_json(request: Request) -> Response:
     return json_response(_OPENAPI)
 
@@ -44,4 +50,5 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
 ]

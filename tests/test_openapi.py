@@ -52,3 +52,23 @@ def test_validation_rejects_a_wrong_body() -> None:
 async def test_served_document(client: httpx.AsyncClient) -> None:
     response = await client.get("/openapi.json")
     assert response.json() == openapi_document()
+
+
+async def test_metrics_count_claims_by_outcome(client: httpx.AsyncClient) -> None:
+    def count(text: str, outcome: str) -> float:
+        prefix = f'flashclaim_claims_total{{outcome="{outcome}"}} '
+        lines = [line for line in text.splitlines() if line.startswith(prefix)]
+        return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+    before = (await client.get("/metrics")).text
+    created = await client.post("/v1/admin/campaigns", json={
+        "name": "m", "stock": 1, "coupons": [{"type": "cash", "value": 1}]},
+        headers={"Authorization": "Bearer test-admin-token"})
+    cid = created.json()["id"]
+    for user in ["a", "b"]:
+        await client.post(f"/v1/campaigns/{cid}/claims", headers={"X-User-Id": user})
+    after = await client.get("/metrics")
+    assert after.headers["content-type"].startswith("text/plain")
+    assert count(after.text, "granted") == count(before, "granted") + 1
+    assert count(after.text, "sold_out") == count(before, "sold_out") + 1
+    assert "flashclaim_claim_seconds_bucket" in after.text
