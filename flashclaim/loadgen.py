@@ -62,6 +62,14 @@ class Connection:
             await self.close()
         return status, body
 
+    async def attempt(self, req: Request) -> tuple[int, bytes]:
+        """send(), with a failed connection answered as status 0 (and closed for a retry)."""
+        try:
+            return await self.send(req)
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            await self.close()
+            return 0, repr(exc).encode()
+
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
@@ -82,11 +90,7 @@ async def run(
         try:
             for req in queue:  # shared iterator: each request is taken once
                 started = time.perf_counter()
-                try:
-                    status, body = await conn.send(req)
-                except (OSError, asyncio.IncompleteReadError) as exc:
-                    await conn.close()
-                    status, body = 0, repr(exc).encode()
+                status, body = await conn.attempt(req)
                 on_response(Response(req, status, body, time.perf_counter() - started))
         finally:
             await conn.close()
@@ -138,11 +142,7 @@ async def run_paced(
                 if delay > 0:
                     await asyncio.sleep(delay)
                 req = make(i)
-                try:
-                    status, body = await conn.send(req)
-                except (OSError, asyncio.IncompleteReadError) as exc:
-                    await conn.close()
-                    status, body = 0, repr(exc).encode()
+                status, body = await conn.attempt(req)
                 on_response(Response(req, status, body, time.perf_counter() - scheduled))
         finally:
             await conn.close()
