@@ -12,11 +12,8 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,7 +23,7 @@ import redis
 import uvloop
 from redis.asyncio import Redis as AsyncRedis
 
-from flashclaim import loadgen
+from flashclaim import children, loadgen
 from flashclaim.audit import audit_campaign
 from flashclaim.embedded import EmbeddedServer, free_port
 from flashclaim.keys import KeySpace
@@ -51,23 +48,11 @@ class Service:
     def __init__(self, redis_url: str, workers: int, log: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
-        env.update(FLASHCLAIM_REDIS_URL=redis_url, FLASHCLAIM_ADMIN_TOKEN=TOKEN,
-                   FLASHCLAIM_NAMESPACE=NAMESPACE)
-        with open(log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "flashclaim", "serve", "--port", str(self.port),
-                 "--workers", str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(self.base + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start; see {log}")
-            time.sleep(0.05)
+        env = children.clean_env(FLASHCLAIM_REDIS_URL=redis_url, FLASHCLAIM_ADMIN_TOKEN=TOKEN,
+                                 FLASHCLAIM_NAMESPACE=NAMESPACE)
+        self.proc = children.start(["serve", "--port", str(self.port), "--workers",
+                                    str(workers)], env, log)
+        children.wait_ready(self.base, self.proc)
 
     def campaign(self, campaign_id: str, stock: int) -> str:
         httpx.post(self.base + "/v1/admin/campaigns", headers={"Authorization": f"Bearer {TOKEN}"},
@@ -76,8 +61,7 @@ class Service:
         return f"/v1/campaigns/{campaign_id}/claims"
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
+        children.stop(self.proc)
 
 
 class Load:

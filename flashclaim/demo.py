@@ -9,10 +9,8 @@ prints a report. Exit 0 only if nothing was oversold, lost or duplicated.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +24,7 @@ import orjson
 import redis
 import uvloop
 
-from flashclaim import loadgen
+from flashclaim import children, loadgen
 from flashclaim.embedded import free_port, running_url
 from flashclaim.keys import KeySpace
 from flashclaim.ledger_db import open_ledger
@@ -108,53 +106,21 @@ class Progress:
         sys.stderr.flush()
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "flashclaim", *args], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError("the service exited during start-up")
-        try:
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the service did not become ready")
-        time.sleep(0.05)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def run_demo(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="flashclaim-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
-    env.update(FLASHCLAIM_DATA_DIR=str(data_dir), FLASHCLAIM_ADMIN_TOKEN="demo-admin",
-               FLASHCLAIM_NAMESPACE="demo")
+    env = children.clean_env(FLASHCLAIM_DATA_DIR=str(data_dir),
+                             FLASHCLAIM_ADMIN_TOKEN="demo-admin", FLASHCLAIM_NAMESPACE="demo")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     print(f"flashclaim demo: data in {data_dir}, service on {base}")
-    service = _start(["serve", "--port", str(port), "--workers", str(args.workers)], env,
+    service = children.start(["serve", "--port", str(port), "--workers", str(args.workers)], env,
                      data_dir / "serve.log")
     ledger_proc: subprocess.Popen[bytes] | None = None
     try:
-        _wait_ready(base, service)
+        children.wait_ready(base, service)
         # The ledger finds the embedded server that `serve` runs on this data directory.
-        ledger_proc = _start(["ledger", "--block-ms", "200"], env, data_dir / "ledger.log")
+        ledger_proc = children.start(["ledger", "--block-ms", "200"], env, data_dir / "ledger.log")
         admin = {"Authorization": "Bearer demo-admin"}
         created = httpx.post(base + "/v1/admin/campaigns", headers=admin, json={
             "id": CAMPAIGN, "name": "Flash sale demo", "stock": args.stock,
@@ -179,8 +145,8 @@ def run_demo(args: argparse.Namespace) -> int:
         return _report(data_dir, args, crowd, elapsed, stats)
     finally:
         if ledger_proc is not None:
-            _stop(ledger_proc)
-        _stop(service)
+            children.stop(ledger_proc)
+        children.stop(service)
         if not args.data_dir and not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
 

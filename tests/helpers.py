@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +13,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from flashclaim import children
 from flashclaim.campaigns import meta_fields, parse_campaign_spec
 from flashclaim.embedded import free_port
 from flashclaim.keys import KeySpace
@@ -106,28 +103,14 @@ def sync_grant(r: SyncRedis, keyspace: KeySpace, campaign_id: str, users: list[s
 
 @contextmanager
 def serving(data_dir: Path, *args: str) -> Iterator[str]:
+    """`flashclaim serve` on a free port with this data directory, until the block ends."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
     log_path = data_dir.parent / f"serve-{port}.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flashclaim", "serve", "--port", str(port),
-             "--data-dir", str(data_dir), *args],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+    proc = children.start(["serve", "--port", str(port), "--data-dir", str(data_dir), *args],
+                          children.clean_env(), log_path)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.05)
+        children.wait_ready(base, proc)
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, log_path.read_text()
+        assert children.stop(proc) == 0, log_path.read_text()

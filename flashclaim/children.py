@@ -1,0 +1,55 @@
+"""flashclaim commands as child processes: start, wait until ready, stop gracefully.
+(Used by the demo, the benchmark and the tests.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without any FLASHCLAIM_ setting, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    env.update(settings)
+    return env
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`flashclaim <args>`, its output appended to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "flashclaim", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Poll GET /readyz until it answers 200 (or the process dies, or the deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited during start-up ({proc.returncode})")
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the service did not become ready")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
