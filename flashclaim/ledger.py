@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis
 
 from flashclaim.keys import KeySpace
@@ -295,8 +296,6 @@ def _server_ms(r: Any) -> int:
 
 
 def _fields_of(record: ClaimRecord) -> dict[str, str]:
-    import orjson
-
     return {"v": "1", "claim_id": record.claim_id, "campaign_id": record.campaign_id,
             "user_id": record.user_id, "seq": str(record.seq),
             "claimed_at": str(record.claimed_at), "channel": record.channel or "",
