@@ -46,7 +46,7 @@ async def get_campaign(request: Request) -> Response:
     view = await s.campaigns.get(campaign_id)
     body = view.public(await s.campaigns.now())
     await s.flush_gate()  # this process's answers from memory; other workers' within a second
-    body["stats"] = await s.campaigns.stats(campaign_id)
+    body["stats"] = await s.campaigns.stats(view)
     return json_response(body)
 
 

@@ -8,14 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.exceptions import (
-    BusyLoadingError,
-    NoPermissionError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-)
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,7 +17,7 @@ from starlette.routing import Route
 
 from flashclaim import admin_api, ops_api, public_api
 from flashclaim.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
-from flashclaim.errors import ApiError, unavailable
+from flashclaim.errors import ApiError, store_failure
 from flashclaim.http import error_response, json_response
 from flashclaim.services import Services
 from flashclaim.settings import Settings
@@ -47,14 +40,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
-    """The store failed (down, stalled, out of memory, cannot persist): 503, never 500."""
-    expected = (OutOfMemoryError, ReadOnlyError, BusyLoadingError, NoPermissionError)
-    if isinstance(exc, ResponseError) and not isinstance(exc, expected) and \
-            not str(exc).startswith(("MISCONF", "BUSY")):
-        log.error("unexpected Redis reply: %s", exc)
-    else:
-        log.warning("Redis unavailable: %s: %s", exc.__class__.__name__, exc)
-    return error_response(unavailable())
+    assert isinstance(exc, RedisError)
+    return error_response(store_failure(exc))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -186,12 +186,6 @@ def run_bench(args: argparse.Namespace) -> int:
     try:
         service = Service(url, 1, data_dir / "serve.log")
         try:
-            def claim_scenario(name: str, campaign: str, stock: int) -> Result:
-                path = service.campaign(campaign, stock)
-                result = load.measure(name, service.base, path, users=campaign)
-                result.invariants = audit(url, campaign)
-                return result
-
             def show(result: Result) -> Result:
                 results.append(result)
                 print(f"  {result.scenario}: {result.rps:,.0f} req/s", flush=True)
@@ -199,9 +193,10 @@ def run_bench(args: argparse.Namespace) -> int:
 
             ceiling = show(load.measure("/healthz (the ceiling)", service.base, "/healthz",
                                         method="GET"))
-            granted = show(claim_scenario("claim granted, appendfsync always", "plenty", 10**9))
+            granted = show(granted_claims(service, load, url, "claim granted, appendfsync always",
+                                          "plenty"))
             admin.config_set("appendfsync", "no")
-            show(claim_scenario("claim granted, no fsync", "plenty-nofsync", 10**9))
+            show(granted_claims(service, load, url, "claim granted, no fsync", "plenty-nofsync"))
             admin.config_set("appendfsync", "always")
             path = service.campaign("gone", 1)
             pre_claim(service.base, path, "gone-first", 1)
@@ -232,7 +227,10 @@ def run_bench(args: argparse.Namespace) -> int:
         if args.workers > 1:
             service = Service(url, args.workers, data_dir / "serve2.log")
             try:
-                two = show(claim_scenario_for(service, load, url, args.workers))
+                two = show(granted_claims(
+                    service, load, url,
+                    f"claim granted, appendfsync always, {args.workers} workers",
+                    f"plenty-{args.workers}w"))
                 two.note = f"x{two.rps / granted.rps:.2f} of 1 worker"
             finally:
                 service.stop()
@@ -248,11 +246,10 @@ def run_bench(args: argparse.Namespace) -> int:
     return 1 if breaches else 0
 
 
-def claim_scenario_for(service: Service, load: Load, url: str, workers: int) -> Result:
-    campaign = f"plenty-{workers}w"
+def granted_claims(service: Service, load: Load, url: str, name: str, campaign: str) -> Result:
+    """Distinct users on a campaign with stock to spare: every claim a grant; then audited."""
     path = service.campaign(campaign, 10**9)
-    result = load.measure(f"claim granted, appendfsync always, {workers} workers",
-                          service.base, path, users=campaign)
+    result = load.measure(name, service.base, path, users=campaign)
     result.invariants = audit(url, campaign)
     return result
 

@@ -40,9 +40,9 @@ class CampaignStore:
             raise campaign_not_found(campaign_id)
         return CampaignView.from_meta(meta)
 
-    async def stats(self, campaign_id: str) -> dict[str, Any]:
-        view = await self.get(campaign_id)
-        keys = self._keyspace.campaign(campaign_id)
+    async def stats(self, view: CampaignView) -> dict[str, Any]:
+        """The live counts of a campaign just read (its counters are not read again)."""
+        keys = self._keyspace.campaign(view.id)
         rejected = text_map(await self._redis.hgetall(keys.rejected))
         return {
             "granted": view.granted,
@@ -60,8 +60,10 @@ class CampaignStore:
 
     async def records(self, campaign_id: str, after: str, limit: int) -> dict[str, Any]:
         """A page of the claim stream: what was recorded, for load-test verdicts and audits."""
-        await self.get(campaign_id)  # 404 for an unknown campaign
-        stream = self._keyspace.campaign(campaign_id).stream
+        keys = self._keyspace.campaign(campaign_id)
+        if not await self._redis.exists(keys.meta):
+            raise campaign_not_found(campaign_id)
+        stream = keys.stream
         page = await self._redis.xrange(stream, "(" + after if after else "-", "+",
                                         count=limit) or []
         claims = [{"entry_id": str(entry_id), "seq": int(fields["seq"]),

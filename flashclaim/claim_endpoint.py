@@ -19,11 +19,11 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from flashclaim.errors import ApiError, invalid_request, unavailable
+from flashclaim.errors import ApiError, invalid_request, store_failure, unavailable
 from flashclaim.http import EMPTY, body_chunks, error_body, read_json_body
 from flashclaim.metrics import record_claim
 from flashclaim.services import Services
-from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj
+from flashclaim.validation import CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj, campaign_id
 
 log = logging.getLogger("flashclaim")
 
@@ -50,17 +50,12 @@ class ClaimEndpoint:
                 raise unavailable("The service is shedding load; try again shortly.")
             status, body = await self._claim(scope, receive)
             outcome = "granted" if status == 201 else "replay"
-        except ApiError as err:
+        except (ApiError, RedisError) as exc:
+            err = exc if isinstance(exc, ApiError) else store_failure(exc)
             outcome = err.code
             status, body = err.status, self._error(err)
             if err.retry_after is not None:
                 extra.append((b"retry-after", str(err.retry_after).encode()))
-        except RedisError as exc:
-            log.warning("Redis unavailable: %s: %s", exc.__class__.__name__, exc)
-            down = unavailable()
-            outcome = down.code
-            status, body = down.status, self._error(down)
-            extra.append((b"retry-after", str(down.retry_after).encode()))
         except Exception:
             log.exception("unhandled error in a claim")
             outcome, status, body = "internal", 500, _INTERNAL
@@ -80,9 +75,7 @@ class ClaimEndpoint:
 
     async def _claim(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         s: Services = self._app.state.services
-        campaign_id = scope["path_params"]["campaign_id"]
-        if not CAMPAIGN_ID_RE.match(campaign_id):
-            raise invalid_request("A campaign id is 1-64 chars of A-Za-z0-9_-.")
+        campaign = campaign_id(scope["path_params"]["campaign_id"])
         headers = Headers(scope=scope)
         who = s.authenticator.authenticate(headers)
         idempotency_key = headers.get("idempotency-key")
@@ -97,7 +90,7 @@ class ClaimEndpoint:
             o.done()
         ip = client_ip(scope, headers, s.settings.client_ip_header) \
             if s.settings.ip_rate_limit else None
-        outcome = await s.claims.claim(campaign_id, who, channel, idempotency_key, ip)
+        outcome = await s.claims.claim(campaign, who, channel, idempotency_key, ip)
         return outcome.status, orjson.dumps(outcome.claim)
 
 
@@ -129,9 +122,9 @@ class ClaimFrontDoor:
         if self._endpoint is not None and scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
-                campaign_id = path[len(_PREFIX):-len(_SUFFIX)]
-                if campaign_id and "/" not in campaign_id:  # as Starlette's {campaign_id}
-                    scope["path_params"] = {"campaign_id": campaign_id}
+                raw_id = path[len(_PREFIX):-len(_SUFFIX)]
+                if raw_id and "/" not in raw_id:  # as Starlette's {campaign_id}
+                    scope["path_params"] = {"campaign_id": raw_id}
                     await self._endpoint(scope, receive, send)
                     return
         await self.starlette(scope, receive, send)

@@ -6,17 +6,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.errors import invalid_request
 from flashclaim.http import json_response
 from flashclaim.services import services
-from flashclaim.validation import CAMPAIGN_ID_RE
+from flashclaim.validation import campaign_id
 
 
 def campaign_id_of(request: Request) -> str:
-    campaign_id: str = request.path_params["campaign_id"]
-    if not CAMPAIGN_ID_RE.match(campaign_id):
-        raise invalid_request("A campaign id is 1-64 chars of A-Za-z0-9_-.")
-    return campaign_id
+    return campaign_id(request.path_params["campaign_id"])
 
 
 async def list_campaigns(request: Request) -> Response:

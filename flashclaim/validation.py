@@ -24,6 +24,13 @@ MIN_TIME_MS = 946_684_800_000
 MAX_TIME_MS = 7_258_118_400_000
 
 
+def campaign_id(value: str) -> str:
+    """A campaign id from a path, or 400."""
+    if not CAMPAIGN_ID_RE.match(value):
+        raise invalid_request("A campaign id is 1-64 chars of A-Za-z0-9_-.")
+    return value
+
+
 class Obj:
     """A JSON object being read field by field; `done()` rejects fields nobody read."""
 

@@ -109,7 +109,7 @@ async def test_answers_from_memory_are_counted(redis_client: Redis) -> None:
     for user in ["a", "b", "c", "d", "a"]:
         await code_of(service, user)
     await service.gate.flush(redis_client, KS)
-    stats = await store.stats("c")
+    stats = await store.stats(await store.get("c"))
     assert stats["rejected"] == {"sold_out": 3, "already_claimed": 1}
 
 
