@@ -32,7 +32,8 @@ def admin(request: Request) -> Services:
 
 async def create_campaign(request: Request) -> Response:
     s = admin(request)
-    body = await read_json(request, s.settings.max_admin_body, required=True)
+    body = await read_json(request, s.settings.max_admin_body, required=True,
+                     body_deadline_s=s.settings.body_timeout_s)
     now = await s.campaigns.now()
     spec = parse_campaign_spec(body, now)
     view = await s.campaigns.create(spec, now)
@@ -69,7 +70,8 @@ async def _set_paused(request: Request, paused: bool) -> Response:
 async def adjust_stock(request: Request) -> Response:
     s = admin(request)
     campaign_id = campaign_id_of(request)
-    o = Obj(await read_json(request, s.settings.max_admin_body, required=True), "body")
+    o = Obj(await read_json(request, s.settings.max_admin_body, required=True,
+                     body_deadline_s=s.settings.body_timeout_s), "body")
     delta = o.integer("delta", -MAX_STOCK, MAX_STOCK)
     o.done()
     if delta == 0:
@@ -80,15 +82,24 @@ async def adjust_stock(request: Request) -> Response:
     return json_response(view.public(await s.campaigns.now()))
 
 
-ENTRY_ID_RE = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+ENTRY_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+MAX_ENTRY_PART = 2**64 - 1  # both halves of a stream entry id are unsigned 64-bit
+
+
+def entry_id(value: str) -> str:
+    """A stream entry id from a query, or 400 (Redis itself refuses one out of range)."""
+    ms, _, seq = value.partition("-")
+    if not ENTRY_ID_RE.fullmatch(value) or max(int(ms), int(seq)) > MAX_ENTRY_PART:
+        raise invalid_request("after must be a stream entry id such as 1731283200000-0.")
+    return value
 
 
 async def records(request: Request) -> Response:
     s = admin(request)
     campaign_id = campaign_id_of(request)
     after = request.query_params.get("after", "")
-    if after and not ENTRY_ID_RE.match(after):
-        raise invalid_request("after must be a stream entry id such as 1731283200000-0.")
+    if after:
+        entry_id(after)
     try:
         limit = int(request.query_params.get("limit", "1000"))
     except ValueError:

@@ -19,6 +19,7 @@ from flashclaim import admin_api, ops_api, public_api
 from flashclaim.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
 from flashclaim.errors import ApiError, store_failure
 from flashclaim.http import error_response, json_response
+from flashclaim.lifeline import tie_to_parent
 from flashclaim.services import Services
 from flashclaim.settings import Settings
 
@@ -50,6 +51,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
+    tie_to_parent()  # a worker of `serve --workers N` dies with serve, even on SIGKILL
     settings = settings or Settings.from_env()
 
     @asynccontextmanager

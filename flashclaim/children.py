@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from flashclaim.lifeline import die_with_parent
+
 
 def clean_env(**settings: str) -> dict[str, str]:
     """This process's environment without any FLASHCLAIM_ setting, plus the given ones."""
@@ -24,7 +26,7 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
     """`flashclaim <args>`, its output appended to `log`."""
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "flashclaim", *args], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+                                stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
 
 def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:

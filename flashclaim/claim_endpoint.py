@@ -19,8 +19,15 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from flashclaim.errors import ApiError, invalid_request, store_failure, unavailable
+from flashclaim.errors import (
+    CLAIM_REJECTIONS,
+    ApiError,
+    invalid_request,
+    store_failure,
+    unavailable,
+)
 from flashclaim.http import EMPTY, body_chunks, error_body, read_json_body
+from flashclaim.identity import Identity
 from flashclaim.metrics import record_claim
 from flashclaim.services import Services
 from flashclaim.validation import CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj, campaign_id
@@ -30,6 +37,11 @@ log = logging.getLogger("flashclaim")
 _PREFIX, _SUFFIX = "/v1/campaigns/", "/claims"
 _JSON = (b"content-type", b"application/json")
 _INTERNAL = b'{"error":"internal","message":"Internal error."}'
+# Error bodies worth encoding once: claim.lua's rejections, whose messages are fixed. Any
+# message that could carry client input (a field name, say) is encoded each time, so
+# the cache is bounded by this set times the few Retry-After values.
+_CACHEABLE = frozenset((code, message) for code, (_, message) in CLAIM_REJECTIONS.items())
+_MAX_CACHED = 512
 
 
 class ClaimEndpoint:
@@ -44,10 +56,7 @@ class ClaimEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra: list[tuple[bytes, bytes]] = []
         started = time.perf_counter()
-        self._in_flight += 1
         try:
-            if self._in_flight > self._max_in_flight:  # shed, rather than queue to a timeout
-                raise unavailable("The service is shedding load; try again shortly.")
             status, body = await self._claim(scope, receive)
             outcome = "granted" if status == 201 else "replay"
         except (ApiError, RedisError) as exc:
@@ -59,45 +68,65 @@ class ClaimEndpoint:
         except Exception:
             log.exception("unhandled error in a claim")
             outcome, status, body = "internal", 500, _INTERNAL
-        finally:
-            self._in_flight -= 1
         record_claim(outcome, time.perf_counter() - started)
         await send({"type": "http.response.start", "status": status,
                     "headers": [_JSON, (b"content-length", str(len(body)).encode()), *extra]})
         await send({"type": "http.response.body", "body": body})
 
+    @property
+    def cached_bodies(self) -> int:
+        return len(self._rejections)
+
     def _error(self, err: ApiError) -> bytes:
         key = (err.code, err.message, err.retry_after)
         body = self._rejections.get(key)
         if body is None:
-            body = self._rejections[key] = error_body(err)
+            body = error_body(err)
+            if (err.code, err.message) in _CACHEABLE and len(self._rejections) < _MAX_CACHED:
+                self._rejections[key] = body
         return body
 
     async def _claim(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         s: Services = self._app.state.services
+        campaign, who, channel, idempotency_key, headers = await self._read(s, scope, receive)
+        ip = client_ip(scope, headers, s.settings.client_ip_header) \
+            if s.settings.ip_rate_limit else None
+        # In flight only from here: a client still sending its body holds no slot.
+        self._in_flight += 1
+        try:
+            if self._in_flight > self._max_in_flight:  # shed, rather than queue to a timeout
+                raise unavailable("The service is shedding load; try again shortly.")
+            outcome = await s.claims.claim(campaign, who, channel, idempotency_key, ip)
+        finally:
+            self._in_flight -= 1
+        return outcome.status, orjson.dumps(outcome.claim)
+
+    @staticmethod
+    async def _read(s: Services, scope: Scope, receive: Receive) -> tuple[
+            str, Identity, str | None, str | None, Headers]:
+        """The whole request, validated; the body complete and within its deadline."""
         campaign = campaign_id(scope["path_params"]["campaign_id"])
         headers = Headers(scope=scope)
         who = s.authenticator.authenticate(headers)
         idempotency_key = headers.get("idempotency-key")
-        if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+        if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
             raise invalid_request("Idempotency-Key must be 1-255 printable ASCII characters.")
         body = await read_json_body(headers, body_chunks(receive), s.settings.max_claim_body,
-                                    required=False)
+                                    required=False, body_deadline_s=s.settings.body_timeout_s)
         channel = None
         if body is not EMPTY:
             o = Obj(body, "body")
             channel = o.string("channel", CHANNEL_RE, max_len=32, default="") or None
             o.done()
-        ip = client_ip(scope, headers, s.settings.client_ip_header) \
-            if s.settings.ip_rate_limit else None
-        outcome = await s.claims.claim(campaign, who, channel, idempotency_key, ip)
-        return outcome.status, orjson.dumps(outcome.claim)
+        return campaign, who, channel, idempotency_key, headers
 
 
 def client_ip(scope: Scope, headers: Headers, trusted_header: str | None) -> str:
-    """The client's address: from the header a trusted proxy sets (the rightmost entry,
-    the one that proxy appended), else the peer of the connection."""
-    raw = headers.get(trusted_header) if trusted_header else None
+    """The client's address: from the header a trusted proxy sets, else the peer of the
+    connection. Only what the proxy appended counts: the last element of the LAST such
+    header line (a client can send its own lines and elements before it)."""
+    lines = headers.getlist(trusted_header) if trusted_header else []
+    raw = lines[-1] if lines else None
     if raw:
         candidate = raw.split(",")[-1].strip()
     else:

@@ -32,6 +32,7 @@ class ClaimService:
     def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace,
                  gate: ClaimGate | None = None, ip_limit: tuple[int, int] | None = None) -> None:
         self._redis = redis
+        self._scripts = scripts
         self._ip_limit = ip_limit
         self._keyspace = keyspace
         self._coalescer = ClaimCoalescer(scripts, keyspace)
@@ -46,16 +47,22 @@ class ClaimService:
             if known is not None:  # what Redis would say, without asking it
                 raise _rejection(known, "")
         claim_id = secrets.token_hex(12)
+        binding: tuple[str, str] | None = None
         if idempotency_key is None:
             # A server-made token still lets claim.lua recognise a client-library retry.
             token = "r:" + claim_id
         else:
-            await self._bind_idempotency_key(campaign_id, who, channel, idempotency_key)
+            binding = await self._bind_idempotency_key(campaign_id, who, channel,
+                                                       idempotency_key)
             token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
         request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key,
                                client_ip, self._ip_limit)
         decision = await self._coalescer.decide(campaign_id, request)
         self.gate.learn(campaign_id, who.user_id, decision)
+        if binding is not None and decision.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY):
+            # Nothing was granted under this key: it must not stay bound (a later, correct
+            # retry with it must work, and refused keys must not pile up in Redis).
+            await self._scripts.release_idempotency(*binding)
         if decision.code is ClaimCode.GRANTED:
             return ClaimOutcome(201, render_claim(decision.payload))
         if decision.code is ClaimCode.REPLAY:
@@ -67,22 +74,20 @@ class ClaimService:
 
     async def _bind_idempotency_key(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str
-    ) -> None:
+    ) -> tuple[str, str] | None:
         """The first use of a key fixes its campaign and body; any other use is a conflict.
 
         SET NX GET makes the binding atomic on its own; the grant itself is still
         decided by claim.lua alone, which replays the stored claim for this key.
+        Returns (key, fingerprint) when this request made the binding, else None.
         """
         fingerprint = f"{campaign_id}\n{channel or ''}"
-        previous = await self._redis.set(
-            self._keyspace.idempotency(who.user_id, idempotency_key),
-            fingerprint,
-            nx=True,
-            px=IDEMPOTENCY_BINDING_MS,
-            get=True,
-        )
+        key = self._keyspace.idempotency(who.user_id, idempotency_key)
+        previous = await self._redis.set(key, fingerprint, nx=True, px=IDEMPOTENCY_BINDING_MS,
+                                         get=True)
         if previous is not None and previous != fingerprint:
             raise ApiError(*IDEMPOTENCY_KEY_REUSED)
+        return (key, fingerprint) if previous is None else None
 
 
 def _rejection(code: ClaimCode, payload: str) -> ApiError:

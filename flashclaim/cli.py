@@ -12,79 +12,89 @@ import subprocess
 import sys
 from pathlib import Path
 
-from flashclaim.embedded import EmbeddedServer
+from flashclaim import __version__
+from flashclaim.embedded import EmbeddedError, EmbeddedServer
+from flashclaim.lifeline import PARENT_ENV, die_with_parent
+from flashclaim.owner_lock import DataDirBusy, OwnerLock
+from flashclaim.private_files import private_dir
 from flashclaim.settings import Settings, SettingsError
 
 log = logging.getLogger("flashclaim")
 
 
-def _admin_token(settings: Settings) -> str:
-    """The configured token, else one generated once and kept in the data directory."""
+def _admin_token(settings: Settings) -> tuple[str, bool]:
+    """The configured token, else one generated once and kept in the data directory;
+    and whether it was generated just now."""
     if settings.admin_token:
-        return settings.admin_token
+        return settings.admin_token, False
     path = settings.data_dir / "admin-token"
     if path.exists():
-        return path.read_text().strip()
+        return path.read_text().strip(), False
     token = secrets.token_urlsafe(24)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")
-    return token
+    return token, True
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from flashclaim import listener
 
     settings = Settings.from_env(
         redis_url=args.redis_url, data_dir=args.data_dir, namespace=args.namespace,
-        admin_token=args.admin_token,
+        admin_token=args.admin_token, admin_port=args.admin_port or None,
     )
-    # Workers are separate processes: they read their settings from the environment.
-    os.environ["FLASHCLAIM_ADMIN_TOKEN"] = _admin_token(settings)
-    if not settings.admin_token:
-        log.info("admin token generated and kept in %s", settings.data_dir / "admin-token")
+    lock = None
+    if settings.redis_url is None:  # the embedded server: one serve per data directory
+        lock = OwnerLock(settings.data_dir)
+        lock.acquire()
     embedded = None
-    redis_url = settings.redis_url
-    if redis_url is None:
-        embedded = EmbeddedServer(settings.data_dir)
-        redis_url = embedded.start()
-        log.info("embedded server on 127.0.0.1:%d, data in %s (AOF, fsync always)",
-                 embedded.port, settings.data_dir / "redis")
-    os.environ["FLASHCLAIM_REDIS_URL"] = redis_url
-    os.environ["FLASHCLAIM_DATA_DIR"] = str(settings.data_dir)
-    os.environ["FLASHCLAIM_NAMESPACE"] = settings.namespace
-    if args.workers > 1:  # every worker's /metrics reports the sum over all workers
-        metrics_dir = settings.data_dir / "metrics"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
     admin = None
-    admin_port = args.admin_port or int(os.environ.get("FLASHCLAIM_ADMIN_PORT", "0") or 0)
-    if admin_port:
-        # The admin API on its own listener (bind it to a private interface); the public
-        # one serves no admin route at all.
-        admin = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "flashclaim.app:create_app", "--factory",
-             "--host", args.admin_host, "--port", str(admin_port), "--no-access-log"],
-            env={**os.environ, "FLASHCLAIM_ROLE": "admin"})
-        os.environ["FLASHCLAIM_ROLE"] = "public"
-        log.info("admin API on %s:%d; not on the public port", args.admin_host, admin_port)
-    # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into
-    # SystemExit so the `finally` below still stops the embedded server.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        uvicorn.run(
-            "flashclaim.app:create_app", factory=True, host=args.host, port=args.port,
-            workers=args.workers, loop="uvloop", http="httptools", access_log=False,
-            log_level="info",
-        )
+        # Workers are separate processes: they read their settings from the environment.
+        token, generated = _admin_token(settings)
+        os.environ["FLASHCLAIM_ADMIN_TOKEN"] = token
+        if generated:
+            log.info("admin token generated and kept in %s", settings.data_dir / "admin-token")
+        redis_url = settings.redis_url
+        if redis_url is None:
+            embedded = EmbeddedServer(settings.data_dir)
+            redis_url = embedded.start()
+            embedded.supervise()
+            log.info("embedded server on 127.0.0.1:%d, data in %s (AOF, fsync always)",
+                     embedded.port, settings.data_dir / "redis")
+        os.environ["FLASHCLAIM_REDIS_URL"] = redis_url
+        os.environ["FLASHCLAIM_DATA_DIR"] = str(settings.data_dir)
+        os.environ["FLASHCLAIM_NAMESPACE"] = settings.namespace
+        os.environ[PARENT_ENV] = str(os.getpid())  # workers die with this process
+        if args.workers > 1:  # every worker's /metrics reports the sum over all workers
+            metrics_dir = settings.data_dir / "metrics"
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            private_dir(metrics_dir)
+            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+        if settings.admin_port:
+            # The admin API on its own listener (bind it to a private interface); the public
+            # one serves no admin route at all.
+            admin = subprocess.Popen(
+                [sys.executable, "-m", "flashclaim.listener", args.admin_host,
+                 str(settings.admin_port)],
+                env={**os.environ, "FLASHCLAIM_ROLE": "admin"}, preexec_fn=die_with_parent)
+            os.environ["FLASHCLAIM_ROLE"] = "public"
+            log.info("admin API on %s:%d; not on the public port", args.admin_host,
+                     settings.admin_port)
+        # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into
+        # SystemExit so the `finally` below still stops the embedded server.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        listener.run(args.host, args.port, args.workers, Settings.from_env())
     finally:
         if admin is not None:
             admin.terminate()
             admin.wait(30)
         if embedded is not None:
             embedded.stop()
+        if lock is not None:
+            lock.release()
     return 0
 
 
@@ -119,6 +129,7 @@ def ledger(args: argparse.Namespace) -> int:
     options = ConsumerOptions(
         group=args.group, batch=args.batch, block_ms=args.block_ms,
         claim_idle_ms=args.claim_idle_ms, retain_ms=args.retain_ms,
+        progress_ms=int(args.progress_s * 1000),
         **({"consumer": args.consumer} if args.consumer else {}),
     )
     r = redis.Redis.from_url(_redis_url(settings), decode_responses=True,
@@ -139,7 +150,12 @@ def reconcile(args: argparse.Namespace) -> int:
 
     from flashclaim.keys import KeySpace
     from flashclaim.ledger_db import open_ledger
-    from flashclaim.reconcile import format_table, reconcile_campaign, wait_for_ledger
+    from flashclaim.reconcile import (
+        format_table,
+        reconcile_campaign,
+        repair_campaign,
+        wait_for_ledger,
+    )
 
     settings = _settings(args)
     keyspace = KeySpace(settings.namespace)
@@ -149,6 +165,11 @@ def reconcile(args: argparse.Namespace) -> int:
     if args.wait:
         wait_for_ledger(r, keyspace, ids, args.wait, args.group)
     ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
+    if args.repair:
+        ledger_db.migrate()
+        for campaign_id in ids:
+            written = repair_campaign(r, ledger_db, keyspace, campaign_id)
+            print(f"{campaign_id}: {written} missing claims written to the ledger")
     results = [reconcile_campaign(r, ledger_db, keyspace, c, args.group) for c in ids]
     ledger_db.close()
     print(format_table(results))
@@ -172,68 +193,103 @@ def bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def _positive(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = _positive(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"{number} is not a port number (1-65535)")
+    return number
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--redis-url", help="default: FLASHCLAIM_REDIS_URL, else the embedded server")
-    p.add_argument("--data-dir", type=Path, help="default: FLASHCLAIM_DATA_DIR or .flashclaim")
-    p.add_argument("--namespace", help="key prefix; default: FLASHCLAIM_NAMESPACE or fc")
+    p.add_argument("--redis-url", help="FLASHCLAIM_REDIS_URL; unset: the embedded server")
+    p.add_argument("--data-dir", type=Path, help="FLASHCLAIM_DATA_DIR; unset: .flashclaim")
+    p.add_argument("--namespace", help="key prefix; FLASHCLAIM_NAMESPACE; unset: fc")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashclaim", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"flashclaim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("serve", help="run the HTTP service")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--admin-port", type=int, default=0,
-                   help="serve the admin API on this port only (default: FLASHCLAIM_ADMIN_PORT,"
-                        " else with the public API)")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text,
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+    p = command("serve", "run the HTTP service")
+    p.add_argument("--host", default="127.0.0.1", help="the public listener's address")
+    p.add_argument("--port", type=_port, default=8000, help="the public listener's port")
+    p.add_argument("--workers", type=_positive, default=1, help="worker processes")
+    p.add_argument("--admin-port", type=_port, default=None,
+                   help="serve the admin API on this port only (FLASHCLAIM_ADMIN_PORT; unset:"
+                        " with the public API)")
     p.add_argument("--admin-host", default="127.0.0.1", help="the admin listener's address")
     _common(p)
-    p.add_argument("--admin-token", help="default: FLASHCLAIM_ADMIN_TOKEN, else generated")
+    p.add_argument("--admin-token", help="FLASHCLAIM_ADMIN_TOKEN; unset: generated, kept in "
+                                         "<data dir>/admin-token")
     p.set_defaults(run=serve)
 
-    p = commands.add_parser("ledger", help="carry every claim into the SQL ledger")
+    p = command("ledger", "carry every claim into the SQL ledger")
     _common(p)
-    p.add_argument("--ledger-dsn", help="default: FLASHCLAIM_LEDGER_DSN, else SQLite in data dir")
-    p.add_argument("--group", default="ledger", help="consumer group (default ledger)")
-    p.add_argument("--consumer", help="consumer name (default host-pid)")
-    p.add_argument("--batch", type=int, default=500)
-    p.add_argument("--block-ms", type=int, default=1000)
-    p.add_argument("--claim-idle-ms", type=int, default=30_000,
+    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+    p.add_argument("--group", default="ledger", help="consumer group")
+    p.add_argument("--consumer", help="consumer name (unset: <host>-<pid>)")
+    p.add_argument("--batch", type=_positive, default=500, help="entries per read and commit")
+    p.add_argument("--block-ms", type=_positive, default=1000,
+                   help="how long one read waits for new entries")
+    p.add_argument("--claim-idle-ms", type=_positive, default=30_000,
                    help="take over entries pending this long with another consumer")
-    p.add_argument("--retain-ms", type=int, default=86_400_000,
+    p.add_argument("--retain-ms", type=_positive, default=86_400_000,
                    help="keep acknowledged entries this long before trimming")
+    p.add_argument("--progress-s", type=float, default=30.0,
+                   help="log rows written and lag this often")
     p.set_defaults(run=ledger)
 
-    p = commands.add_parser("reconcile",
-                            help="compare Redis, stream and ledger; exit 1 on mismatch")
+    p = command("reconcile", "compare Redis, stream and ledger; exit 1 on mismatch")
     _common(p)
-    p.add_argument("campaign", nargs="?", help="one campaign id (default: all)")
-    p.add_argument("--ledger-dsn", help="default: FLASHCLAIM_LEDGER_DSN, else SQLite in data dir")
-    p.add_argument("--group", default="ledger")
+    p.add_argument("campaign", nargs="?", help="one campaign id (unset: all)")
+    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+    p.add_argument("--group", default="ledger", help="the ledger's consumer group")
     p.add_argument("--wait", type=float, default=0,
                    help="first wait up to this many seconds for the ledger to catch up")
+    p.add_argument("--repair", action="store_true",
+                   help="write every retained stream record the ledger lacks (idempotent), "
+                        "then reconcile")
     p.set_defaults(run=reconcile)
 
-    p = commands.add_parser("demo", help="service, ledger and a flash crowd, all embedded")
-    p.add_argument("--stock", type=int, default=1000)
-    p.add_argument("--requests", type=int, default=20_000)
-    p.add_argument("--users", type=int, default=10_000)
-    p.add_argument("--concurrency", type=int, default=200, help="open connections")
-    p.add_argument("--workers", type=int, default=1, help="service worker processes")
-    p.add_argument("--data-dir", help="keep everything here (default: a temp dir, removed)")
+    p = command("demo", "service, ledger and a flash crowd, all embedded")
+    p.add_argument("--stock", type=_positive, default=1000, help="coupons in the campaign")
+    p.add_argument("--requests", type=_positive, default=20_000,
+                   help="taps in all (at least --users: every user taps once)")
+    p.add_argument("--users", type=_positive, default=10_000, help="distinct users")
+    p.add_argument("--concurrency", type=_positive, default=200, help="open connections")
+    p.add_argument("--workers", type=_positive, default=1, help="service worker processes")
+    p.add_argument("--data-dir", help="keep everything here, and reuse it on a re-run "
+                                      "(unset: a temp dir, removed)")
     p.add_argument("--keep", action="store_true", help="keep the temp data dir")
     p.set_defaults(run=demo)
 
-    p = commands.add_parser("bench", help="claim paths as fractions of the server's ceiling")
-    p.add_argument("--seconds", type=int, default=8, help="per scenario")
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--threads", type=int, default=2, help="wrk threads")
-    p.add_argument("--workers", type=int, default=2, help="also measure N service workers")
-    p.add_argument("--crowd-stock", type=int, default=10_000)
-    p.add_argument("--crowd-taps", type=int, default=200_000)
-    p.add_argument("--crowd-users", type=int, default=100_000)
+    p = command("bench", "claim paths as fractions of the server's ceiling")
+    p.add_argument("--seconds", type=_positive, default=8, help="per scenario")
+    p.add_argument("--connections", type=_positive, default=64, help="open connections")
+    p.add_argument("--threads", type=_positive, default=2, help="wrk threads")
+    p.add_argument("--workers", type=_positive, default=2, help="also measure N service workers")
+    p.add_argument("--crowd-stock", type=_positive, default=10_000,
+                   help="stock of the mixed crowd")
+    p.add_argument("--crowd-taps", type=_positive, default=200_000,
+                   help="taps of the mixed crowd")
+    p.add_argument("--crowd-users", type=_positive, default=100_000,
+                   help="users of the mixed crowd")
     p.add_argument("--python-load", action="store_true",
                    help="use the asyncio generator even when wrk is installed")
     p.set_defaults(run=bench)
@@ -243,12 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
-    except SettingsError as exc:
-        print(f"flashclaim: {exc}", file=sys.stderr)
+    except (SettingsError, DataDirBusy) as exc:
+        print(f"flashclaim {args.command}: {exc}", file=sys.stderr)
         return 2
+    except EmbeddedError as exc:
+        print(f"flashclaim {args.command}: the embedded server: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C: whatever ran has cleaned up in its `finally`
+        return 130
     return code
 
 

@@ -4,6 +4,11 @@ claim.lua decides a batch in arrival order, exactly as it would decide the same
 claims one by one, so batching changes cost, never outcomes. A campaign has at
 most one call in flight per process; claims that arrive meanwhile form the next
 batch. A lone claim waits for no one: its call starts on the next loop turn.
+
+When a call fails (a stalled server times out, a dead one refuses), the claims
+queued behind it get the same error at once instead of a call and a timeout of
+their own: a claim waits for at most the one call in flight when it arrived (one
+Redis timeout), never for a chain of them.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ class ClaimCoalescer:
                 del queue[: self._max_batch]
                 try:
                     decisions = await self._scripts.claim(keys, [r for r, _ in batch])
-                except Exception as exc:  # every waiter of the batch gets the store's error
+                except Exception as exc:  # this batch, and all queued behind it, get the error
+                    batch += queue
+                    queue.clear()
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)

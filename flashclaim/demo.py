@@ -4,13 +4,19 @@ Starts `serve` (with its embedded Valkey) and `ledger` (SQLite) on a data
 directory, creates a campaign, sends a crowd of taps at it (first taps, repeat
 taps, fast tappers, client retries), waits for the ledger, reconciles, and
 prints a report. Exit 0 only if nothing was oversold, lost or duplicated.
+
+Each run creates its own campaign (demo-<random>), so a re-run on the same
+--data-dir works and adds to what is there. SIGTERM or Ctrl-C stops every
+process it started and removes its temp dir: exit 143 or 130, no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -29,8 +35,7 @@ from flashclaim.embedded import free_port, running_url
 from flashclaim.keys import KeySpace
 from flashclaim.ledger_db import open_ledger
 from flashclaim.reconcile import Reconciliation, reconcile_campaign, wait_for_ledger
-
-CAMPAIGN = "demo"
+from flashclaim.settings import SettingsError
 
 
 @dataclass
@@ -57,10 +62,11 @@ class Crowd:
             self.statuses[f"{response.status} {code}"] += 1
 
 
-def crowd_requests(users: int, requests: int, seed: int = 11) -> list[loadgen.Request]:
+def crowd_requests(campaign_id: str, users: int, requests: int,
+                   seed: int = 11) -> list[loadgen.Request]:
     """Every user taps once; the rest are repeat taps, fast tappers' bursts and retries."""
     rng = random.Random(seed)
-    path = f"/v1/campaigns/{CAMPAIGN}/claims"
+    path = f"/v1/campaigns/{campaign_id}/claims"
 
     def tap(user: int, key: str | None = None) -> loadgen.Request:
         headers = [("X-User-Id", f"user-{user}")]
@@ -106,30 +112,53 @@ class Progress:
         sys.stderr.flush()
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, taken the way Ctrl-C is: unwind, clean up, exit 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    if args.requests < args.users:
+        raise SettingsError(f"--requests ({args.requests}) must be at least --users "
+                            f"({args.users}): every user taps once")
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(args)
+    except KeyboardInterrupt as stop:
+        print("\nflashclaim demo: stopped; every process it started is stopped too",
+              file=sys.stderr)
+        return 143 if isinstance(stop, _Terminated) else 130
+
+
+def _run(args: argparse.Namespace) -> int:
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="flashclaim-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
+    campaign_id = "demo-" + secrets.token_hex(3)  # a re-run on the same data dir adds one
     env = children.clean_env(FLASHCLAIM_DATA_DIR=str(data_dir),
                              FLASHCLAIM_ADMIN_TOKEN="demo-admin", FLASHCLAIM_NAMESPACE="demo")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    print(f"flashclaim demo: data in {data_dir}, service on {base}")
-    service = children.start(["serve", "--port", str(port), "--workers", str(args.workers)], env,
-                     data_dir / "serve.log")
+    print(f"flashclaim demo: data in {data_dir}, service on {base}", flush=True)
+    service: subprocess.Popen[bytes] | None = None
     ledger_proc: subprocess.Popen[bytes] | None = None
     try:
+        service = children.start(["serve", "--port", str(port), "--workers",
+                                  str(args.workers)], env, data_dir / "serve.log")
         children.wait_ready(base, service)
         # The ledger finds the embedded server that `serve` runs on this data directory.
         ledger_proc = children.start(["ledger", "--block-ms", "200"], env, data_dir / "ledger.log")
         admin = {"Authorization": "Bearer demo-admin"}
         created = httpx.post(base + "/v1/admin/campaigns", headers=admin, json={
-            "id": CAMPAIGN, "name": "Flash sale demo", "stock": args.stock,
+            "id": campaign_id, "name": "Flash sale demo", "stock": args.stock,
             "rate_limit": {"max": 5, "per_seconds": 1},
             "coupons": [{"type": "threshold", "value": 2000, "min_spend": 10000},
                         {"type": "cash", "value": 500, "validity": {"days": 7}}]})
         created.raise_for_status()
-        requests = crowd_requests(args.users, args.requests)
-        print(f"campaign {CAMPAIGN!r}: stock {args.stock}; {len(requests)} taps from "
+        requests = crowd_requests(campaign_id, args.users, args.requests)
+        print(f"campaign {campaign_id!r}: stock {args.stock}; {len(requests)} taps from "
               f"{args.users} users over {args.concurrency} connections")
         crowd = Crowd()
         progress = Progress(len(requests))
@@ -141,27 +170,33 @@ def run_demo(args: argparse.Namespace) -> int:
         elapsed = uvloop.run(loadgen.run("127.0.0.1", port, requests, args.concurrency,
                                           on_response))
         progress.show(crowd.done, final=True)
-        stats = httpx.get(base + f"/v1/admin/campaigns/{CAMPAIGN}", headers=admin).json()["stats"]
-        return _report(data_dir, args, crowd, elapsed, stats)
+        stats = httpx.get(base + f"/v1/admin/campaigns/{campaign_id}",
+                          headers=admin).json()["stats"]
+        return _report(data_dir, campaign_id, args, crowd, elapsed, stats)
     finally:
-        if ledger_proc is not None:
-            children.stop(ledger_proc)
-        children.stop(service)
+        # Children first (they hold files in the data dir); a second signal meanwhile
+        # must not cut this short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for proc in (ledger_proc, service):
+            if proc is not None:
+                children.stop(proc)
         if not args.data_dir and not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def _report(data_dir: Path, args: argparse.Namespace, crowd: Crowd, elapsed: float,
-            stats: dict[str, object]) -> int:
+def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: Crowd,
+            elapsed: float, stats: dict[str, object]) -> int:
     url = running_url(data_dir)
     assert url is not None
     keyspace = KeySpace("demo")
     with redis.Redis.from_url(url, decode_responses=True) as r:
-        lag = wait_for_ledger(r, keyspace, [CAMPAIGN], timeout=60)
+        lag = wait_for_ledger(r, keyspace, [campaign_id], timeout=60)
         ledger = open_ledger(None, data_dir)
         try:
-            rec: Reconciliation = reconcile_campaign(r, ledger, keyspace, CAMPAIGN)
-            in_ledger = ledger.claim_ids(CAMPAIGN)
+            rec: Reconciliation = reconcile_campaign(r, ledger, keyspace, campaign_id)
+            in_ledger = ledger.claim_ids(campaign_id)
         finally:
             ledger.close()
     seen = crowd.granted_ids

@@ -1,24 +1,34 @@
 """A private Redis-compatible server in the data directory: loopback only, a generated
 password, AOF with fsync on every write, no eviction.
 
-`serve` starts it; `ledger` and `reconcile` on the same data directory find it
-through the state file it leaves there (embedded.json, mode 0600).
+`serve` starts it (holding the data directory's owner lock, see owner_lock),
+supervises it (a server that dies is restarted on the same port, with a log line)
+and stops it on exit; the server dies with `serve` even on SIGKILL (lifeline).
+`ledger` and `reconcile` on the same data directory find it through the state
+file it leaves there (embedded.json, mode 0600).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from flashclaim.lifeline import die_with_parent
+from flashclaim.private_files import private_dir, write_private
+
+log = logging.getLogger("flashclaim")
 
 STATE_FILE = "embedded.json"
 
@@ -70,6 +80,8 @@ class EmbeddedServer:
     password: str = ""
     process: subprocess.Popen[bytes] | None = None
     adopted_pid: int | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _supervisor: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -81,8 +93,7 @@ class EmbeddedServer:
 
     def start(self, timeout: float = 15.0) -> str:
         """Start the server (same port and password as last time when it can) and wait for it."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "redis").mkdir(exist_ok=True)
+        private_dir(self.data_dir / "redis")  # the AOF: every claim
         previous = _read_state(self.data_dir)
         if self._adopt(previous):
             return self.url
@@ -94,18 +105,20 @@ class EmbeddedServer:
             self.port = old if isinstance(old, int) and _port_is_free(old) else free_port()
         binary = self.binary or find_server_binary()
         config = self.data_dir / "redis.conf"
-        config.write_text(self._config())
-        config.chmod(0o600)
-        log = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
-        self.process = subprocess.Popen([str(binary), str(config)], stdout=log, stderr=log)
-        log.close()
+        write_private(config, self._config())  # it holds the password
+        out = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen([str(binary), str(config)], stdout=out, stderr=out,
+                                        preexec_fn=die_with_parent,
+                                        start_new_session=True)  # serve stops it, not Ctrl-C
+        out.close()
         self._write_state()
         self._wait_ready(timeout)
         return self.url
 
     def _adopt(self, state: dict[str, object]) -> bool:
         """Take over a server that a crashed `serve` left running on this data directory:
-        two servers must never share one AOF."""
+        two servers must never share one AOF. (`serve` calls this only while holding the
+        data directory's owner lock: the server's owner is dead.)"""
         url = running_url(self.data_dir)
         if url is None:
             return False
@@ -139,9 +152,7 @@ class EmbeddedServer:
     def _write_state(self) -> None:
         assert self.process is not None
         state = {"port": self.port, "password": self.password, "pid": self.process.pid}
-        fd = os.open(self.state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(state, f)
+        write_private(self.state_path, json.dumps(state))
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -166,8 +177,48 @@ class EmbeddedServer:
         finally:
             client.close()
 
+    def supervise(self, retry_s: float = 1.0) -> None:
+        """Restart the server, on the same port and password, whenever it exits without
+        stop() (kill -9, the OOM killer): clients reconnect by themselves."""
+        def watch() -> None:
+            while not self._stopping.is_set():
+                if self._running():
+                    self._stopping.wait(0.2)
+                    continue
+                log.warning("the embedded server exited (%s); restarting it on port %d",
+                            self._exit_status(), self.port)
+                try:
+                    self._restart()
+                    log.warning("the embedded server is back on port %d", self.port)
+                except (EmbeddedError, OSError) as exc:
+                    log.error("could not restart the embedded server: %s", exc)
+                    self._stopping.wait(retry_s)
+
+        self._supervisor = threading.Thread(target=watch, name="embedded-supervisor",
+                                            daemon=True)
+        self._supervisor.start()
+
+    def _running(self) -> bool:
+        if self.adopted_pid is not None:
+            return _alive(self.adopted_pid)
+        return self.process is not None and self.process.poll() is None
+
+    def _exit_status(self) -> str:
+        if self.process is not None and self.process.returncode is not None:
+            return f"exit status {self.process.returncode}"
+        return "gone"
+
+    def _restart(self) -> None:
+        if not _port_is_free(self.port):  # the old process may still be releasing it
+            raise EmbeddedError(f"port {self.port} is not free yet")
+        self.adopted_pid, self.process = None, None
+        self.start()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful: SIGTERM makes the server flush its AOF and exit."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
         if self.adopted_pid is not None:
             _terminate_pid(self.adopted_pid, timeout)
             return

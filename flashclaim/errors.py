@@ -60,6 +60,14 @@ def payload_too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"The request body is over {limit} bytes.")
 
 
+def request_timeout(seconds: float) -> ApiError:
+    return ApiError(408, "request_timeout", f"The request body did not arrive within {seconds:g}s.")
+
+
+def incomplete_body() -> ApiError:
+    return ApiError(400, "invalid_request", "The request body ended before it was complete.")
+
+
 def unsupported_media_type() -> ApiError:
     return ApiError(415, "unsupported_media_type", "Send the body as application/json.")
 

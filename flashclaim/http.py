@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from flashclaim.errors import ApiError, invalid_request, payload_too_large, unsupported_media_type
+from flashclaim.errors import (
+    ApiError,
+    incomplete_body,
+    invalid_request,
+    payload_too_large,
+    request_timeout,
+    unsupported_media_type,
+)
 
 _JSON = "application/json"
 
@@ -24,28 +32,34 @@ class _Empty:
 EMPTY = _Empty()
 
 
-async def read_json(request: Request, limit: int, *, required: bool) -> Any:
+async def read_json(request: Request, limit: int, *, required: bool,
+                    body_deadline_s: float = 5.0) -> Any:
     """The decoded body of a Starlette request (see read_json_body)."""
-    return await read_json_body(request.headers, request.stream(), limit, required=required)
+    return await read_json_body(request.headers, body_chunks(request.receive), limit,
+                                required=required, body_deadline_s=body_deadline_s)
 
 
 async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """The body of a bare ASGI request, as it arrives."""
+    """The body of an ASGI request, as it arrives. A client that disconnects before the
+    last chunk sent an incomplete body: that is refused, never taken for a shorter one."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            raise incomplete_body()
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
 
 
 async def read_json_body(
-    headers: Headers, chunks: AsyncIterator[bytes], limit: int, *, required: bool
+    headers: Headers, chunks: AsyncIterator[bytes], limit: int, *, required: bool,
+    body_deadline_s: float = 5.0,
 ) -> Any:
     """The decoded body, or EMPTY when none was sent and none is required.
 
-    Reads at most `limit` bytes: an oversize body is refused before it is buffered.
+    Reads at most `limit` bytes: an oversize body is refused before it is buffered. The
+    whole body must arrive within `body_deadline_s` seconds (a slow client holds nothing longer),
+    and as long as its Content-Length says.
     """
     declared = headers.get("content-length")
     if declared is not None:
@@ -54,10 +68,16 @@ async def read_json_body(
         if int(declared) > limit:
             raise payload_too_large(limit)
     body = bytearray()
-    async for chunk in chunks:
-        body += chunk
-        if len(body) > limit:
-            raise payload_too_large(limit)
+    try:
+        async with asyncio.timeout(body_deadline_s):
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > limit:
+                    raise payload_too_large(limit)
+    except TimeoutError:
+        raise request_timeout(body_deadline_s) from None
+    if declared is not None and len(body) != int(declared):
+        raise incomplete_body()
     if not body:
         if required:
             raise invalid_request("A JSON body is required.")

@@ -41,11 +41,11 @@ class HeaderAuthenticator:
         user_id = headers.get("x-user-id")
         if user_id is None:
             raise unauthenticated("Send the user id in the X-User-Id header.")
-        if not USER_ID_RE.match(user_id):
+        if not USER_ID_RE.fullmatch(user_id):
             raise invalid_request("X-User-Id must be 1-128 chars of A-Za-z0-9_.:@-.")
         raw_tags = headers.get("x-user-tags", "")
         tags = tuple(t.strip() for t in raw_tags.split(",") if t.strip())
-        if len(tags) > MAX_TAGS or not all(TAG_RE.match(t) for t in tags):
+        if len(tags) > MAX_TAGS or not all(TAG_RE.fullmatch(t) for t in tags):
             raise invalid_request(
                 f"X-User-Tags must be at most {MAX_TAGS} comma-separated tags of A-Za-z0-9_.:-."
             )
@@ -77,13 +77,13 @@ class JwtAuthenticator:
             claims = jwt.decode(
                 token.strip(), self._key, algorithms=self._algorithms, issuer=self._issuer,
                 audience=self._audience, options=self._options)
-        except jwt.InvalidTokenError:
+        except jwt.PyJWTError:  # bad tokens, and tokens whose alg does not fit the key
             raise unauthenticated("The bearer token is not valid.") from None
         user_id, tags = claims.get("sub"), claims.get(self._tags_claim, [])
-        if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
+        if not isinstance(user_id, str) or not USER_ID_RE.fullmatch(user_id):
             raise unauthenticated("The token's sub is not a valid user id.")
         if not isinstance(tags, list) or len(tags) > MAX_TAGS or not all(
-                isinstance(t, str) and TAG_RE.match(t) for t in tags):
+                isinstance(t, str) and TAG_RE.fullmatch(t) for t in tags):
             raise unauthenticated(f"The token's {self._tags_claim} claim is not a list of tags.")
         return Identity(user_id, tuple(tags))
 

@@ -21,9 +21,11 @@ class CampaignKeys:
     dead_letter: str  # stream: entries a consumer could not process, with the reason
     _rate_prefix: str
 
+    # Users and client addresses count in separate namespaces ("u:" and "ip:"): a user
+    # named "ip:203.0.113.7" must not share the counter of that address.
     def rate_limit(self, user_id: str) -> str:
         """String counter of one user's taps in the current rate-limit window."""
-        return self._rate_prefix + user_id
+        return self._rate_prefix + "u:" + user_id
 
     def ip_rate_limit(self, client_ip: str) -> str:
         """String counter of one client IP's taps on this campaign in the current window."""

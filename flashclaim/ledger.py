@@ -9,32 +9,35 @@ leaves the entries pending; they are redelivered and the rewrite is a no-op.
   takes over entries that dead consumers left pending (XAUTOCLAIM).
 - Poison entries (undecodable, or delivered too often) go to the campaign's
   dead-letter stream with the reason, are acknowledged, counted and logged.
-- The database down is not poison: the batch waits and is retried.
+- The database or Redis down is not poison: the consumer waits and retries (one
+  warning, then a reminder at most every `warn_every_ms`); SIGTERM while it waits
+  ends it cleanly (exit 0).
+- Progress (rows written, lag) is logged every `progress_ms`.
 - Retention: acknowledged entries older than the retention are trimmed, never
   below what every consumer group has acknowledged.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import redis
 
 from flashclaim.keys import KeySpace
 from flashclaim.ledger_db import Ledger, LedgerUnavailable
-from flashclaim.stream import ClaimRecord, RecordError
+from flashclaim.reconcile import ledger_lag
+from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
 log = logging.getLogger("flashclaim.ledger")
-
-# Test hook: FLASHCLAIM_LEDGER_FAULT=crash-after-commit:N exits (like kill -9) right after
-# the Nth commit, before its XACK: the one moment a consumer can die between the two.
-FAULT_ENV = "FLASHCLAIM_LEDGER_FAULT"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class ConsumerOptions:
     retain_ms: int = 86_400_000  # acknowledged entries are kept this long, then trimmed
     trim_every_ms: int = 60_000
     db_retry_ms: int = 500
+    warn_every_ms: int = 10_000  # while waiting for Redis or the database
+    progress_ms: int = 30_000
 
 
 @dataclass
@@ -71,10 +76,10 @@ class LedgerConsumer:
         self.stop_requested = False
         self._streams: dict[str, str] = {}  # stream key -> campaign id
         self._failures: dict[str, int] = {}  # entry id -> failed writes in this process
-        self._commits = 0
-        self._fault_after = _fault_from_env()
         self._next_refresh = 0.0
         self._next_trim = 0.0
+        self._next_progress = time.monotonic() + self.options.progress_ms / 1000
+        self._outage = _Outage(self.options.warn_every_ms / 1000)
 
     def request_stop(self) -> None:
         """Finish the batch in hand (commit, ack), then return from run()."""
@@ -88,14 +93,38 @@ class LedgerConsumer:
             self._drain_own_pending(stream)
 
     def run(self) -> ConsumerStats:
-        self.start()
+        """Until request_stop(): start, then read and write. Outages of Redis or the
+        database are waited out; a stop requested meanwhile ends it cleanly."""
+        try:
+            self._until_redis_answers(self.start)
+            while not self.stop_requested:
+                self._until_redis_answers(self.run_once)
+                self._log_progress()
+        except LedgerUnavailable:
+            if not self.stop_requested:
+                raise
+        return self.stats
+
+    def _until_redis_answers(self, work: Callable[[], object]) -> None:
         while not self.stop_requested:
             try:
-                self.run_once()
+                work()
+                self._outage.over("Redis")
+                return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("Redis unavailable (%s); retrying", exc)
+                self._outage.waiting("Redis", exc)
                 time.sleep(self.options.db_retry_ms / 1000)
-        return self.stats
+
+    def _log_progress(self) -> None:
+        now = time.monotonic()
+        if now < self._next_progress:
+            return
+        self._next_progress = now + self.options.progress_ms / 1000
+        lag = sum(ledger_lag(self.redis, stream, self.options.group) for stream in self._streams)
+        s = self.stats
+        log.info("ledger progress: %d claims written, %d redelivered, %d dead-lettered, "
+                 "%d trimmed; lag %d over %d streams", s.written, s.redelivered, s.dead,
+                 s.trimmed, lag, len(self._streams))
 
     def run_once(self) -> int:
         """One round: periodic chores when due, then one blocking read of new entries."""
@@ -178,8 +207,6 @@ class LedgerConsumer:
             except RecordError as exc:
                 dead.append((entry_id, fields, f"undecodable: {exc}"))
         written_ids = self._write(records, dead)
-        if self._fault_after is not None and self._commits >= self._fault_after:
-            os._exit(137)  # the injected crash: committed, not acknowledged
         self._dead_letter(stream, dead)
         if written_ids:
             self.redis.xack(stream, self.options.group, *written_ids)
@@ -199,7 +226,7 @@ class LedgerConsumer:
         ok: list[str] = []
         for record in records:  # find the entry that poisons the batch
             try:
-                inserted = self._wait_for_db(lambda r=record: self.ledger.write([r]))
+                inserted = self._wait_for_db(functools.partial(self.ledger.write, [record]))
                 self._count(1, inserted)
                 ok.append(record.entry_id)
             except RecordError as exc:  # deterministic: it will never be written
@@ -214,19 +241,20 @@ class LedgerConsumer:
         return ok
 
     def _count(self, batch: int, inserted: int) -> None:
-        self._commits += 1
         self.stats.written += inserted
         self.stats.redelivered += batch - inserted
 
-    def _wait_for_db(self, work: Any) -> Any:
+    def _wait_for_db(self, work: Callable[[], T]) -> T:
         """Retry while the database is unreachable: claims keep flowing into Redis meanwhile."""
         while True:
             try:
-                return work()
+                result = work()
+                self._outage.over("the ledger database")
+                return result
             except LedgerUnavailable as exc:
                 if self.stop_requested:
                     raise
-                log.warning("ledger database unavailable (%s); retrying", exc)
+                self._outage.waiting("the ledger database", exc)
                 time.sleep(self.options.db_retry_ms / 1000)
 
     def _deliveries(self, stream: str, entries: list[Any]) -> dict[str, int]:
@@ -258,7 +286,7 @@ class LedgerConsumer:
             if safe is None:
                 continue
             oldest_kept = f"{max(0, now_ms - self.options.retain_ms)}-0"
-            minid = min(safe, oldest_kept, key=_id_key)
+            minid = min(safe, oldest_kept, key=entry_order)
             removed = int(self.redis.xtrim(stream, minid=minid, approximate=False))
             self.stats.trimmed += removed
 
@@ -275,19 +303,14 @@ def safe_trim_point(r: Any, stream: str) -> str | None:
     points = []
     for g in groups:
         # Delivery point first: an entry acknowledged after this read is still covered.
-        ms, seq = _id_key(str(g["last-delivered-id"]))
+        ms, seq = entry_order(str(g["last-delivered-id"]))
         point = f"{ms}-{seq + 1}"
         if int(g["pending"]) > 0:
             oldest_pending = r.xpending(stream, g["name"])["min"]
             if oldest_pending is not None:  # None: all acknowledged since XINFO
                 point = str(oldest_pending)
         points.append(point)
-    return min(points, key=_id_key)
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
+    return min(points, key=entry_order)
 
 
 def _server_ms(r: Any) -> int:
@@ -303,8 +326,24 @@ def _fields_of(record: ClaimRecord) -> dict[str, str]:
             "claim": orjson.dumps(record.claim).decode()}
 
 
-def _fault_from_env() -> int | None:
-    fault = os.environ.get(FAULT_ENV, "")
-    if fault.startswith("crash-after-commit:"):
-        return int(fault.split(":", 1)[1])
-    return None
+class _Outage:
+    """Warnings while something is down: the first at once, then one every `every` seconds
+    (with how long it has lasted), and one line when it is back."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._since: dict[str, float] = {}
+        self._next: dict[str, float] = {}
+
+    def waiting(self, what: str, exc: Exception) -> None:
+        now = time.monotonic()
+        since = self._since.setdefault(what, now)
+        if now >= self._next.get(what, 0.0):
+            self._next[what] = now + self._every
+            log.warning("%s unavailable for %.0fs (%s); waiting", what, now - since, exc)
+
+    def over(self, what: str) -> None:
+        since = self._since.pop(what, None)
+        if since is not None:
+            self._next.pop(what, None)
+            log.info("%s is back after %.1fs", what, time.monotonic() - since)

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from flashclaim.private_files import private_dir, touch_private
 from flashclaim.stream import ClaimRecord, RecordError
 
 # Each migration: (version, statements). The consumer applies the missing ones on start.
@@ -57,6 +58,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
     ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+_UNBOUNDED = 2**62  # a seq bound above any seq (BIGINT-safe)
 
 _CLAIM_COLUMNS = ("claim_id", "campaign_id", "user_id", "seq", "claimed_at_ms", "channel",
                   "idempotency_key", "stream_entry_id", "claim_json", "recorded_at_ms")
@@ -196,28 +198,35 @@ class Ledger:
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
         )
 
-    def summary(self, campaign_id: str) -> LedgerSummary:
+    def summary(self, campaign_id: str, max_seq: int | None = None) -> LedgerSummary:
+        """The campaign's claims; with max_seq, only those up to that seq (the grants a
+        reconcile snapshot saw: later ones may already be here, and are not compared)."""
+        bound = (campaign_id, _UNBOUNDED if max_seq is None else max_seq)
+
         def work(cur: Any) -> LedgerSummary:
             cur.execute(self._sql(
                 "SELECT COUNT(*), COUNT(DISTINCT user_id), COUNT(DISTINCT seq), MIN(seq), MAX(seq)"
-                " FROM claims WHERE campaign_id = ?"), (campaign_id,))
+                " FROM claims WHERE campaign_id = ? AND seq <= ?"), bound)
             rows, users, seqs, lo, hi = cur.fetchone()
             cur.execute(self._sql(
                 "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM claims"
-                " WHERE campaign_id = ? GROUP BY user_id) AS per_user"), (campaign_id,))
+                " WHERE campaign_id = ? AND seq <= ? GROUP BY user_id) AS per_user"), bound)
             max_per_user = cur.fetchone()[0]
-            cur.execute(self._sql("SELECT COUNT(*) FROM coupons WHERE campaign_id = ?"),
-                        (campaign_id,))
+            cur.execute(self._sql(
+                "SELECT COUNT(*) FROM coupons JOIN claims USING (claim_id)"
+                " WHERE claims.campaign_id = ? AND claims.seq <= ?"), bound)
             coupons = cur.fetchone()[0]
             return LedgerSummary(int(rows), int(users), int(seqs), lo, hi, int(max_per_user),
                                  int(coupons))
         result: LedgerSummary = self._run(work)
         return result
 
-    def claim_ids(self, campaign_id: str) -> set[str]:
+    def claim_ids(self, campaign_id: str, max_seq: int | None = None) -> set[str]:
+        bound = (campaign_id, _UNBOUNDED if max_seq is None else max_seq)
+
         def work(cur: Any) -> set[str]:
-            cur.execute(self._sql("SELECT claim_id FROM claims WHERE campaign_id = ?"),
-                        (campaign_id,))
+            cur.execute(self._sql("SELECT claim_id FROM claims WHERE campaign_id = ? AND seq <= ?"),
+                        bound)
             return {str(row[0]) for row in cur.fetchall()}
         result: set[str] = self._run(work)
         return result
@@ -248,10 +257,11 @@ def open_ledger(dsn: str | None, data_dir: Path) -> Ledger:
                       lambda exc: isinstance(exc, psycopg.OperationalError),
                       (psycopg.DataError, psycopg.IntegrityError),
                       "SELECT pg_advisory_xact_lock(72161)")
-    if dsn and not dsn.startswith("sqlite:///"):
+    if dsn and not dsn.startswith("sqlite:///"):  # Settings refuses it first; a direct call too
         raise ValueError("FLASHCLAIM_LEDGER_DSN must start with postgresql:// or sqlite:///")
     path = Path(dsn.removeprefix("sqlite:///")) if dsn else data_dir / "ledger.sqlite3"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    touch_private(path)  # SQLite gives its -wal and -shm files the database's mode
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(path, timeout=10)

@@ -10,13 +10,14 @@ checks that lag cannot explain are made.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from flashclaim.audit import PAGE, decode_entries
 from flashclaim.keys import KeySpace
 from flashclaim.ledger_db import Ledger, LedgerSummary
-from flashclaim.stream import ClaimRecord, RecordError
+from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
 
 @dataclass
@@ -38,22 +39,61 @@ class Reconciliation:
 
 def ledger_lag(r: Any, stream: str, group: str) -> int:
     """Entries of the stream the group has not acknowledged: pending plus not yet delivered."""
-    info = {str(g["name"]): g for g in (r.xinfo_groups(stream) if r.exists(stream) else [])}
-    g = info.get(group)
-    if g is None:
-        return int(r.xinfo_stream(stream)["entries-added"]) if r.exists(stream) else 0
+    groups = r.xinfo_groups(stream) if r.exists(stream) else []
+    added = int(r.xinfo_stream(stream)["entries-added"]) if r.exists(stream) else 0
+    return _lag(groups, group, added, lambda after: len(r.xrange(stream, "(" + after, "+")))
+
+
+def _lag(groups: list[dict[str, Any]], group: str, added: int,
+         count_after: Callable[[str], int]) -> int:
+    g = next((x for x in groups if str(x["name"]) == group), None)
+    if g is None:  # the group has not joined this stream yet: everything is lag
+        return added
     undelivered = g.get("lag")
     if undelivered is None:  # unknown after some deletions: count by reading ids
-        undelivered = len(r.xrange(stream, _after(str(g["last-delivered-id"])), "+"))
+        undelivered = count_after(str(g["last-delivered-id"]))
     return int(g["pending"]) + int(undelivered)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    meta: dict[str, str]
+    records: list[ClaimRecord | RecordError]
+    entry_ids: list[str]
+    added: int
+    groups: list[dict[str, Any]]
+
+
+def _snapshot(r: Any, stream: str, meta_key: str) -> _Snapshot:
+    """Counters, the retained stream and the groups' positions, in one MULTI/EXEC: grants
+    made meanwhile cannot make them disagree (one hash tag: one slot)."""
+    pipe = r.pipeline(transaction=True)
+    pipe.hgetall(meta_key)
+    pipe.xrange(stream)
+    pipe.xinfo_stream(stream)
+    pipe.xinfo_groups(stream)
+    meta, raw, info, groups = pipe.execute(raise_on_error=False)  # no stream: errors
+    raw = [] if isinstance(raw, Exception) else raw
+    return _Snapshot(
+        meta={str(k): str(v) for k, v in meta.items()},
+        records=decode_entries(raw),
+        entry_ids=[str(entry_id) for entry_id, _ in raw],
+        added=0 if isinstance(info, Exception) else int(info["entries-added"]),
+        groups=[] if isinstance(groups, Exception) else list(groups),
+    )
 
 
 def reconcile_campaign(
     r: Any, ledger: Ledger, keyspace: KeySpace, campaign_id: str, group: str = "ledger"
 ) -> Reconciliation:
+    """Compare one campaign, also under live traffic: Redis is read in one atomic snapshot
+    (granted G); what the ledger must hold is judged on its rows up to seq G; what it must
+    not hold, on all its rows against `granted` read again after the ledger (G2 >= G),
+    since grants made meanwhile may already be in it."""
     keys = keyspace.campaign(campaign_id)
     rec = Reconciliation(campaign_id)
-    meta = r.hgetall(keys.meta)
+    snap = _snapshot(r, keys.stream, keys.meta)
+    meta = snap.meta
     if not meta:
         rec.mismatches.append("campaign not found in Redis")
         return rec
@@ -66,9 +106,9 @@ def reconcile_campaign(
     if rec.stock != rec.granted + rec.remaining:
         m.append(f"Redis: stock {rec.stock} != granted {rec.granted} + remaining {rec.remaining}")
 
-    records = _read_all(r, keys.stream)
+    records = snap.records
     rec.stream_length = len(records)
-    rec.stream_added = int(r.xinfo_stream(keys.stream)["entries-added"]) if records else 0
+    rec.stream_added = snap.added
     if rec.stream_added != rec.granted:
         m.append(f"stream: {rec.stream_added} entries added for {rec.granted} grants")
     bad = [x for x in records if isinstance(x, RecordError)]
@@ -79,12 +119,19 @@ def reconcile_campaign(
     if good and seqs != list(range(rec.granted - len(good) + 1, rec.granted + 1)):
         m.append("stream: retained seqs are not consecutive up to granted")
 
-    rec.lag = ledger_lag(r, keys.stream, group)
-    summary = ledger.summary(campaign_id)
+    def count_after(after: str) -> int:
+        return sum(1 for i in snap.entry_ids if entry_order(i) > entry_order(after))
+
+    rec.lag = _lag(snap.groups, group, snap.added, count_after)
+    summary = ledger.summary(campaign_id, max_seq=rec.granted)
     rec.ledger_rows = summary.rows
-    m.extend(_ledger_mismatches(rec, summary, limit))
+    if summary.rows + rec.lag < rec.granted:
+        m.append(f"ledger: {rec.granted - summary.rows - rec.lag} grants missing (beyond lag)")
+    everything = ledger.summary(campaign_id)
+    granted_later = int(r.hget(keys.meta, "granted") or 0)
+    m.extend(_ledger_mismatches(everything, granted_later, limit))
     if rec.lag == 0:
-        in_ledger = ledger.claim_ids(campaign_id)
+        in_ledger = ledger.claim_ids(campaign_id, max_seq=rec.granted)
         missing = {x.claim_id for x in good} - in_ledger
         if missing:
             m.append(f"ledger: {len(missing)} streamed claims missing, e.g. {sorted(missing)[0]}")
@@ -95,17 +142,25 @@ def reconcile_campaign(
     return rec
 
 
-def _ledger_mismatches(rec: Reconciliation, s: LedgerSummary, limit: int) -> list[str]:
+def repair_campaign(r: Any, ledger: Ledger, keyspace: KeySpace, campaign_id: str) -> int:
+    """Write every retained stream record of the campaign that the ledger lacks (the
+    ledger's inserts are idempotent, so what it has is left as it is); returns how many
+    were missing. For a ledger that missed entries another consumer acknowledged."""
+    records = [x for x in _read_all(r, keyspace.campaign(campaign_id).stream)
+               if isinstance(x, ClaimRecord)]
+    return sum(ledger.write(records[i:i + PAGE]) for i in range(0, len(records), PAGE))
+
+
+def _ledger_mismatches(s: LedgerSummary, granted: int, limit: int) -> list[str]:
+    """What the ledger holds that no grant explains (all its rows, against `granted`)."""
     out = []
-    if s.rows > rec.granted:
-        out.append(f"ledger: {s.rows} rows for {rec.granted} grants")
-    if s.rows + rec.lag < rec.granted:
-        out.append(f"ledger: {rec.granted - s.rows - rec.lag} grants missing (beyond lag)")
+    if s.rows > granted:
+        out.append(f"ledger: {s.rows} rows for {granted} grants")
     if s.max_per_user > limit:
         out.append(f"ledger: a user holds {s.max_per_user} claims, limit {limit}")
     # With rows == granted, seqs inside 1..granted and none repeated, they are exactly 1..granted.
-    if s.rows and ((s.min_seq or 0) < 1 or (s.max_seq or 0) > rec.granted):
-        out.append(f"ledger: seqs {s.min_seq}..{s.max_seq} outside 1..{rec.granted}")
+    if s.rows and ((s.min_seq or 0) < 1 or (s.max_seq or 0) > granted):
+        out.append(f"ledger: seqs {s.min_seq}..{s.max_seq} outside 1..{granted}")
     if s.distinct_seqs != s.rows:
         out.append("ledger: repeated seq")
     return out
@@ -120,10 +175,6 @@ def _read_all(r: Any, stream: str) -> list[ClaimRecord | RecordError]:
         if len(page) < PAGE:
             return out
         start = "(" + str(page[-1][0])
-
-
-def _after(entry_id: str) -> str:
-    return "(" + entry_id
 
 
 def wait_for_ledger(r: Any, keyspace: KeySpace, campaign_ids: list[str], timeout: float,

@@ -122,6 +122,9 @@ class Scripts:
             for i in range(0, len(flat), 3)
         ]
 
+    async def release_idempotency(self, key: str, fingerprint: str) -> bool:
+        return bool(await self._script("release_idempotency")(keys=[key], args=[fingerprint]))
+
     async def create_campaign(self, keys: CampaignKeys, fields: list[str | int]) -> bool:
         return bool(await self._script("create_campaign")(keys=[keys.meta], args=fields))
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
+NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 PUBLIC_KEY_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
                                    "PS256", "PS384", "PS512", "EdDSA"})
@@ -36,12 +36,23 @@ class Settings:
     # Which routes this process serves: "all", or "public" and "admin" when the admin API
     # listens on its own port (FLASHCLAIM_ADMIN_PORT, see cli.serve).
     role: str = "all"
+    # The admin API on its own port (0: with the public API), see cli.serve.
+    admin_port: int = 0
     # Optional per-client-IP limit on claims, per campaign: (taps, window ms), and the
     # header a trusted proxy sets to the client's address (else the peer address is used).
     ip_rate_limit: tuple[int, int] | None = None
     client_ip_header: str | None = None
     max_claim_body: int = 4096
     max_admin_body: int = 65536
+    # HTTP limits (see flashclaim.http_server): a request body must arrive within
+    # body_timeout_s; a request head within header_timeout_s and header_max_bytes; idle
+    # keep-alive connections close after keepalive_s; connections beyond max_connections
+    # per process are closed at once.
+    body_timeout_s: float = 5.0
+    header_timeout_s: float = 10.0
+    header_max_bytes: int = 16_384
+    keepalive_s: int = 5
+    max_connections: int = 10_000
     # jwt identity mode: the algorithms accepted (never "none"; HMAC and public-key
     # algorithms never mixed), the HMAC secret or PEM public key, optional iss/aud.
     jwt_algorithms: tuple[str, ...] = ("HS256",)
@@ -63,9 +74,15 @@ class Settings:
             redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 500),
             max_in_flight=_int(e, "FLASHCLAIM_MAX_IN_FLIGHT", 2000),
             role=e.get("FLASHCLAIM_ROLE", "all"),
+            admin_port=_int(e, "FLASHCLAIM_ADMIN_PORT", 0),
             ip_rate_limit=_rate(e, "FLASHCLAIM_IP_RATE_LIMIT"),
             client_ip_header=e.get("FLASHCLAIM_CLIENT_IP_HEADER") or None,
             redis_connections=_int(e, "FLASHCLAIM_REDIS_CONNECTIONS", 64),
+            body_timeout_s=_float(e, "FLASHCLAIM_HTTP_BODY_TIMEOUT_S", 5.0),
+            header_timeout_s=_float(e, "FLASHCLAIM_HTTP_HEADER_TIMEOUT_S", 10.0),
+            header_max_bytes=_int(e, "FLASHCLAIM_HTTP_MAX_HEADER_BYTES", 16_384),
+            keepalive_s=_int(e, "FLASHCLAIM_HTTP_KEEPALIVE_S", 5),
+            max_connections=_int(e, "FLASHCLAIM_HTTP_MAX_CONNECTIONS", 10_000),
             jwt_algorithms=tuple(
                 a.strip() for a in e.get("FLASHCLAIM_JWT_ALGORITHMS", "HS256").split(",")
                 if a.strip()),
@@ -81,16 +98,35 @@ class Settings:
     def validate(self) -> None:
         if self.auth_mode not in ("header", "jwt"):
             raise SettingsError("FLASHCLAIM_AUTH must be 'header' or 'jwt'")
-        if not NAMESPACE_RE.match(self.namespace):
+        if not NAMESPACE_RE.fullmatch(self.namespace):
             raise SettingsError("FLASHCLAIM_NAMESPACE must match " + NAMESPACE_RE.pattern)
         if not 1 <= self.redis_connections <= 10_000:
             raise SettingsError("FLASHCLAIM_REDIS_CONNECTIONS must be from 1 to 10000")
+        if self.redis_url is not None and not self.redis_url.startswith(
+                ("redis://", "rediss://", "unix://")):
+            raise SettingsError("FLASHCLAIM_REDIS_URL must start with redis://, rediss:// or "
+                                "unix://")
+        if self.ledger_dsn is not None and not self.ledger_dsn.startswith(
+                ("postgresql://", "postgres://", "sqlite:///")):
+            raise SettingsError("FLASHCLAIM_LEDGER_DSN must start with postgresql:// or "
+                                "sqlite:///")
+        if not 0 <= self.admin_port <= 65535:
+            raise SettingsError("FLASHCLAIM_ADMIN_PORT must be a port number (1-65535)")
         if self.role not in ("all", "public", "admin"):
             raise SettingsError("FLASHCLAIM_ROLE must be all, public or admin")
         if self.max_in_flight < 1:
             raise SettingsError("FLASHCLAIM_MAX_IN_FLIGHT must be at least 1")
         if self.redis_timeout_ms < 10:
             raise SettingsError("FLASHCLAIM_REDIS_TIMEOUT_MS must be at least 10")
+        for name, seconds in (("FLASHCLAIM_HTTP_BODY_TIMEOUT_S", self.body_timeout_s),
+                              ("FLASHCLAIM_HTTP_HEADER_TIMEOUT_S", self.header_timeout_s),
+                              ("FLASHCLAIM_HTTP_KEEPALIVE_S", float(self.keepalive_s))):
+            if not 0.1 <= seconds <= 3600:
+                raise SettingsError(f"{name} must be from 0.1 to 3600 seconds")
+        if not 1024 <= self.header_max_bytes <= 1_048_576:
+            raise SettingsError("FLASHCLAIM_HTTP_MAX_HEADER_BYTES must be from 1024 to 1048576")
+        if self.max_connections < 1:
+            raise SettingsError("FLASHCLAIM_HTTP_MAX_CONNECTIONS must be at least 1")
         if self.auth_mode == "jwt":
             self._validate_jwt()
 
@@ -132,6 +168,16 @@ def _rate(env: Mapping[str, str], name: str) -> tuple[int, int] | None:
     if limit[0] < 1 or limit[1] < 1000:
         raise SettingsError(f"{name}: taps and seconds must be at least 1")
     return limit
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -12,12 +12,12 @@ from typing import Any
 from flashclaim.errors import invalid_request
 from flashclaim.timefmt import parse_rfc3339
 
-CAMPAIGN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-USER_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
-TAG_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-CHANNEL_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
+CAMPAIGN_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+USER_ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
+TAG_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+CHANNEL_RE = re.compile(r"[a-z0-9_-]{1,32}")
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 
 # Timestamps a campaign may use: 2000-01-01 .. 2200-01-01.
 MIN_TIME_MS = 946_684_800_000
@@ -26,7 +26,7 @@ MAX_TIME_MS = 7_258_118_400_000
 
 def campaign_id(value: str) -> str:
     """A campaign id from a path, or 400."""
-    if not CAMPAIGN_ID_RE.match(value):
+    if not CAMPAIGN_ID_RE.fullmatch(value):
         raise invalid_request("A campaign id is 1-64 chars of A-Za-z0-9_-.")
     return value
 
@@ -72,7 +72,7 @@ class Obj:
             return default
         if not isinstance(value, str) or not 1 <= len(value) <= max_len:
             raise invalid_request(f"{self._path(name)} must be a string of 1 to {max_len} chars.")
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise invalid_request(f"{self._path(name)} must match {pattern.pattern}.")
         if pattern is None and not value.isprintable():
             raise invalid_request(f"{self._path(name)} must not contain control characters.")
@@ -101,7 +101,7 @@ class Obj:
         if not isinstance(value, list) or len(value) > max_items:
             raise invalid_request(f"{self._path(name)} must be a list of at most {max_items}.")
         for item in value:
-            if not isinstance(item, str) or not pattern.match(item):
+            if not isinstance(item, str) or not pattern.fullmatch(item):
                 raise invalid_request(f"{self._path(name)} items must match {pattern.pattern}.")
         if len(set(value)) != len(value):
             raise invalid_request(f"{self._path(name)} must not repeat an item.")

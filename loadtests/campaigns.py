@@ -70,6 +70,22 @@ def create_all(host: str, token: str, run_id: str, stock: int, campaigns: int,
     return Plan(ids["flash"], ids["hammer"], ids["bots"], many, ids["vip"], start.timestamp())
 
 
+def admin_token_problem(host: str, token: str) -> str | None:
+    """Why the run cannot set up its campaigns, in one line; None when the token works."""
+    if not token:
+        return "no admin token: pass --admin-token or set FLASHCLAIM_ADMIN_TOKEN"
+    try:
+        response = requests.get(f"{host}/v1/admin/campaigns/flashclaim-token-check",
+                                headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    except requests.RequestException as exc:
+        return f"cannot reach {host}: {exc.__class__.__name__}"
+    if response.status_code == 401:
+        return f"{host} refused the admin token (401): check --admin-token"
+    if response.status_code != 404:  # 404: the token works, that campaign does not exist
+        return f"{host} answered {response.status_code} to an admin request; is it flashclaim?"
+    return None
+
+
 def server_facts(host: str, token: str, campaign_id: str, nobody_eligible: bool,
                  settle: float = 30) -> ServerFacts:
     """Admin stats once the counters stop moving, and every record of the stream."""

@@ -17,6 +17,7 @@ import os
 import random
 import secrets
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -28,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from flashclaim.verdict import Breach, ClientFacts, format_verdict, judge
 
-from campaigns import Plan, create_all, server_facts
+from campaigns import Plan, admin_token_problem, create_all, server_facts
 
 log = logging.getLogger("flashclaim.loadtest")
 EXPECTED = {200, 201, 403, 409, 410, 429}  # answers that are the service working as designed
@@ -72,6 +73,19 @@ def options_of(environment: Environment) -> Any:
     """The parsed options (with ours); always set when Locust runs a locustfile."""
     assert environment.parsed_options is not None and environment.host is not None
     return environment.parsed_options
+
+
+@events.init.add_listener
+def _check_admin_token(environment: Environment, **_: Any) -> None:
+    """Stop at once, with one line, when the campaigns could not be created: not after
+    thousands of users have failed."""
+    options = environment.parsed_options
+    if isinstance(environment.runner, WorkerRunner) or options is None or not environment.host:
+        return
+    problem = admin_token_problem(str(environment.host), options.admin_token)
+    if problem is not None:
+        print(f"flashclaim load test: {problem}", file=sys.stderr)
+        sys.exit(2)  # SystemExit passes through Locust's event handlers
 
 
 @events.test_start.add_listener

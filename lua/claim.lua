@@ -92,8 +92,11 @@ local function has_any_segment(tags)
   return false
 end
 
+-- Strings go through cjson, so no id or channel can ever break the record's JSON
+-- (the service validates them too; this is the second wall, not the only one).
 local function claim_json(claim_id, user_id, seq, channel)
   coupons = coupons or cjson.decode(m[11])
+  local id_json = cjson.encode(claim_id)
   local parts = {}
   for k, c in ipairs(coupons) do
     local from, till
@@ -102,15 +105,15 @@ local function claim_json(claim_id, user_id, seq, channel)
     else
       from, till = c.from, c.till
     end
-    parts[k] = string.format('{"coupon_id":"%s-%d",%s,"valid_from":%d,"valid_until":%d}',
-      claim_id, k, c.f, from, till)
+    parts[k] = string.format('{"coupon_id":%s,%s,"valid_from":%d,"valid_until":%d}',
+      cjson.encode(claim_id .. '-' .. k), c.f, from, till)
   end
   local channel_json = 'null'
-  if channel ~= '' then channel_json = '"' .. channel .. '"' end
-  -- ids and channel are validated to [A-Za-z0-9_.:@-] by the service: no escaping needed
+  if channel ~= '' then channel_json = cjson.encode(channel) end
   return string.format(
-    '{"claim_id":"%s","campaign_id":"%s","user_id":"%s","seq":%d,"claimed_at":%d,"channel":%s,"coupons":[%s]}',
-    claim_id, campaign_id, user_id, seq, now, channel_json, table.concat(parts, ','))
+    '{"claim_id":%s,"campaign_id":%s,"user_id":%s,"seq":%d,"claimed_at":%d,"channel":%s,"coupons":[%s]}',
+    id_json, cjson.encode(campaign_id), cjson.encode(user_id), seq, now, channel_json,
+    table.concat(parts, ','))
 end
 
 local function reject(code, payload)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,9 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from flashclaim import children
 from flashclaim.embedded import EmbeddedServer
 from flashclaim.keys import KeySpace
-from flashclaim.ledger import FAULT_ENV, ConsumerOptions, LedgerConsumer, safe_trim_point
+from flashclaim.ledger import ConsumerOptions, LedgerConsumer, safe_trim_point
 from flashclaim.ledger_db import SCHEMA_VERSION, Ledger, open_ledger
 from flashclaim.reconcile import ledger_lag, reconcile_campaign
 from flashclaim.stream import ClaimRecord
@@ -26,6 +26,7 @@ from helpers import SyncRedis, sync_campaign, sync_grant
 
 KS = KeySpace(NAMESPACE)
 StartLedger = Callable[..., "subprocess.Popen[bytes]"]
+TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -234,13 +235,16 @@ def test_retention_never_trims_what_a_group_has_not_acknowledged(
 def ledger_process(server: EmbeddedServer, tmp_path: Path) -> Iterator[StartLedger]:
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(dsn: str, consumer: str, fault: str | None = None) -> subprocess.Popen[bytes]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
-        if fault:
-            env[FAULT_ENV] = fault
+    def start(dsn: str, consumer: str, crash_after_commit: bool = False
+              ) -> subprocess.Popen[bytes]:
+        env = children.clean_env()
+        # The crashing consumer is the real one with a ledger that dies (like kill -9)
+        # right after its first commit, before the XACK: see crashing_ledger.py.
+        program = [str(TESTS / "crashing_ledger.py")] if crash_after_commit else ["-m",
+                                                                                  "flashclaim"]
         log = open(tmp_path / f"ledger-{len(procs)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flashclaim", "ledger", "--redis-url", server.url,
+            [sys.executable, *program, "ledger", "--redis-url", server.url,
              "--namespace", NAMESPACE, "--ledger-dsn", dsn, "--consumer", consumer,
              "--block-ms", "100", "--claim-idle-ms", "300", "--batch", "50"],
             env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -274,7 +278,7 @@ def test_kill_between_commit_and_ack(sync_redis: SyncRedis, dsn: str, tmp_path: 
     start = ledger_process
     sync_campaign(sync_redis, KS, "c1", stock=200)
     assert sync_grant(sync_redis, KS, "c1", [f"u{i}" for i in range(200)]) == 200
-    crashed = start(dsn, "worker-1", "crash-after-commit:1")
+    crashed = start(dsn, "worker-1", crash_after_commit=True)
     assert crashed.wait(30) == 137
     pending = sync_redis.xpending(KS.campaign("c1").stream, "ledger")["pending"]
     rows = wait_rows(dsn, tmp_path, 1)

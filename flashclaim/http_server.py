@@ -1,0 +1,104 @@
+"""uvicorn's httptools protocol with the limits a public listener needs.
+
+uvicorn bounds neither the size of a request head nor the time a client may take
+to send it, and keeps connections that never send a byte. Here, per connection:
+
+- the head (request line and headers) must arrive within header_timeout_s of the
+  connection opening or the request's first byte, else the connection is closed;
+- the head may not exceed header_max_bytes: the client gets 431 and is closed
+  before more of it is buffered;
+- a response sent before its request body was complete closes the connection (a
+  client trickling a body holds nothing after its 408);
+- beyond max_connections open connections per process, a new one gets 503 and is
+  closed at once.
+
+The limits come from the Settings in the environment (serve passes them to every
+worker that way); see the README's settings table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from flashclaim.settings import Settings
+
+_431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: 77\r\n\r\n"
+        b'{"error":"headers_too_large","message":"The request head is over the limit."}')
+_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\nretry-after: 1\r\ncontent-length: 69\r\n\r\n"
+        b'{"error":"unavailable","message":"Too many connections; try again."}')
+
+
+@functools.cache
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        s = _settings()
+        self._max_head = s.header_max_bytes
+        self._head_timeout = s.header_timeout_s
+        self._max_connections = s.max_connections
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._max_connections:
+            transport.write(_503)
+            transport.close()
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)
+        # Still inside the head after this chunk: all of it was head.
+        if self._in_head and self._head_bytes > self._max_head and \
+                not self.transport.is_closing():
+            self.transport.write(_431)
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        if self.cycle is not None and self.cycle.more_body:  # answered before the body ended
+            self.transport.close()
+            return
+        super().on_response_complete()
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self._head_timeout, self._head_too_slow)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self._in_head and not self.transport.is_closing():
+            self.transport.close()

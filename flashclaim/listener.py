@@ -1,0 +1,27 @@
+"""The HTTP listener: the app under uvicorn, with the project's HTTP limits.
+
+`serve` runs it in its own process (with `--workers N`, uvicorn's workers); the
+separate admin listener runs as `python -m flashclaim.listener HOST PORT`, its
+settings (FLASHCLAIM_ROLE=admin among them) in the environment.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from flashclaim.http_server import GuardedHttpToolsProtocol
+from flashclaim.settings import Settings
+
+
+def run(host: str, port: int, workers: int, settings: Settings) -> None:
+    uvicorn.run(
+        "flashclaim.app:create_app", factory=True, host=host, port=port, workers=workers,
+        loop="uvloop", http=GuardedHttpToolsProtocol, timeout_keep_alive=settings.keepalive_s,
+        access_log=False, log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    run(sys.argv[1], int(sys.argv[2]), 1, Settings.from_env())

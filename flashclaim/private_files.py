@@ -1,0 +1,31 @@
+"""Files and folders only their owner can read, private from the moment they exist.
+
+The embedded server's config holds its password; the state file and the admin
+token too; the AOF and the SQLite ledger hold every claim. Each is created with
+its final mode (os.open / mkdir with a mode), never made private afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) as 0700 if missing; an existing one is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a 0600 file (replacing any content)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def touch_private(path: Path) -> None:
+    """Create an empty 0600 file if none exists (before another library opens it)."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
