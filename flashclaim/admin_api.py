@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +14,7 @@ from flashclaim.errors import ApiError, invalid_request
 from flashclaim.http import json_response, read_json
 from flashclaim.public_api import campaign_id_of
 from flashclaim.services import Services, services
+from flashclaim.stream import is_entry_id
 from flashclaim.validation import Obj
 
 audit = logging.getLogger("flashclaim.audit")
@@ -82,24 +82,14 @@ async def adjust_stock(request: Request) -> Response:
     return json_response(view.public(await s.campaigns.now()))
 
 
-ENTRY_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-MAX_ENTRY_PART = 2**64 - 1  # both halves of a stream entry id are unsigned 64-bit
-
-
-def entry_id(value: str) -> str:
-    """A stream entry id from a query, or 400 (Redis itself refuses one out of range)."""
-    ms, _, seq = value.partition("-")
-    if not ENTRY_ID_RE.fullmatch(value) or max(int(ms), int(seq)) > MAX_ENTRY_PART:
-        raise invalid_request("after must be a stream entry id such as 1731283200000-0.")
-    return value
 
 
 async def records(request: Request) -> Response:
     s = admin(request)
     campaign_id = campaign_id_of(request)
     after = request.query_params.get("after", "")
-    if after:
-        entry_id(after)
+    if after and not is_entry_id(after):  # Redis refuses one out of range: a 400, not a 503
+        raise invalid_request("after must be a stream entry id such as 1731283200000-0.")
     try:
         limit = int(request.query_params.get("limit", "1000"))
     except ValueError:

@@ -11,6 +11,7 @@ from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import KeySpace
 from flashclaim.scripts import Scripts, StockCode
 from flashclaim.store import server_time_ms, text_map
+from flashclaim.stream import LAST_ENTRY, entry_order
 
 # GET /v1/campaigns shows at most this many, soonest start first.
 LIST_LIMIT = 200
@@ -64,6 +65,8 @@ class CampaignStore:
         if not await self._redis.exists(keys.meta):
             raise campaign_not_found(campaign_id)
         stream = keys.stream
+        if after and entry_order(after) == LAST_ENTRY:  # nothing can follow; "(" would overflow
+            return {"claims": [], "next": None}
         page = await self._redis.xrange(stream, "(" + after if after else "-", "+",
                                         count=limit) or []
         claims = [{"entry_id": str(entry_id), "seq": int(fields["seq"]),

@@ -145,15 +145,15 @@ class ClaimFrontDoor:
 
     def __init__(self, app: Starlette, endpoint: ClaimEndpoint | None) -> None:
         self.starlette = app
-        self._endpoint = endpoint
+        self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._endpoint is not None and scope["type"] == "http" and scope["method"] == "POST":
+        if self.endpoint is not None and scope["type"] == "http" and scope["method"] == "POST":
             path: str = scope["path"]
             if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
                 raw_id = path[len(_PREFIX):-len(_SUFFIX)]
                 if raw_id and "/" not in raw_id:  # as Starlette's {campaign_id}
                     scope["path_params"] = {"campaign_id": raw_id}
-                    await self._endpoint(scope, receive, send)
+                    await self.endpoint(scope, receive, send)
                     return
         await self.starlette(scope, receive, send)

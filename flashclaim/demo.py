@@ -112,12 +112,14 @@ class Progress:
         sys.stderr.flush()
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, taken the way Ctrl-C is: unwind, clean up, exit 143."""
+_terminated: list[int] = []
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated
+    """SIGTERM, taken the way Ctrl-C is (asyncio cancels the crowd cleanly on SIGINT):
+    unwind, clean up, exit 143."""
+    _terminated.append(signum)
+    signal.raise_signal(signal.SIGINT)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -127,10 +129,10 @@ def run_demo(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _run(args)
-    except KeyboardInterrupt as stop:
+    except KeyboardInterrupt:
         print("\nflashclaim demo: stopped; every process it started is stopped too",
               file=sys.stderr)
-        return 143 if isinstance(stop, _Terminated) else 130
+        return 143 if _terminated else 130
 
 
 def _run(args: argparse.Namespace) -> int:

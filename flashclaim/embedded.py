@@ -63,7 +63,10 @@ def free_port() -> int:
 
 
 def _port_is_free(port: int) -> bool:
+    """Nothing listens there. (SO_REUSEADDR, as the server itself binds: connections of a
+    killed server lingering in TIME_WAIT do not make the port busy.)"""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -13,8 +13,15 @@ from pathlib import Path
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) as 0700 if missing; an existing one is left as it is."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create `path` and its missing parents as 0700 (mkdir -p would give the parents the
+    default mode); folders that exist are left as they are."""
+    missing = []
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        new.mkdir(mode=0o700, exist_ok=True)
     return path
 
 

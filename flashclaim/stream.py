@@ -16,6 +16,7 @@ Entry fields, all strings on the wire:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +73,19 @@ class ClaimRecord:
         return record
 
 
+ENTRY_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+LAST_ENTRY = (2**64 - 1, 2**64 - 1)  # both halves of an entry id are unsigned 64-bit
+
+
 def entry_order(entry_id: str) -> tuple[int, int]:
     """A stream entry id ("<ms>-<seq>") as a sortable pair."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def is_entry_id(value: str) -> bool:
+    """A complete entry id that Redis accepts ("<ms>-<seq>", each within 64 bits)."""
+    return ENTRY_ID_RE.fullmatch(value) is not None and max(entry_order(value)) < 2**64
 
 
 def _s(value: bytes | str) -> str:

@@ -22,6 +22,9 @@ CLAIM_CASES: list[tuple[str, dict[str, str], bytes | None, int, str]] = [
     ("channel wrong type", {**USER, **JSON}, b'{"channel": 5}', 400, "invalid_request"),
     ("channel empty", {**USER, **JSON}, b'{"channel": ""}', 400, "invalid_request"),
     ("channel with brace", {**USER, **JSON}, b'{"channel": "a{b}"}', 400, "invalid_request"),
+    # `$` matches before a final newline: "app\n" once passed, was granted and broke the record
+    ("channel with a trailing newline", {**USER, **JSON}, b'{"channel": "app\\n"}', 400,
+     "invalid_request"),
     ("unknown field", {**USER, **JSON}, b'{"channel": "app", "user_id": "u2"}', 400,
      "invalid_request"),
     ("duplicate key", {**USER, **JSON}, b'{"channel": "app", "channel": "web"}', 400,
@@ -64,7 +67,7 @@ async def test_bad_claims(
     await assert_untouched(redis_client, c["id"])
 
 
-@pytest.mark.parametrize("campaign_id", ["a%7Bb%7D", "a.b", "x" * 65, "a%20b"])
+@pytest.mark.parametrize("campaign_id", ["a%7Bb%7D", "a.b", "x" * 65, "a%20b", "idnl%0A"])
 async def test_bad_campaign_ids(client: httpx.AsyncClient, campaign_id: str) -> None:
     for response in [
         await client.post(f"/v1/campaigns/{campaign_id}/claims", headers=USER),
@@ -103,6 +106,23 @@ async def test_bad_admin_bodies(
     assert response.status_code == status, response.text
     assert response.json()["message"]
     assert await redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("after", ["99999999999999999999-9", "1-99999999999999999999",
+                                   "18446744073709551616-0", "1-0\n", "-1", "1-"])
+async def test_bad_stream_positions_are_400(client: httpx.AsyncClient, after: str) -> None:
+    """Not a 503 from Redis refusing the id (schemathesis found it)."""
+    c = await create_campaign(client)
+    response = await client.get(f"/v1/admin/campaigns/{c['id']}/claims", headers=ADMIN,
+                                params={"after": after})
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_request")
+
+
+async def test_the_largest_stream_position_is_accepted(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client)
+    response = await client.get(f"/v1/admin/campaigns/{c['id']}/claims", headers=ADMIN,
+                                params={"after": "18446744073709551615-18446744073709551615"})
+    assert response.status_code == 200 and response.json()["claims"] == []
 
 
 async def test_content_length_is_checked_before_reading(client: httpx.AsyncClient) -> None:

@@ -165,6 +165,22 @@ async def test_grant_writes_the_full_record(scripts_on_any: RedisScripts) -> Non
     assert await r.hget(KS.campaign(cid).dedup, "k:u1:abc") == d.payload
 
 
+@pytest.mark.parametrize("odd", ['u"1', "u\n", "u\\", "u</1>\u00e9"])
+async def test_no_user_id_or_channel_can_break_the_record(
+    scripts_on_any: RedisScripts, odd: str
+) -> None:
+    """The service validates ids; the script does not rely on it: every string is JSON-
+    encoded, so the record decodes whatever it carries (a raw "x\n" once broke it)."""
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts)
+    [d] = await decide(scripts, cid, ClaimRequest("c1", "r:c1", odd, (), odd, None))
+    assert d.code is ClaimCode.GRANTED
+    [(entry_id, fields)] = await entries(r, KS.campaign(cid).stream)
+    record = ClaimRecord.decode(entry_id, fields)
+    assert (record.user_id, record.claim["user_id"], record.claim["channel"]) == (odd, odd, odd)
+    assert orjson.loads(d.payload) == record.claim
+
+
 async def test_batch_is_decided_in_order(scripts_on_any: RedisScripts) -> None:
     r, scripts = scripts_on_any
     cid = await make_campaign(r, scripts, stock=2)

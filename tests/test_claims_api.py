@@ -111,6 +111,36 @@ async def test_same_key_with_another_body_is_a_conflict(client: httpx.AsyncClien
     assert (response.status_code, response.json()["error"]) == (409, "idempotency_key_reused")
 
 
+async def test_a_refused_claim_leaves_no_key_binding(
+    client: httpx.AsyncClient, redis_client: Redis
+) -> None:
+    """Stripe's rule: only a key that produced a claim stays bound. Refused keyed claims
+    (missing campaign, rate limit, sold out) once left a Redis key each for 24 h."""
+    for i in range(50):
+        response = await claim(client, "no-such-campaign", "u1", key=f"k{i}")
+        assert response.status_code == 404
+    c = await create_campaign(client, stock=1, rate_limit={"max": 1, "per_seconds": 60})
+    assert (await claim(client, c["id"], "u1")).status_code == 201  # uses u1's one tap
+    limited = await claim(client, c["id"], "u1", key="limited")
+    assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
+    sold_out = await claim(client, c["id"], "u2", key="late")
+    assert (sold_out.status_code, sold_out.json()["error"]) == (410, "sold_out")
+    assert await redis_client.keys("t:idem:*") == []
+
+
+async def test_a_key_refused_once_works_on_a_later_correct_retry(
+    client: httpx.AsyncClient, redis_client: Redis
+) -> None:
+    missing = await claim(client, "not-yet", "u1", key="tap-1")
+    assert missing.status_code == 404
+    c = await create_campaign(client)
+    retry = await claim(client, c["id"], "u1", key="tap-1")  # not idempotency_key_reused
+    assert retry.status_code == 201
+    assert len(await redis_client.keys("t:idem:*")) == 1  # a key that granted stays bound
+    replay = await claim(client, c["id"], "u1", key="tap-1")
+    assert (replay.status_code, replay.json()) == (200, retry.json())
+
+
 async def test_keys_are_per_user(client: httpx.AsyncClient) -> None:
     c = await create_campaign(client)
     a = await claim(client, c["id"], "u1", key="same")

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,34 @@ async def test_stalled_redis_answers_503_fast_and_recovers(own_server: EmbeddedS
         assert (await client.get("/readyz")).status_code == 200
 
 
+async def test_behind_a_stalled_call_a_claim_waits_one_timeout_not_a_chain(
+    own_server: EmbeddedServer,
+) -> None:
+    """Claims queued behind a stalled call once waited for its timeout and then their own
+    (up to 2.4 s with a 500 ms timeout). Now they share the stalled call's failure."""
+    settings = replace(settings_for(own_server.url), redis_timeout_ms=300)
+    async with app_client(settings) as client:
+        c = await create_campaign(client)
+        assert own_server.process is not None
+        os.kill(own_server.process.pid, signal.SIGSTOP)
+        try:
+            async def timed(user: str) -> tuple[int, float]:
+                started = time.monotonic()
+                response = await claim(client, c["id"], user)
+                return response.status_code, time.monotonic() - started
+
+            tasks = []
+            for i in range(24):  # a tap every 50 ms for 1.2 s, into a server that never answers
+                tasks.append(asyncio.create_task(timed(f"u{i}")))
+                await asyncio.sleep(0.05)
+            answers = await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        finally:
+            os.kill(own_server.process.pid, signal.SIGCONT)
+        assert {status for status, _ in answers} == {503}
+        slowest = max(seconds for _, seconds in answers)
+        assert slowest < 0.3 * 1.6, f"a claim waited {slowest:.2f}s for a 0.3 s timeout"
+
+
 async def test_overload_is_shed_not_queued(own_server: EmbeddedServer) -> None:
     async with app_client(settings_for(own_server.url, max_in_flight=2)) as client:
         c = await create_campaign(client)
@@ -78,7 +107,7 @@ async def test_overload_is_shed_not_queued(own_server: EmbeddedServer) -> None:
         os.kill(own_server.process.pid, signal.SIGSTOP)
         try:
             stuck = [asyncio.create_task(claim(client, c["id"], f"u{i}")) for i in range(2)]
-            endpoint = client._transport.app._endpoint  # type: ignore[attr-defined]
+            endpoint = client._transport.app.endpoint  # type: ignore[attr-defined]
             deadline = time.monotonic() + 2
             while endpoint._in_flight < 2:
                 assert time.monotonic() < deadline

@@ -14,7 +14,7 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from flashclaim.embedded import EmbeddedServer
 from flashclaim.settings import Settings, SettingsError
@@ -131,3 +131,22 @@ def test_unsafe_configurations_are_refused(server: EmbeddedServer, kw: dict[str,
                                            message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         jwt_settings(server, **kw)
+
+
+async def test_a_sub_with_a_trailing_newline_is_401(jwt_client: httpx.AsyncClient) -> None:
+    c = await create_campaign(jwt_client)
+    response = await claim_with(jwt_client, c["id"], token(sub="x\n"))
+    assert (response.status_code, response.json()["error"]) == (401, "unauthenticated")
+    assert (await claim_with(jwt_client, c["id"], token(sub="x"))).status_code == 201
+
+
+async def test_an_allowed_alg_that_does_not_fit_the_key_is_401(server: EmbeddedServer) -> None:
+    """RS256 is allowed, but the key is an EC key: PyJWT raises InvalidKeyError (once a 500)."""
+    settings = jwt_settings(server, jwt_algorithms=("RS256", "ES256"), jwt_key=EC_PUBLIC)
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    async with app_client(settings) as client:
+        c = await create_campaign(client)
+        response = await claim_with(client, c["id"], token(key=rsa_key, algorithm="RS256"))
+        assert (response.status_code, response.json()["error"]) == (401, "unauthenticated")
+        fits = await claim_with(client, c["id"], token(key=EC_KEY, algorithm="ES256"))
+        assert fits.status_code == 201
