@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from flashclaim import __version__
 from flashclaim.embedded import EmbeddedError, EmbeddedServer
@@ -165,8 +166,8 @@ def reconcile(args: argparse.Namespace) -> int:
     if args.wait:
         wait_for_ledger(r, keyspace, ids, args.wait, args.group)
     ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
+    ledger_db.migrate()  # a ledger no consumer has written yet is empty, not an error
     if args.repair:
-        ledger_db.migrate()
         for campaign_id in ids:
             written = repair_campaign(r, ledger_db, keyspace, campaign_id)
             print(f"{campaign_id}: {written} missing claims written to the ledger")
@@ -217,8 +218,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", help="key prefix; FLASHCLAIM_NAMESPACE; unset: fc")
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one line naming it, and exit 2 (not the whole usage text)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="flashclaim", description=__doc__)
+    parser = _Parser(prog="flashclaim", description=__doc__)
     parser.add_argument("--version", action="version", version=f"flashclaim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 

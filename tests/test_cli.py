@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -9,8 +10,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from flashclaim.embedded import running_url
+from flashclaim import __version__, children
+from flashclaim.cli import build_parser
+from flashclaim.embedded import free_port, running_url
 
 from helpers import serving
 
@@ -130,3 +134,91 @@ def test_admin_api_on_its_own_port(tmp_path: Path) -> None:
                           headers={"X-User-Id": "v"}).status_code == 404
         stats = httpx.get(admin + "/v1/admin/campaigns/sep", headers=auth).json()["stats"]
         assert stats["granted"] == 1
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flashclaim", *args],
+                          env=children.clean_env(**(env or {})), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize(("args", "env", "named"), [
+    (["ledger"], {"FLASHCLAIM_LEDGER_DSN": "mysql://x/y"}, "FLASHCLAIM_LEDGER_DSN"),
+    (["reconcile"], {"FLASHCLAIM_REDIS_URL": "http://x"}, "FLASHCLAIM_REDIS_URL"),
+    (["serve"], {"FLASHCLAIM_ADMIN_PORT": "abc"}, "FLASHCLAIM_ADMIN_PORT"),
+    (["serve", "--port", "0"], {}, "--port"),
+    (["demo", "--stock", "0"], {}, "--stock"),
+    (["demo", "--concurrency", "0"], {}, "--concurrency"),
+    (["demo", "--requests", "100", "--users", "1000"], {}, "--requests"),
+    (["demo", "--users", "many"], {}, "--users"),
+], ids=lambda x: " ".join(x) if isinstance(x, list) else None)
+def test_a_bad_flag_or_setting_is_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], named: str
+) -> None:
+    result = run_cli(*args, env={"FLASHCLAIM_DATA_DIR": str(tmp_path / "data"), **env})
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert not (tmp_path / "data" / "embedded.json").exists()  # nothing was started
+
+
+def test_the_demo_runs_again_on_the_same_data_dir(tmp_path: Path) -> None:
+    for _ in range(2):
+        result = run_cli("demo", "--stock", "20", "--requests", "300", "--users", "100",
+                         "--concurrency", "20", "--data-dir", str(tmp_path / "demo"), timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "PASS" in result.stdout
+
+
+def test_version_and_defaults_in_help() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"flashclaim {__version__}"
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        text = sub.format_help()
+        for action in sub._actions:
+            if action.default not in (None, False, argparse.SUPPRESS):
+                assert action.help and "(default:" in text, (name, action.dest)
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"flashclaim {name} {action.option_strings[0]} has no help"
+
+
+def test_the_admin_token_is_announced_only_when_generated(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    for _ in range(2):
+        with serving(data_dir):
+            pass
+    logs = "".join(p.read_text() for p in tmp_path.glob("serve-*.log"))
+    assert logs.count("admin token generated") == 1
+
+
+@pytest.mark.parametrize("waiting_for", ["redis", "database"])
+def test_the_ledger_waits_out_an_outage_and_stops_cleanly(
+    tmp_path: Path, server: object, waiting_for: str
+) -> None:
+    """Started while Redis (or its database) is down: it waits with a warning, and SIGTERM
+    ends it with exit 0, no traceback."""
+    from flashclaim.embedded import EmbeddedServer
+
+    assert isinstance(server, EmbeddedServer)
+    down = free_port()
+    redis_url = f"redis://127.0.0.1:{down}/0" if waiting_for == "redis" else server.url
+    dsn = (f"sqlite:///{tmp_path}/l.db" if waiting_for == "redis"
+           else f"postgresql://nobody@127.0.0.1:{down}/ledger")
+    log = tmp_path / "ledger.log"
+    proc = children.start(["ledger", "--redis-url", redis_url, "--ledger-dsn", dsn,
+                           "--namespace", "t", "--block-ms", "100"], children.clean_env(), log)
+    try:
+        deadline = time.monotonic() + 30
+        while "unavailable" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        code = children.stop(proc)
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert text.count("unavailable") == 1  # one warning, not one per retry

@@ -312,3 +312,57 @@ def test_kill_9_mid_stream_then_another_consumer_takes_over(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert_exactly_once(sync_redis, dsn, tmp_path, "c1", 3000)
+
+
+def run_in_thread(consumer: LedgerConsumer) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def target() -> None:
+        try:
+            outcome.append(consumer.run())
+        except Exception as exc:  # the test asserts there was none
+            outcome.append(exc)
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, outcome
+
+
+def test_outage_warnings_are_rate_limited_and_a_stop_while_waiting_is_clean(
+    sync_redis: SyncRedis, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts = []
+
+    def refuse() -> object:
+        attempts.append(1)
+        raise ConnectionRefusedError("database down")
+
+    down = Ledger(refuse, "?", lambda exc: True, (), None)
+    consumer = LedgerConsumer(sync_redis, down, KS, ConsumerOptions(
+        db_retry_ms=1, warn_every_ms=60_000))
+    thread, outcome = run_in_thread(consumer)
+    deadline = time.monotonic() + 30
+    while len(attempts) < 50:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    consumer.request_stop()
+    thread.join(30)
+    assert outcome and isinstance(outcome[0], type(consumer.stats)), outcome  # no exception
+    warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+
+
+def test_progress_is_logged(sync_redis: SyncRedis, dsn: str, tmp_path: Path,
+                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="flashclaim.ledger")
+    sync_campaign(sync_redis, KS, "c1", stock=5)
+    assert sync_grant(sync_redis, KS, "c1", [f"u{i}" for i in range(5)]) == 5
+    consumer = LedgerConsumer(sync_redis, db(dsn, tmp_path), KS,
+                              ConsumerOptions(block_ms=20, progress_ms=0))
+    thread, _ = run_in_thread(consumer)
+    deadline = time.monotonic() + 30
+    while not any("5 claims written" in r.getMessage() and "lag 0" in r.getMessage()
+                  for r in caplog.records):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        time.sleep(0.02)
+    consumer.request_stop()
+    thread.join(30)

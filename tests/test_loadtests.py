@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flashclaim import children
 from flashclaim.verdict import ClientFacts, ServerFacts, judge
 
 from helpers import serving
@@ -108,3 +109,19 @@ def test_headless_smoke_run_passes(tmp_path: Path) -> None:
     assert result.returncode == 0, output[-4000:]
     assert "VERDICT: PASS" in output and "all consistent" in output
     assert "flash   60     60" in output  # the flash crowd sold out exactly
+
+
+@pytest.mark.parametrize(("token", "says"), [("", "no admin token"),
+                                             ("wrong", "refused the admin token")])
+def test_a_missing_or_wrong_admin_token_stops_at_once(tmp_path: Path, token: str,
+                                                      says: str) -> None:
+    with serving(tmp_path / "data") as base:
+        result = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(LOADTESTS / "locustfile.py"),
+             "--headless", "-u", "50", "-r", "50", "-t", "20s", "--host", base,
+             "--admin-token", token],
+            env=children.clean_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    ours = [line for line in result.stderr.splitlines() if "flashclaim load test:" in line]
+    assert len(ours) == 1 and says in ours[0], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Uncaught" not in result.stderr
