@@ -225,6 +225,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see --help)\n")
 
 
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default; a flag without one says in its help what happens when unset."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flashclaim", description=__doc__)
     parser.add_argument("--version", action="version", version=f"flashclaim {__version__}")
@@ -232,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help_text, description=help_text,
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   formatter_class=_DefaultsHelp)
 
     p = command("serve", "run the HTTP service")
     p.add_argument("--host", default="127.0.0.1", help="the public listener's address")

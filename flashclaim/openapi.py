@@ -216,7 +216,7 @@ def _admin_action(summary: str, body: str | None = None) -> dict[str, Any]:
     if body is not None:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": _ref(body)}}}
-        op["responses"].update(_errors(409))
+        op["responses"].update(_errors(408, 409))
     return op
 
 
@@ -246,7 +246,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "201": _json(_ref("Claim"), "Granted"),
                 "200": _json(_ref("Claim"), "Replay of the claim granted for this key"),
-                **_errors(400, 401, 403, 404, 409, 410, 413, 415, 429, 503),
+                **_errors(400, 401, 403, 404, 408, 409, 410, 413, 415, 429, 503),
             },
         }
     },
@@ -257,7 +257,7 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": True,
                             "content": {"application/json": {"schema": _ref("CampaignCreate")}}},
             "responses": {"201": _json(_ref("Campaign"), "Created"),
-                          **_errors(400, 401, 409, 413, 415, 503)},
+                          **_errors(400, 401, 408, 409, 413, 415, 503)},
         }
     },
     "/v1/admin/campaigns/{campaign_id}": {
