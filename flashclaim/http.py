@@ -67,6 +67,12 @@ async def read_json_body(
             raise invalid_request("Content-Length must be a number.")
         if int(declared) > limit:
             raise payload_too_large(limit)
+    if declared in (None, "0") and "transfer-encoding" not in headers:
+        # HTTP/1.1 framing: such a request has no body, and the server already holds all
+        # of it. Most taps are like this; they need no read and no deadline.
+        if required:
+            raise invalid_request("A JSON body is required.")
+        return EMPTY
     body = bytearray()
     try:
         async with asyncio.timeout(body_deadline_s):

@@ -4,7 +4,8 @@ uvicorn bounds neither the size of a request head nor the time a client may take
 to send it, and keeps connections that never send a byte. Here, per connection:
 
 - the head (request line and headers) must arrive within header_timeout_s of the
-  connection opening or the request's first byte, else the connection is closed;
+  connection opening or of the first chunk of a head that arrives in pieces, else
+  the connection is closed;
 - the head may not exceed header_max_bytes: the client gets 431 and is closed
   before more of it is buffered;
 - a response sent before its request body was complete closes the connection (a
@@ -66,16 +67,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        # Still inside the head after this chunk: all of it was head.
-        if self._in_head and self._head_bytes > self._max_head and \
-                not self.transport.is_closing():
-            self.transport.write(_431)
-            self.transport.close()
+        if self._in_head:  # still inside the head after this chunk: all of it was head
+            if self._head_bytes > self._max_head and not self.transport.is_closing():
+                self.transport.write(_431)
+                self.transport.close()
+            else:
+                # A head split over chunks gets its deadline; a whole head (the usual
+                # case) costs no timer at all.
+                self._arm_head_timer()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
