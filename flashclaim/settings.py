@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -170,21 +170,23 @@ def _rate(env: Mapping[str, str], name: str) -> tuple[int, int] | None:
     return limit
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+_T = TypeVar("_T")
+
+
+def _parsed(env: Mapping[str, str], name: str, parse: Callable[[str], _T], default: _T,
+            kind: str) -> _T:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parsed(env, name, float, default, "a number")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    return _parsed(env, name, int, default, "an integer")
