@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from flashclaim import __version__
-from flashclaim.embedded import EmbeddedError, EmbeddedServer
-from flashclaim.lifeline import PARENT_ENV, die_with_parent
-from flashclaim.owner_lock import DataDirBusy, OwnerLock
-from flashclaim.private_files import private_dir
+from flashclaim.runtime.lifeline import PARENT_ENV, die_with_parent
+from flashclaim.runtime.owner_lock import DataDirBusy, OwnerLock
+from flashclaim.runtime.private_files import private_dir
 from flashclaim.settings import Settings, SettingsError
+from flashclaim.store.embedded import EmbeddedError, EmbeddedServer
 
 log = logging.getLogger("flashclaim")
 
@@ -40,7 +40,7 @@ def _admin_token(settings: Settings) -> tuple[str, bool]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from flashclaim import listener
+    from flashclaim.web import listener
 
     settings = Settings.from_env(
         redis_url=args.redis_url, data_dir=args.data_dir, namespace=args.namespace,
@@ -78,7 +78,7 @@ def serve(args: argparse.Namespace) -> int:
             # The admin API on its own listener (bind it to a private interface); the public
             # one serves no admin route at all.
             admin = subprocess.Popen(
-                [sys.executable, "-m", "flashclaim.listener", args.admin_host,
+                [sys.executable, "-m", "flashclaim.web.listener", args.admin_host,
                  str(settings.admin_port)],
                 env={**os.environ, "FLASHCLAIM_ROLE": "admin"}, preexec_fn=die_with_parent)
             os.environ["FLASHCLAIM_ROLE"] = "public"
@@ -101,7 +101,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def _redis_url(settings: Settings) -> str:
     """FLASHCLAIM_REDIS_URL, else the embedded server `serve` runs on this data directory."""
-    from flashclaim.embedded import running_url
+    from flashclaim.store.embedded import running_url
 
     url = settings.redis_url or running_url(settings.data_dir)
     if url is None:
@@ -123,8 +123,8 @@ def ledger(args: argparse.Namespace) -> int:
     import redis
 
     from flashclaim.keys import KeySpace
-    from flashclaim.ledger import ConsumerOptions, LedgerConsumer
-    from flashclaim.ledger_db import open_ledger
+    from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
+    from flashclaim.ledger.db import open_ledger
 
     settings = _settings(args)
     options = ConsumerOptions(
@@ -150,8 +150,8 @@ def reconcile(args: argparse.Namespace) -> int:
     import redis
 
     from flashclaim.keys import KeySpace
-    from flashclaim.ledger_db import open_ledger
-    from flashclaim.reconcile import (
+    from flashclaim.ledger.db import open_ledger
+    from flashclaim.ledger.reconcile import (
         format_table,
         reconcile_campaign,
         repair_campaign,
@@ -183,13 +183,13 @@ def reconcile(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from flashclaim.demo import run_demo
+    from flashclaim.tools.demo import run_demo
 
     return run_demo(args)
 
 
 def bench(args: argparse.Namespace) -> int:
-    from flashclaim.bench import run_bench
+    from flashclaim.tools.bench import run_bench
 
     return run_bench(args)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from flashclaim.verdict import ServerFacts
+from flashclaim.checks.verdict import ServerFacts
 
 CASH = {"type": "cash", "value": 500}
 

@@ -27,7 +27,7 @@ from locust import FastHttpUser, between, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from flashclaim.verdict import Breach, ClientFacts, format_verdict, judge
+from flashclaim.checks.verdict import Breach, ClientFacts, format_verdict, judge
 
 from campaigns import Plan, admin_token_problem, create_all, server_facts
 

@@ -15,11 +15,11 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from flashclaim.app import create_app
-from flashclaim.embedded import EmbeddedServer
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import Scripts
 from flashclaim.settings import Settings
+from flashclaim.store.embedded import EmbeddedServer
+from flashclaim.store.scripts import Scripts
+from flashclaim.web.app import create_app
 
 from openapi_check import check_response
 from pg import PostgresServer

@@ -11,7 +11,8 @@ import os
 import sys
 from pathlib import Path
 
-from flashclaim import cli, ledger_db
+from flashclaim import cli
+from flashclaim.ledger import db as ledger_db
 from flashclaim.stream import ClaimRecord
 
 _open_ledger = ledger_db.open_ledger

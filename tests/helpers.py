@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from flashclaim import children
 from flashclaim.campaigns import meta_fields, parse_campaign_spec
-from flashclaim.embedded import free_port
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import ClaimRequest, load_sources
+from flashclaim.store.embedded import free_port
+from flashclaim.store.scripts import ClaimRequest, load_sources
+from flashclaim.tools import children
 
 from conftest import ADMIN_TOKEN
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import jsonschema
 
-from flashclaim.openapi import openapi_document
+from flashclaim.web.openapi import openapi_document
 
 DOC = openapi_document()
 _TEMPLATES = [

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from flashclaim.campaign_store import CampaignStore
 from flashclaim.campaigns import parse_campaign_spec
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, StockCode
-from flashclaim.store import server_time_ms
+from flashclaim.store.campaign_store import CampaignStore
+from flashclaim.store.connection import server_time_ms
+from flashclaim.store.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, StockCode
 from flashclaim.stream import ClaimRecord
 from flashclaim.timefmt import to_rfc3339
 

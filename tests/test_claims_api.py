@@ -9,10 +9,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from flashclaim.embedded import free_port
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import Scripts
 from flashclaim.settings import Settings
+from flashclaim.store.embedded import free_port
+from flashclaim.store.scripts import Scripts
 
 from conftest import app_client
 from helpers import ADMIN, claim, create_campaign, iso, stats

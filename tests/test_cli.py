@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flashclaim import __version__, children
+from flashclaim import __version__
 from flashclaim.cli import build_parser
-from flashclaim.embedded import free_port, running_url
+from flashclaim.store.embedded import free_port, running_url
+from flashclaim.tools import children
 
 from helpers import serving
 
@@ -45,7 +46,7 @@ def test_serve_restart_keeps_campaigns_and_claims(tmp_path: Path) -> None:
 
 
 def test_serve_with_an_external_redis(tmp_path: Path, server: object) -> None:
-    from flashclaim.embedded import EmbeddedServer
+    from flashclaim.store.embedded import EmbeddedServer
 
     assert isinstance(server, EmbeddedServer)
     with serving(tmp_path, "--redis-url", server.url, "--admin-token", "tok") as base:
@@ -75,9 +76,9 @@ def test_two_workers_grant_exactly_the_stock(tmp_path: Path) -> None:
 
     from redis.asyncio import Redis
 
-    from flashclaim import loadgen
-    from flashclaim.audit import audit_campaign
+    from flashclaim.checks.audit import audit_campaign
     from flashclaim.keys import KeySpace
+    from flashclaim.tools import loadgen
 
     data_dir = tmp_path / "data"
     with serving(data_dir, "--workers", "2", "--admin-token", "tok") as base:
@@ -108,7 +109,7 @@ def test_two_workers_grant_exactly_the_stock(tmp_path: Path) -> None:
 
 
 def test_admin_api_on_its_own_port(tmp_path: Path) -> None:
-    from flashclaim.embedded import free_port
+    from flashclaim.store.embedded import free_port
 
     admin_port = free_port()
     admin = f"http://127.0.0.1:{admin_port}"
@@ -202,7 +203,7 @@ def test_the_ledger_waits_out_an_outage_and_stops_cleanly(
 ) -> None:
     """Started while Redis (or its database) is down: it waits with a warning, and SIGTERM
     ends it with exit 0, no traceback."""
-    from flashclaim.embedded import EmbeddedServer
+    from flashclaim.store.embedded import EmbeddedServer
 
     assert isinstance(server, EmbeddedServer)
     down = free_port()

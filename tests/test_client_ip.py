@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from flashclaim.embedded import EmbeddedServer
 from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings, SettingsError
+from flashclaim.store.embedded import EmbeddedServer
 
 from conftest import ADMIN_TOKEN, NAMESPACE, app_client
 from helpers import create_campaign

@@ -11,13 +11,13 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from flashclaim.campaign_store import CampaignStore
 from flashclaim.campaigns import parse_campaign_spec
-from flashclaim.coalescer import ClaimCoalescer
-from flashclaim.embedded import free_port
+from flashclaim.claim.coalescer import ClaimCoalescer
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import ClaimDecision, ClaimRequest, Scripts
-from flashclaim.store import server_time_ms
+from flashclaim.store.campaign_store import CampaignStore
+from flashclaim.store.connection import server_time_ms
+from flashclaim.store.embedded import free_port
+from flashclaim.store.scripts import ClaimDecision, ClaimRequest, Scripts
 
 
 class CountingScripts(Scripts):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from flashclaim.audit import audit_campaign, read_stream
+from flashclaim.checks.audit import audit_campaign, read_stream
 from flashclaim.keys import KeySpace
 from flashclaim.stream import ClaimRecord
 

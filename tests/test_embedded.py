@@ -10,11 +10,11 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from flashclaim.audit import audit_campaign
-from flashclaim.embedded import EmbeddedServer, running_url
+from flashclaim.checks.audit import audit_campaign
 from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
-from flashclaim.store import server_warnings
+from flashclaim.store.connection import server_warnings
+from flashclaim.store.embedded import EmbeddedServer, running_url
 
 from conftest import ADMIN_TOKEN, NAMESPACE, app_client, start_server
 from helpers import claim, create_campaign, stats

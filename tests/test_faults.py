@@ -18,12 +18,12 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from flashclaim.audit import audit_campaign
-from flashclaim.embedded import EmbeddedServer, free_port
+from flashclaim.checks.audit import audit_campaign
 from flashclaim.keys import KeySpace
-from flashclaim.ledger_db import open_ledger
-from flashclaim.reconcile import ledger_lag, reconcile_campaign
+from flashclaim.ledger.db import open_ledger
+from flashclaim.ledger.reconcile import ledger_lag, reconcile_campaign
 from flashclaim.settings import Settings
+from flashclaim.store.embedded import EmbeddedServer, free_port
 
 from conftest import ADMIN_TOKEN, NAMESPACE, app_client, start_server
 from helpers import claim, create_campaign, entries, sync_campaign, sync_grant

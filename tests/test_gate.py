@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from flashclaim.campaign_store import CampaignStore
 from flashclaim.campaigns import parse_campaign_spec
-from flashclaim.claims import ClaimService
+from flashclaim.claim.gate import ClaimGate
+from flashclaim.claim.identity import Identity
+from flashclaim.claim.service import ClaimService
 from flashclaim.errors import ApiError
-from flashclaim.gate import ClaimGate
-from flashclaim.identity import Identity
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import ClaimCode, ClaimDecision, Scripts
-from flashclaim.store import server_time_ms
+from flashclaim.store.campaign_store import CampaignStore
+from flashclaim.store.connection import server_time_ms
+from flashclaim.store.scripts import ClaimCode, ClaimDecision, Scripts
 
 KS = KeySpace("gate")
 

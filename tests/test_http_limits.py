@@ -20,9 +20,9 @@ from typing import Any
 import httpx
 import orjson
 
-from flashclaim import children
-from flashclaim.embedded import EmbeddedServer, free_port
 from flashclaim.settings import Settings
+from flashclaim.store.embedded import EmbeddedServer, free_port
+from flashclaim.tools import children
 
 from conftest import app_client
 from helpers import create_campaign, stats

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from flashclaim.embedded import EmbeddedServer
 from flashclaim.settings import Settings, SettingsError
+from flashclaim.store.embedded import EmbeddedServer
 
 from conftest import ADMIN_TOKEN, NAMESPACE, app_client
 from helpers import create_campaign

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from flashclaim import children
-from flashclaim.embedded import EmbeddedServer
 from flashclaim.keys import KeySpace
-from flashclaim.ledger import ConsumerOptions, LedgerConsumer, safe_trim_point
-from flashclaim.ledger_db import SCHEMA_VERSION, Ledger, open_ledger
-from flashclaim.reconcile import ledger_lag, reconcile_campaign
+from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer, safe_trim_point
+from flashclaim.ledger.db import SCHEMA_VERSION, Ledger, open_ledger
+from flashclaim.ledger.reconcile import ledger_lag, reconcile_campaign
+from flashclaim.store.embedded import EmbeddedServer
 from flashclaim.stream import ClaimRecord
+from flashclaim.tools import children
 
 from conftest import NAMESPACE
 from helpers import SyncRedis, sync_campaign, sync_grant

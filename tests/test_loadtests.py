@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from flashclaim import children
-from flashclaim.verdict import ClientFacts, ServerFacts, judge
+from flashclaim.checks.verdict import ClientFacts, ServerFacts, judge
+from flashclaim.tools import children
 
 from helpers import serving
 

@@ -9,9 +9,9 @@ import httpx
 import jsonschema
 from starlette.routing import Route
 
-from flashclaim.app import create_app
-from flashclaim.openapi import openapi_document
 from flashclaim.settings import Settings
+from flashclaim.web.app import create_app
+from flashclaim.web.openapi import openapi_document
 
 from openapi_check import validate
 

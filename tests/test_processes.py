@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flashclaim import children
-from flashclaim.embedded import EmbeddedServer, free_port
-from flashclaim.ledger_db import open_ledger
-from flashclaim.owner_lock import DataDirBusy, OwnerLock
-from flashclaim.private_files import write_private
+from flashclaim.ledger.db import open_ledger
+from flashclaim.runtime.owner_lock import DataDirBusy, OwnerLock
+from flashclaim.runtime.private_files import write_private
+from flashclaim.store.embedded import EmbeddedServer, free_port
+from flashclaim.tools import children
 
 from conftest import server_binary
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from flashclaim.embedded import EmbeddedServer
 from flashclaim.keys import KeySpace
-from flashclaim.ledger import ConsumerOptions, LedgerConsumer
-from flashclaim.ledger_db import Ledger, open_ledger
-from flashclaim.reconcile import format_table, reconcile_campaign
+from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
+from flashclaim.ledger.db import Ledger, open_ledger
+from flashclaim.ledger.reconcile import format_table, reconcile_campaign
+from flashclaim.store.embedded import EmbeddedServer
 
 from conftest import NAMESPACE
 from helpers import SyncRedis, sync_campaign, sync_grant

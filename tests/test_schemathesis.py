@@ -17,7 +17,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from flashclaim.openapi import openapi_document
+from flashclaim.web.openapi import openapi_document
 
 from helpers import serving
 

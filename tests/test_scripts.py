@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from flashclaim.scripts import ClaimCode, load_sources
+from flashclaim.store.scripts import ClaimCode, load_sources
 
 REPO_LUA = Path(__file__).resolve().parent.parent / "lua"
 

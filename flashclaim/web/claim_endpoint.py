@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from flashclaim.claim.identity import Identity
 from flashclaim.errors import (
     CLAIM_REJECTIONS,
     ApiError,
@@ -26,11 +27,10 @@ from flashclaim.errors import (
     store_failure,
     unavailable,
 )
-from flashclaim.http import EMPTY, body_chunks, error_body, read_json_body
-from flashclaim.identity import Identity
-from flashclaim.metrics import record_claim
-from flashclaim.services import Services
 from flashclaim.validation import CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj, campaign_id
+from flashclaim.web.http import EMPTY, body_chunks, error_body, read_json_body
+from flashclaim.web.metrics import record_claim
+from flashclaim.web.services import Services
 
 log = logging.getLogger("flashclaim")
 

@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 from flashclaim.campaigns import MAX_STOCK, CampaignSpec, CampaignView, meta_fields
 from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import Scripts, StockCode
-from flashclaim.store import server_time_ms, text_map
+from flashclaim.store.connection import server_time_ms, text_map
+from flashclaim.store.scripts import Scripts, StockCode
 from flashclaim.stream import LAST_ENTRY, entry_order
 
 # GET /v1/campaigns shows at most this many, soonest start first.

@@ -15,13 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim import admin_api, ops_api, public_api
-from flashclaim.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
 from flashclaim.errors import ApiError, store_failure
-from flashclaim.http import error_response, json_response
-from flashclaim.lifeline import tie_to_parent
-from flashclaim.services import Services
+from flashclaim.runtime.lifeline import tie_to_parent
 from flashclaim.settings import Settings
+from flashclaim.web import admin_api, ops_api, public_api
+from flashclaim.web.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
+from flashclaim.web.http import error_response, json_response
+from flashclaim.web.services import Services
 
 log = logging.getLogger("flashclaim")
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import ClaimCode, ClaimDecision
+from flashclaim.store.scripts import ClaimCode, ClaimDecision
 
 _FOREVER = float("inf")
 

@@ -8,11 +8,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from flashclaim.errors import unavailable
-from flashclaim.http import error_response, json_response
-from flashclaim.metrics import exposition
-from flashclaim.openapi import openapi_document
-from flashclaim.services import services
-from flashclaim.store import server_warnings
+from flashclaim.store.connection import server_warnings
+from flashclaim.web.http import error_response, json_response
+from flashclaim.web.metrics import exposition
+from flashclaim.web.openapi import openapi_document
+from flashclaim.web.services import services
 
 _OPENAPI = openapi_document()
 

@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from flashclaim.coalescer import ClaimCoalescer
+from flashclaim.claim.coalescer import ClaimCoalescer
+from flashclaim.claim.gate import ClaimGate
+from flashclaim.claim.identity import Identity
 from flashclaim.errors import CLAIM_REJECTIONS, IDEMPOTENCY_KEY_REUSED, ApiError
-from flashclaim.gate import ClaimGate
-from flashclaim.identity import Identity
 from flashclaim.keys import KeySpace, key_digest
-from flashclaim.scripts import ClaimCode, ClaimRequest, Scripts
+from flashclaim.store.scripts import ClaimCode, ClaimRequest, Scripts
 from flashclaim.timefmt import to_rfc3339
 
 # How long an Idempotency-Key stays bound to the campaign and body it was first used with.
@@ -71,6 +71,15 @@ class ClaimService:
             status = 201 if idempotency_key is None else 200
             return ClaimOutcome(status, render_claim(decision.payload))
         raise _rejection(decision.code, decision.payload)
+
+    async def flush_tallies(self) -> None:
+        """Add the rejections answered from memory to the campaigns' stats in Redis."""
+        await self.gate.flush(self._redis, self._keyspace)
+
+    def campaign_changed(self, campaign_id: str) -> None:
+        """An operator changed the campaign (pause, resume, stock): what this process
+        knew of it from memory no longer holds."""
+        self.gate.forget(campaign_id)
 
     async def _bind_idempotency_key(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str

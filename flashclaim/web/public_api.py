@@ -6,13 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.http import json_response
-from flashclaim.services import services
-from flashclaim.validation import campaign_id
-
-
-def campaign_id_of(request: Request) -> str:
-    return campaign_id(request.path_params["campaign_id"])
+from flashclaim.web.http import campaign_id_of, json_response
+from flashclaim.web.services import services
 
 
 async def list_campaigns(request: Request) -> Response:

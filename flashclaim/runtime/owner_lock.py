@@ -13,7 +13,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from flashclaim.private_files import private_dir
+from flashclaim.runtime.private_files import private_dir
 
 LOCK_FILE = "serve.lock"
 

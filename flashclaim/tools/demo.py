@@ -30,12 +30,12 @@ import orjson
 import redis
 import uvloop
 
-from flashclaim import children, loadgen
-from flashclaim.embedded import free_port, running_url
 from flashclaim.keys import KeySpace
-from flashclaim.ledger_db import open_ledger
-from flashclaim.reconcile import Reconciliation, reconcile_campaign, wait_for_ledger
+from flashclaim.ledger.db import open_ledger
+from flashclaim.ledger.reconcile import Reconciliation, reconcile_campaign, wait_for_ledger
 from flashclaim.settings import SettingsError
+from flashclaim.store.embedded import free_port, running_url
+from flashclaim.tools import children, loadgen
 
 
 @dataclass

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import redis
 
-from flashclaim.lifeline import die_with_parent
-from flashclaim.private_files import private_dir, write_private
+from flashclaim.runtime.lifeline import die_with_parent
+from flashclaim.runtime.private_files import private_dir, write_private
 
 log = logging.getLogger("flashclaim")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import ClaimDecision, ClaimRequest, Scripts
+from flashclaim.store.scripts import ClaimDecision, ClaimRequest, Scripts
 
 # Upper bound of claims in one script call: keeps each call short on the server.
 MAX_BATCH = 128

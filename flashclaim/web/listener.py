@@ -1,7 +1,7 @@
 """The HTTP listener: the app under uvicorn, with the project's HTTP limits.
 
 `serve` runs it in its own process (with `--workers N`, uvicorn's workers); the
-separate admin listener runs as `python -m flashclaim.listener HOST PORT`, its
+separate admin listener runs as `python -m flashclaim.web.listener HOST PORT`, its
 settings (FLASHCLAIM_ROLE=admin among them) in the environment.
 """
 
@@ -11,13 +11,13 @@ import sys
 
 import uvicorn
 
-from flashclaim.http_server import GuardedHttpToolsProtocol
 from flashclaim.settings import Settings
+from flashclaim.web.http_server import GuardedHttpToolsProtocol
 
 
 def run(host: str, port: int, workers: int, settings: Settings) -> None:
     uvicorn.run(
-        "flashclaim.app:create_app", factory=True, host=host, port=port, workers=workers,
+        "flashclaim.web.app:create_app", factory=True, host=host, port=port, workers=workers,
         loop="uvloop", http=GuardedHttpToolsProtocol, timeout_keep_alive=settings.keepalive_s,
         access_log=False, log_level="info",
     )

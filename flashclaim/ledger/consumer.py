@@ -32,8 +32,8 @@ import orjson
 import redis
 
 from flashclaim.keys import KeySpace
-from flashclaim.ledger_db import Ledger, LedgerUnavailable
-from flashclaim.reconcile import ledger_lag
+from flashclaim.ledger.db import Ledger, LedgerUnavailable
+from flashclaim.ledger.reconcile import ledger_lag
 from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
 log = logging.getLogger("flashclaim.ledger")

@@ -12,7 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
-from flashclaim.store import text_map
+from flashclaim.store.connection import text_map
 from flashclaim.stream import ClaimRecord, RecordError
 
 PAGE = 1000

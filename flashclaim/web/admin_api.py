@@ -11,11 +11,10 @@ from starlette.routing import Route
 
 from flashclaim.campaigns import MAX_STOCK, parse_campaign_spec
 from flashclaim.errors import ApiError, invalid_request
-from flashclaim.http import json_response, read_json
-from flashclaim.public_api import campaign_id_of
-from flashclaim.services import Services, services
 from flashclaim.stream import is_entry_id
 from flashclaim.validation import Obj
+from flashclaim.web.http import campaign_id_of, json_response, read_json
+from flashclaim.web.services import Services, services
 
 audit = logging.getLogger("flashclaim.audit")
 
@@ -33,7 +32,7 @@ def admin(request: Request) -> Services:
 async def create_campaign(request: Request) -> Response:
     s = admin(request)
     body = await read_json(request, s.settings.max_admin_body, required=True,
-                     body_deadline_s=s.settings.body_timeout_s)
+                           body_deadline_s=s.settings.body_timeout_s)
     now = await s.campaigns.now()
     spec = parse_campaign_spec(body, now)
     view = await s.campaigns.create(spec, now)
@@ -62,7 +61,7 @@ async def resume(request: Request) -> Response:
 async def _set_paused(request: Request, paused: bool) -> Response:
     s = admin(request)
     view = await s.campaigns.set_paused(campaign_id_of(request), paused)
-    s.claims.gate.forget(view.id)
+    s.claims.campaign_changed(view.id)
     audit.info("campaign %s id=%s", "paused" if paused else "resumed", view.id)
     return json_response(view.public(await s.campaigns.now()))
 
@@ -71,17 +70,15 @@ async def adjust_stock(request: Request) -> Response:
     s = admin(request)
     campaign_id = campaign_id_of(request)
     o = Obj(await read_json(request, s.settings.max_admin_body, required=True,
-                     body_deadline_s=s.settings.body_timeout_s), "body")
+                            body_deadline_s=s.settings.body_timeout_s), "body")
     delta = o.integer("delta", -MAX_STOCK, MAX_STOCK)
     o.done()
     if delta == 0:
         raise invalid_request("delta must not be 0.")
     view = await s.campaigns.adjust_stock(campaign_id, delta)
-    s.claims.gate.forget(campaign_id)
+    s.claims.campaign_changed(campaign_id)
     audit.info("campaign stock id=%s delta=%d stock=%d", view.id, delta, view.stock)
     return json_response(view.public(await s.campaigns.now()))
-
-
 
 
 async def records(request: Request) -> Response:

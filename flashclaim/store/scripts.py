@@ -24,7 +24,7 @@ def lua_dir() -> Traversable:
     packaged = resources.files("flashclaim") / "lua"
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parent.parent / "lua"
+    return Path(__file__).resolve().parents[2] / "lua"
 
 
 def load_sources() -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from flashclaim.lifeline import die_with_parent
+from flashclaim.runtime.lifeline import die_with_parent
 
 
 def clean_env(**settings: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from flashclaim.private_files import private_dir, touch_private
+from flashclaim.runtime.private_files import private_dir, touch_private
 from flashclaim.stream import ClaimRecord, RecordError
 
 # Each migration: (version, statements). The consumer applies the missing ones on start.

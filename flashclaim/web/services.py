@@ -10,13 +10,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
-from flashclaim.campaign_store import CampaignStore
-from flashclaim.claims import ClaimService
-from flashclaim.identity import Authenticator, make_authenticator
+from flashclaim.claim.identity import Authenticator, make_authenticator
+from flashclaim.claim.service import ClaimService
 from flashclaim.keys import KeySpace
-from flashclaim.scripts import Scripts
 from flashclaim.settings import Settings
-from flashclaim.store import connect, server_warnings
+from flashclaim.store.campaign_store import CampaignStore
+from flashclaim.store.connection import connect, server_warnings
+from flashclaim.store.scripts import Scripts
 
 log = logging.getLogger("flashclaim")
 
@@ -58,7 +58,7 @@ class Services:
     async def flush_gate(self) -> None:
         """Count the rejections answered from memory; never fails the caller."""
         try:
-            await self.claims.gate.flush(self.redis, self.keyspace)
+            await self.claims.flush_tallies()
         except RedisError as exc:
             log.warning("could not flush rejection counts: %s", exc)
 

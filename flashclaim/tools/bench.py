@@ -23,10 +23,10 @@ import redis
 import uvloop
 from redis.asyncio import Redis as AsyncRedis
 
-from flashclaim import children, loadgen
-from flashclaim.audit import audit_campaign
-from flashclaim.embedded import EmbeddedServer, free_port
+from flashclaim.checks.audit import audit_campaign
 from flashclaim.keys import KeySpace
+from flashclaim.store.embedded import EmbeddedServer, free_port
+from flashclaim.tools import children, loadgen
 
 TOKEN = "bench-admin"
 NAMESPACE = "bench"
@@ -82,7 +82,7 @@ class Load:
         command = [str(self.wrk), f"-t{self.threads}", f"-c{self.connections}",
                    f"-d{self.seconds}s", "--latency"]
         if method == "POST":
-            script = resources.files("flashclaim") / "wrk" / "claims.lua"
+            script = resources.files("flashclaim.tools") / "wrk" / "claims.lua"
             with resources.as_file(script) as path:
                 command += ["-s", str(path), url, "--", users, str(pool)]
                 out = subprocess.run(command, capture_output=True, text=True, check=True).stdout

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flashclaim.audit import PAGE, decode_entries
+from flashclaim.checks.audit import PAGE, decode_entries
 from flashclaim.keys import KeySpace
-from flashclaim.ledger_db import Ledger, LedgerSummary
+from flashclaim.ledger.db import Ledger, LedgerSummary
 from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
 

@@ -21,6 +21,7 @@ from flashclaim.errors import (
     request_timeout,
     unsupported_media_type,
 )
+from flashclaim.validation import campaign_id
 
 _JSON = "application/json"
 
@@ -125,3 +126,8 @@ def error_body(err: ApiError) -> bytes:
 def error_response(err: ApiError) -> Response:
     headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
     return Response(error_body(err), status_code=err.status, headers=headers, media_type=_JSON)
+
+
+def campaign_id_of(request: Request) -> str:
+    """The validated campaign id of a route's path."""
+    return campaign_id(request.path_params["campaign_id"])

@@ -1,0 +1,1 @@
+"""Judging the promises: no oversell, nothing lost or duplicated."""

@@ -1,0 +1,2 @@
+"""Deciding a claim: who claims, the gate that answers from memory, coalescing,
+and the claim service that puts them together."""

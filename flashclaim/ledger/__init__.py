@@ -1,0 +1,1 @@
+"""Downstream of the stream: the ledger consumer, the SQL ledger, reconciliation."""

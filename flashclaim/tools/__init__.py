@@ -1,0 +1,1 @@
+"""Developer tools: the demo, the benchmark, the load generator, commands as child processes."""
