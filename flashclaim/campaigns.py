@@ -147,6 +147,16 @@ def public_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The campaign's meta hash: every field name, once. claim.lua, adjust_stock.lua and
+# set_paused.lua read and write these names (tests/test_scripts.py checks that they
+# use no other); the audit and reconcile read them through CampaignView.from_meta.
+META_FIELDS = (
+    "id", "stock", "remaining", "granted", "paused", "starts_at", "ends_at", "per_user_limit",
+    "channels", "segments", "rl_max", "rl_window_ms", "coupons", "definition", "created_at",
+)
+GRANTED = "granted"  # the counter reconcile re-reads on its own
+
+
 def meta_fields(spec: CampaignSpec, created_at: int) -> list[str | int]:
     """The field/value list create_campaign.lua stores (claim.lua reads these names)."""
     definition = {

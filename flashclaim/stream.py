@@ -72,6 +72,13 @@ class ClaimRecord:
             raise RecordError(f"entry {_s(entry_id)} carries a claim that does not match it")
         return record
 
+    def fields(self) -> dict[str, str]:
+        """The entry's fields as claim.lua writes them (for a copy, e.g. a dead letter)."""
+        values = (str(SCHEMA_VERSION), self.claim_id, self.campaign_id, self.user_id,
+                  str(self.seq), str(self.claimed_at), self.channel or "",
+                  self.idempotency_key or "", orjson.dumps(self.claim).decode())
+        return dict(zip(FIELDS, values, strict=True))
+
 
 ENTRY_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 LAST_ENTRY = (2**64 - 1, 2**64 - 1)  # both halves of an entry id are unsigned 64-bit

@@ -113,4 +113,4 @@ def server_facts(host: str, token: str, campaign_id: str, nobody_eligible: bool,
     stats = body["stats"]
     return ServerFacts(stock=body["stock"], granted=stats["granted"], recorded=stats["recorded"],
                        per_user_limit=body["per_user_limit"], records=records,
-                       eligible_users_exist=not nobody_eligible)
+                       eligible_users_exist=not nobody_eligible, remaining=stats["remaining"])

@@ -10,12 +10,12 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from flashclaim.campaigns import parse_campaign_spec
+from flashclaim.campaigns import META_FIELDS, parse_campaign_spec
 from flashclaim.keys import KeySpace
 from flashclaim.store.campaign_store import CampaignStore
 from flashclaim.store.connection import server_time_ms
 from flashclaim.store.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, StockCode
-from flashclaim.stream import ClaimRecord
+from flashclaim.stream import FIELDS, SCHEMA_VERSION, ClaimRecord
 from flashclaim.timefmt import to_rfc3339
 
 from helpers import entries
@@ -163,6 +163,27 @@ async def test_grant_writes_the_full_record(scripts_on_any: RedisScripts) -> Non
     assert first["valid_from"] == claim["claimed_at"]
     assert second["valid_until"] == 7_226_582_400_000 and second["currency"] == "USD"
     assert await r.hget(KS.campaign(cid).dedup, "k:u1:abc") == d.payload
+
+
+async def test_lua_and_python_agree_on_the_record_and_the_meta_hash(
+    scripts_on_any: RedisScripts,
+) -> None:
+    """One schema: claim.lua writes exactly stream.FIELDS, in that order, at
+    stream.SCHEMA_VERSION, and ClaimRecord.fields() gives back what it wrote; the
+    scripts leave the meta hash with exactly campaigns.META_FIELDS."""
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=5)
+    [d] = await decide(scripts, cid, ClaimRequest("c1", "r:c1", "u1", (), "web", "k1"))
+    assert d.code is ClaimCode.GRANTED
+    [(entry_id, fields)] = await entries(r, KS.campaign(cid).stream)
+    assert tuple(fields) == FIELDS and fields["v"] == str(SCHEMA_VERSION)
+    record = ClaimRecord.decode(entry_id, fields)
+    written = dict(fields)
+    written["claim"] = orjson.dumps(orjson.loads(written["claim"])).decode()
+    assert record.fields() == written
+    await scripts.set_paused(KS.campaign(cid), True)
+    await scripts.adjust_stock(KS.campaign(cid), 3, 1_000_000_000)
+    assert set(await r.hkeys(KS.campaign(cid).meta)) == set(META_FIELDS)
 
 
 @pytest.mark.parametrize("odd", ['u"1', "u\n", "u\\", "u</1>\u00e9"])

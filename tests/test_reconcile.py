@@ -53,11 +53,11 @@ PLANTS: list[tuple[str, Callable[[Ledger], object], str]] = [
     ("missing row", lambda db: [db.execute("DELETE FROM coupons WHERE claim_id IN "
                                            "(SELECT claim_id FROM claims WHERE seq = 3)"),
                                 db.execute("DELETE FROM claims WHERE seq = 3")],
-     "grants missing"),
+     "lost: 1 grants have no record"),
     ("extra row", lambda db: db.execute(
         "INSERT INTO claims SELECT 'fake', campaign_id, 'zed', 7, claimed_at_ms, channel, "
         "idempotency_key, stream_entry_id, claim_json, recorded_at_ms FROM claims WHERE seq = 1"),
-     "rows for 6 grants"),
+     "extra: 7 records for 6 grants"),
     ("seq gap", lambda db: db.execute("UPDATE claims SET seq = 60 WHERE seq = 2"),
      "outside 1..6"),
     ("user over limit", lambda db: db.execute("UPDATE claims SET user_id = 'a' WHERE seq = 4"),
@@ -85,7 +85,7 @@ def test_redis_side_breaches(sync_redis: SyncRedis, ledger: Ledger, consumed: st
     sync_redis.hset(KS.campaign(consumed).meta, mapping={"granted": 11, "remaining": 0})
     mismatches = reconcile_campaign(sync_redis, ledger, KS, consumed).mismatches
     assert any(m.startswith("oversold") for m in mismatches)
-    assert any("entries added for 11 grants" in m for m in mismatches)
+    assert any("stream: 6 records for 11 grants" in m for m in mismatches)
 
 
 def test_lag_is_reported_not_a_mismatch(sync_redis: SyncRedis, ledger: Ledger,
@@ -159,7 +159,7 @@ def test_repair_writes_what_another_consumer_acknowledged(
     command = [sys.executable, "-m", "flashclaim", "reconcile", "--redis-url", server.url,
                "--namespace", NAMESPACE, "--data-dir", str(other), "c1"]
     before = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert before.returncode == 1 and "grants missing" in before.stdout, before.stdout
+    assert before.returncode == 1 and "grants have no record" in before.stdout, before.stdout
     for expected in ("6 missing claims written", "0 missing claims written"):
         repaired = subprocess.run([*command, "--repair"], env=env, capture_output=True,
                                   text=True, timeout=60)

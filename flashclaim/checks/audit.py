@@ -11,6 +11,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from flashclaim.campaigns import CampaignView
+from flashclaim.checks.invariants import Grant, counter_breaches, record_breaches, summarize
 from flashclaim.keys import KeySpace
 from flashclaim.store.connection import text_map
 from flashclaim.stream import ClaimRecord, RecordError
@@ -72,41 +74,17 @@ async def audit_campaign(redis: Redis, keyspace: KeySpace, campaign_id: str) -> 
     meta, users, entries = await snapshot(redis, keyspace, campaign_id)
     if not meta:
         return CampaignAudit(campaign_id, 0, 0, 0, 0, ("campaign not found",))
-    stock, remaining, granted = int(meta["stock"]), int(meta["remaining"]), int(meta["granted"])
-    limit = int(meta["per_user_limit"])
+    view = CampaignView.from_meta(meta)
+    stock, remaining, granted = view.stock, view.remaining, view.granted
+    limit = view.per_user_limit
     held = {u: int(n) for u, n in users.items()}
-    v: list[str] = []
-    if remaining < 0:
-        v.append(f"remaining is negative ({remaining})")
-    if granted > stock:
-        v.append(f"oversold: granted {granted} > stock {stock}")
-    if stock != granted + remaining:
-        v.append(f"stock {stock} != granted {granted} + remaining {remaining}")
+    v = counter_breaches(stock, remaining, granted)
     records = [e for e in entries if isinstance(e, ClaimRecord)]
     v.extend(f"undecodable stream entry: {e}" for e in entries if isinstance(e, RecordError))
-    if len(records) < granted:
-        v.append(f"lost: {granted - len(records)} granted claims have no stream record")
-    if len(records) > granted:
-        v.append(f"extra: {len(records) - granted} stream records beyond granted {granted}")
-    seqs = Counter(r.seq for r in records)
-    repeated = sorted(s for s, n in seqs.items() if n > 1)
-    if repeated:
-        v.append(f"duplicated seq: {repeated[:10]}")
-    missing = sorted(set(range(1, granted + 1)) - set(seqs))
-    if missing:
-        v.append(f"seq gap: {missing[:10]}")
-    beyond = sorted(s for s in seqs if not 1 <= s <= stock)
-    if beyond:
-        v.append(f"seq outside 1..stock: {beyond[:10]}")
-    ids = Counter(r.claim_id for r in records)
-    dup_ids = sorted(i for i, n in ids.items() if n > 1)
-    if dup_ids:
-        v.append(f"duplicated claim_id: {dup_ids[:5]}")
-    per_user = Counter(r.user_id for r in records)
-    over = sorted(u for u, n in per_user.items() if n > limit)
-    if over:
-        v.append(f"users above per_user_limit {limit}: {over[:5]}")
-    if dict(per_user) != held:
+    grants = [Grant(r.claim_id, r.user_id, r.seq) for r in records]
+    v.extend(record_breaches(summarize(grants), granted=granted, per_user_limit=limit,
+                             where="stream", complete=True))
+    if dict(Counter(r.user_id for r in records)) != held:
         v.append("per-user counts in Redis differ from the stream")
     foreign = [r.entry_id for r in records if r.campaign_id != campaign_id]
     if foreign:

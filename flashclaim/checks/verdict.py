@@ -9,6 +9,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from flashclaim.checks.invariants import (
+    Grant,
+    answered_breaches,
+    counter_breaches,
+    record_breaches,
+    stream_count_breaches,
+    summarize,
+)
+
 
 @dataclass
 class ClientFacts:
@@ -45,6 +54,7 @@ class ServerFacts:
     per_user_limit: int
     records: list[tuple[str, str, int]]  # (claim_id, user_id, seq) for every stream record
     eligible_users_exist: bool = True  # False: nobody in the test may be granted anything
+    remaining: int | None = None  # None: not read (taken as stock - granted)
 
 
 @dataclass(frozen=True)
@@ -54,33 +64,20 @@ class Breach:
 
 
 def judge(campaign_id: str, client: ClientFacts, server: ServerFacts) -> list[Breach]:
-    out: list[str] = []
-    if server.granted > server.stock:
-        out.append(f"oversold: granted {server.granted} > stock {server.stock}")
+    remaining = server.stock - server.granted if server.remaining is None else server.remaining
+    out = counter_breaches(server.stock, remaining, server.granted)
     if client.sold_out_seen and server.granted < server.stock:
         out.append(f"undersold: clients were told sold out at {server.granted} of {server.stock}")
-    if server.recorded != server.granted:
-        out.append(f"stream: {server.recorded} records for {server.granted} grants")
-    recorded_ids = Counter(claim_id for claim_id, _, _ in server.records)
-    duplicates = [c for c, n in recorded_ids.items() if n > 1]
-    if duplicates:
-        first = duplicates[0]
-        out.append(f"duplicated: claim {first} recorded {recorded_ids[first]} times")
-    seqs = Counter(seq for _, _, seq in server.records)
-    if any(n > 1 for n in seqs.values()):
-        out.append("duplicated: a seq was granted twice")
-    lost = sorted(set(client.granted) - set(recorded_ids))
-    if lost:
-        out.append(f"lost: {len(lost)} claims answered 201 are not in the stream, e.g. {lost[0]}")
-    per_user = Counter(user for _, user, _ in server.records)
-    over = sorted(u for u, n in per_user.items() if n > server.per_user_limit)
-    if over:
-        out.append(f"user above per_user_limit {server.per_user_limit}: {over[0]} "
-                   f"holds {per_user[over[0]]}")
+    out += stream_count_breaches(server.recorded, server.granted)
+    grants = [Grant(claim_id, user, seq) for claim_id, user, seq in server.records]
+    out += record_breaches(summarize(grants), granted=server.granted,
+                           per_user_limit=server.per_user_limit, where="stream", complete=True)
+    out += answered_breaches(client.granted, {g.claim_id for g in grants}, "stream")
     seen_per_user = Counter(client.granted.values())
     over_seen = sorted(u for u, n in seen_per_user.items() if n > server.per_user_limit)
-    if over_seen and not over:
-        out.append(f"clients saw {over_seen[0]} granted {seen_per_user[over_seen[0]]} times")
+    if over_seen:
+        out.append(f"clients saw {over_seen[0]} granted {seen_per_user[over_seen[0]]} times, "
+                   f"above per_user_limit {server.per_user_limit}")
     if not server.eligible_users_exist and (server.granted or client.granted):
         out.append(f"granted {server.granted} to users who are not eligible")
     if client.server_errors:

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
 import redis
 
 from flashclaim.keys import KeySpace
@@ -230,12 +229,12 @@ class LedgerConsumer:
                 self._count(1, inserted)
                 ok.append(record.entry_id)
             except RecordError as exc:  # deterministic: it will never be written
-                dead.append((record.entry_id, _fields_of(record), f"undecodable: {exc}"))
+                dead.append((record.entry_id, record.fields(), f"undecodable: {exc}"))
             except self.ledger.data_errors as exc:
                 failures = self._failures.get(record.entry_id, 0) + 1
                 self._failures[record.entry_id] = failures
                 if failures >= self.options.max_deliveries:
-                    dead.append((record.entry_id, _fields_of(record),
+                    dead.append((record.entry_id, record.fields(),
                                  f"write failed {failures} times: {exc!r}"))
                 # else: left pending; redelivered through take_over_abandoned
         return ok
@@ -316,14 +315,6 @@ def safe_trim_point(r: Any, stream: str) -> str | None:
 def _server_ms(r: Any) -> int:
     seconds, micros = r.time()
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def _fields_of(record: ClaimRecord) -> dict[str, str]:
-    return {"v": "1", "claim_id": record.claim_id, "campaign_id": record.campaign_id,
-            "user_id": record.user_id, "seq": str(record.seq),
-            "claimed_at": str(record.claimed_at), "channel": record.channel or "",
-            "idempotency_key": record.idempotency_key or "",
-            "claim": orjson.dumps(record.claim).decode()}
 
 
 class _Outage:

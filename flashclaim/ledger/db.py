@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from flashclaim.checks.invariants import RecordSummary
 from flashclaim.runtime.private_files import private_dir, touch_private
 from flashclaim.stream import ClaimRecord, RecordError
 
@@ -82,6 +83,13 @@ class LedgerSummary:
     max_seq: int | None
     max_per_user: int
     coupons: int
+
+    @property
+    def records(self) -> RecordSummary:
+        """In the terms the promises are judged in (claim_id is the key: never repeated)."""
+        return RecordSummary(rows=self.rows, distinct_claim_ids=self.rows,
+                             distinct_seqs=self.distinct_seqs, min_seq=self.min_seq,
+                             max_seq=self.max_seq, max_per_user=self.max_per_user)
 
 
 def claim_row(record: ClaimRecord, recorded_at_ms: int) -> tuple[Any, ...]:

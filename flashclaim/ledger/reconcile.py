@@ -14,9 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from flashclaim.campaigns import GRANTED, CampaignView
 from flashclaim.checks.audit import PAGE, decode_entries
+from flashclaim.checks.invariants import (
+    counter_breaches,
+    lost_breaches,
+    record_breaches,
+    stream_count_breaches,
+)
 from flashclaim.keys import KeySpace
-from flashclaim.ledger.db import Ledger, LedgerSummary
+from flashclaim.ledger.db import Ledger
 from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
 
@@ -97,20 +104,16 @@ def reconcile_campaign(
     if not meta:
         rec.mismatches.append("campaign not found in Redis")
         return rec
-    rec.stock, rec.remaining, rec.granted = (int(meta[k]) for k in ("stock", "remaining",
-                                                                      "granted"))
-    limit = int(meta["per_user_limit"])
+    view = CampaignView.from_meta(meta)
+    rec.stock, rec.remaining, rec.granted = view.stock, view.remaining, view.granted
+    limit = view.per_user_limit
     m = rec.mismatches
-    if rec.granted > rec.stock:
-        m.append(f"oversold: granted {rec.granted} > stock {rec.stock}")
-    if rec.stock != rec.granted + rec.remaining:
-        m.append(f"Redis: stock {rec.stock} != granted {rec.granted} + remaining {rec.remaining}")
+    m.extend(counter_breaches(rec.stock, rec.remaining, rec.granted))
 
     records = snap.records
     rec.stream_length = len(records)
     rec.stream_added = snap.added
-    if rec.stream_added != rec.granted:
-        m.append(f"stream: {rec.stream_added} entries added for {rec.granted} grants")
+    m.extend(stream_count_breaches(rec.stream_added, rec.granted))
     bad = [x for x in records if isinstance(x, RecordError)]
     if bad:
         m.append(f"stream: {len(bad)} undecodable entries, e.g. {bad[0]}")
@@ -123,13 +126,12 @@ def reconcile_campaign(
         return sum(1 for i in snap.entry_ids if entry_order(i) > entry_order(after))
 
     rec.lag = _lag(snap.groups, group, snap.added, count_after)
-    summary = ledger.summary(campaign_id, max_seq=rec.granted)
-    rec.ledger_rows = summary.rows
-    if summary.rows + rec.lag < rec.granted:
-        m.append(f"ledger: {rec.granted - summary.rows - rec.lag} grants missing (beyond lag)")
-    everything = ledger.summary(campaign_id)
-    granted_later = int(r.hget(keys.meta, "granted") or 0)
-    m.extend(_ledger_mismatches(everything, granted_later, limit))
+    rec.ledger_rows = ledger.summary(campaign_id, max_seq=rec.granted).rows
+    m.extend(lost_breaches(rec.ledger_rows, rec.granted - rec.lag, "ledger"))
+    everything = ledger.summary(campaign_id).records  # first the ledger, then granted:
+    granted_later = int(r.hget(keys.meta, GRANTED) or 0)  # grants made meanwhile count
+    m.extend(record_breaches(everything, granted=granted_later, per_user_limit=limit,
+                             where="ledger", complete=False))
     if rec.lag == 0:
         in_ledger = ledger.claim_ids(campaign_id, max_seq=rec.granted)
         missing = {x.claim_id for x in good} - in_ledger
@@ -149,21 +151,6 @@ def repair_campaign(r: Any, ledger: Ledger, keyspace: KeySpace, campaign_id: str
     records = [x for x in _read_all(r, keyspace.campaign(campaign_id).stream)
                if isinstance(x, ClaimRecord)]
     return sum(ledger.write(records[i:i + PAGE]) for i in range(0, len(records), PAGE))
-
-
-def _ledger_mismatches(s: LedgerSummary, granted: int, limit: int) -> list[str]:
-    """What the ledger holds that no grant explains (all its rows, against `granted`)."""
-    out = []
-    if s.rows > granted:
-        out.append(f"ledger: {s.rows} rows for {granted} grants")
-    if s.max_per_user > limit:
-        out.append(f"ledger: a user holds {s.max_per_user} claims, limit {limit}")
-    # With rows == granted, seqs inside 1..granted and none repeated, they are exactly 1..granted.
-    if s.rows and ((s.min_seq or 0) < 1 or (s.max_seq or 0) > granted):
-        out.append(f"ledger: seqs {s.min_seq}..{s.max_seq} outside 1..{granted}")
-    if s.distinct_seqs != s.rows:
-        out.append("ledger: repeated seq")
-    return out
 
 
 def _read_all(r: Any, stream: str) -> list[ClaimRecord | RecordError]:

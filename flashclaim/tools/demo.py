@@ -30,6 +30,7 @@ import orjson
 import redis
 import uvloop
 
+from flashclaim.checks.invariants import answered_breaches, tally
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import open_ledger
 from flashclaim.ledger.reconcile import Reconciliation, reconcile_campaign, wait_for_ledger
@@ -202,9 +203,8 @@ def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: C
         finally:
             ledger.close()
     seen = crowd.granted_ids
-    oversold = max(0, rec.granted - rec.stock)
-    lost = len(set(seen) - in_ledger) + max(0, rec.granted - rec.ledger_rows)
-    duplicated = (len(seen) - len(set(seen))) + max(0, rec.ledger_rows - rec.granted)
+    breaches = rec.mismatches + answered_breaches(seen, in_ledger, "ledger")
+    counts = tally(breaches)
     latencies = sorted(crowd.latencies)
     undersold = rec.granted < min(args.stock, args.users)
     print()
@@ -217,11 +217,13 @@ def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: C
     print(f"latency             p50 {loadgen.percentile(latencies, 50) * 1000:.1f} ms, "
           f"p99 {loadgen.percentile(latencies, 99) * 1000:.1f} ms")
     print(f"ledger              {rec.ledger_rows} rows, lag {lag}")
-    verdict = "consistent" if rec.ok else "MISMATCH: " + "; ".join(rec.mismatches)
+    verdict = "consistent" if rec.ok else "MISMATCH"
     print(f"reconcile           {verdict}")
-    print(f"oversold {oversold}, lost {lost}, duplicated {duplicated}"
+    print(", ".join(f"{kind} {n}" for kind, n in counts.items())
           + (", UNDERSOLD" if undersold else ""))
-    failed = oversold or lost or duplicated or not rec.ok or undersold or lag or \
+    for breach in breaches:
+        print(f"  {breach}")
+    failed = breaches or undersold or lag or \
         crowd.statuses.get("connection error") or any(k.startswith("5") for k in crowd.statuses)
     print("PASS" if not failed else "FAIL")
     return 0 if not failed else 1

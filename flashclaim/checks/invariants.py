@@ -1,0 +1,111 @@
+"""The promises, judged in one place: no oversell, nothing lost, nothing duplicated.
+
+The audit (Redis and its stream), reconcile (Redis, stream and SQL ledger), the
+load-test verdict and the demo all judge through these functions, over whatever they
+read: the counters of a campaign, and a summary of a set of grant records (built here
+from records in hand, or by the ledger's SQL aggregates). Pure functions over facts,
+so each check is shown to fail on a planted breach in the tests.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One record of a grant, wherever it was read (stream, ledger, a client's 201)."""
+
+    claim_id: str
+    user_id: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSummary:
+    """What a set of grant records holds, in the terms the promises are judged in."""
+
+    rows: int
+    distinct_claim_ids: int
+    distinct_seqs: int
+    min_seq: int | None
+    max_seq: int | None
+    max_per_user: int
+
+
+def summarize(grants: Iterable[Grant]) -> RecordSummary:
+    grants = list(grants)
+    seqs = [g.seq for g in grants]
+    per_user = Counter(g.user_id for g in grants)
+    return RecordSummary(
+        rows=len(grants), distinct_claim_ids=len({g.claim_id for g in grants}),
+        distinct_seqs=len(set(seqs)), min_seq=min(seqs, default=None),
+        max_seq=max(seqs, default=None), max_per_user=max(per_user.values(), default=0))
+
+
+def counter_breaches(stock: int, remaining: int, granted: int) -> list[str]:
+    """A campaign's own counters: granted never above stock, stock = granted + remaining."""
+    out = []
+    if remaining < 0:
+        out.append(f"remaining is negative ({remaining})")
+    if granted > stock:
+        out.append(f"oversold: granted {granted} > stock {stock}")
+    if stock != granted + remaining:
+        out.append(f"stock {stock} != granted {granted} + remaining {remaining}")
+    return out
+
+
+def stream_count_breaches(added: int, granted: int) -> list[str]:
+    """One stream entry ever added per grant (entries-added survives trimming)."""
+    return [] if added == granted else [f"stream: {added} records for {granted} grants"]
+
+
+def lost_breaches(rows: int, expected_rows: int, where: str) -> list[str]:
+    """At least `expected_rows` records (the grants, less any still on their way)."""
+    if rows >= expected_rows:
+        return []
+    return [f"{where}: lost: {expected_rows - rows} grants have no record"]
+
+
+def record_breaches(s: RecordSummary, *, granted: int, per_user_limit: int, where: str,
+                    complete: bool) -> list[str]:
+    """A set of grant records against the campaign's `granted` counter. complete: the
+    set must hold every grant (else it may be partial: a trimmed stream, ledger lag)."""
+    out = lost_breaches(s.rows, granted, where) if complete else []
+    if s.rows > granted:
+        out.append(f"{where}: extra: {s.rows} records for {granted} grants")
+    if s.distinct_claim_ids < s.rows:
+        out.append(f"{where}: duplicated claim_id in {s.rows - s.distinct_claim_ids} records")
+    if s.distinct_seqs < s.rows:
+        out.append(f"{where}: duplicated seq in {s.rows - s.distinct_seqs} records")
+    if s.rows and ((s.min_seq or 0) < 1 or (s.max_seq or 0) > granted):
+        out.append(f"{where}: seq outside 1..{granted}: {s.min_seq}..{s.max_seq}")
+    elif complete and s.distinct_seqs < granted:
+        out.append(f"{where}: seq gap: {granted - s.distinct_seqs} of 1..{granted} have no record")
+    if s.max_per_user > per_user_limit:
+        out.append(f"{where}: above per_user_limit: a user holds {s.max_per_user} claims, "
+                   f"limit {per_user_limit}")
+    return out
+
+
+def answered_breaches(answered: Iterable[str], recorded: set[str], where: str) -> list[str]:
+    """Every claim a client was answered 201 for is recorded, and none was answered twice."""
+    answered = list(answered)
+    out = []
+    lost = sorted(set(answered) - recorded)
+    if lost:
+        out.append(f"{where}: lost: {len(lost)} claims answered 201 are not recorded, "
+                   f"e.g. {lost[0]}")
+    if len(set(answered)) < len(answered):
+        out.append(f"duplicated: {len(answered) - len(set(answered))} claims answered 201 twice")
+    return out
+
+
+def tally(breaches: Iterable[str]) -> dict[str, int]:
+    """How many findings of each kind the promises name: oversold, lost, duplicated."""
+    kinds = {"oversold": ("oversold",), "lost": ("lost",), "duplicated": ("duplicated", "extra")}
+    found = list(breaches)
+    return {kind: sum(1 for b in found if any(word in b for word in words))
+            for kind, words in kinds.items()}
