@@ -15,6 +15,19 @@ from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, CURRENCY_RE, TAG_R
 MAX_STOCK = 1_000_000_000
 MAX_MONEY = 100_000_000_000  # minor units: one billion in major units
 MAX_SCOPE_BYTES = 1024
+# Every bound of a create request, once: the parser below enforces them and
+# /openapi.json states them (web/openapi.py reads these names).
+NAME_MAX_LEN = 200
+STOCK_RANGE = (1, MAX_STOCK)
+PER_USER_LIMIT_RANGE = (1, 100)
+COUPONS_RANGE = (1, 10)
+MAX_CHANNELS = 10
+MAX_SEGMENTS = 20
+RATE_MAX_RANGE = (1, 10_000)
+RATE_SECONDS_RANGE = (1, 3600)
+PERCENT_OFF_RANGE = (1, 99)
+VALIDITY_DAYS_RANGE = (1, 3650)
+COUPON_TYPES = ("cash", "threshold", "discount")
 DEFAULT_VALIDITY_DAYS = 30
 # A person tapping fast never reaches 10 taps a second; a script does at once.
 DEFAULT_RATE_LIMIT = {"max": 10, "per_seconds": 1}
@@ -40,28 +53,28 @@ class CampaignSpec:
 def parse_campaign_spec(body: object, now_ms: int) -> CampaignSpec:
     o = Obj(body, "body")
     campaign_id = o.string("id", CAMPAIGN_ID_RE, max_len=64, default="") or secrets.token_hex(8)
-    name = o.string("name", max_len=200)
-    stock = o.integer("stock", 1, MAX_STOCK)
-    per_user_limit = o.integer("per_user_limit", 1, 100, default=1)
+    name = o.string("name", max_len=NAME_MAX_LEN)
+    stock = o.integer("stock", *STOCK_RANGE)
+    per_user_limit = o.integer("per_user_limit", *PER_USER_LIMIT_RANGE, default=1)
     starts_at = o.timestamp("starts_at", default=now_ms)
     assert starts_at is not None
     ends_at = o.timestamp("ends_at")
     if ends_at is not None and ends_at <= starts_at:
         raise invalid_request("ends_at must be after starts_at.")
     coupons = [
-        _parse_coupon(c, f"coupons[{i}]") for i, c in enumerate(o.array("coupons", 1, 10))
+        _parse_coupon(c, f"coupons[{i}]") for i, c in enumerate(o.array("coupons", *COUPONS_RANGE))
     ]
     for i, c in enumerate(coupons):
         if c["validity"].get("until", starts_at + 1) <= starts_at:
             raise invalid_request(f"coupons[{i}].validity.until must be after starts_at.")
-    channels = o.strings("channels", CHANNEL_RE, 10)
-    segments = o.strings("segments", TAG_RE, 20)
+    channels = o.strings("channels", CHANNEL_RE, MAX_CHANNELS)
+    segments = o.strings("segments", TAG_RE, MAX_SEGMENTS)
     rate_limit = dict(DEFAULT_RATE_LIMIT)
     rl = o.nested("rate_limit")
     if rl is not None:
         rate_limit = {
-            "max": rl.integer("max", 1, 10_000),
-            "per_seconds": rl.integer("per_seconds", 1, 3600),
+            "max": rl.integer("max", *RATE_MAX_RANGE),
+            "per_seconds": rl.integer("per_seconds", *RATE_SECONDS_RANGE),
         }
         rl.done()
     o.done()
@@ -81,11 +94,11 @@ def _parse_coupon(value: object, where: str) -> dict[str, Any]:
         coupon["value"] = c.integer("value", 1, MAX_MONEY)
         coupon["min_spend"] = c.integer("min_spend", coupon["value"], MAX_MONEY)
     elif kind == "discount":
-        coupon["percent_off"] = c.integer("percent_off", 1, 99)
+        coupon["percent_off"] = c.integer("percent_off", *PERCENT_OFF_RANGE)
         coupon["max_discount"] = c.integer("max_discount", 1, MAX_MONEY)
         coupon["min_spend"] = c.integer("min_spend", 0, MAX_MONEY, default=0)
     else:
-        raise invalid_request(f"{where}.type must be one of cash, threshold, discount.")
+        raise invalid_request(f"{where}.type must be one of {', '.join(COUPON_TYPES)}.")
     coupon["currency"] = c.string("currency", CURRENCY_RE, max_len=3, default="CNY")
     coupon["validity"] = _parse_validity(c.nested("validity"), f"{where}.validity")
     coupon["scope"] = _parse_scope(c.raw("scope"), f"{where}.scope")
@@ -97,7 +110,7 @@ def _parse_validity(v: Obj | None, where: str) -> dict[str, int]:
     if v is None:
         return {"days": DEFAULT_VALIDITY_DAYS}
     if v.has("days"):
-        validity = {"days": v.integer("days", 1, 3650)}
+        validity = {"days": v.integer("days", *VALIDITY_DAYS_RANGE)}
     else:
         start, until = v.timestamp("from"), v.timestamp("until")
         if start is None or until is None or until <= start:

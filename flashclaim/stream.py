@@ -95,5 +95,17 @@ def is_entry_id(value: str) -> bool:
     return ENTRY_ID_RE.fullmatch(value) is not None and max(entry_order(value)) < 2**64
 
 
+PAGE = 1000  # entries per XRANGE when a whole stream is read
+
+
+def next_page_start(page: list[Any], limit: int = PAGE) -> str | None:
+    """Where the XRANGE after this page starts ("(<last id>": exclusive), or None when
+    this page was the last (shorter than asked for). Sync and async readers share it."""
+    if len(page) < limit:
+        return None
+    last = page[-1][0]
+    return "(" + (last.decode() if isinstance(last, bytes) else str(last))
+
+
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -8,6 +8,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from flashclaim.keys import KeySpace
+
+from conftest import NAMESPACE
 from helpers import ADMIN, campaign_body, create_campaign
 
 JSON = {"content-type": "application/json"}
@@ -47,9 +50,9 @@ CLAIM_CASES: list[tuple[str, dict[str, str], bytes | None, int, str]] = [
 
 
 async def assert_untouched(redis_client: Redis, campaign_id: str) -> None:
-    meta = await redis_client.hgetall(f"t:{{{campaign_id}}}:campaign")
+    meta = await redis_client.hgetall(KeySpace(NAMESPACE).campaign(campaign_id).meta)
     assert (meta["granted"], meta["remaining"]) == ("0", "10")
-    assert await redis_client.xlen(f"t:{{{campaign_id}}}:claims") == 0
+    assert await redis_client.xlen(KeySpace(NAMESPACE).campaign(campaign_id).stream) == 0
     assert await redis_client.keys("t:idem:*") == []
 
 

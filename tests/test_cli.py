@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -58,7 +57,7 @@ def test_serve_with_an_external_redis(tmp_path: Path, server: object) -> None:
 
 
 def test_demo_passes_on_a_small_crowd(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    env = children.clean_env()
     result = subprocess.run(
         [sys.executable, "-m", "flashclaim", "demo", "--stock", "50", "--requests", "900",
          "--users", "300", "--concurrency", "30", "--data-dir", str(tmp_path / "demo")],

@@ -24,6 +24,7 @@ from flashclaim.ledger.db import open_ledger
 from flashclaim.ledger.reconcile import ledger_lag, reconcile_campaign
 from flashclaim.settings import Settings
 from flashclaim.store.embedded import EmbeddedServer, free_port
+from flashclaim.tools import children
 
 from conftest import ADMIN_TOKEN, NAMESPACE, app_client, start_server
 from helpers import claim, create_campaign, entries, sync_campaign, sync_grant
@@ -227,7 +228,8 @@ def own_postgres() -> Iterator[PostgresServer]:
     server = PostgresServer(root)
     server.start()
     yield server
-    subprocess.run(["pkill", "-f", f"-p {server.port}"], check=False)
+    if (server.data / "postmaster.pid").exists():  # the test may have left it stopped
+        server.stop()
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -236,7 +238,7 @@ def test_ledger_database_down_while_claims_go_on(
 ) -> None:
     r = redis.Redis.from_url(server.url, decode_responses=True)
     sync_campaign(r, KS, "c1", stock=400)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    env = children.clean_env()
     ledger = subprocess.Popen(
         [sys.executable, "-m", "flashclaim", "ledger", "--redis-url", server.url, "--namespace",
          NAMESPACE, "--ledger-dsn", own_postgres.dsn, "--block-ms", "100"],

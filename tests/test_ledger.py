@@ -15,7 +15,7 @@ import redis
 
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer, safe_trim_point
-from flashclaim.ledger.db import SCHEMA_VERSION, Ledger, open_ledger
+from flashclaim.ledger.db import SCHEMA_VERSION, Connection, Ledger, open_ledger
 from flashclaim.ledger.reconcile import ledger_lag, reconcile_campaign
 from flashclaim.store.embedded import EmbeddedServer
 from flashclaim.stream import ClaimRecord
@@ -332,7 +332,7 @@ def test_outage_warnings_are_rate_limited_and_a_stop_while_waiting_is_clean(
 ) -> None:
     attempts = []
 
-    def refuse() -> object:
+    def refuse() -> Connection:
         attempts.append(1)
         raise ConnectionRefusedError("database down")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -86,7 +85,7 @@ def test_reports_survive_the_wire() -> None:
 def test_headless_smoke_run_passes(tmp_path: Path) -> None:
     """A short real run: service and ledger embedded, a few hundred users, a clean verdict."""
     data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    env = children.clean_env()
     with serving(data_dir) as base:
         ledger = subprocess.Popen(
             [sys.executable, "-m", "flashclaim", "ledger", "--data-dir", str(data_dir),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
 from flashclaim.ledger.db import Ledger, open_ledger
 from flashclaim.ledger.reconcile import format_table, reconcile_campaign
 from flashclaim.store.embedded import EmbeddedServer
+from flashclaim.tools import children
 
 from conftest import NAMESPACE
 from helpers import SyncRedis, sync_campaign, sync_grant
@@ -100,7 +100,7 @@ def test_the_command_exits_1_on_a_mismatch(
     sync_redis: SyncRedis, ledger: Ledger, consumed: str, server: EmbeddedServer,
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    env = children.clean_env()
     command = [sys.executable, "-m", "flashclaim", "reconcile", "--redis-url", server.url,
                "--namespace", NAMESPACE, "--data-dir", str(tmp_path)]
     clean = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
@@ -154,7 +154,7 @@ def test_repair_writes_what_another_consumer_acknowledged(
 ) -> None:
     """Entries acknowledged by a consumer writing to another database are missing from
     this ledger; --repair writes them from the stream, idempotently."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHCLAIM_")}
+    env = children.clean_env()
     other = tmp_path / "other"
     command = [sys.executable, "-m", "flashclaim", "reconcile", "--redis-url", server.url,
                "--namespace", NAMESPACE, "--data-dir", str(other), "c1"]

@@ -15,9 +15,7 @@ from flashclaim.campaigns import CampaignView
 from flashclaim.checks.invariants import Grant, counter_breaches, record_breaches, summarize
 from flashclaim.keys import KeySpace
 from flashclaim.store.connection import text_map
-from flashclaim.stream import ClaimRecord, RecordError
-
-PAGE = 1000
+from flashclaim.stream import PAGE, ClaimRecord, RecordError, next_page_start
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +46,12 @@ def decode_entries(raw: Any) -> list[ClaimRecord | RecordError]:
 async def read_stream(redis: Redis, stream_key: str) -> list[ClaimRecord | RecordError]:
     """Every entry of a claim stream, a page at a time."""
     out: list[ClaimRecord | RecordError] = []
-    start = "-"
-    while True:
+    start: str | None = "-"
+    while start is not None:
         page = await redis.xrange(stream_key, start, "+", count=PAGE) or []
         out += decode_entries(page)
-        if len(page) < PAGE:
-            return out
-        start = "(" + str(page[-1][0])
+        start = next_page_start(page)
+    return out
 
 
 async def snapshot(redis: Redis, keyspace: KeySpace, campaign_id: str) -> tuple[

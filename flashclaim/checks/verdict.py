@@ -17,6 +17,7 @@ from flashclaim.checks.invariants import (
     stream_count_breaches,
     summarize,
 )
+from flashclaim.tables import text_table
 
 
 @dataclass
@@ -88,13 +89,11 @@ def judge(campaign_id: str, client: ClientFacts, server: ServerFacts) -> list[Br
 def format_verdict(rows: list[tuple[str, ClientFacts, ServerFacts]],
                    breaches: list[Breach]) -> str:
     header = ("campaign", "stock", "granted", "recorded", "201 seen", "verdict")
-    table = [header]
-    for campaign_id, client, server in rows:
-        bad = any(b.campaign_id == campaign_id for b in breaches)
-        table.append((campaign_id, str(server.stock), str(server.granted), str(server.recorded),
-                      str(len(client.granted)), "BREACH" if bad else "ok"))
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
+    bad = {b.campaign_id for b in breaches}
+    lines = text_table(header, [
+        (campaign_id, str(server.stock), str(server.granted), str(server.recorded),
+         str(len(client.granted)), "BREACH" if campaign_id in bad else "ok")
+        for campaign_id, client, server in rows])
     lines += [f"  {b.campaign_id}: {b.what}" for b in breaches]
     lines.append("VERDICT: " + ("FAIL" if breaches else "PASS (no oversell, loss or duplicate)"))
     return "\n".join(lines)

@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger, LedgerUnavailable
 from flashclaim.ledger.reconcile import ledger_lag
+from flashclaim.store.connection import time_reply_ms
 from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
 log = logging.getLogger("flashclaim.ledger")
@@ -67,7 +69,7 @@ class LedgerConsumer:
     def __init__(self, r: redis.Redis, ledger: Ledger, keyspace: KeySpace,
                  options: ConsumerOptions | None = None) -> None:
         # RESP2 reply shapes throughout; redis-py types them as RESP2|RESP3 unions.
-        self.redis: Any = r
+        self.redis = r
         self.ledger = ledger
         self.keyspace = keyspace
         self.options = options or ConsumerOptions()
@@ -143,8 +145,8 @@ class LedgerConsumer:
             count=self.options.batch, block=self.options.block_ms,
         )
         handled = 0
-        for stream, entries in reply or []:
-            self.handle(str(stream), entries)
+        for stream, entries in _streams_reply(reply):
+            self.handle(stream, entries)
             handled += len(entries)
         return handled
 
@@ -166,7 +168,7 @@ class LedgerConsumer:
         while not self.stop_requested:
             reply = self.redis.xreadgroup(self.options.group, self.options.consumer, {stream: "0"},
                                           count=self.options.batch)
-            entries = reply[0][1] if reply else []
+            entries = next((e for _, e in _streams_reply(reply)), [])
             if not entries:
                 return
             self.handle(stream, entries)
@@ -271,15 +273,17 @@ class LedgerConsumer:
         pipe = self.redis.pipeline(transaction=True)  # same hash tag: one slot
         for entry_id, fields, reason in dead:
             log.error("dead-lettered %s %s: %s", stream, entry_id, reason)
-            pipe.xadd(dead_stream, {**fields, "dead_reason": reason, "dead_entry_id": entry_id,
-                                    "dead_group": self.options.group})
+            copy: dict[FieldT, EncodableT] = {k: v for k, v in fields.items()}
+            copy.update(dead_reason=reason, dead_entry_id=entry_id,
+                        dead_group=self.options.group)
+            pipe.xadd(dead_stream, copy)
             pipe.xack(stream, self.options.group, entry_id)
         pipe.execute()
         self.stats.dead += len(dead)
 
     def trim(self) -> None:
         """Trim acknowledged entries older than the retention, below every group's ack point."""
-        now_ms = _server_ms(self.redis)
+        now_ms = time_reply_ms(self.redis.time())
         for stream in list(self._streams):
             safe = safe_trim_point(self.redis, stream)
             if safe is None:
@@ -290,7 +294,7 @@ class LedgerConsumer:
             self.stats.trimmed += removed
 
 
-def safe_trim_point(r: Any, stream: str) -> str | None:
+def safe_trim_point(r: redis.Redis, stream: str) -> str | None:
     """The lowest entry id that some consumer group still needs; None without groups.
 
     For each group: its oldest pending entry, or else the entry after the last one
@@ -312,9 +316,10 @@ def safe_trim_point(r: Any, stream: str) -> str | None:
     return min(points, key=entry_order)
 
 
-def _server_ms(r: Any) -> int:
-    seconds, micros = r.time()
-    return int(seconds) * 1000 + int(micros) // 1000
+def _streams_reply(reply: Any) -> list[tuple[str, list[Any]]]:
+    """XREADGROUP's reply as (stream, entries) pairs: RESP2 gives a list of pairs
+    (redis-py types the reply as a RESP2|RESP3 union; this client speaks RESP2)."""
+    return [(str(stream), list(entries)) for stream, entries in reply or []]
 
 
 class _Outage:

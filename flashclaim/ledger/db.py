@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -117,11 +117,36 @@ def coupon_rows(record: ClaimRecord) -> list[tuple[Any, ...]]:
     return rows
 
 
+_T = TypeVar("_T")
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the ledger uses (sqlite3 and psycopg both fit)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def close(self) -> None: ...
+    @property
+    def rowcount(self) -> int: ...
+    @property
+    def description(self) -> Any: ...
+
+
+class Connection(Protocol):
+    def cursor(self) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class Ledger:
     """A DB-API connection with the ledger's operations. Use open_ledger() to get one."""
 
     def __init__(
-        self, connect: Any, placeholder: str, is_unavailable: Callable[[Exception], bool],
+        self, connect: Callable[[], Connection], placeholder: str,
+        is_unavailable: Callable[[Exception], bool],
         data_errors: tuple[type[Exception], ...], lock_statement: str | None,
     ) -> None:
         self._connect = connect
@@ -129,9 +154,9 @@ class Ledger:
         self._is_unavailable = is_unavailable
         self.data_errors: tuple[type[Exception], ...] = (RecordError, OverflowError, *data_errors)
         self._lock = lock_statement
-        self._conn: Any = None
+        self._conn: Connection | None = None
 
-    def _connection(self) -> Any:
+    def _connection(self) -> Connection:
         if self._conn is None:
             try:
                 self._conn = self._connect()
@@ -144,7 +169,7 @@ class Ledger:
     def _sql(self, text: str) -> str:
         return text.replace("?", self._ph)
 
-    def _run(self, work: Any) -> Any:
+    def _run(self, work: Callable[[Cursor], _T]) -> _T:
         """Run work(cursor) in one transaction; a lost connection becomes LedgerUnavailable."""
         conn = self._connection()
         try:
@@ -164,7 +189,7 @@ class Ledger:
 
     def migrate(self) -> int:
         """Create or upgrade the schema; returns the version now in place."""
-        def work(cur: Any) -> int:
+        def work(cur: Cursor) -> int:
             if self._lock:
                 cur.execute(self._lock)  # two consumers starting together migrate once
             cur.execute("CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL)")
@@ -178,8 +203,7 @@ class Ledger:
                                 (version,))
                     current = version
             return int(current)
-        result: int = self._run(work)
-        return result
+        return self._run(work)
 
     def write(self, records: list[ClaimRecord]) -> int:
         """Insert the claims and their coupons in one transaction; returns the new claims.
@@ -190,15 +214,14 @@ class Ledger:
         claims = [claim_row(r, now) for r in records]
         coupons = [row for r in records for row in coupon_rows(r)]
 
-        def work(cur: Any) -> int:
+        def work(cur: Cursor) -> int:
             inserted = 0
             for row in claims:  # one by one: rowcount tells new from redelivered
                 cur.execute(self._insert("claims", _CLAIM_COLUMNS), row)
                 inserted += max(cur.rowcount, 0)
             cur.executemany(self._insert("coupons", _COUPON_COLUMNS), coupons)
             return inserted
-        result: int = self._run(work)
-        return result
+        return self._run(work)
 
     def _insert(self, table: str, columns: tuple[str, ...]) -> str:
         marks = ", ".join("?" * len(columns))
@@ -211,7 +234,7 @@ class Ledger:
         reconcile snapshot saw: later ones may already be here, and are not compared)."""
         bound = (campaign_id, _UNBOUNDED if max_seq is None else max_seq)
 
-        def work(cur: Any) -> LedgerSummary:
+        def work(cur: Cursor) -> LedgerSummary:
             cur.execute(self._sql(
                 "SELECT COUNT(*), COUNT(DISTINCT user_id), COUNT(DISTINCT seq), MIN(seq), MAX(seq)"
                 " FROM claims WHERE campaign_id = ? AND seq <= ?"), bound)
@@ -226,26 +249,23 @@ class Ledger:
             coupons = cur.fetchone()[0]
             return LedgerSummary(int(rows), int(users), int(seqs), lo, hi, int(max_per_user),
                                  int(coupons))
-        result: LedgerSummary = self._run(work)
-        return result
+        return self._run(work)
 
     def claim_ids(self, campaign_id: str, max_seq: int | None = None) -> set[str]:
         bound = (campaign_id, _UNBOUNDED if max_seq is None else max_seq)
 
-        def work(cur: Any) -> set[str]:
+        def work(cur: Cursor) -> set[str]:
             cur.execute(self._sql("SELECT claim_id FROM claims WHERE campaign_id = ? AND seq <= ?"),
                         bound)
             return {str(row[0]) for row in cur.fetchall()}
-        result: set[str] = self._run(work)
-        return result
+        return self._run(work)
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Any statement in its own transaction (for tools and tests)."""
-        def work(cur: Any) -> list[tuple[Any, ...]]:
+        def work(cur: Cursor) -> list[tuple[Any, ...]]:
             cur.execute(self._sql(sql), params)
             return list(cur.fetchall()) if cur.description else []
-        result: list[tuple[Any, ...]] = self._run(work)
-        return result
+        return self._run(work)
 
     def close(self) -> None:
         if self._conn is not None:

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from flashclaim.campaigns import GRANTED, CampaignView
-from flashclaim.checks.audit import PAGE, decode_entries
+from flashclaim.checks.audit import decode_entries
 from flashclaim.checks.invariants import (
     counter_breaches,
     lost_breaches,
@@ -24,7 +26,8 @@ from flashclaim.checks.invariants import (
 )
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger
-from flashclaim.stream import ClaimRecord, RecordError, entry_order
+from flashclaim.stream import PAGE, ClaimRecord, RecordError, entry_order, next_page_start
+from flashclaim.tables import text_table
 
 
 @dataclass
@@ -44,11 +47,11 @@ class Reconciliation:
         return not self.mismatches
 
 
-def ledger_lag(r: Any, stream: str, group: str) -> int:
+def ledger_lag(r: redis.Redis, stream: str, group: str) -> int:
     """Entries of the stream the group has not acknowledged: pending plus not yet delivered."""
     groups = r.xinfo_groups(stream) if r.exists(stream) else []
     added = int(r.xinfo_stream(stream)["entries-added"]) if r.exists(stream) else 0
-    return _lag(groups, group, added, lambda after: len(r.xrange(stream, "(" + after, "+")))
+    return _lag(groups, group, added, lambda after: len(r.xrange(stream, "(" + after, "+") or []))
 
 
 def _lag(groups: list[dict[str, Any]], group: str, added: int,
@@ -71,7 +74,7 @@ class _Snapshot:
     groups: list[dict[str, Any]]
 
 
-def _snapshot(r: Any, stream: str, meta_key: str) -> _Snapshot:
+def _snapshot(r: redis.Redis, stream: str, meta_key: str) -> _Snapshot:
     """Counters, the retained stream and the groups' positions, in one MULTI/EXEC: grants
     made meanwhile cannot make them disagree (one hash tag: one slot)."""
     pipe = r.pipeline(transaction=True)
@@ -91,7 +94,7 @@ def _snapshot(r: Any, stream: str, meta_key: str) -> _Snapshot:
 
 
 def reconcile_campaign(
-    r: Any, ledger: Ledger, keyspace: KeySpace, campaign_id: str, group: str = "ledger"
+    r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str, group: str = "ledger"
 ) -> Reconciliation:
     """Compare one campaign, also under live traffic: Redis is read in one atomic snapshot
     (granted G); what the ledger must hold is judged on its rows up to seq G; what it must
@@ -144,7 +147,7 @@ def reconcile_campaign(
     return rec
 
 
-def repair_campaign(r: Any, ledger: Ledger, keyspace: KeySpace, campaign_id: str) -> int:
+def repair_campaign(r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str) -> int:
     """Write every retained stream record of the campaign that the ledger lacks (the
     ledger's inserts are idempotent, so what it has is left as it is); returns how many
     were missing. For a ledger that missed entries another consumer acknowledged."""
@@ -153,18 +156,17 @@ def repair_campaign(r: Any, ledger: Ledger, keyspace: KeySpace, campaign_id: str
     return sum(ledger.write(records[i:i + PAGE]) for i in range(0, len(records), PAGE))
 
 
-def _read_all(r: Any, stream: str) -> list[ClaimRecord | RecordError]:
+def _read_all(r: redis.Redis, stream: str) -> list[ClaimRecord | RecordError]:
     out: list[ClaimRecord | RecordError] = []
-    start = "-"
-    while True:
-        page = r.xrange(stream, start, "+", count=PAGE)
+    start: str | None = "-"
+    while start is not None:
+        page = r.xrange(stream, start, "+", count=PAGE) or []
         out += decode_entries(page)
-        if len(page) < PAGE:
-            return out
-        start = "(" + str(page[-1][0])
+        start = next_page_start(page)
+    return out
 
 
-def wait_for_ledger(r: Any, keyspace: KeySpace, campaign_ids: list[str], timeout: float,
+def wait_for_ledger(r: redis.Redis, keyspace: KeySpace, campaign_ids: list[str], timeout: float,
                     group: str = "ledger") -> int:
     """Poll until the ledger group has acknowledged everything (or the deadline); the lag left."""
     deadline = time.monotonic() + timeout
@@ -177,13 +179,9 @@ def wait_for_ledger(r: Any, keyspace: KeySpace, campaign_ids: list[str], timeout
 
 def format_table(results: list[Reconciliation]) -> str:
     header = ("campaign", "stock", "granted", "remaining", "stream", "ledger", "lag", "verdict")
-    rows = [header] + [
-        (x.campaign_id, str(x.stock), str(x.granted), str(x.remaining), str(x.stream_added),
-         str(x.ledger_rows), str(x.lag), "ok" if x.ok else "MISMATCH")
-        for x in results
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    rows = [(x.campaign_id, str(x.stock), str(x.granted), str(x.remaining), str(x.stream_added),
+             str(x.ledger_rows), str(x.lag), "ok" if x.ok else "MISMATCH") for x in results]
+    lines = text_table(header, rows)
     for x in results:
         lines.extend(f"  {x.campaign_id}: {problem}" for problem in x.mismatches)
     return "\n".join(lines)

@@ -17,6 +17,8 @@ from flashclaim.stream import LAST_ENTRY, entry_order
 LIST_LIMIT = 200
 
 
+RECORDS_LIMIT_RANGE = (1, 10_000)  # records per page of the admin claims listing
+
 class CampaignStore:
     def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace) -> None:
         self._redis = redis

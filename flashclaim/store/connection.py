@@ -40,10 +40,15 @@ def text_map(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
+def time_reply_ms(reply: tuple[Any, Any]) -> int:
+    """A TIME reply (seconds, microseconds) in epoch ms; for sync and async clients."""
+    seconds, micros = reply
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 async def server_time_ms(redis: Redis) -> int:
     """Now, by the Redis server clock: one clock for every service instance."""
-    seconds, micros = await redis.time()
-    return int(seconds) * 1000 + int(micros) // 1000
+    return time_reply_ms(await redis.time())
 
 
 async def server_warnings(redis: Redis) -> list[str]:

@@ -26,6 +26,7 @@ from redis.asyncio import Redis as AsyncRedis
 from flashclaim.checks.audit import audit_campaign
 from flashclaim.keys import KeySpace
 from flashclaim.store.embedded import EmbeddedServer, free_port
+from flashclaim.tables import text_table
 from flashclaim.tools import children, loadgen
 
 TOKEN = "bench-admin"
@@ -256,10 +257,7 @@ def granted_claims(service: Service, load: Load, url: str, name: str, campaign: 
 
 def format_results(results: list[Result], ceiling: float) -> str:
     header = ("scenario", "req/s", "x ceiling", "p50 ms", "p99 ms", "invariants", "note")
-    rows = [header] + [
-        (r.scenario, f"{r.rps:,.0f}", f"{r.rps / ceiling:.2f}", f"{r.p50_ms:.1f}",
-         f"{r.p99_ms:.1f}", r.invariants, r.note) for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "-+-".join("-" * w for w in widths))
+    rows = [(r.scenario, f"{r.rps:,.0f}", f"{r.rps / ceiling:.2f}", f"{r.p50_ms:.1f}",
+             f"{r.p99_ms:.1f}", r.invariants, r.note) for r in results]
+    lines = text_table(header, rows, sep=" | ", rule=True)
     return "\n".join(lines)

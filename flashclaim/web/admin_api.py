@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from flashclaim.campaigns import MAX_STOCK, parse_campaign_spec
 from flashclaim.errors import ApiError, invalid_request
+from flashclaim.store.campaign_store import RECORDS_LIMIT_RANGE
 from flashclaim.stream import is_entry_id
 from flashclaim.validation import Obj
 from flashclaim.web.http import campaign_id_of, json_response, read_json
@@ -91,8 +92,9 @@ async def records(request: Request) -> Response:
         limit = int(request.query_params.get("limit", "1000"))
     except ValueError:
         limit = 0
-    if not 1 <= limit <= 10_000:
-        raise invalid_request("limit must be an integer from 1 to 10000.")
+    low, high = RECORDS_LIMIT_RANGE
+    if not low <= limit <= high:
+        raise invalid_request(f"limit must be an integer from {low} to {high}.")
     return json_response(await s.campaigns.records(campaign_id, after, limit))
 
 

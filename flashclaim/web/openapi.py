@@ -2,13 +2,54 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flashclaim import __version__
+from flashclaim.campaigns import (
+    COUPON_TYPES,
+    COUPONS_RANGE,
+    MAX_CHANNELS,
+    MAX_MONEY,
+    MAX_SEGMENTS,
+    MAX_STOCK,
+    NAME_MAX_LEN,
+    PER_USER_LIMIT_RANGE,
+    PERCENT_OFF_RANGE,
+    RATE_MAX_RANGE,
+    RATE_SECONDS_RANGE,
+    STOCK_RANGE,
+    VALIDITY_DAYS_RANGE,
+)
+from flashclaim.store.campaign_store import RECORDS_LIMIT_RANGE
+from flashclaim.stream import ENTRY_ID_RE
+from flashclaim.validation import (
+    CAMPAIGN_ID_RE,
+    CHANNEL_RE,
+    CURRENCY_RE,
+    IDEMPOTENCY_KEY_RE,
+    TAG_RE,
+    USER_ID_RE,
+)
 
-_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+
+def _pattern(rx: re.Pattern[str]) -> str:
+    """A validator's regex as a JSON Schema pattern. JSON Schema patterns are ECMA-262,
+    where `$` is the end of input; the service itself matches with re.fullmatch."""
+    return f"^(?:{rx.pattern})$"
+
+
+def _int(bounds: tuple[int, int]) -> dict[str, Any]:
+    return {"type": "integer", "minimum": bounds[0], "maximum": bounds[1]}
+
+
+def _text(rx: re.Pattern[str]) -> dict[str, Any]:
+    return {"type": "string", "pattern": _pattern(rx)}
+
+
+_ID = _text(CAMPAIGN_ID_RE)
 _TIME = {"type": "string", "format": "date-time"}
-_MONEY = {"type": "integer", "minimum": 0, "maximum": 100_000_000_000}
+_MONEY = _int((0, MAX_MONEY))
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -26,7 +67,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
 _VALIDITY = {
     "oneOf": [
         {"type": "object", "required": ["days"], "additionalProperties": False,
-         "properties": {"days": {"type": "integer", "minimum": 1, "maximum": 3650}}},
+         "properties": {"days": _int(VALIDITY_DAYS_RANGE)}},
         {"type": "object", "required": ["from", "until"], "additionalProperties": False,
          "properties": {"from": _TIME, "until": _TIME}},
     ]
@@ -36,12 +77,12 @@ _COUPON_TEMPLATE = {
     "required": ["type"],
     "additionalProperties": False,
     "properties": {
-        "type": {"enum": ["cash", "threshold", "discount"]},
+        "type": {"enum": list(COUPON_TYPES)},
         "value": _MONEY,
         "min_spend": _MONEY,
-        "percent_off": {"type": "integer", "minimum": 1, "maximum": 99},
+        "percent_off": _int(PERCENT_OFF_RANGE),
         "max_discount": _MONEY,
-        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "currency": _text(CURRENCY_RE),
         "validity": _VALIDITY,
         "scope": {"type": "object"},
     },
@@ -51,8 +92,8 @@ _RATE_LIMIT = {
     "required": ["max", "per_seconds"],
     "additionalProperties": False,
     "properties": {
-        "max": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "per_seconds": {"type": "integer", "minimum": 1, "maximum": 3600},
+        "max": _int(RATE_MAX_RANGE),
+        "per_seconds": _int(RATE_SECONDS_RANGE),
     },
 }
 _TAG_LIST = {"type": "array", "items": {"type": "string"}}
@@ -70,17 +111,15 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "id": _ID,
-            "name": {"type": "string", "minLength": 1, "maxLength": 200},
-            "stock": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000},
-            "per_user_limit": {"type": "integer", "minimum": 1, "maximum": 100},
+            "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LEN},
+            "stock": _int(STOCK_RANGE),
+            "per_user_limit": _int(PER_USER_LIMIT_RANGE),
             "starts_at": _TIME,
             "ends_at": _TIME,
-            "coupons": {"type": "array", "minItems": 1, "maxItems": 10,
+            "coupons": {"type": "array", "minItems": COUPONS_RANGE[0], "maxItems": COUPONS_RANGE[1],
                         "items": _ref("CouponTemplate")},
-            "channels": {"type": "array", "maxItems": 10,
-                         "items": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}},
-            "segments": {"type": "array", "maxItems": 20,
-                         "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}},
+            "channels": {"type": "array", "maxItems": MAX_CHANNELS, "items": _text(CHANNEL_RE)},
+            "segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": _text(TAG_RE)},
             "rate_limit": _RATE_LIMIT,
         },
     },
@@ -133,7 +172,7 @@ SCHEMAS: dict[str, Any] = {
     "ClaimBody": {
         "type": "object",
         "additionalProperties": False,
-        "properties": {"channel": {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$"}},
+        "properties": {"channel": _text(CHANNEL_RE)},
     },
     "GrantedCoupon": {
         "type": "object",
@@ -169,8 +208,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["delta"],
         "additionalProperties": False,
-        "properties": {"delta": {"type": "integer", "minimum": -1_000_000_000,
-                                 "maximum": 1_000_000_000, "not": {"const": 0}}},
+        "properties": {"delta": {**_int((-MAX_STOCK, MAX_STOCK)), "not": {"const": 0}}},
     },
     "Records": {
         "type": "object",
@@ -197,7 +235,7 @@ _CAMPAIGN_ID_PARAM = {"name": "campaign_id", "in": "path", "required": True, "sc
 _USER = [
     {"name": "X-User-Id", "in": "header", "required": False,
      "description": "The user, in header identity mode (set by the authenticating gateway).",
-     "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:@-]{1,128}$"}},
+     "schema": _text(USER_ID_RE)},
     {"name": "X-User-Tags", "in": "header", "required": False,
      "description": "Comma-separated tags, in header identity mode.",
      "schema": {"type": "string"}},
@@ -239,7 +277,7 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _CAMPAIGN_ID_PARAM, *_USER,
                 {"name": "Idempotency-Key", "in": "header", "required": False,
-                 "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+                 "schema": _text(IDEMPOTENCY_KEY_RE)},
             ],
             "requestBody": {"required": False,
                             "content": {"application/json": {"schema": _ref("ClaimBody")}}},
@@ -276,9 +314,9 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _CAMPAIGN_ID_PARAM,
                 {"name": "after", "in": "query", "required": False,
-                 "schema": {"type": "string", "pattern": "^[0-9]{1,20}-[0-9]{1,20}$"}},
+                 "schema": _text(ENTRY_ID_RE)},
                 {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 10000}},
+                 "schema": _int(RECORDS_LIMIT_RANGE)},
             ],
             "responses": {"200": _json(_ref("Records"), "Records in stream order"),
                           **_errors(400, 401, 404, 503)},
