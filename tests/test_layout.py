@@ -11,8 +11,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "flashclaim"
 # Each part and its layer; a module may import from its own part or from a lower layer.
 # Parts on one layer are independent of each other.
 LAYERS = {
-    "foundation": 0,  # flashclaim/*.py: settings, errors, validation, times, campaign model,
-    "runtime": 0,     # key names, the stream record; and the process helpers
+    "foundation": 0,  # flashclaim/*.py: settings, errors, validation, times, tables, the
+    "runtime": 0,     # campaign model, key names, the stream record; and the process helpers
     "store": 1,
     "claim": 2,
     "checks": 2,
