@@ -57,6 +57,11 @@ class KeySpace:
         """Sorted set of every campaign id, scored by creation time (epoch ms)."""
         return f"{self.namespace}:campaigns"
 
+    @property
+    def idempotency_pattern(self) -> str:
+        """A SCAN/KEYS pattern for every Idempotency-Key binding (for operators and tests)."""
+        return f"{self.namespace}:idem:*"
+
     def idempotency(self, user_id: str, idempotency_key: str) -> str:
         """Binds one user's Idempotency-Key to the first campaign and body it was used with."""
         return f"{self.namespace}:idem:{user_id}:{key_digest(idempotency_key)}"

@@ -53,7 +53,7 @@ async def assert_untouched(redis_client: Redis, campaign_id: str) -> None:
     meta = await redis_client.hgetall(KeySpace(NAMESPACE).campaign(campaign_id).meta)
     assert (meta["granted"], meta["remaining"]) == ("0", "10")
     assert await redis_client.xlen(KeySpace(NAMESPACE).campaign(campaign_id).stream) == 0
-    assert await redis_client.keys("t:idem:*") == []
+    assert await redis_client.keys(KeySpace(NAMESPACE).idempotency_pattern) == []
 
 
 @pytest.mark.parametrize(("name", "headers", "body", "status", "code"), CLAIM_CASES,

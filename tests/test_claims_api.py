@@ -14,7 +14,7 @@ from flashclaim.settings import Settings
 from flashclaim.store.embedded import free_port
 from flashclaim.store.scripts import Scripts
 
-from conftest import app_client
+from conftest import NAMESPACE, app_client
 from helpers import ADMIN, claim, create_campaign, iso, stats
 
 
@@ -125,7 +125,7 @@ async def test_a_refused_claim_leaves_no_key_binding(
     assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
     sold_out = await claim(client, c["id"], "u2", key="late")
     assert (sold_out.status_code, sold_out.json()["error"]) == (410, "sold_out")
-    assert await redis_client.keys("t:idem:*") == []
+    assert await redis_client.keys(KeySpace(NAMESPACE).idempotency_pattern) == []
 
 
 async def test_a_key_refused_once_works_on_a_later_correct_retry(
@@ -136,7 +136,7 @@ async def test_a_key_refused_once_works_on_a_later_correct_retry(
     c = await create_campaign(client)
     retry = await claim(client, c["id"], "u1", key="tap-1")  # not idempotency_key_reused
     assert retry.status_code == 201
-    assert len(await redis_client.keys("t:idem:*")) == 1  # a key that granted stays bound
+    assert len(await redis_client.keys(KeySpace(NAMESPACE).idempotency_pattern)) == 1  # a key that granted stays bound
     replay = await claim(client, c["id"], "u1", key="tap-1")
     assert (replay.status_code, replay.json()) == (200, retry.json())
 
