@@ -18,6 +18,7 @@ from flashclaim.campaigns import (
     PERCENT_OFF_RANGE,
     RATE_MAX_RANGE,
     RATE_SECONDS_RANGE,
+    STATUSES,
     STOCK_RANGE,
     VALIDITY_DAYS_RANGE,
 )
@@ -130,7 +131,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": _ID,
             "name": {"type": "string"},
-            "status": {"enum": ["scheduled", "live", "paused", "sold_out", "ended"]},
+            "status": {"enum": list(STATUSES)},
             "starts_at": _TIME,
             "ends_at": {"oneOf": [_TIME, {"type": "null"}]},
             "stock": {"type": "integer", "minimum": 0},
