@@ -16,7 +16,7 @@ from typing import NoReturn
 from flashclaim import __version__
 from flashclaim.runtime.lifeline import PARENT_ENV, die_with_parent
 from flashclaim.runtime.owner_lock import DataDirBusy, OwnerLock
-from flashclaim.runtime.private_files import private_dir
+from flashclaim.runtime.private_files import private_dir, write_private
 from flashclaim.settings import Settings, SettingsError
 from flashclaim.store.embedded import EmbeddedError, EmbeddedServer
 
@@ -33,9 +33,7 @@ def _admin_token(settings: Settings) -> tuple[str, bool]:
         return path.read_text().strip(), False
     token = secrets.token_urlsafe(24)
     private_dir(settings.data_dir)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
+    write_private(path, token + "\n", exclusive=True)
     return token, True
 
 

@@ -68,8 +68,7 @@ class ConsumerStats:
 class LedgerConsumer:
     def __init__(self, r: redis.Redis, ledger: Ledger, keyspace: KeySpace,
                  options: ConsumerOptions | None = None) -> None:
-        # RESP2 reply shapes throughout; redis-py types them as RESP2|RESP3 unions.
-        self.redis = r
+        self.redis = r  # decode_responses, RESP2 (see _streams_reply)
         self.ledger = ledger
         self.keyspace = keyspace
         self.options = options or ConsumerOptions()

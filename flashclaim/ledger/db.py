@@ -61,6 +61,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _UNBOUNDED = 2**62  # a seq bound above any seq (BIGINT-safe)
 
+
+def _seq_bound(campaign_id: str, max_seq: int | None) -> tuple[str, int]:
+    """Parameters of `campaign_id = ? AND seq <= ?`: every row when max_seq is None."""
+    return campaign_id, _UNBOUNDED if max_seq is None else max_seq
+
 _CLAIM_COLUMNS = ("claim_id", "campaign_id", "user_id", "seq", "claimed_at_ms", "channel",
                   "idempotency_key", "stream_entry_id", "claim_json", "recorded_at_ms")
 _COUPON_COLUMNS = ("coupon_id", "claim_id", "campaign_id", "user_id", "type", "value",
@@ -232,7 +237,7 @@ class Ledger:
     def summary(self, campaign_id: str, max_seq: int | None = None) -> LedgerSummary:
         """The campaign's claims; with max_seq, only those up to that seq (the grants a
         reconcile snapshot saw: later ones may already be here, and are not compared)."""
-        bound = (campaign_id, _UNBOUNDED if max_seq is None else max_seq)
+        bound = _seq_bound(campaign_id, max_seq)
 
         def work(cur: Cursor) -> LedgerSummary:
             cur.execute(self._sql(
@@ -252,7 +257,7 @@ class Ledger:
         return self._run(work)
 
     def claim_ids(self, campaign_id: str, max_seq: int | None = None) -> set[str]:
-        bound = (campaign_id, _UNBOUNDED if max_seq is None else max_seq)
+        bound = _seq_bound(campaign_id, max_seq)
 
         def work(cur: Cursor) -> set[str]:
             cur.execute(self._sql("SELECT claim_id FROM claims WHERE campaign_id = ? AND seq <= ?"),

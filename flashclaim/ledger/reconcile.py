@@ -49,16 +49,18 @@ class Reconciliation:
 
 def ledger_lag(r: redis.Redis, stream: str, group: str) -> int:
     """Entries of the stream the group has not acknowledged: pending plus not yet delivered."""
-    groups = r.xinfo_groups(stream) if r.exists(stream) else []
-    added = int(r.xinfo_stream(stream)["entries-added"]) if r.exists(stream) else 0
-    return _lag(groups, group, added, lambda after: len(r.xrange(stream, "(" + after, "+") or []))
+    if not r.exists(stream):
+        return 0
+    return _lag(r.xinfo_groups(stream), group,
+                lambda: int(r.xinfo_stream(stream)["entries-added"]),
+                lambda after: len(r.xrange(stream, "(" + after, "+") or []))
 
 
-def _lag(groups: list[dict[str, Any]], group: str, added: int,
+def _lag(groups: list[dict[str, Any]], group: str, added: Callable[[], int],
          count_after: Callable[[str], int]) -> int:
     g = next((x for x in groups if str(x["name"]) == group), None)
     if g is None:  # the group has not joined this stream yet: everything is lag
-        return added
+        return added()
     undelivered = g.get("lag")
     if undelivered is None:  # unknown after some deletions: count by reading ids
         undelivered = count_after(str(g["last-delivered-id"]))
@@ -128,7 +130,7 @@ def reconcile_campaign(
     def count_after(after: str) -> int:
         return sum(1 for i in snap.entry_ids if entry_order(i) > entry_order(after))
 
-    rec.lag = _lag(snap.groups, group, snap.added, count_after)
+    rec.lag = _lag(snap.groups, group, lambda: snap.added, count_after)
     rec.ledger_rows = ledger.summary(campaign_id, max_seq=rec.granted).rows
     m.extend(lost_breaches(rec.ledger_rows, rec.granted - rec.lag, "ledger"))
     everything = ledger.summary(campaign_id).records  # first the ledger, then granted:

@@ -25,14 +25,15 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to a 0600 file (replacing any content)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
+def write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
+    """Write `text` to a 0600 file, replacing any content; with `exclusive`, only create
+    it (FileExistsError if it exists: of two racing writers, one wins)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    with os.fdopen(os.open(path, flags, 0o600), "w") as f:
         f.write(text)
 
 
 def touch_private(path: Path) -> None:
     """Create an empty 0600 file if none exists (before another library opens it)."""
     with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        write_private(path, "", exclusive=True)

@@ -68,23 +68,20 @@ async def read_json_body(
             raise invalid_request("Content-Length must be a number.")
         if int(declared) > limit:
             raise payload_too_large(limit)
-    if declared in (None, "0") and "transfer-encoding" not in headers:
-        # HTTP/1.1 framing: such a request has no body, and the server already holds all
-        # of it. Most taps are like this; they need no read and no deadline.
-        if required:
-            raise invalid_request("A JSON body is required.")
-        return EMPTY
     body = bytearray()
-    try:
-        async with asyncio.timeout(body_deadline_s):
-            async for chunk in chunks:
-                body += chunk
-                if len(body) > limit:
-                    raise payload_too_large(limit)
-    except TimeoutError:
-        raise request_timeout(body_deadline_s) from None
-    if declared is not None and len(body) != int(declared):
-        raise incomplete_body()
+    # HTTP/1.1 framing: without Content-Length or Transfer-Encoding (or with a length of
+    # 0) there is no body to read. Most taps are like this: no read, no deadline to arm.
+    if declared not in (None, "0") or "transfer-encoding" in headers:
+        try:
+            async with asyncio.timeout(body_deadline_s):
+                async for chunk in chunks:
+                    body += chunk
+                    if len(body) > limit:
+                        raise payload_too_large(limit)
+        except TimeoutError:
+            raise request_timeout(body_deadline_s) from None
+        if declared is not None and len(body) != int(declared):
+            raise incomplete_body()
     if not body:
         if required:
             raise invalid_request("A JSON body is required.")
