@@ -8,9 +8,10 @@ from typing import Any
 
 import orjson
 
-from flashclaim.errors import invalid_request
+from flashclaim.errors import ApiError, invalid_request
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, CURRENCY_RE, TAG_RE, Obj
+from flashclaim.zones import DEFAULT_TIMEZONE, offset_rules, zone
 
 MAX_STOCK = 1_000_000_000
 MAX_MONEY = 100_000_000_000  # minor units: one billion in major units
@@ -20,6 +21,7 @@ MAX_SCOPE_BYTES = 1024
 NAME_MAX_LEN = 200
 STOCK_RANGE = (1, MAX_STOCK)
 PER_USER_LIMIT_RANGE = (1, 100)
+DAILY_LIMIT_RANGE = (1, 100)
 COUPONS_RANGE = (1, 10)
 MAX_CHANNELS = 10
 MAX_SEGMENTS = 20
@@ -32,6 +34,23 @@ DEFAULT_VALIDITY_DAYS = 30
 # A person tapping fast never reaches 10 taps a second; a script does at once.
 DEFAULT_RATE_LIMIT = {"max": 10, "per_seconds": 1}
 STATUSES = ("scheduled", "live", "paused", "sold_out", "ended")
+# Fields PATCH /v1/admin/campaigns/{id} may change (coupons only before the first grant).
+PATCHABLE = ("name", "ends_at", "per_user_limit", "per_user_daily_limit", "channels",
+             "segments", "exclude_segments", "rate_limit", "coupons")
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateRef:
+    """A template version a campaign's coupon copies (versions never change)."""
+
+    id: str
+    version: int
+    coupon: dict[str, Any]  # the template's coupon, in input form
+
+
+# What the caller found for each {"template": id[, "version": v]} of a body:
+# (id, version or None for the latest) -> the version, or None when there is none.
+TemplateLookup = dict[tuple[str, int | None], TemplateRef | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,35 +59,65 @@ class CampaignSpec:
 
     id: str
     name: str
-    stock: int
+    stock: int | None  # None: unlimited
     per_user_limit: int
+    per_user_daily_limit: int | None
+    timezone: str
     starts_at: int
     ends_at: int | None
     coupons: list[dict[str, Any]]  # public form, times still epoch ms
     channels: list[str]
     segments: list[str]
+    exclude_segments: list[str]
     rate_limit: dict[str, int]
+    body: dict[str, Any]  # the request as accepted, templates pinned: PATCH re-reads it
 
 
-def parse_campaign_spec(body: object, now_ms: int) -> CampaignSpec:
+def template_refs(body: object) -> set[tuple[str, int | None]]:
+    """The templates a create or patch body names, to be looked up before it is parsed
+    (malformed references are left for the parser to refuse)."""
+    coupons = body.get("coupons") if isinstance(body, dict) else None
+    refs: set[tuple[str, int | None]] = set()
+    for c in coupons[:COUPONS_RANGE[1]] if isinstance(coupons, list) else []:
+        if isinstance(c, dict) and isinstance(c.get("template"), str):
+            version = c.get("version")
+            refs.add((c["template"], version if type(version) is int else None))
+    return refs
+
+
+def parse_campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = None
+                        ) -> CampaignSpec:
     o = Obj(body, "body")
     campaign_id = o.string("id", CAMPAIGN_ID_RE, max_len=64, default="") or secrets.token_hex(8)
     name = o.string("name", max_len=NAME_MAX_LEN)
-    stock = o.integer("stock", *STOCK_RANGE)
+    if not o.present("stock"):
+        raise invalid_request("stock is required (null for unlimited stock).")
+    stock = o.optional_integer("stock", *STOCK_RANGE)
     per_user_limit = o.integer("per_user_limit", *PER_USER_LIMIT_RANGE, default=1)
+    daily = o.optional_integer("per_user_daily_limit", *DAILY_LIMIT_RANGE)
+    if daily is not None and daily > per_user_limit:
+        raise invalid_request("per_user_daily_limit must not exceed per_user_limit.")
+    timezone = o.string("timezone", max_len=64, default=DEFAULT_TIMEZONE)
+    zone(timezone)
     starts_at = o.timestamp("starts_at", default=now_ms)
     assert starts_at is not None
     ends_at = o.timestamp("ends_at")
     if ends_at is not None and ends_at <= starts_at:
         raise invalid_request("ends_at must be after starts_at.")
-    coupons = [
-        _parse_coupon(c, f"coupons[{i}]") for i, c in enumerate(o.array("coupons", *COUPONS_RANGE))
-    ]
+    coupons: list[dict[str, Any]] = []
+    coupon_inputs: list[Any] = []
+    for i, c in enumerate(o.array("coupons", *COUPONS_RANGE)):
+        coupon, pinned = _parse_coupon_or_template(c, f"coupons[{i}]", templates or {})
+        coupons.append(coupon)
+        coupon_inputs.append(pinned)
     for i, c in enumerate(coupons):
         if c["validity"].get("until", starts_at + 1) <= starts_at:
             raise invalid_request(f"coupons[{i}].validity.until must be after starts_at.")
     channels = o.strings("channels", CHANNEL_RE, MAX_CHANNELS)
     segments = o.strings("segments", TAG_RE, MAX_SEGMENTS)
+    excluded = o.strings("exclude_segments", TAG_RE, MAX_SEGMENTS)
+    if set(segments) & set(excluded):
+        raise invalid_request("A segment cannot be both targeted and excluded.")
     rate_limit = dict(DEFAULT_RATE_LIMIT)
     rl = o.nested("rate_limit")
     if rl is not None:
@@ -78,13 +127,54 @@ def parse_campaign_spec(body: object, now_ms: int) -> CampaignSpec:
         }
         rl.done()
     o.done()
+    accepted = {
+        "id": campaign_id, "name": name, "stock": stock, "per_user_limit": per_user_limit,
+        "per_user_daily_limit": daily, "timezone": timezone,
+        "starts_at": to_rfc3339(starts_at),
+        "ends_at": None if ends_at is None else to_rfc3339(ends_at),
+        "coupons": coupon_inputs, "channels": channels, "segments": segments,
+        "exclude_segments": excluded, "rate_limit": rate_limit,
+    }
     return CampaignSpec(
-        campaign_id, name, stock, per_user_limit, starts_at, ends_at, coupons, channels,
-        segments, rate_limit,
+        campaign_id, name, stock, per_user_limit, daily, timezone, starts_at, ends_at, coupons,
+        channels, segments, excluded, rate_limit, accepted,
     )
 
 
-def _parse_coupon(value: object, where: str) -> dict[str, Any]:
+def parse_campaign_patch(body: object, accepted: dict[str, Any], now_ms: int,
+                         templates: TemplateLookup | None = None) -> CampaignSpec:
+    """A PATCH body over the campaign as accepted: the result is validated as a whole,
+    exactly as a create request would be."""
+    o = Obj(body, "body")
+    o.done(allowed_extra=PATCHABLE)  # refuses id, stock, starts_at, timezone, typos
+    if not o.keys():
+        raise invalid_request(f"Send at least one of {', '.join(PATCHABLE)}.")
+    merged = {**accepted, **o.items()}
+    return parse_campaign_spec(merged, now_ms, templates)
+
+
+def _parse_coupon_or_template(value: object, where: str, templates: TemplateLookup
+                              ) -> tuple[dict[str, Any], Any]:
+    """A coupon, written out or copied from a template version; and its input form,
+    with the template's version pinned."""
+    if isinstance(value, dict) and "template" in value:
+        t = Obj(value, where)
+        template_id = t.string("template", CAMPAIGN_ID_RE, max_len=64)
+        version = t.integer("version", 1, 1_000_000) if t.has("version") else None
+        t.done()
+        ref = templates.get((template_id, version))
+        if ref is None:
+            raise ApiError(404, "template_not_found",
+                           f"{where}: no template {template_id!r}"
+                           + ("" if version is None else f" version {version}") + ".")
+        coupon = parse_coupon(ref.coupon, where)
+        coupon["template"] = {"id": ref.id, "version": ref.version}
+        return coupon, {"template": ref.id, "version": ref.version}
+    coupon = parse_coupon(value, where)
+    return coupon, value
+
+
+def parse_coupon(value: object, where: str) -> dict[str, Any]:
     c = Obj(value, where)
     kind = c.string("type", max_len=20)
     coupon: dict[str, Any] = {"type": kind}
@@ -160,29 +250,47 @@ def public_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# The campaign's meta hash: every field name, once. claim.lua, adjust_stock.lua and
-# set_paused.lua read and write these names (tests/test_scripts.py checks that they
-# use no other); the audit and reconcile read them through CampaignView.from_meta.
+# The campaign's meta hash: every field name, once. The Lua scripts read and write
+# these names (tests/test_scripts.py checks that they use no other); the audit and
+# reconcile read them through CampaignView.from_meta.
 META_FIELDS = (
     "id", "stock", "remaining", "granted", "paused", "starts_at", "ends_at", "per_user_limit",
     "channels", "segments", "rl_max", "rl_window_ms", "coupons", "definition", "created_at",
+    "excluded", "daily_limit", "tz_rules", "spec", "rev",
 )
 GRANTED = "granted"  # the counter reconcile re-reads on its own
+# Fields set at creation that no PATCH rewrites (counters, and what PATCH refuses).
+_CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "created_at", "rev")
 
 
 def meta_fields(spec: CampaignSpec, created_at: int) -> list[str | int]:
     """The field/value list create_campaign.lua stores (claim.lua reads these names)."""
+    fields = _meta(spec, created_at)
+    return [x for pair in fields.items() for x in pair]
+
+
+def patched_fields(spec: CampaignSpec) -> list[str | int]:
+    """The fields a PATCH rewrites: everything derived from the definition."""
+    fields = _meta(spec, 0)
+    return [x for k, v in fields.items() if k not in _CREATE_ONLY for x in (k, v)]
+
+
+def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
     definition = {
         "name": spec.name,
         "coupons": [public_coupon(c) for c in spec.coupons],
         "channels": spec.channels,
         "segments": spec.segments,
+        "exclude_segments": spec.exclude_segments,
         "rate_limit": spec.rate_limit,
+        "per_user_daily_limit": spec.per_user_daily_limit,
+        "timezone": spec.timezone,
     }
-    fields: dict[str, str | int] = {
+    stock: str | int = "" if spec.stock is None else spec.stock  # "": unlimited
+    return {
         "id": spec.id,
-        "stock": spec.stock,
-        "remaining": spec.stock,
+        "stock": stock,
+        "remaining": stock,  # claim.lua never decrements "" (unlimited)
         "granted": 0,
         "paused": "0",
         "starts_at": spec.starts_at,
@@ -190,13 +298,17 @@ def meta_fields(spec: CampaignSpec, created_at: int) -> list[str | int]:
         "per_user_limit": spec.per_user_limit,
         "channels": _comma_set(spec.channels),
         "segments": _comma_set(spec.segments),
+        "excluded": _comma_set(spec.exclude_segments),
+        "daily_limit": "" if spec.per_user_daily_limit is None else spec.per_user_daily_limit,
+        "tz_rules": offset_rules(zone(spec.timezone), spec.starts_at, spec.ends_at),
         "rl_max": spec.rate_limit["max"],
         "rl_window_ms": spec.rate_limit["per_seconds"] * 1000,
         "coupons": orjson.dumps([_lua_coupon_template(c) for c in spec.coupons]).decode(),
         "definition": orjson.dumps(definition).decode(),
+        "spec": orjson.dumps(spec.body).decode(),
         "created_at": created_at,
+        "rev": 0,
     }
-    return [x for pair in fields.items() for x in pair]
 
 
 def _comma_set(items: list[str]) -> str:
@@ -204,33 +316,48 @@ def _comma_set(items: list[str]) -> str:
     return "," + ",".join(items) + "," if items else ""
 
 
+def _optional_int(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
 @dataclass(frozen=True, slots=True)
 class CampaignView:
     """A campaign as stored, with its live counters; rendered for clients by `public()`."""
 
     id: str
-    stock: int
-    remaining: int
+    stock: int | None  # None: unlimited
+    remaining: int | None
     granted: int
     paused: bool
     starts_at: int
     ends_at: int | None
     per_user_limit: int
     definition: dict[str, Any]
+    created_at: int = 0
+    rev: int = 0
+    accepted: dict[str, Any] | None = None  # the create request as accepted (PATCH base)
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> CampaignView:
         return cls(
             id=meta["id"],
-            stock=int(meta["stock"]),
-            remaining=int(meta["remaining"]),
+            stock=_optional_int(meta["stock"]),
+            remaining=_optional_int(meta["remaining"]),
             granted=int(meta["granted"]),
             paused=meta["paused"] == "1",
             starts_at=int(meta["starts_at"]),
-            ends_at=int(meta["ends_at"]) if meta["ends_at"] else None,
+            ends_at=_optional_int(meta["ends_at"]),
             per_user_limit=int(meta["per_user_limit"]),
             definition=orjson.loads(meta["definition"]),
+            created_at=int(meta.get("created_at") or 0),
+            rev=int(meta.get("rev") or 0),
+            accepted=orjson.loads(meta["spec"]) if meta.get("spec") else None,
         )
+
+    @property
+    def per_user_daily_limit(self) -> int | None:
+        limit = self.definition.get("per_user_daily_limit")
+        return limit if isinstance(limit, int) else None
 
     def status(self, now_ms: int) -> str:
         """What a grab button shows. The claim script decides in the same precedence."""
@@ -240,7 +367,7 @@ class CampaignView:
             return "scheduled"
         if self.paused:
             return "paused"
-        if self.remaining <= 0:
+        if self.remaining is not None and self.remaining <= 0:
             return "sold_out"
         return "live"
 
@@ -255,8 +382,11 @@ class CampaignView:
             "stock": self.stock,
             "remaining": self.remaining,
             "per_user_limit": self.per_user_limit,
+            "per_user_daily_limit": self.per_user_daily_limit,
+            "timezone": d.get("timezone", DEFAULT_TIMEZONE),
             "coupons": d["coupons"],
             "channels": d["channels"],
             "segments": d["segments"],
+            "exclude_segments": d.get("exclude_segments", []),
             "rate_limit": d["rate_limit"],
         }

@@ -79,8 +79,10 @@ CLAIM_REJECTIONS: dict[str, tuple[int, str]] = {
     "ended": (409, "This campaign has ended."),
     "paused": (409, "This campaign is paused."),
     "not_eligible": (403, "This user or channel is not eligible for this campaign."),
+    "blocked": (403, "This account cannot receive coupons."),
     "rate_limited": (429, "Too many taps; slow down."),
     "already_claimed": (409, "This user already holds the most coupons this campaign allows."),
+    "daily_limit": (409, "This user has claimed today's limit; try again tomorrow."),
     "sold_out": (410, "All coupons of this campaign have been claimed."),
 }
 

@@ -18,6 +18,7 @@ class CampaignKeys:
     dedup: str  # hash: dedup token -> claim JSON, for replays
     rejected: str  # hash: error code -> count
     stream: str  # stream: one entry per grant
+    daily: str  # hash: user_id -> "<local day number>:<grants that day>"
     dead_letter: str  # stream: entries a consumer could not process, with the reason
     _rate_prefix: str
 
@@ -31,9 +32,14 @@ class CampaignKeys:
         """String counter of one client IP's taps on this campaign in the current window."""
         return self._rate_prefix + "ip:" + client_ip
 
+    def all_keys(self) -> list[str]:
+        """Every long-lived key of the campaign (rate-limit counters expire on their own)."""
+        return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
+                self.dead_letter]
+
     def script_keys(self) -> list[str]:
-        """KEYS[1..5] of claim.lua, in order."""
-        return [self.meta, self.users, self.dedup, self.rejected, self.stream]
+        """KEYS[1..6] of claim.lua, in order."""
+        return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,7 @@ class KeySpace:
             dedup=base + "dedup",
             rejected=base + "rejected",
             stream=base + "claims",
+            daily=base + "daily",
             dead_letter=base + "dead",
             _rate_prefix=base + "rl:",
         )
@@ -56,6 +63,36 @@ class KeySpace:
     def registry(self) -> str:
         """Sorted set of every campaign id, scored by creation time (epoch ms)."""
         return f"{self.namespace}:campaigns"
+
+    @property
+    def open_campaigns(self) -> str:
+        """Sorted set of scheduled and live campaigns (not ended), scored by starts_at:
+        what GET /v1/campaigns reads, so it never scans campaigns long over."""
+        return f"{self.namespace}:campaigns:open"
+
+    @property
+    def campaign_ends(self) -> str:
+        """Sorted set of campaigns with an end, scored by ends_at: the retention sweep's list."""
+        return f"{self.namespace}:campaigns:ends"
+
+    @property
+    def templates(self) -> str:
+        """Sorted set of template ids, all scored 0: ordered by id."""
+        return f"{self.namespace}:{{templates}}:index"
+
+    def template(self, template_id: str) -> str:
+        """Hash of one template: "latest" -> n, and "1".."n" -> each version's JSON."""
+        return f"{self.namespace}:{{templates}}:t:{template_id}"
+
+    @property
+    def blocklist(self) -> str:
+        """Hash of blocked users: user_id -> {"reason", "blocked_at"} JSON."""
+        return f"{self.namespace}:{{blocklist}}"
+
+    @property
+    def blocklist_rev(self) -> str:
+        """Counter bumped by every blocklist change: services re-read the list when it moves."""
+        return f"{self.namespace}:{{blocklist}}:rev"
 
     @property
     def idempotency_pattern(self) -> str:

@@ -3,7 +3,8 @@
 One stream per campaign (keys.CampaignKeys.stream); the registry sorted set
 (keys.KeySpace.registry) lists every campaign id, so a consumer finds every stream.
 Entry fields, all strings on the wire:
-  v                schema version, "1"
+  v                schema version, "2" ("1" entries, written before sources existed,
+                   are still read: source "grab", no tags)
   claim_id         unique id of the grant (also the server-made request id)
   campaign_id      the campaign
   user_id          who claimed
@@ -11,6 +12,9 @@ Entry fields, all strings on the wire:
   claimed_at       epoch ms, Redis server clock
   channel          "" when the claim named none
   idempotency_key  "" when the client sent none
+  source           how it was issued: "grab", "grant" or "code"
+  source_ref       the grant id, or the code's hash prefix ("" for a grab)
+  tags             the claimant's segment tags as ",t1,t2," ("" when none)
   claim            the whole claim as JSON (times in epoch ms)
 """
 
@@ -22,11 +26,13 @@ from typing import Any
 
 import orjson
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FIELDS = (
     "v", "claim_id", "campaign_id", "user_id", "seq", "claimed_at", "channel",
-    "idempotency_key", "claim",
+    "idempotency_key", "source", "source_ref", "tags", "claim",
 )
+# Fields a version-1 entry lacks, and what they mean there.
+_V1_DEFAULTS = {"source": "grab", "source_ref": "", "tags": ""}
 
 
 class RecordError(ValueError):
@@ -44,15 +50,20 @@ class ClaimRecord:
     channel: str | None
     idempotency_key: str | None
     claim: dict[str, Any]
+    source: str = "grab"
+    source_ref: str = ""
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def decode(cls, entry_id: bytes | str, fields: dict[Any, Any]) -> ClaimRecord:
         f = {_s(k): _s(v) for k, v in fields.items()}
+        if f.get("v") == "1":
+            f = {**_V1_DEFAULTS, **f}
+        if f.get("v") not in ("1", str(SCHEMA_VERSION)):
+            raise RecordError(f"entry {_s(entry_id)} has unknown schema version {f.get('v')!r}")
         missing = [name for name in FIELDS if name not in f]
         if missing:
             raise RecordError(f"entry {_s(entry_id)} lacks {', '.join(missing)}")
-        if f["v"] != str(SCHEMA_VERSION):
-            raise RecordError(f"entry {_s(entry_id)} has unknown schema version {f['v']!r}")
         try:
             claim = orjson.loads(f["claim"])
             record = cls(
@@ -65,6 +76,9 @@ class ClaimRecord:
                 channel=f["channel"] or None,
                 idempotency_key=f["idempotency_key"] or None,
                 claim=claim,
+                source=f["source"],
+                source_ref=f["source_ref"],
+                tags=tuple(t for t in f["tags"].split(",") if t),
             )
         except (ValueError, orjson.JSONDecodeError) as exc:
             raise RecordError(f"entry {_s(entry_id)} is malformed: {exc}") from None
@@ -76,7 +90,9 @@ class ClaimRecord:
         """The entry's fields as claim.lua writes them (for a copy, e.g. a dead letter)."""
         values = (str(SCHEMA_VERSION), self.claim_id, self.campaign_id, self.user_id,
                   str(self.seq), str(self.claimed_at), self.channel or "",
-                  self.idempotency_key or "", orjson.dumps(self.claim).decode())
+                  self.idempotency_key or "", self.source, self.source_ref,
+                  "," + ",".join(self.tags) + "," if self.tags else "",
+                  orjson.dumps(self.claim).decode())
         return dict(zip(FIELDS, values, strict=True))
 
 

@@ -47,6 +47,23 @@ class Obj:
     def has(self, name: str) -> bool:
         return name in self._d and self._d[name] is not None
 
+    def keys(self) -> set[str]:
+        return set(self._d)
+
+    def present(self, name: str) -> bool:
+        """Sent at all, even as null."""
+        return name in self._d
+
+    def optional_integer(self, name: str, lo: int, hi: int) -> int | None:
+        """An integer, or None when absent or null."""
+        if self.has(name):
+            return self.integer(name, lo, hi)
+        self._seen.add(name)
+        return None
+
+    def items(self) -> dict[str, Any]:
+        return dict(self._d)
+
     def raw(self, name: str) -> object:
         self._seen.add(name)
         return self._d.get(name)

@@ -14,6 +14,7 @@ Returns an array {code, stock, remaining}:
   {"campaign_not_found", 0, 0}              no such campaign (nothing written)
   {"insufficient_stock", stock, remaining}  withdrawal larger than remaining (nothing written)
   {"stock_limit", stock, remaining}         total would exceed ARGV[2] (nothing written)
+  {"unlimited_stock", 0, 0}                 the campaign's stock is unlimited (nothing written)
 ]]
 
 local delta = tonumber(ARGV[1])
@@ -21,6 +22,9 @@ local max_stock = tonumber(ARGV[2])
 local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining')
 if not m[1] then
   return {'campaign_not_found', 0, 0}
+end
+if m[1] == '' then
+  return {'unlimited_stock', 0, 0}
 end
 local stock, remaining = tonumber(m[1]), tonumber(m[2])
 if remaining + delta < 0 then

@@ -2,12 +2,15 @@
 --[[
 claim.lua: decide a batch of claims on ONE campaign, in order, atomically.
 
-Every decision for a claim happens here, against the server clock: idempotent
-replay, claim window, pause, eligibility, per-user rate limit, per-user limit,
-stock. A grant then writes, in this order: stock decrement, seq, per-user count,
-the replay record, and the stream entry. The grant and its stream record exist
-together or not at all. Rejections write only their counters (rate-limit window,
-rejected-by-code), never stock.
+Every way of issuing a coupon comes here: a tap on the grab button (source
+"grab"), an operator grant or trigger (source "grant"), a redemption code (source
+"code"). Every decision happens here, against the server clock, in this order:
+idempotent replay, claim window, pause, eligibility (channel, segments,
+excluded segments), blocklist, per-user rate limit, lifetime limit, daily limit,
+stock. A grant then writes, in this order: stock decrement (none when stock is
+unlimited), seq, per-user counts, the replay record, and the stream entry. The
+grant and its stream record exist together or not at all. Rejections write only
+their counters (rate-limit window, rejected-by-code), never stock.
 
 KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
   KEYS[1]        hash    campaign meta (fields written by create_campaign.lua)
@@ -15,23 +18,29 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
   KEYS[3]        hash    replay records: dedup token -> claim JSON
   KEYS[4]        hash    rejections: error code -> integer
   KEYS[5]        stream  the claim stream (entry layout below)
-  KEYS[5+i]      string  rate-limit window counter of claim i's user (PX = window)
-  KEYS[5+n+i]    string  rate-limit window counter of claim i's client IP, present only
-                         when claim i carries an IP limit (fields 7-9 below)
+  KEYS[6]        hash    per-user grants today: user_id -> "<day number>:<count>"
+  KEYS[6+i]      string  rate-limit window counter of claim i's user (PX = window)
+  KEYS[6+n+i]    string  rate-limit window counter of claim i's client IP, present only
+                         when some claim of the batch carries an IP limit
 
 ARGV:
-  ARGV[i]        string  claim i (1..n, n = #ARGV): nine fields joined by \31 (unit
+  ARGV[i]        string  claim i (1..n, n = #ARGV): twelve fields joined by \31 (unit
                          separator; no field can contain it), in this order:
                  claim id        server-made, unique; also the request id
-                 dedup token     "k:<user>:<sha256(Idempotency-Key)>" or "r:<claim id>"
+                 dedup token     "k:<user>:<sha256(Idempotency-Key)>", "r:<claim id>",
+                                 "g:<grant id>:<user>" or "c:<code hash>:<user>"
                  user id         [A-Za-z0-9_.:@-]{1,128}
                  user tags       ",t1,t2," ("" when none)
                  channel         "" when none given
                  idempotency key as sent ("" when none)
+                 source          "grab", "grant" or "code"
+                 source ref      the grant id or the code's hash prefix ("" for a grab)
+                 blocked         "1" when the user is on the blocklist (the service's copy)
                  client IP       "" when the service has no per-IP limit
-                 IP limit        taps per window from one IP (integer)
-                 IP window       milliseconds
+                 IP limit        taps per window from one IP (integer, "" with no IP)
+                 IP window       milliseconds ("" with no IP)
   (One argument per claim: a batch costs the client one string to pack per claim.)
+  A grant is not a tap: the rate limits do not apply to source "grant".
 
 Returns a flat array of 3n values: for claim i, code at 3i-2, payload at 3i-1,
 and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
@@ -43,18 +52,21 @@ and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
   "ended"             ends_at (epoch ms)
   "paused"            ""
   "not_eligible"      "channel" or "segment"
+  "blocked"           ""
   "rate_limited"      milliseconds until the window resets
   "already_claimed"   the user's grant count
+  "daily_limit"       milliseconds until the campaign's next local midnight
   "sold_out"          ""
 
 Stream entry fields: v, claim_id, campaign_id, user_id, seq, claimed_at,
-channel, idempotency_key, claim (see docs/stream.md).
+channel, idempotency_key, source, source_ref, tags, claim (see docs/stream.md).
 ]]
 
-local meta_key, users_key, dedup_key, rejected_key, stream_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local n = #ARGV
-local SCHEMA_VERSION = '1'
+local SCHEMA_VERSION = '2'
+local DAY_MS = 86400000
 
 local results = {}
 local function reply(code, payload, holds_limit)
@@ -64,14 +76,15 @@ local function reply(code, payload, holds_limit)
 end
 
 local m = redis.call('HMGET', meta_key, 'id', 'remaining', 'paused', 'starts_at',
-  'ends_at', 'per_user_limit', 'channels', 'segments', 'rl_max', 'rl_window_ms', 'coupons')
+  'ends_at', 'per_user_limit', 'channels', 'segments', 'rl_max', 'rl_window_ms', 'coupons',
+  'excluded', 'daily_limit', 'tz_rules')
 if not m[1] then
   for _ = 1, n do reply('campaign_not_found', '') end
   return results
 end
 
 local campaign_id = m[1]
-local remaining = tonumber(m[2])
+local remaining = tonumber(m[2])  -- nil: unlimited stock
 local paused = m[3] == '1'
 local starts_at = tonumber(m[4])
 local ends_at = tonumber(m[5]) -- nil when the campaign has no end
@@ -81,12 +94,33 @@ local segments = m[8]             -- ",vip,new," or "" for anyone
 local rl_max = tonumber(m[9])
 local rl_window_ms = tonumber(m[10])
 local coupons = nil               -- decoded on the first grant only
+local excluded = m[12] or ''      -- ",blocked_tag," or "" for none
+local daily_limit = tonumber(m[13] or '')  -- nil: no daily limit
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-local function has_any_segment(tags)
-  for seg in string.gmatch(segments, '[^,]+') do
+-- Today's number and the ms to the next midnight, in the campaign's time zone.
+-- tz_rules: "<offset ms>" or "<offset>;<from ms>:<offset>;..." (UTC offsets and the
+-- instants they start at, ascending; campaigns.py computes them from the IANA zone).
+local today, ms_to_midnight
+if daily_limit then
+  local offset = nil
+  for part in string.gmatch(m[14], '[^;]+') do
+    local from, off = string.match(part, '^(-?%d+):(-?%d+)$')
+    if not from then
+      offset = tonumber(part)
+    elseif now >= tonumber(from) then
+      offset = tonumber(off)
+    end
+  end
+  local local_ms = now + offset
+  today = math.floor(local_ms / DAY_MS)
+  ms_to_midnight = (today + 1) * DAY_MS - local_ms
+end
+
+local function has_any(set, tags)
+  for seg in string.gmatch(set, '[^,]+') do
     if string.find(tags, ',' .. seg .. ',', 1, true) then return true end
   end
   return false
@@ -94,7 +128,7 @@ end
 
 -- Strings go through cjson, so no id or channel can ever break the record's JSON
 -- (the service validates them too; this is the second wall, not the only one).
-local function claim_json(claim_id, user_id, seq, channel)
+local function claim_json(claim_id, user_id, seq, channel, source)
   coupons = coupons or cjson.decode(m[11])
   local id_json = cjson.encode(claim_id)
   local parts = {}
@@ -111,9 +145,9 @@ local function claim_json(claim_id, user_id, seq, channel)
   local channel_json = 'null'
   if channel ~= '' then channel_json = cjson.encode(channel) end
   return string.format(
-    '{"claim_id":%s,"campaign_id":%s,"user_id":%s,"seq":%d,"claimed_at":%d,"channel":%s,"coupons":[%s]}',
+    '{"claim_id":%s,"campaign_id":%s,"user_id":%s,"seq":%d,"claimed_at":%d,"channel":%s,"source":%s,"coupons":[%s]}',
     id_json, cjson.encode(campaign_id), cjson.encode(user_id), seq, now, channel_json,
-    table.concat(parts, ','))
+    cjson.encode(source), table.concat(parts, ','))
 end
 
 local function reject(code, payload)
@@ -134,10 +168,20 @@ local function count_tap(key, window_ms)
   return taps
 end
 
+-- Grants today of one user: "<day>:<count>", where an older day counts as none.
+local function today_count(user_id)
+  local v = redis.call('HGET', daily_key, user_id)
+  if not v then return 0 end
+  local day, count = string.match(v, '^(-?%d+):(%d+)$')
+  if tonumber(day) ~= today then return 0 end
+  return tonumber(count)
+end
+
 for i = 1, n do
   local f = fields_of(ARGV[i])
   local claim_id, token, user_id, tags, channel, idem_key = f[1], f[2], f[3], f[4], f[5], f[6]
-  local client_ip = f[7] or ''
+  local source, source_ref, blocked, client_ip = f[7], f[8], f[9] == '1', f[10]
+  local is_tap = source ~= 'grant'
   local stored = redis.call('HGET', dedup_key, token)
   if stored then
     reply('replay', stored)
@@ -149,31 +193,42 @@ for i = 1, n do
     reject('paused', '')
   elseif channels ~= '' and (channel == '' or not string.find(channels, ',' .. channel .. ',', 1, true)) then
     reject('not_eligible', 'channel')
-  elseif segments ~= '' and not has_any_segment(tags) then
+  elseif segments ~= '' and not has_any(segments, tags) then
     reject('not_eligible', 'segment')
+  elseif excluded ~= '' and has_any(excluded, tags) then
+    reject('not_eligible', 'segment')
+  elseif blocked then
+    reject('blocked', '')
   else
-    local rl_key = KEYS[5 + i]
+    local rl_key = KEYS[6 + i]
     local held = tonumber(redis.call('HGET', users_key, user_id) or '0')
-    local ip_key = client_ip ~= '' and KEYS[5 + n + i] or nil
-    if count_tap(rl_key, rl_window_ms) > rl_max then
+    local ip_key = client_ip ~= '' and KEYS[6 + n + i] or nil
+    local today_n = daily_limit and today_count(user_id) or 0
+    if is_tap and count_tap(rl_key, rl_window_ms) > rl_max then
       reject('rate_limited', tostring(redis.call('PTTL', rl_key)))
-    elseif ip_key and count_tap(ip_key, tonumber(f[9])) > tonumber(f[8]) then
+    elseif is_tap and ip_key and count_tap(ip_key, tonumber(f[12])) > tonumber(f[11]) then
       reject('rate_limited', tostring(redis.call('PTTL', ip_key)))
     elseif held >= per_user_limit then
       redis.call('HINCRBY', rejected_key, 'already_claimed', 1)
       reply('already_claimed', tostring(held), true)
-    elseif remaining <= 0 then
+    elseif daily_limit and today_n >= daily_limit then
+      reject('daily_limit', tostring(ms_to_midnight))
+    elseif remaining and remaining <= 0 then
       reject('sold_out', '')
     else
       -- the grant: stock first, then everything that records it
-      remaining = redis.call('HINCRBY', meta_key, 'remaining', -1)
+      if remaining then remaining = redis.call('HINCRBY', meta_key, 'remaining', -1) end
       local seq = redis.call('HINCRBY', meta_key, 'granted', 1)
       held = redis.call('HINCRBY', users_key, user_id, 1)
-      local claim = claim_json(claim_id, user_id, seq, channel)
+      if daily_limit then
+        redis.call('HSET', daily_key, user_id, today .. ':' .. (today_n + 1))
+      end
+      local claim = claim_json(claim_id, user_id, seq, channel, source)
       redis.call('HSET', dedup_key, token, claim)
       redis.call('XADD', stream_key, '*', 'v', SCHEMA_VERSION, 'claim_id', claim_id,
         'campaign_id', campaign_id, 'user_id', user_id, 'seq', seq, 'claimed_at', now,
-        'channel', channel, 'idempotency_key', idem_key, 'claim', claim)
+        'channel', channel, 'idempotency_key', idem_key, 'source', source,
+        'source_ref', source_ref, 'tags', tags, 'claim', claim)
       reply('granted', claim, held >= per_user_limit)
     end
   end

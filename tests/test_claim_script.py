@@ -14,7 +14,14 @@ from flashclaim.campaigns import META_FIELDS, parse_campaign_spec
 from flashclaim.keys import KeySpace
 from flashclaim.store.campaign_store import CampaignStore
 from flashclaim.store.connection import server_time_ms
-from flashclaim.store.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, StockCode
+from flashclaim.store.scripts import (
+    ClaimCode,
+    ClaimDecision,
+    ClaimRequest,
+    Scripts,
+    Source,
+    StockCode,
+)
 from flashclaim.stream import FIELDS, SCHEMA_VERSION, ClaimRecord
 from flashclaim.timefmt import to_rfc3339
 
@@ -43,9 +50,11 @@ async def make_campaign(r: Redis, scripts: Scripts, **overrides: Any) -> str:
 
 
 def request(user: str, *, tags: tuple[str, ...] = (), channel: str | None = None,
-            token: str | None = None) -> ClaimRequest:
+            token: str | None = None, blocked: bool = False,
+            source: Source = Source.GRAB) -> ClaimRequest:
     claim_id = secrets.token_hex(12)
-    return ClaimRequest(claim_id, token or "r:" + claim_id, user, tags, channel, None)
+    return ClaimRequest(claim_id, token or "r:" + claim_id, user, tags, channel, None,
+                        source=source, blocked=blocked)
 
 
 async def decide(
@@ -91,6 +100,24 @@ CASES = [
          [{"user": "u1"}] * 3, {"rate_limit": {"max": 2, "per_seconds": 60}}),
     Case("replay", [ClaimCode.GRANTED, ClaimCode.REPLAY],
          [{"user": "u1", "token": "k:u1:x"}, {"user": "u1", "token": "k:u1:x"}]),
+    Case("excluded segment", [ClaimCode.NOT_ELIGIBLE, ClaimCode.GRANTED],
+         [{"user": "u1", "tags": ("vip", "risky")}, {"user": "u2", "tags": ("vip",)}],
+         {"exclude_segments": ["risky"]}),
+    Case("blocked", [ClaimCode.BLOCKED, ClaimCode.GRANTED],
+         [{"user": "u1", "blocked": True}, {"user": "u2"}], payload=None),
+    Case("blocked is decided after eligibility", [ClaimCode.NOT_ELIGIBLE],
+         [{"user": "u1", "blocked": True}], {"channels": ["app"]}),
+    Case("daily_limit", [ClaimCode.GRANTED, ClaimCode.DAILY_LIMIT],
+         [{"user": "u1"}, {"user": "u1"}], {"per_user_limit": 5, "per_user_daily_limit": 1}),
+    Case("daily limit 2 of lifetime 3", [ClaimCode.GRANTED] * 2 + [ClaimCode.DAILY_LIMIT],
+         [{"user": "u1"}] * 3, {"per_user_limit": 3, "per_user_daily_limit": 2}),
+    Case("lifetime before daily", [ClaimCode.GRANTED, ClaimCode.ALREADY_CLAIMED],
+         [{"user": "u1"}] * 2, {"per_user_limit": 1, "per_user_daily_limit": 1}),
+    Case("unlimited stock", [ClaimCode.GRANTED] * 8, [{"user": f"u{i}"} for i in range(8)],
+         {"stock": None}),
+    Case("grants skip the tap rate limit", [ClaimCode.GRANTED] * 3,
+         [{"user": "u1", "source": Source.GRANT, "channel": "grant"}] * 3,
+         {"rate_limit": {"max": 1, "per_seconds": 60}, "per_user_limit": 3}),
 ]
 
 

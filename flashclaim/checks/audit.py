@@ -21,8 +21,8 @@ from flashclaim.stream import PAGE, ClaimRecord, RecordError, next_page_start
 @dataclass(frozen=True, slots=True)
 class CampaignAudit:
     campaign_id: str
-    stock: int
-    remaining: int
+    stock: int | None
+    remaining: int | None
     granted: int
     stream_length: int
     violations: tuple[str, ...]

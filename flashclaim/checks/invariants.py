@@ -45,8 +45,12 @@ def summarize(grants: Iterable[Grant]) -> RecordSummary:
         max_seq=max(seqs, default=None), max_per_user=max(per_user.values(), default=0))
 
 
-def counter_breaches(stock: int, remaining: int, granted: int) -> list[str]:
-    """A campaign's own counters: granted never above stock, stock = granted + remaining."""
+def counter_breaches(stock: int | None, remaining: int | None, granted: int) -> list[str]:
+    """A campaign's own counters: granted never above stock, stock = granted + remaining.
+    Unlimited stock (None) has no remaining to keep."""
+    if stock is None or remaining is None:
+        both = stock is None and remaining is None
+        return [] if both else [f"stock {stock} and remaining {remaining}: only one is unlimited"]
     out = []
     if remaining < 0:
         out.append(f"remaining is negative ({remaining})")

@@ -6,9 +6,10 @@ their limit. The gate remembers, per process:
 - campaigns that are closed: `ended` for good (time only moves forward);
   `sold_out` and `paused` for at most `closed_ttl_ms`, after which the next claim
   goes to Redis again: stock added or a resume is seen within that bound;
-- (campaign, user) pairs that hold their limit (claim.lua says so with each
-  answer): for good, since a user's grant count never goes down. Nobody who may
-  still claim is refused.
+- (campaign, user) pairs that hold their lifetime limit (claim.lua says so with
+  each answer), for `holder_ttl_ms`: a user's grant count never goes down, but an
+  operator may raise the limit (PATCH), which every process sees within that bound.
+  A daily limit is never remembered (it lifts at midnight).
 
 It only learns from claim.lua's answers. Requests with an Idempotency-Key never
 use it (they may be replays of a grant). Answers from memory skip the
@@ -32,12 +33,14 @@ _FOREVER = float("inf")
 
 class ClaimGate:
     def __init__(self, closed_ttl_ms: int = 200, max_holders: int = 1_000_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, holder_ttl_ms: int = 5000) -> None:
         self._ttl = closed_ttl_ms / 1000
+        self._holder_ttl = holder_ttl_ms / 1000
         self._max_holders = max_holders
         self._clock = clock
         self._closed: dict[str, tuple[ClaimCode, float]] = {}  # campaign -> (code, until)
-        self._holders: dict[tuple[str, str], None] = {}  # insertion-ordered: oldest evicted
+        # (campaign, user) -> until; insertion-ordered: the oldest is evicted first
+        self._holders: dict[tuple[str, str], float] = {}
         self._tally: Counter[tuple[str, str]] = Counter()  # (campaign, code) answered here
 
     def answer(self, campaign_id: str, user_id: str) -> ClaimCode | None:
@@ -49,7 +52,7 @@ class ClaimGate:
         code: ClaimCode | None = None
         if closed is not None and closed[0] is not ClaimCode.SOLD_OUT:
             code = closed[0]  # ended, paused: decided before the per-user limit
-        elif (campaign_id, user_id) in self._holders:
+        elif self._holds(campaign_id, user_id):
             code = ClaimCode.ALREADY_CLAIMED
         elif closed is not None:
             code = closed[0]  # sold out
@@ -57,10 +60,20 @@ class ClaimGate:
             self._tally[(campaign_id, code.value)] += 1
         return code
 
+    def _holds(self, campaign_id: str, user_id: str) -> bool:
+        until = self._holders.get((campaign_id, user_id))
+        if until is None:
+            return False
+        if until <= self._clock():
+            del self._holders[(campaign_id, user_id)]
+            return False
+        return True
+
     def learn(self, campaign_id: str, user_id: str, decision: ClaimDecision) -> None:
         code = decision.code
         if decision.holds_limit:  # after a grant that reached the limit, or already_claimed
-            self._holders[(campaign_id, user_id)] = None
+            self._holders.pop((campaign_id, user_id), None)  # re-inserted: newest
+            self._holders[(campaign_id, user_id)] = self._clock() + self._holder_ttl
             if len(self._holders) > self._max_holders:
                 del self._holders[next(iter(self._holders))]
         if code is ClaimCode.ENDED:
@@ -73,6 +86,8 @@ class ClaimGate:
     def forget(self, campaign_id: str) -> None:
         """An admin change in this process: ask Redis again at once."""
         self._closed.pop(campaign_id, None)
+        for pair in [p for p in self._holders if p[0] == campaign_id]:
+            del self._holders[pair]
 
     async def flush(self, redis: Redis, keyspace: KeySpace) -> None:
         """Add the answers given from memory to the campaigns' rejection counts."""

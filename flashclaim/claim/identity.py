@@ -31,11 +31,18 @@ class Authenticator(Protocol):
         """The caller's identity, or ApiError 401."""
         ...
 
+    def presented(self, headers: Headers) -> bool:
+        """Whether the request carries an identity at all (where one is optional)."""
+        ...
+
 
 class HeaderAuthenticator:
     """X-User-Id (and optional X-User-Tags), set by a trusted gateway.
 
     No X-User-Id is 401; a malformed one is a bad header value, 400."""
+
+    def presented(self, headers: Headers) -> bool:
+        return "x-user-id" in headers
 
     def authenticate(self, headers: Headers) -> Identity:
         user_id = headers.get("x-user-id")
@@ -68,6 +75,9 @@ class JwtAuthenticator:
         required = ["exp", "sub"] + (["iss"] if self._issuer else []) + (
             ["aud"] if self._audience else [])
         self._options: Options = {"require": required}
+
+    def presented(self, headers: Headers) -> bool:
+        return "authorization" in headers
 
     def authenticate(self, headers: Headers) -> Identity:
         scheme, _, token = headers.get("authorization", "").partition(" ")

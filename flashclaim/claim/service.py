@@ -15,7 +15,8 @@ from flashclaim.claim.gate import ClaimGate
 from flashclaim.claim.identity import Identity
 from flashclaim.errors import CLAIM_REJECTIONS, IDEMPOTENCY_KEY_REUSED, ApiError
 from flashclaim.keys import KeySpace, key_digest
-from flashclaim.store.scripts import ClaimCode, ClaimRequest, Scripts
+from flashclaim.store.blocklist import Blocklist
+from flashclaim.store.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, Source
 from flashclaim.timefmt import to_rfc3339
 
 # How long an Idempotency-Key stays bound to the campaign and body it was first used with.
@@ -30,18 +31,21 @@ class ClaimOutcome:
 
 class ClaimService:
     def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace,
-                 gate: ClaimGate | None = None, ip_limit: tuple[int, int] | None = None) -> None:
+                 gate: ClaimGate | None = None, ip_limit: tuple[int, int] | None = None,
+                 blocklist: Blocklist | None = None) -> None:
         self._redis = redis
         self._scripts = scripts
         self._ip_limit = ip_limit
+        self.blocklist = blocklist or Blocklist(redis, keyspace)
         self._keyspace = keyspace
         self._coalescer = ClaimCoalescer(scripts, keyspace)
         self.gate = gate or ClaimGate()
 
     async def claim(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None,
-        client_ip: str | None = None,
+        client_ip: str | None = None, source: Source = Source.GRAB, source_ref: str = "",
     ) -> ClaimOutcome:
+        """A grab, or a code redemption (source CODE): the user's own request."""
         if idempotency_key is None:
             known = self.gate.answer(campaign_id, who.user_id)
             if known is not None:  # what Redis would say, without asking it
@@ -56,7 +60,8 @@ class ClaimService:
                                                        idempotency_key)
             token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
         request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key,
-                               client_ip, self._ip_limit)
+                               client_ip, self._ip_limit, source, source_ref,
+                               await self.blocklist.is_blocked(who.user_id))
         decision = await self._coalescer.decide(campaign_id, request)
         self.gate.learn(campaign_id, who.user_id, decision)
         if binding is not None and decision.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY):
@@ -71,6 +76,22 @@ class ClaimService:
             status = 201 if idempotency_key is None else 200
             return ClaimOutcome(status, render_claim(decision.payload))
         raise _rejection(decision.code, decision.payload)
+
+    async def grant(self, campaign_id: str, grant_id: str, users: list[Identity]
+                    ) -> list[ClaimDecision]:
+        """An operator grant to many users: one batch of claim.lua decisions, each idempotent
+        per (grant id, user) through its dedup token, so a resubmitted or resumed grant
+        replays instead of granting twice."""
+        requests = [
+            ClaimRequest(secrets.token_hex(12), f"g:{grant_id}:{who.user_id}", who.user_id,
+                         who.tags, Source.GRANT.value, None, source=Source.GRANT,
+                         source_ref=grant_id, blocked=await self.blocklist.is_blocked(who.user_id))
+            for who in users
+        ]
+        decisions = await self._scripts.claim(self._keyspace.campaign(campaign_id), requests)
+        for who, decision in zip(users, decisions, strict=True):
+            self.gate.learn(campaign_id, who.user_id, decision)
+        return decisions
 
     async def flush_tallies(self) -> None:
         """Add the rejections answered from memory to the campaigns' stats in Redis."""
@@ -102,7 +123,7 @@ class ClaimService:
 def _rejection(code: ClaimCode, payload: str) -> ApiError:
     status, message = CLAIM_REJECTIONS[code]
     retry_after = None
-    if code is ClaimCode.RATE_LIMITED:
+    if code in (ClaimCode.RATE_LIMITED, ClaimCode.DAILY_LIMIT):
         retry_after = max(1, math.ceil(int(payload) / 1000))
     return ApiError(status, code.value, message, retry_after=retry_after)
 

@@ -33,8 +33,8 @@ from flashclaim.tables import text_table
 @dataclass
 class Reconciliation:
     campaign_id: str
-    stock: int = 0
-    remaining: int = 0
+    stock: int | None = 0  # None: unlimited
+    remaining: int | None = 0
     granted: int = 0
     stream_added: int = 0
     stream_length: int = 0

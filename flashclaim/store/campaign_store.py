@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from flashclaim.campaigns import MAX_STOCK, CampaignSpec, CampaignView, meta_fields
+from flashclaim.campaigns import (
+    MAX_STOCK,
+    STATUSES,
+    CampaignSpec,
+    CampaignView,
+    meta_fields,
+    patched_fields,
+)
 from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import KeySpace
 from flashclaim.store.connection import server_time_ms, text_map
 from flashclaim.store.scripts import Scripts, StockCode
 from flashclaim.stream import LAST_ENTRY, entry_order
+from flashclaim.zones import DEFAULT_TIMEZONE, local_day
 
 # GET /v1/campaigns shows at most this many, soonest start first.
 LIST_LIMIT = 200
 
 
 RECORDS_LIMIT_RANGE = (1, 10_000)  # records per page of the admin claims listing
+CAMPAIGNS_LIMIT_RANGE = (1, 500)  # campaigns per page of the admin listing
+_TIE_ROOM = 64  # campaigns created in the same millisecond a page can step over
+_UNTIL_FOREVER = "+inf"
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """One user's place in one campaign, for a grab button (claim.lua still decides)."""
+
+    claimed: int
+    claimed_today: int
+    can_claim: bool  # live, eligible by segment, under both limits (blocklist aside)
+
 
 class CampaignStore:
     def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace) -> None:
@@ -30,18 +52,50 @@ class CampaignStore:
 
     async def create(self, spec: CampaignSpec, now_ms: int) -> CampaignView:
         keys = self._keyspace.campaign(spec.id)
-        # Registry first: a crash in between leaves an id that points to nothing
-        # (skipped by readers), never a campaign that consumers cannot find.
+        # Registry and indexes first: a crash in between leaves an id that points to
+        # nothing (skipped by readers), never a campaign that consumers cannot find.
+        # (NX: an id already taken keeps its own entries.)
         await self._redis.zadd(self._keyspace.registry, {spec.id: now_ms}, nx=True)
+        await self._index(spec.id, spec.starts_at, spec.ends_at, nx=True)
         if not await self._scripts.create_campaign(keys, meta_fields(spec, now_ms)):
             raise ApiError(409, "campaign_exists", f"A campaign with id {spec.id!r} exists.")
         return await self.get(spec.id)
+
+    async def _index(self, campaign_id: str, starts_at: int, ends_at: int | None,
+                     nx: bool = False) -> None:
+        """The open index (GET /v1/campaigns) and the end index (the retention sweep)."""
+        await self._redis.zadd(self._keyspace.open_campaigns, {campaign_id: starts_at}, nx=nx)
+        ends = self._keyspace.campaign_ends
+        if ends_at is not None:
+            await self._redis.zadd(ends, {campaign_id: ends_at}, nx=nx)
+        elif not nx:
+            await self._redis.zrem(ends, campaign_id)
 
     async def get(self, campaign_id: str) -> CampaignView:
         meta = text_map(await self._redis.hgetall(self._keyspace.campaign(campaign_id).meta))
         if not meta:
             raise campaign_not_found(campaign_id)
         return CampaignView.from_meta(meta)
+
+    async def standing(self, view: CampaignView, user_id: str, tags: tuple[str, ...],
+                       now_ms: int) -> Standing:
+        keys = self._keyspace.campaign(view.id)
+        held = await self._redis.hget(keys.users, user_id)
+        today = await self._redis.hget(keys.daily, user_id)
+        claimed = int(held or 0)
+        claimed_today = 0
+        if today:
+            day, _, count = (today.decode() if isinstance(today, bytes) else today).partition(":")
+            if int(day) == local_day(view.definition.get("timezone", DEFAULT_TIMEZONE), now_ms):
+                claimed_today = int(count)
+        d = view.definition
+        held_tags = set(tags)
+        eligible = (not d["segments"] or bool(held_tags & set(d["segments"]))) and \
+            not held_tags & set(d.get("exclude_segments", []))
+        daily = view.per_user_daily_limit
+        can = view.status(now_ms) == "live" and eligible and claimed < view.per_user_limit \
+            and (daily is None or claimed_today < daily)
+        return Standing(claimed, claimed_today, can)
 
     async def stats(self, view: CampaignView) -> dict[str, Any]:
         """The live counts of a campaign just read (its counters are not read again)."""
@@ -81,14 +135,87 @@ class CampaignStore:
         return [str(i) for i in ids]
 
     async def list_open(self, now_ms: int) -> list[CampaignView]:
-        """Campaigns that are scheduled or live, soonest start first."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for campaign_id in await self.all_ids():
-                pipe.hgetall(self._keyspace.campaign(campaign_id).meta)
-            metas = await pipe.execute()
-        views = [CampaignView.from_meta(text_map(m)) for m in metas if m]
+        """Campaigns that are scheduled or live, soonest start first.
+
+        Reads the open index only (campaigns not yet ended), never the registry of
+        every campaign ever made; an ended campaign found there is dropped from it.
+        """
+        index = self._keyspace.open_campaigns
+        ids = [str(i) for i in await self._redis.zrange(index, 0, -1)]
+        metas = await self._metas(ids)
+        views = [CampaignView.from_meta(m) for m in metas if m]
+        over = [i for i, m in zip(ids, metas, strict=True) if not m]
+        over += [v.id for v in views if v.status(now_ms) == "ended"]
+        if over:
+            await self._redis.zrem(index, *over)
         open_views = [v for v in views if v.status(now_ms) in ("scheduled", "live")]
-        return sorted(open_views, key=lambda v: (v.starts_at, v.id))[:LIST_LIMIT]
+        return open_views[:LIST_LIMIT]  # the index is ordered by starts_at
+
+    async def _metas(self, ids: list[str]) -> list[dict[str, str]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for campaign_id in ids:
+                pipe.hgetall(self._keyspace.campaign(campaign_id).meta)
+            return [text_map(m) for m in await pipe.execute()]
+
+    async def list_all(self, status: str | None, after: tuple[int, str] | None, limit: int,
+                       now_ms: int) -> tuple[list[CampaignView], tuple[int, str] | None]:
+        """Every campaign, oldest first, `limit` a page; with `status`, only those in it.
+        The cursor is the (created_at, id) of the last campaign of the previous page."""
+        assert status is None or status in STATUSES
+        found: list[CampaignView] = []
+        cursor = after
+        while len(found) < limit:
+            low = cursor[0] if cursor else "-inf"
+            page = await self._redis.zrange(self._keyspace.registry, low, _UNTIL_FOREVER,
+                                            byscore=True, offset=0, num=limit + _TIE_ROOM,
+                                            withscores=True)
+            pairs = cast(list[tuple[bytes | str, float]], page)
+            members = [(int(score), _text(m)) for m, score in pairs]
+            members = [x for x in members if cursor is None or x > cursor][:limit]
+            if not members:
+                return found, None
+            for (created, campaign_id), meta in zip(members, await self._metas(
+                    [m for _, m in members]), strict=True):
+                cursor = (created, campaign_id)
+                if meta:
+                    view = CampaignView.from_meta(meta)
+                    if status is None or view.status(now_ms) == status:
+                        found.append(view)
+                        if len(found) == limit:
+                            return found, cursor
+        return found, cursor
+
+    async def patch(self, spec: CampaignSpec, base: CampaignView) -> CampaignView:
+        """Apply a PATCH built on `base`; 409 if it changed meanwhile (the caller retries)."""
+        coupons_change = spec.body["coupons"] != (base.accepted or {}).get("coupons")
+        code, detail = await self._scripts.update_campaign(
+            self._keyspace.campaign(base.id), base.rev, coupons_change, spec.ends_at,
+            patched_fields(spec))
+        if code == "campaign_not_found":
+            raise campaign_not_found(base.id)
+        if code == "conflict":
+            raise ApiError(409, "conflict", "The campaign changed meanwhile; try again.")
+        if code == "ended":
+            raise ApiError(409, "campaign_ended", "An ended campaign cannot change.")
+        if code == "coupons_fixed":
+            raise ApiError(409, "coupons_fixed",
+                           f"Coupons cannot change: {detail} claims were granted with them.")
+        if code == "ends_in_past":
+            raise ApiError(400, "invalid_request",
+                           "ends_at must be in the future (POST .../end ends it now).")
+        await self._index(base.id, base.starts_at, spec.ends_at)
+        return await self.get(base.id)
+
+    async def end(self, campaign_id: str) -> CampaignView:
+        keys = self._keyspace.campaign(campaign_id)
+        code, detail = await self._scripts.end_campaign(keys)
+        if code == "campaign_not_found":
+            raise campaign_not_found(campaign_id)
+        if code == "already_ended":
+            raise ApiError(409, "campaign_ended", "This campaign has already ended.")
+        await self._redis.zrem(self._keyspace.open_campaigns, campaign_id)
+        await self._redis.zadd(self._keyspace.campaign_ends, {campaign_id: int(detail)})
+        return await self.get(campaign_id)
 
     async def set_paused(self, campaign_id: str, paused: bool) -> CampaignView:
         if not await self._scripts.set_paused(self._keyspace.campaign(campaign_id), paused):
@@ -105,8 +232,14 @@ class CampaignStore:
                 409, "insufficient_stock",
                 f"Cannot withdraw {-delta}: only {remaining} remain unclaimed.",
             )
+        if code is StockCode.UNLIMITED_STOCK:
+            raise ApiError(409, "unlimited_stock", "This campaign's stock is unlimited.")
         if code is StockCode.STOCK_LIMIT:
             raise ApiError(
                 409, "stock_limit", f"Total stock would exceed {MAX_STOCK} (it is {stock})."
             )
         return await self.get(campaign_id)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -46,9 +46,19 @@ class ClaimCode(StrEnum):
     ENDED = "ended"
     PAUSED = "paused"
     NOT_ELIGIBLE = "not_eligible"
+    BLOCKED = "blocked"
     RATE_LIMITED = "rate_limited"
     ALREADY_CLAIMED = "already_claimed"
+    DAILY_LIMIT = "daily_limit"
     SOLD_OUT = "sold_out"
+
+
+class Source(StrEnum):
+    """How a coupon was issued; recorded with every grant."""
+
+    GRAB = "grab"  # a user's tap on the grab button
+    GRANT = "grant"  # an operator grant or a server-to-server trigger
+    CODE = "code"  # a redemption code
 
 
 class StockCode(StrEnum):
@@ -58,6 +68,7 @@ class StockCode(StrEnum):
     CAMPAIGN_NOT_FOUND = "campaign_not_found"
     INSUFFICIENT_STOCK = "insufficient_stock"
     STOCK_LIMIT = "stock_limit"
+    UNLIMITED_STOCK = "unlimited_stock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +83,21 @@ class ClaimRequest:
     idempotency_key: str | None
     client_ip: str | None = None  # set when the service limits taps per client IP
     ip_limit: tuple[int, int] | None = None  # (taps, window ms)
+    source: Source = Source.GRAB
+    source_ref: str = ""  # the grant id, or the code's hash prefix
+    blocked: bool = False  # on the blocklist, as this process last read it
 
     def packed(self) -> str:
-        """One ARGV string: the six fields joined by the unit separator (none contains it:
-        ids, tags and channel are validated, an Idempotency-Key is printable ASCII)."""
+        """One ARGV string: the twelve fields joined by the unit separator (none contains
+        it: ids, tags and channel are validated, an Idempotency-Key is printable ASCII)."""
         tags = "," + ",".join(self.tags) + "," if self.tags else ""
-        fields = [self.claim_id, self.dedup_token, self.user_id, tags, self.channel or "",
-                  self.idempotency_key or ""]
+        ip, taps, window = "", "", ""
         if self.client_ip and self.ip_limit:
-            fields += [self.client_ip, str(self.ip_limit[0]), str(self.ip_limit[1])]
-        return "\x1f".join(fields)
+            ip, taps, window = self.client_ip, str(self.ip_limit[0]), str(self.ip_limit[1])
+        return "\x1f".join((
+            self.claim_id, self.dedup_token, self.user_id, tags, self.channel or "",
+            self.idempotency_key or "", self.source.value, self.source_ref,
+            "1" if self.blocked else "0", ip, taps, window))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +130,7 @@ class Scripts:
     async def claim(self, keys: CampaignKeys, requests: list[ClaimRequest]) -> list[ClaimDecision]:
         """Decide a batch of claims on one campaign, in order, in one atomic call."""
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
-        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[5+n+i], one per claim
+        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[6+n+i], one per claim
             script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
         flat = await self._script("claim")(keys=script_keys, args=[r.packed() for r in requests])
         return [
@@ -131,6 +147,23 @@ class Scripts:
     async def set_paused(self, keys: CampaignKeys, paused: bool) -> bool:
         args = ["1" if paused else "0"]
         return bool(await self._script("set_paused")(keys=[keys.meta], args=args))
+
+    async def update_campaign(self, keys: CampaignKeys, rev: int, coupons_change: bool,
+                              ends_at: int | None, fields: list[str | int]) -> tuple[str, str]:
+        code, detail = await self._script("update_campaign")(
+            keys=[keys.meta],
+            args=[rev, "1" if coupons_change else "0", "" if ends_at is None else ends_at,
+                  *fields])
+        return _text(code), _text(detail)
+
+    async def end_campaign(self, keys: CampaignKeys) -> tuple[str, str]:
+        code, detail = await self._script("end_campaign")(keys=[keys.meta], args=[])
+        return _text(code), _text(detail)
+
+    async def add_template_version(self, key: str, index: str, template_id: str, body: str,
+                                   max_versions: int) -> int:
+        return int(await self._script("add_template_version")(
+            keys=[key, index], args=[template_id, body, max_versions]))
 
     async def adjust_stock(
         self, keys: CampaignKeys, delta: int, max_stock: int

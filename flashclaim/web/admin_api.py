@@ -9,12 +9,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.campaigns import MAX_STOCK, parse_campaign_spec
+from flashclaim.campaigns import (
+    MAX_STOCK,
+    STATUSES,
+    parse_campaign_patch,
+    parse_campaign_spec,
+    template_refs,
+)
 from flashclaim.errors import ApiError, invalid_request
-from flashclaim.store.campaign_store import RECORDS_LIMIT_RANGE
+from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
 from flashclaim.stream import is_entry_id
-from flashclaim.validation import Obj
-from flashclaim.web.http import campaign_id_of, json_response, read_json
+from flashclaim.timefmt import to_rfc3339
+from flashclaim.validation import CAMPAIGN_ID_RE, Obj
+from flashclaim.web.http import campaign_id_of, json_response, query_limit, read_json
 from flashclaim.web.services import Services, services
 
 audit = logging.getLogger("flashclaim.audit")
@@ -35,7 +42,7 @@ async def create_campaign(request: Request) -> Response:
     body = await read_json(request, s.settings.max_admin_body, required=True,
                            body_deadline_s=s.settings.body_timeout_s)
     now = await s.campaigns.now()
-    spec = parse_campaign_spec(body, now)
+    spec = parse_campaign_spec(body, now, await s.templates.lookup(template_refs(body)))
     view = await s.campaigns.create(spec, now)
     audit.info("campaign created id=%s stock=%d", view.id, view.stock)
     return json_response(view.public(now), 201)
@@ -49,6 +56,64 @@ async def get_campaign(request: Request) -> Response:
     await s.flush_gate()  # this process's answers from memory; other workers' within a second
     body["stats"] = await s.campaigns.stats(view)
     return json_response(body)
+
+
+async def list_campaigns(request: Request) -> Response:
+    """Every campaign, oldest first, paged; ?status= keeps one status."""
+    s = admin(request)
+    status = request.query_params.get("status")
+    if status is not None and status not in STATUSES:
+        raise invalid_request(f"status must be one of {', '.join(STATUSES)}.")
+    limit = query_limit(request, CAMPAIGNS_LIMIT_RANGE, 100)
+    after = _campaign_cursor(request.query_params.get("cursor", ""))
+    now = await s.campaigns.now()
+    views, last = await s.campaigns.list_all(status, after, limit, now)
+    return json_response({
+        "campaigns": [{**v.public(now), "created_at": to_rfc3339(v.created_at)} for v in views],
+        "next": None if last is None else f"{last[0]}.{last[1]}",
+    })
+
+
+def _campaign_cursor(raw: str) -> tuple[int, str] | None:
+    if not raw:
+        return None
+    created, _, campaign = raw.partition(".")
+    if not (created.isdigit() and len(created) <= 15 and CAMPAIGN_ID_RE.fullmatch(campaign)):
+        raise invalid_request("cursor must be the `next` of a previous page.")
+    return int(created), campaign
+
+
+_PATCH_ATTEMPTS = 3  # PATCHes racing on one campaign: each retries on the newer revision
+
+
+async def patch_campaign(request: Request) -> Response:
+    s = admin(request)
+    campaign_id = campaign_id_of(request)
+    body = await read_json(request, s.settings.max_admin_body, required=True,
+                           body_deadline_s=s.settings.body_timeout_s)
+    templates = await s.templates.lookup(template_refs(body))
+    for attempt in range(_PATCH_ATTEMPTS):
+        base = await s.campaigns.get(campaign_id)
+        now = await s.campaigns.now()
+        spec = parse_campaign_patch(body, base.accepted or {}, now, templates)
+        try:
+            view = await s.campaigns.patch(spec, base)
+        except ApiError as exc:
+            if exc.code == "conflict" and attempt + 1 < _PATCH_ATTEMPTS:
+                continue
+            raise
+        s.claims.campaign_changed(campaign_id)
+        audit.info("campaign patched id=%s fields=%s", campaign_id, ",".join(sorted(body)))
+        return json_response(view.public(now))
+    raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+async def end_campaign(request: Request) -> Response:
+    s = admin(request)
+    view = await s.campaigns.end(campaign_id_of(request))
+    s.claims.campaign_changed(view.id)
+    audit.info("campaign ended id=%s", view.id)
+    return json_response(view.public(await s.campaigns.now()))
 
 
 async def pause(request: Request) -> Response:
@@ -88,19 +153,16 @@ async def records(request: Request) -> Response:
     after = request.query_params.get("after", "")
     if after and not is_entry_id(after):  # Redis refuses one out of range: a 400, not a 503
         raise invalid_request("after must be a stream entry id such as 1731283200000-0.")
-    try:
-        limit = int(request.query_params.get("limit", "1000"))
-    except ValueError:
-        limit = 0
-    low, high = RECORDS_LIMIT_RANGE
-    if not low <= limit <= high:
-        raise invalid_request(f"limit must be an integer from {low} to {high}.")
+    limit = query_limit(request, RECORDS_LIMIT_RANGE, 1000)
     return json_response(await s.campaigns.records(campaign_id, after, limit))
 
 
 routes = [
     Route("/v1/admin/campaigns", create_campaign, methods=["POST"]),
+    Route("/v1/admin/campaigns", list_campaigns, methods=["GET"]),
     Route("/v1/admin/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
+    Route("/v1/admin/campaigns/{campaign_id}", patch_campaign, methods=["PATCH"]),
+    Route("/v1/admin/campaigns/{campaign_id}/end", end_campaign, methods=["POST"]),
     Route("/v1/admin/campaigns/{campaign_id}/pause", pause, methods=["POST"]),
     Route("/v1/admin/campaigns/{campaign_id}/resume", resume, methods=["POST"]),
     Route("/v1/admin/campaigns/{campaign_id}/stock", adjust_stock, methods=["POST"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from flashclaim.errors import (
     request_timeout,
     unsupported_media_type,
 )
+from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import campaign_id
 
 _JSON = "application/json"
@@ -128,3 +130,18 @@ def error_response(err: ApiError) -> Response:
 def campaign_id_of(request: Request) -> str:
     """The validated campaign id of a route's path."""
     return campaign_id(request.path_params["campaign_id"])
+
+
+def query_limit(request: Request, bounds: tuple[int, int], default: int) -> int:
+    """?limit=, within its bounds, or 400."""
+    raw = request.query_params.get("limit", str(default))
+    low, high = bounds
+    if not (raw.isdigit() and len(raw) <= 6 and low <= int(raw) <= high):
+        raise invalid_request(f"limit must be an integer from {low} to {high}.")
+    return int(raw)
+
+
+def with_server_time(body: bytes, now_ms: int | None = None) -> bytes:
+    """A JSON object body with "server_time" added (a countdown trusts this, not the phone)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return body[:-1] + b',"server_time":"' + to_rfc3339(now).encode() + b'"}'

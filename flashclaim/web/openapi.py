@@ -9,6 +9,7 @@ from flashclaim import __version__
 from flashclaim.campaigns import (
     COUPON_TYPES,
     COUPONS_RANGE,
+    DAILY_LIMIT_RANGE,
     MAX_CHANNELS,
     MAX_MONEY,
     MAX_SEGMENTS,
@@ -22,7 +23,9 @@ from flashclaim.campaigns import (
     STOCK_RANGE,
     VALIDITY_DAYS_RANGE,
 )
-from flashclaim.store.campaign_store import RECORDS_LIMIT_RANGE
+from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE, REASON_MAX_LEN
+from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
+from flashclaim.store.templates import TEMPLATES_LIMIT_RANGE
 from flashclaim.stream import ENTRY_ID_RE
 from flashclaim.validation import (
     CAMPAIGN_ID_RE,
@@ -73,7 +76,7 @@ _VALIDITY = {
          "properties": {"from": _TIME, "until": _TIME}},
     ]
 }
-_COUPON_TEMPLATE = {
+_COUPON_TEMPLATE: dict[str, Any] = {
     "type": "object",
     "required": ["type"],
     "additionalProperties": False,
@@ -99,11 +102,37 @@ _RATE_LIMIT = {
 }
 _TAG_LIST = {"type": "array", "items": {"type": "string"}}
 
+_NULLABLE_INT = {"type": ["integer", "null"]}
+# A campaign's coupon as shown: the input form, plus the template version it copies.
+_CAMPAIGN_COUPON = {**_COUPON_TEMPLATE, "properties": {
+    **_COUPON_TEMPLATE["properties"],
+    "template": {"type": "object", "required": ["id", "version"],
+                 "properties": {"id": _ID, "version": {"type": "integer", "minimum": 1}}}}}
+_TEMPLATE_USE = {
+    "type": "object",
+    "required": ["template"],
+    "additionalProperties": False,
+    "properties": {"template": _ID, "version": _int((1, 1_000_000))},
+}
+_CAMPAIGN_FIELDS: dict[str, Any] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LEN},
+    "ends_at": {"oneOf": [_TIME, {"type": "null"}]},
+    "per_user_limit": _int(PER_USER_LIMIT_RANGE),
+    "per_user_daily_limit": {"oneOf": [_int(DAILY_LIMIT_RANGE), {"type": "null"}]},
+    "coupons": {"type": "array", "minItems": COUPONS_RANGE[0], "maxItems": COUPONS_RANGE[1],
+                "items": {"oneOf": [_ref("CouponTemplate"), _TEMPLATE_USE]}},
+    "channels": {"type": "array", "maxItems": MAX_CHANNELS, "items": _text(CHANNEL_RE)},
+    "segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": _text(TAG_RE)},
+    "exclude_segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": _text(TAG_RE)},
+    "rate_limit": _RATE_LIMIT,
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error", "message"],
-        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+        "properties": {"error": {"type": "string"}, "message": {"type": "string"},
+                       "server_time": _TIME},
     },
     "CouponTemplate": _COUPON_TEMPLATE,
     "CampaignCreate": {
@@ -112,17 +141,20 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "id": _ID,
-            "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LEN},
-            "stock": _int(STOCK_RANGE),
-            "per_user_limit": _int(PER_USER_LIMIT_RANGE),
+            "stock": {"oneOf": [_int(STOCK_RANGE), {"type": "null"}],
+                      "description": "null: unlimited stock (per-user limits still apply)"},
             "starts_at": _TIME,
-            "ends_at": _TIME,
-            "coupons": {"type": "array", "minItems": COUPONS_RANGE[0], "maxItems": COUPONS_RANGE[1],
-                        "items": _ref("CouponTemplate")},
-            "channels": {"type": "array", "maxItems": MAX_CHANNELS, "items": _text(CHANNEL_RE)},
-            "segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": _text(TAG_RE)},
-            "rate_limit": _RATE_LIMIT,
+            "timezone": {"type": "string", "maxLength": 64,
+                         "description": "IANA zone the daily limit counts days in"},
+            **_CAMPAIGN_FIELDS,
         },
+    },
+    "CampaignPatch": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": _CAMPAIGN_FIELDS,
+        "description": "coupons only before the first grant; an ended campaign cannot change",
     },
     "Campaign": {
         "type": "object",
@@ -134,14 +166,72 @@ SCHEMAS: dict[str, Any] = {
             "status": {"enum": list(STATUSES)},
             "starts_at": _TIME,
             "ends_at": {"oneOf": [_TIME, {"type": "null"}]},
-            "stock": {"type": "integer", "minimum": 0},
-            "remaining": {"type": "integer", "minimum": 0},
+            "stock": {"type": ["integer", "null"], "minimum": 0},
+            "remaining": {"type": ["integer", "null"], "minimum": 0},
             "per_user_limit": {"type": "integer"},
-            "coupons": {"type": "array", "items": _ref("CouponTemplate")},
+            "per_user_daily_limit": _NULLABLE_INT,
+            "timezone": {"type": "string"},
+            "coupons": {"type": "array", "items": _CAMPAIGN_COUPON},
             "channels": _TAG_LIST,
             "segments": _TAG_LIST,
+            "exclude_segments": _TAG_LIST,
             "rate_limit": _RATE_LIMIT,
+            "server_time": _TIME,
+            "claimed": {"type": "integer", "minimum": 0,
+                        "description": "with an identity: the caller's grants"},
+            "claimed_today": {"type": "integer", "minimum": 0},
+            "can_claim": {"type": "boolean",
+                          "description": "with an identity: a grab now could be granted"},
         },
+    },
+    "AdminCampaignList": {
+        "type": "object",
+        "required": ["campaigns", "next"],
+        "properties": {"campaigns": {"type": "array", "items": _ref("Campaign")},
+                       "next": {"type": ["string", "null"]}},
+    },
+    "TemplateCreate": {
+        "type": "object",
+        "required": ["name", "coupon"],
+        "additionalProperties": False,
+        "properties": {"id": _ID, "name": {"type": "string", "maxLength": NAME_MAX_LEN},
+                       "coupon": _ref("CouponTemplate")},
+    },
+    "TemplateVersion": {
+        "type": "object",
+        "required": ["id", "version", "name", "coupon", "created_at"],
+        "properties": {"id": _ID, "version": {"type": "integer", "minimum": 1},
+                       "name": {"type": "string"}, "coupon": _ref("CouponTemplate"),
+                       "created_at": _TIME},
+    },
+    "Template": {
+        "allOf": [_ref("TemplateVersion"), {
+            "type": "object", "required": ["versions"],
+            "properties": {"versions": {"type": "array", "items": _ref("TemplateVersion")}}}],
+    },
+    "TemplateList": {
+        "type": "object",
+        "required": ["templates", "next"],
+        "properties": {"templates": {"type": "array", "items": _ref("TemplateVersion")},
+                       "next": {"type": ["string", "null"]}},
+    },
+    "BlockBody": {
+        "type": "object",
+        "required": ["reason"],
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX_LEN}},
+    },
+    "Blocked": {
+        "type": "object",
+        "required": ["user_id", "reason", "blocked_at"],
+        "properties": {"user_id": {"type": "string"}, "reason": {"type": "string"},
+                       "blocked_at": _TIME},
+    },
+    "Blocklist": {
+        "type": "object",
+        "required": ["blocked", "next"],
+        "properties": {"blocked": {"type": "array", "items": _ref("Blocked")},
+                       "next": {"type": ["string", "null"]}},
     },
     "AdminCampaign": {
         "allOf": [
@@ -155,7 +245,7 @@ SCHEMAS: dict[str, Any] = {
                         "required": ["granted", "remaining", "recorded", "rejected"],
                         "properties": {
                             "granted": {"type": "integer", "minimum": 0},
-                            "remaining": {"type": "integer", "minimum": 0},
+                            "remaining": {"type": ["integer", "null"], "minimum": 0},
                             "recorded": {"type": "integer", "minimum": 0},
                             "rejected": {"type": "object",
                                          "additionalProperties": {"type": "integer"}},
@@ -168,7 +258,8 @@ SCHEMAS: dict[str, Any] = {
     "CampaignList": {
         "type": "object",
         "required": ["campaigns"],
-        "properties": {"campaigns": {"type": "array", "items": _ref("Campaign")}},
+        "properties": {"campaigns": {"type": "array", "items": _ref("Campaign")},
+                       "server_time": _TIME},
     },
     "ClaimBody": {
         "type": "object",
@@ -202,6 +293,7 @@ SCHEMAS: dict[str, Any] = {
             "seq": {"type": "integer", "minimum": 1},
             "claimed_at": _TIME,
             "channel": {"type": ["string", "null"]},
+            "source": {"enum": ["grab", "grant", "code"]},
             "coupons": {"type": "array", "minItems": 1, "items": _ref("GrantedCoupon")},
         },
     },
@@ -244,6 +336,20 @@ _USER = [
 _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 
 
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+_CURSOR = _query("cursor", {"type": "string"})
+_TEMPLATE_ID_PARAM = {"name": "template_id", "in": "path", "required": True, "schema": _ID}
+_USER_ID_PARAM = {"name": "user_id", "in": "path", "required": True,
+                  "schema": _text(USER_ID_RE)}
+
+
 def _admin_action(summary: str, body: str | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -266,10 +372,12 @@ PATHS: dict[str, Any] = {
                               **_errors(503)}}
     },
     "/v1/campaigns/{campaign_id}": {
-        "get": {"summary": "One campaign with its status and remaining stock",
-                "parameters": [_CAMPAIGN_ID_PARAM],
+        "get": {"summary": "One campaign with its status and remaining stock; with an "
+                           "identity, also the caller's claimed and can_claim",
+                "security": [{}, {"userToken": []}],
+                "parameters": [_CAMPAIGN_ID_PARAM, *_USER],
                 "responses": {"200": _json(_ref("Campaign"), "The campaign"),
-                              **_errors(400, 404, 503)}}
+                              **_errors(400, 401, 404, 503)}}
     },
     "/v1/campaigns/{campaign_id}/claims": {
         "post": {
@@ -296,8 +404,52 @@ PATHS: dict[str, Any] = {
             "requestBody": {"required": True,
                             "content": {"application/json": {"schema": _ref("CampaignCreate")}}},
             "responses": {"201": _json(_ref("Campaign"), "Created"),
-                          **_errors(400, 401, 408, 409, 413, 415, 503)},
-        }
+                          **_errors(400, 401, 404, 408, 409, 413, 415, 503)},
+        },
+        "get": {
+            "summary": "Every campaign, oldest first, paged; ?status= keeps one status",
+            "security": _ADMIN,
+            "parameters": [_query("status", {"enum": list(STATUSES)}), _CURSOR,
+                           _query("limit", _int(CAMPAIGNS_LIMIT_RANGE))],
+            "responses": {"200": _json(_ref("AdminCampaignList"), "A page of campaigns"),
+                          **_errors(400, 401, 503)},
+        },
+    },
+    "/v1/admin/campaigns/{campaign_id}/end": {"post": {
+        **_admin_action("End the campaign now (409 when it has ended already)"),
+        "responses": {"200": _json(_ref("Campaign"), "The campaign, ended"),
+                      **_errors(400, 401, 404, 409, 503)}}},
+    "/v1/admin/templates": {
+        "post": {"summary": "Create a template, or add a version to one (versions never change)",
+                 "security": _ADMIN, "requestBody": _body("TemplateCreate"),
+                 "responses": {"201": _json(_ref("Template"), "The template, newest first"),
+                               **_errors(400, 401, 408, 409, 413, 415, 503)}},
+        "get": {"summary": "Templates by id, paged", "security": _ADMIN,
+                "parameters": [_CURSOR, _query("limit", _int(TEMPLATES_LIMIT_RANGE))],
+                "responses": {"200": _json(_ref("TemplateList"), "A page of templates"),
+                              **_errors(400, 401, 503)}},
+    },
+    "/v1/admin/templates/{template_id}": {
+        "get": {"summary": "A template and all its versions", "security": _ADMIN,
+                "parameters": [_TEMPLATE_ID_PARAM],
+                "responses": {"200": _json(_ref("Template"), "The template"),
+                              **_errors(400, 401, 404, 503)}},
+    },
+    "/v1/admin/blocklist": {
+        "get": {"summary": "Blocked users by id, paged", "security": _ADMIN,
+                "parameters": [_CURSOR, _query("limit", _int(BLOCKLIST_LIMIT_RANGE))],
+                "responses": {"200": _json(_ref("Blocklist"), "A page of the blocklist"),
+                              **_errors(400, 401, 503)}},
+    },
+    "/v1/admin/blocklist/{user_id}": {
+        "put": {"summary": "Block a user from every issuing path", "security": _ADMIN,
+                "parameters": [_USER_ID_PARAM], "requestBody": _body("BlockBody"),
+                "responses": {"200": _json(_ref("Blocked"), "Blocked"),
+                              **_errors(400, 401, 408, 413, 415, 503)}},
+        "delete": {"summary": "Unblock a user", "security": _ADMIN,
+                   "parameters": [_USER_ID_PARAM],
+                   "responses": {"204": {"description": "Unblocked"},
+                                 **_errors(400, 401, 404, 503)}},
     },
     "/v1/admin/campaigns/{campaign_id}": {
         "get": {
@@ -306,7 +458,16 @@ PATHS: dict[str, Any] = {
             "parameters": [_CAMPAIGN_ID_PARAM],
             "responses": {"200": _json(_ref("AdminCampaign"), "The campaign and its stats"),
                           **_errors(400, 401, 404, 503)},
-        }
+        },
+        "patch": {
+            "summary": "Change name, end, limits, channels, segments (coupons before the "
+                       "first grant)",
+            "security": _ADMIN,
+            "parameters": [_CAMPAIGN_ID_PARAM],
+            "requestBody": _body("CampaignPatch"),
+            "responses": {"200": _json(_ref("Campaign"), "The campaign after the change"),
+                          **_errors(400, 401, 404, 408, 409, 413, 415, 503)},
+        },
     },
     "/v1/admin/campaigns/{campaign_id}/claims": {
         "get": {

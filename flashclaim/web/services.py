@@ -14,9 +14,11 @@ from flashclaim.claim.identity import Authenticator, make_authenticator
 from flashclaim.claim.service import ClaimService
 from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
+from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.campaign_store import CampaignStore
 from flashclaim.store.connection import connect, server_warnings
 from flashclaim.store.scripts import Scripts
+from flashclaim.store.templates import TemplateStore
 
 log = logging.getLogger("flashclaim")
 
@@ -28,6 +30,7 @@ class Services:
     scripts: Scripts
     keyspace: KeySpace
     campaigns: CampaignStore
+    templates: TemplateStore
     claims: ClaimService
     authenticator: Authenticator
     warnings: list[str] = field(default_factory=list)
@@ -45,7 +48,9 @@ class Services:
             scripts=scripts,
             keyspace=keyspace,
             campaigns=CampaignStore(redis, scripts, keyspace),
-            claims=ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit),
+            templates=TemplateStore(redis, scripts, keyspace),
+            claims=ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit,
+                                blocklist=Blocklist(redis, keyspace)),
             authenticator=make_authenticator(settings),
         )
 

@@ -1,0 +1,52 @@
+"""Operator routes for coupon templates, behind the admin bearer token."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flashclaim.errors import invalid_request
+from flashclaim.store.templates import TEMPLATES_LIMIT_RANGE, parse_template
+from flashclaim.validation import CAMPAIGN_ID_RE
+from flashclaim.web.admin_api import admin
+from flashclaim.web.http import json_response, query_limit, read_json
+
+audit = logging.getLogger("flashclaim.audit")
+
+
+async def create_template(request: Request) -> Response:
+    """A new template, or a new version of an existing one (versions never change)."""
+    s = admin(request)
+    body = await read_json(request, s.settings.max_admin_body, required=True,
+                           body_deadline_s=s.settings.body_timeout_s)
+    template_id, version = parse_template(body)
+    template = await s.templates.add_version(template_id, version, await s.campaigns.now())
+    audit.info("template version id=%s version=%d", template_id, template["version"])
+    return json_response(template, 201)
+
+
+async def list_templates(request: Request) -> Response:
+    s = admin(request)
+    after = request.query_params.get("cursor", "")
+    if after and not CAMPAIGN_ID_RE.fullmatch(after):
+        raise invalid_request("cursor must be the `next` of a previous page.")
+    limit = query_limit(request, TEMPLATES_LIMIT_RANGE, 100)
+    return json_response(await s.templates.list(after, limit))
+
+
+async def get_template(request: Request) -> Response:
+    s = admin(request)
+    template_id = request.path_params["template_id"]
+    if not CAMPAIGN_ID_RE.fullmatch(template_id):
+        raise invalid_request("A template id is 1-64 chars of A-Za-z0-9_-.")
+    return json_response(await s.templates.get(template_id))
+
+
+routes = [
+    Route("/v1/admin/templates", create_template, methods=["POST"]),
+    Route("/v1/admin/templates", list_templates, methods=["GET"]),
+    Route("/v1/admin/templates/{template_id}", get_template, methods=["GET"]),
+]

@@ -1,0 +1,26 @@
+#!lua
+--[[
+end_campaign.lua: end a campaign now (Redis clock); claims after this are "ended".
+
+KEYS:
+  KEYS[1]   hash    campaign meta
+ARGV:
+  (none)
+Returns an array {code, ends_at}:
+  {"ok", now}                       ended now
+  {"already_ended", ends_at}        it had ended before (nothing written)
+  {"campaign_not_found", ""}        no such campaign (nothing written)
+]]
+
+local m = redis.call('HMGET', KEYS[1], 'id', 'ends_at')
+if not m[1] then
+  return {'campaign_not_found', ''}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if m[2] ~= '' and tonumber(m[2]) <= now then
+  return {'already_ended', m[2]}
+end
+redis.call('HSET', KEYS[1], 'ends_at', now)
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
+return {'ok', tostring(now)}
