@@ -180,6 +180,13 @@ def reconcile(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def grant(args: argparse.Namespace) -> int:
+    from flashclaim.tools.grant_file import run_grant
+
+    settings = _settings(args)
+    return run_grant(args, _redis_url(settings), settings.namespace)
+
+
 def demo(args: argparse.Namespace) -> int:
     from flashclaim.tools.demo import run_demo
 
@@ -282,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "then reconcile")
     p.set_defaults(run=reconcile)
 
+    p = command("grant", "grant a campaign's coupons to the users listed in a file")
+    _common(p)
+    p.add_argument("campaign", help="the campaign id")
+    p.add_argument("--users-file", required=True,
+                   help="one user a line: `user_id [tag,tag...]`; # comments")
+    p.add_argument("--grant-id", help="re-use one to finish an interrupted grant (unset: new)")
+    p.set_defaults(run=grant)
+
     p = command("demo", "service, ledger and a flash crowd, all embedded")
     p.add_argument("--stock", type=_positive, default=1000, help="coupons in the campaign")
     p.add_argument("--requests", type=_positive, default=20_000,
@@ -305,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="taps of the mixed crowd")
     p.add_argument("--crowd-users", type=_positive, default=100_000,
                    help="users of the mixed crowd")
+    p.add_argument("--grant-users", type=_positive, default=100_000,
+                   help="users of the operator-grant scenario")
     p.add_argument("--python-load", action="store_true",
                    help="use the asyncio generator even when wrk is installed")
     p.set_defaults(run=bench)

@@ -12,6 +12,15 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class GrantKeys:
+    """One operator grant, under its campaign's hash tag (see lua/submit_grant.lua)."""
+
+    meta: str  # hash: state, at, created_at, total, done, n:<outcome> counts
+    users: str  # list: "<user>\x1f<,tags,>" in submission order
+    outcomes: str  # hash: user -> "" (pending) or the outcome
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignKeys:
     meta: str  # hash: definition and live counters (stock, remaining, granted, paused)
     users: str  # hash: user_id -> grants held
@@ -20,7 +29,13 @@ class CampaignKeys:
     stream: str  # stream: one entry per grant
     daily: str  # hash: user_id -> "<local day number>:<grants that day>"
     dead_letter: str  # stream: entries a consumer could not process, with the reason
+    grants: str  # sorted set: the campaign's grant ids, scored by creation time
     _rate_prefix: str
+    _grant_prefix: str
+
+    def grant(self, grant_id: str) -> GrantKeys:
+        base = self._grant_prefix + grant_id
+        return GrantKeys(meta=base, users=base + ":users", outcomes=base + ":outcomes")
 
     # Users and client addresses count in separate namespaces ("u:" and "ip:"): a user
     # named "ip:203.0.113.7" must not share the counter of that address.
@@ -35,7 +50,7 @@ class CampaignKeys:
     def all_keys(self) -> list[str]:
         """Every long-lived key of the campaign (rate-limit counters expire on their own)."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
-                self.dead_letter]
+                self.dead_letter, self.grants]
 
     def script_keys(self) -> list[str]:
         """KEYS[1..6] of claim.lua, in order."""
@@ -56,7 +71,9 @@ class KeySpace:
             stream=base + "claims",
             daily=base + "daily",
             dead_letter=base + "dead",
+            grants=base + "grants",
             _rate_prefix=base + "rl:",
+            _grant_prefix=base + "grant:",
         )
 
     @property
@@ -74,6 +91,16 @@ class KeySpace:
     def campaign_ends(self) -> str:
         """Sorted set of campaigns with an end, scored by ends_at: the retention sweep's list."""
         return f"{self.namespace}:campaigns:ends"
+
+    @property
+    def pending_grants(self) -> str:
+        """Sorted set of grants with users still to process, "<campaign>/<grant>" scored by
+        when to start (epoch ms): what every service's grant runner polls."""
+        return f"{self.namespace}:grants:pending"
+
+    def grant_lease(self, campaign_id: str, grant_id: str) -> str:
+        """String held (PX) by the one runner processing a grant right now."""
+        return f"{self.namespace}:grants:lease:{campaign_id}/{grant_id}"
 
     @property
     def templates(self) -> str:

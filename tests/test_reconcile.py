@@ -56,7 +56,8 @@ PLANTS: list[tuple[str, Callable[[Ledger], object], str]] = [
      "lost: 1 grants have no record"),
     ("extra row", lambda db: db.execute(
         "INSERT INTO claims SELECT 'fake', campaign_id, 'zed', 7, claimed_at_ms, channel, "
-        "idempotency_key, stream_entry_id, claim_json, recorded_at_ms FROM claims WHERE seq = 1"),
+        "idempotency_key, stream_entry_id, claim_json, recorded_at_ms, source, source_ref, tags "
+        "FROM claims WHERE seq = 1"),
      "extra: 7 records for 6 grants"),
     ("seq gap", lambda db: db.execute("UPDATE claims SET seq = 60 WHERE seq = 2"),
      "outside 1..6"),
@@ -143,8 +144,8 @@ def test_live_traffic_is_not_a_mismatch(sync_redis: SyncRedis, ledger: Ledger) -
         assert rec.ok, rec.mismatches
     # ... and a real extra row is still caught under the same traffic
     ledger.execute("INSERT INTO claims SELECT 'fake', campaign_id, 'zed', 999, claimed_at_ms, "
-                   "channel, idempotency_key, stream_entry_id, claim_json, recorded_at_ms "
-                   "FROM claims WHERE seq = 1 AND campaign_id = 'live'")
+                   "channel, idempotency_key, stream_entry_id, claim_json, recorded_at_ms, "
+                   "source, source_ref, tags FROM claims WHERE seq = 1 AND campaign_id = 'live'")
     rec = reconcile_campaign(sync_redis, busy, KS, "live")
     assert any("outside 1.." in m for m in rec.mismatches), rec.mismatches
 

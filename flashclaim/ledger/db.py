@@ -57,6 +57,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS coupons_by_user ON coupons (user_id, status)",
     ]),
+    (2, [  # how each coupon was issued, and the claimant's segments (stream schema v2)
+        "ALTER TABLE claims ADD COLUMN source TEXT NOT NULL DEFAULT 'grab'",
+        "ALTER TABLE claims ADD COLUMN source_ref TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE claims ADD COLUMN tags TEXT NOT NULL DEFAULT ''",
+    ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _UNBOUNDED = 2**62  # a seq bound above any seq (BIGINT-safe)
@@ -67,7 +72,8 @@ def _seq_bound(campaign_id: str, max_seq: int | None) -> tuple[str, int]:
     return campaign_id, _UNBOUNDED if max_seq is None else max_seq
 
 _CLAIM_COLUMNS = ("claim_id", "campaign_id", "user_id", "seq", "claimed_at_ms", "channel",
-                  "idempotency_key", "stream_entry_id", "claim_json", "recorded_at_ms")
+                  "idempotency_key", "stream_entry_id", "claim_json", "recorded_at_ms", "source",
+                  "source_ref", "tags")
 _COUPON_COLUMNS = ("coupon_id", "claim_id", "campaign_id", "user_id", "type", "value",
                    "min_spend", "percent_off", "max_discount", "currency", "valid_from_ms",
                    "valid_until_ms", "scope_json")
@@ -100,7 +106,8 @@ class LedgerSummary:
 def claim_row(record: ClaimRecord, recorded_at_ms: int) -> tuple[Any, ...]:
     return (record.claim_id, record.campaign_id, record.user_id, record.seq, record.claimed_at,
             record.channel, record.idempotency_key, record.entry_id,
-            orjson.dumps(record.claim).decode(), recorded_at_ms)
+            orjson.dumps(record.claim).decode(), recorded_at_ms, record.source, record.source_ref,
+            ",".join(record.tags))
 
 
 def coupon_rows(record: ClaimRecord) -> list[tuple[Any, ...]]:

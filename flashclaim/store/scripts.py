@@ -7,6 +7,7 @@ is transparent. No SHA is cached here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
@@ -16,7 +17,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from flashclaim.keys import CampaignKeys
+from flashclaim.keys import CampaignKeys, GrantKeys
 
 
 def lua_dir() -> Traversable:
@@ -164,6 +165,23 @@ class Scripts:
                                    max_versions: int) -> int:
         return int(await self._script("add_template_version")(
             keys=[key, index], args=[template_id, body, max_versions]))
+
+    async def submit_grant(self, grant: GrantKeys, campaign_meta: str, grants_index: str,
+                           grant_id: str, at: int | None, users: list[str]) -> str:
+        code, *_ = await self._script("submit_grant")(
+            keys=[grant.meta, grant.users, grant.outcomes, campaign_meta, grants_index],
+            args=[grant_id, "" if at is None else at, *users])
+        return _text(code)
+
+    async def record_grant_outcomes(self, grant: GrantKeys, start: int, end: int,
+                                    outcomes: Sequence[tuple[str, str]]) -> tuple[str, int, int]:
+        code, done, total = await self._script("record_grant_outcomes")(
+            keys=[grant.meta, grant.outcomes],
+            args=[start, end, *(x for pair in outcomes for x in pair)])
+        return _text(code), int(done), int(total)
+
+    async def renew_lease(self, key: str, owner: str, ms: int) -> bool:
+        return bool(await self._script("renew_lease")(keys=[key], args=[owner, ms]))
 
     async def adjust_stock(
         self, keys: CampaignKeys, delta: int, max_stock: int

@@ -18,7 +18,14 @@ from starlette.routing import Route
 from flashclaim.errors import ApiError, store_failure
 from flashclaim.runtime.lifeline import tie_to_parent
 from flashclaim.settings import Settings
-from flashclaim.web import admin_api, blocklist_api, ops_api, public_api, template_api
+from flashclaim.web import (
+    admin_api,
+    blocklist_api,
+    grant_api,
+    ops_api,
+    public_api,
+    template_api,
+)
 from flashclaim.web.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
 from flashclaim.web.http import error_response, json_response
 from flashclaim.web.services import Services
@@ -67,7 +74,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
         background = [asyncio.create_task(services.flush_gate_forever()),
-                      asyncio.create_task(services.claims.blocklist.refresh_forever())]
+                      asyncio.create_task(services.claims.blocklist.refresh_forever()),
+                      asyncio.create_task(services.grant_runner.run_forever())]
         try:
             yield
         finally:
@@ -76,7 +84,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
             await services.flush_gate()
             await services.close()
 
-    admin_routes = [*admin_api.routes, *template_api.routes, *blocklist_api.routes]
+    admin_routes = [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
+                    *grant_api.routes]
     routes = {"all": [*public_api.routes, *admin_routes, *ops_api.routes],
               "public": [*public_api.routes, *ops_api.routes],
               "admin": [*admin_routes, *ops_api.routes]}[settings.role]

@@ -25,6 +25,7 @@ from flashclaim.campaigns import (
 )
 from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE, REASON_MAX_LEN
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
+from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE, MAX_TAGS, MAX_USERS_PER_CALL
 from flashclaim.store.templates import TEMPLATES_LIMIT_RANGE
 from flashclaim.stream import ENTRY_ID_RE
 from flashclaim.validation import (
@@ -214,6 +215,40 @@ SCHEMAS: dict[str, Any] = {
         "required": ["templates", "next"],
         "properties": {"templates": {"type": "array", "items": _ref("TemplateVersion")},
                        "next": {"type": ["string", "null"]}},
+    },
+    "GrantCreate": {
+        "type": "object",
+        "required": ["grant_id", "users"],
+        "additionalProperties": False,
+        "properties": {
+            "grant_id": _ID,
+            "users": {"type": "array", "minItems": 1, "maxItems": MAX_USERS_PER_CALL,
+                      "items": {"oneOf": [_text(USER_ID_RE), {
+                          "type": "object", "required": ["user_id"],
+                          "additionalProperties": False,
+                          "properties": {"user_id": _text(USER_ID_RE),
+                                         "tags": {"type": "array", "maxItems": MAX_TAGS,
+                                                  "items": _text(TAG_RE)}}}]}},
+            "at": _TIME,
+        },
+    },
+    "Grant": {
+        "type": "object",
+        "required": ["grant_id", "campaign_id", "state", "at", "created_at", "total",
+                     "processed", "outcomes"],
+        "properties": {
+            "grant_id": _ID, "campaign_id": _ID,
+            "state": {"enum": ["scheduled", "running", "done"]},
+            "at": _TIME, "created_at": _TIME,
+            "total": {"type": "integer", "minimum": 0},
+            "processed": {"type": "integer", "minimum": 0},
+            "outcomes": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "users": {"type": "array", "items": {
+                "type": "object", "required": ["user_id", "outcome"],
+                "properties": {"user_id": {"type": "string"}, "outcome": {"type": "string"},
+                               "claim_id": {"type": "string"}}}},
+            "next": {"type": ["string", "null"]},
+        },
     },
     "BlockBody": {
         "type": "object",
@@ -419,6 +454,25 @@ PATHS: dict[str, Any] = {
         **_admin_action("End the campaign now (409 when it has ended already)"),
         "responses": {"200": _json(_ref("Campaign"), "The campaign, ended"),
                       **_errors(400, 401, 404, 409, 503)}}},
+    "/v1/admin/campaigns/{campaign_id}/grants": {
+        "post": {"summary": "Grant the campaign's coupons to up to 10,000 users (idempotent "
+                            "per grant_id and user; also for server-to-server triggers)",
+                 "security": _ADMIN, "parameters": [_CAMPAIGN_ID_PARAM],
+                 "requestBody": _body("GrantCreate"),
+                 "responses": {"202": _json(_ref("Grant"), "Queued; its state so far"),
+                               **_errors(400, 401, 404, 408, 413, 415, 503)}},
+    },
+    "/v1/admin/campaigns/{campaign_id}/grants/{grant_id}": {
+        "get": {"summary": "A grant's state, totals, outcomes by reason and users, paged",
+                "security": _ADMIN,
+                "parameters": [_CAMPAIGN_ID_PARAM,
+                               {"name": "grant_id", "in": "path", "required": True,
+                                "schema": _ID},
+                               _query("cursor", {"type": "string", "pattern": "^[0-9]{1,9}$"}),
+                               _query("limit", _int(GRANT_USERS_LIMIT_RANGE))],
+                "responses": {"200": _json(_ref("Grant"), "The grant"),
+                              **_errors(400, 401, 404, 503)}},
+    },
     "/v1/admin/templates": {
         "post": {"summary": "Create a template, or add a version to one (versions never change)",
                  "security": _ADMIN, "requestBody": _body("TemplateCreate"),

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
 
+from flashclaim.claim.grant_runner import GrantRunner
 from flashclaim.claim.identity import Authenticator, make_authenticator
 from flashclaim.claim.service import ClaimService
 from flashclaim.keys import KeySpace
@@ -17,6 +18,7 @@ from flashclaim.settings import Settings
 from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.campaign_store import CampaignStore
 from flashclaim.store.connection import connect, server_warnings
+from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.scripts import Scripts
 from flashclaim.store.templates import TemplateStore
 
@@ -32,6 +34,8 @@ class Services:
     campaigns: CampaignStore
     templates: TemplateStore
     claims: ClaimService
+    grants: GrantStore
+    grant_runner: GrantRunner
     authenticator: Authenticator
     warnings: list[str] = field(default_factory=list)
 
@@ -42,6 +46,9 @@ class Services:
         redis = connect(settings, settings.redis_url)
         scripts = Scripts(redis)
         keyspace = KeySpace(settings.namespace)
+        claims = ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit,
+                              blocklist=Blocklist(redis, keyspace))
+        grants = GrantStore(redis, scripts, keyspace)
         return cls(
             settings=settings,
             redis=redis,
@@ -49,8 +56,9 @@ class Services:
             keyspace=keyspace,
             campaigns=CampaignStore(redis, scripts, keyspace),
             templates=TemplateStore(redis, scripts, keyspace),
-            claims=ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit,
-                                blocklist=Blocklist(redis, keyspace)),
+            claims=claims,
+            grants=grants,
+            grant_runner=GrantRunner(grants, claims),
             authenticator=make_authenticator(settings),
         )
 

@@ -1,0 +1,182 @@
+"""Operator grants in Redis: submit users, read progress, hand batches to the runner.
+
+A grant's keys sit under its campaign's hash tag (keys.GrantKeys); the list of
+grants waiting to run is one sorted set every service polls (keys.pending_grants).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from flashclaim.errors import ApiError, campaign_not_found, invalid_request
+from flashclaim.keys import KeySpace
+from flashclaim.store.connection import server_time_ms, text_map
+from flashclaim.store.scripts import Scripts
+from flashclaim.timefmt import to_rfc3339
+from flashclaim.validation import CAMPAIGN_ID_RE, TAG_RE, USER_ID_RE, Obj
+
+MAX_USERS_PER_CALL = 10_000
+MAX_GRANT_BODY = 2 * 1024 * 1024  # 10,000 users with tags fit
+MAX_TAGS = 32
+GRANT_USERS_LIMIT_RANGE = (1, 10_000)
+SEP = "\x1f"
+
+
+@dataclass(frozen=True, slots=True)
+class GrantUser:
+    user_id: str
+    tags: tuple[str, ...] = ()
+
+    def packed(self) -> str:
+        tags = "," + ",".join(self.tags) + "," if self.tags else ""
+        return self.user_id + SEP + tags
+
+    @classmethod
+    def unpack(cls, packed: str) -> GrantUser:
+        user, _, tags = packed.partition(SEP)
+        return cls(user, tuple(t for t in tags.split(",") if t))
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRequest:
+    grant_id: str
+    users: list[GrantUser]
+    at: int | None  # epoch ms; None: now
+
+
+def parse_grant(body: object) -> GrantRequest:
+    o = Obj(body, "body")
+    grant_id = o.string("grant_id", CAMPAIGN_ID_RE, max_len=64)
+    raw = o.array("users", 1, MAX_USERS_PER_CALL)
+    users = [_parse_user(u, f"users[{i}]") for i, u in enumerate(raw)]
+    at = o.timestamp("at")
+    o.done()
+    return GrantRequest(grant_id, users, at)
+
+
+def _parse_user(value: object, where: str) -> GrantUser:
+    if isinstance(value, str):
+        if not USER_ID_RE.fullmatch(value):
+            raise invalid_request(f"{where} must match {USER_ID_RE.pattern}.")
+        return GrantUser(value)
+    u = Obj(value, where)
+    user_id = u.string("user_id", USER_ID_RE, max_len=128)
+    tags = u.strings("tags", TAG_RE, MAX_TAGS)
+    u.done()
+    return GrantUser(user_id, tuple(tags))
+
+
+def grant_not_found(grant_id: str) -> ApiError:
+    return ApiError(404, "grant_not_found", f"No grant with id {grant_id!r} on this campaign.")
+
+
+class GrantStore:
+    def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._keyspace = keyspace
+
+    async def submit(self, campaign_id: str, request: GrantRequest) -> dict[str, Any]:
+        """Queue the users not yet in the grant; the runner takes it from there."""
+        keys = self._keyspace.campaign(campaign_id)
+        if not await self._redis.exists(keys.meta):  # (the script checks again)
+            raise campaign_not_found(campaign_id)
+        at = request.at if request.at is not None else await server_time_ms(self._redis)
+        # The pending entry first: a crash in between leaves an entry the runner drops
+        # (no such grant), never queued users that no runner will find.
+        await self._redis.zadd(self._keyspace.pending_grants,
+                               {f"{campaign_id}/{request.grant_id}": at}, nx=True)
+        code = await self._scripts.submit_grant(
+            keys.grant(request.grant_id), keys.meta, keys.grants, request.grant_id,
+            request.at, [u.packed() for u in request.users])
+        if code == "campaign_not_found":
+            raise campaign_not_found(campaign_id)
+        return await self.status(campaign_id, request.grant_id)
+
+    async def status(self, campaign_id: str, grant_id: str) -> dict[str, Any]:
+        meta = text_map(await self._redis.hgetall(
+            self._keyspace.campaign(campaign_id).grant(grant_id).meta))
+        if not meta:
+            raise grant_not_found(grant_id)
+        outcomes = {k[2:]: int(v) for k, v in meta.items() if k.startswith("n:")}
+        state = meta["state"]
+        if state == "pending":
+            now = await server_time_ms(self._redis)
+            state = "scheduled" if int(meta["at"]) > now else "running"
+        return {
+            "grant_id": grant_id, "campaign_id": campaign_id, "state": state,
+            "at": to_rfc3339(int(meta["at"])), "created_at": to_rfc3339(int(meta["created_at"])),
+            "total": int(meta["total"]), "processed": int(meta["done"]),
+            "outcomes": dict(sorted(outcomes.items())),
+        }
+
+    async def users_page(self, campaign_id: str, grant_id: str, start: int, limit: int
+                         ) -> tuple[list[dict[str, Any]], int | None]:
+        """Users in submission order from index `start`, with their outcomes."""
+        keys = self._keyspace.campaign(campaign_id).grant(grant_id)
+        packed = [_s(p) for p in await self._redis.lrange(keys.users, start, start + limit - 1)]
+        users = [GrantUser.unpack(p).user_id for p in packed]
+        outcomes = await self._redis.hmget(keys.outcomes, users) if users else []
+        page = []
+        for user, raw in zip(users, outcomes, strict=True):
+            outcome = _s(raw or "")
+            code, _, claim_id = outcome.partition(":")
+            page.append({"user_id": user, "outcome": code or "pending",
+                         **({"claim_id": claim_id} if claim_id else {})})
+        return page, (start + limit if len(page) == limit else None)
+
+    async def due(self, limit: int = 10) -> list[tuple[str, str]]:
+        """(campaign, grant) pairs whose start time has come, on the Redis clock."""
+        now = await server_time_ms(self._redis)
+        members = await self._redis.zrange(self._keyspace.pending_grants, "-inf", now,
+                                           byscore=True, offset=0, num=limit)
+        pairs = []
+        for m in cast(list[bytes | str], members):
+            campaign_id, _, grant_id = _s(m).partition("/")
+            pairs.append((campaign_id, grant_id))
+        return pairs
+
+    async def progress(self, campaign_id: str, grant_id: str) -> tuple[int, int] | None:
+        """(done, total), or None when the grant does not exist."""
+        done, total = await self._redis.hmget(
+            self._keyspace.campaign(campaign_id).grant(grant_id).meta, ["done", "total"])
+        return None if total is None or done is None else (int(done), int(total))
+
+    async def batch(self, campaign_id: str, grant_id: str, start: int, size: int
+                    ) -> list[GrantUser]:
+        keys = self._keyspace.campaign(campaign_id).grant(grant_id)
+        return [GrantUser.unpack(_s(p))
+                for p in await self._redis.lrange(keys.users, start, start + size - 1)]
+
+    async def record(self, campaign_id: str, grant_id: str, start: int, end: int,
+                     outcomes: Sequence[tuple[str, str]]) -> tuple[str, int, int]:
+        keys = self._keyspace.campaign(campaign_id).grant(grant_id)
+        return await self._scripts.record_grant_outcomes(keys, start, end, outcomes)
+
+    async def finish(self, campaign_id: str, grant_id: str) -> None:
+        """Off the pending list; back on it if users arrived meanwhile."""
+        member = f"{campaign_id}/{grant_id}"
+        await self._redis.zrem(self._keyspace.pending_grants, member)
+        progress = await self.progress(campaign_id, grant_id)
+        if progress is not None and progress[0] < progress[1]:
+            await self._redis.zadd(self._keyspace.pending_grants, {member: 0})
+
+    async def take_lease(self, campaign_id: str, grant_id: str, owner: str, ms: int) -> bool:
+        return bool(await self._redis.set(self._keyspace.grant_lease(campaign_id, grant_id),
+                                          owner, nx=True, px=ms))
+
+    async def renew_lease(self, campaign_id: str, grant_id: str, owner: str, ms: int) -> bool:
+        return await self._scripts.renew_lease(
+            self._keyspace.grant_lease(campaign_id, grant_id), owner, ms)
+
+    async def release_lease(self, campaign_id: str, grant_id: str, owner: str) -> None:
+        await self._scripts.renew_lease(
+            self._keyspace.grant_lease(campaign_id, grant_id), owner, 0)
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,53 @@
+"""Operator grants (and server-to-server triggers), behind the admin bearer token."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flashclaim.errors import invalid_request
+from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE, MAX_GRANT_BODY, parse_grant
+from flashclaim.validation import CAMPAIGN_ID_RE
+from flashclaim.web.admin_api import admin
+from flashclaim.web.http import campaign_id_of, json_response, query_limit, read_json
+
+audit = logging.getLogger("flashclaim.audit")
+
+
+async def submit_grant(request: Request) -> Response:
+    """Queue users for a grant; 202 with its state. Idempotent per (grant_id, user)."""
+    s = admin(request)
+    campaign_id = campaign_id_of(request)
+    body = await read_json(request, MAX_GRANT_BODY, required=True,
+                           body_deadline_s=s.settings.body_timeout_s)
+    grant = parse_grant(body)
+    status = await s.grants.submit(campaign_id, grant)
+    s.grant_runner.wake()
+    audit.info("grant submitted campaign=%s grant=%s users=%d", campaign_id, grant.grant_id,
+               len(grant.users))
+    return json_response(status, 202)
+
+
+async def get_grant(request: Request) -> Response:
+    s = admin(request)
+    campaign_id = campaign_id_of(request)
+    grant_id = request.path_params["grant_id"]
+    if not CAMPAIGN_ID_RE.fullmatch(grant_id):
+        raise invalid_request("A grant id is 1-64 chars of A-Za-z0-9_-.")
+    raw_cursor = request.query_params.get("cursor", "0")
+    if not (raw_cursor.isdigit() and len(raw_cursor) <= 9):
+        raise invalid_request("cursor must be the `next` of a previous page.")
+    limit = query_limit(request, GRANT_USERS_LIMIT_RANGE, 1000)
+    status = await s.grants.status(campaign_id, grant_id)
+    users, after = await s.grants.users_page(campaign_id, grant_id, int(raw_cursor), limit)
+    return json_response({**status, "users": users,
+                          "next": None if after is None else str(after)})
+
+
+routes = [
+    Route("/v1/admin/campaigns/{campaign_id}/grants", submit_grant, methods=["POST"]),
+    Route("/v1/admin/campaigns/{campaign_id}/grants/{grant_id}", get_grant, methods=["GET"]),
+]

@@ -1,0 +1,48 @@
+#!lua
+--[[
+submit_grant.lua: add users to an operator grant (creating it on first use).
+
+A grant is idempotent per (grant id, user): a user already in the grant is not
+added again, so resubmitting a grant, or sending its users in several calls,
+never queues anyone twice. claim.lua's dedup token "g:<grant id>:<user>" then
+makes a retried or resumed batch replay instead of granting twice.
+
+KEYS (all under the campaign's hash tag):
+  KEYS[1]   hash    the grant: state, at, created_at, total, done, n:<outcome> counts
+  KEYS[2]   list    the grant's users, in submission order: "<user>\31<,tags,>"
+  KEYS[3]   hash    outcomes: user -> "" (pending) or the outcome
+  KEYS[4]   hash    campaign meta (must exist)
+  KEYS[5]   zset    the campaign's grant ids, scored by creation time
+ARGV:
+  ARGV[1]   string  grant id
+  ARGV[2]   integer when to start (epoch ms); "" for now
+  ARGV[3..] string  users: "<user>\31<,tags,>"
+Returns an array {code, added, total, state}:
+  {"ok", added, total, state}     the users not yet in the grant were added
+  {"campaign_not_found", 0, 0, ""} (nothing written)
+]]
+
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  return {'campaign_not_found', 0, 0, ''}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local added = 0
+for i = 3, #ARGV do
+  local user = string.match(ARGV[i], '^([^\31]*)')
+  if redis.call('HSETNX', KEYS[3], user, '') == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    added = added + 1
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local at = ARGV[2] ~= '' and tonumber(ARGV[2]) or now
+  redis.call('HSET', KEYS[1], 'state', 'pending', 'at', at, 'created_at', now,
+    'total', added, 'done', 0)
+  redis.call('ZADD', KEYS[5], 'NX', now, ARGV[1])
+elseif added > 0 then
+  redis.call('HINCRBY', KEYS[1], 'total', added)
+  redis.call('HSET', KEYS[1], 'state', 'pending')
+end
+local m = redis.call('HMGET', KEYS[1], 'total', 'state')
+return {'ok', added, tonumber(m[1]), m[2]}
