@@ -26,15 +26,18 @@ log = logging.getLogger("flashclaim")
 def _admin_token(settings: Settings) -> tuple[str, bool]:
     """The configured token, else one generated once and kept in the data directory;
     and whether it was generated just now."""
-    if settings.admin_token:
-        return settings.admin_token, False
-    path = settings.data_dir / "admin-token"
+    return _kept_secret(settings.admin_token, settings.data_dir / "admin-token", 24)
+
+
+def _kept_secret(configured: str | None, path: Path, size: int) -> tuple[str, bool]:
+    if configured:
+        return configured, False
     if path.exists():
         return path.read_text().strip(), False
-    token = secrets.token_urlsafe(24)
-    private_dir(settings.data_dir)
-    write_private(path, token + "\n", exclusive=True)
-    return token, True
+    secret = secrets.token_urlsafe(size)
+    private_dir(path.parent)
+    write_private(path, secret + "\n", exclusive=True)
+    return secret, True
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -54,6 +57,9 @@ def serve(args: argparse.Namespace) -> int:
         # Workers are separate processes: they read their settings from the environment.
         token, generated = _admin_token(settings)
         os.environ["FLASHCLAIM_ADMIN_TOKEN"] = token
+        # Redemption codes are keyed hashes: the key must outlive restarts (it is kept).
+        code_secret, _ = _kept_secret(settings.code_secret, settings.data_dir / "code-secret", 32)
+        os.environ["FLASHCLAIM_CODE_SECRET"] = code_secret
         if generated:
             log.info("admin token generated and kept in %s", settings.data_dir / "admin-token")
         redis_url = settings.redis_url

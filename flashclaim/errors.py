@@ -74,6 +74,8 @@ def unsupported_media_type() -> ApiError:
 
 # Claim rejections decided by claim.lua: code -> (status, message).
 CLAIM_REJECTIONS: dict[str, tuple[int, str]] = {
+    "code_not_found": (404, "No such code."),
+    "code_used": (410, "This code has been used up."),
     "campaign_not_found": (404, "No such campaign."),
     "not_started": (409, "This campaign has not started yet."),
     "ended": (409, "This campaign has ended."),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from flashclaim.codes import campaign_slot, slot_tag
+
 
 @dataclass(frozen=True, slots=True)
 class GrantKeys:
@@ -30,8 +32,24 @@ class CampaignKeys:
     daily: str  # hash: user_id -> "<local day number>:<grants that day>"
     dead_letter: str  # stream: entries a consumer could not process, with the reason
     grants: str  # sorted set: the campaign's grant ids, scored by creation time
+    code_batches: str  # sorted set: the campaign's code batch ids, scored by creation time
+    codes_issued: str  # string: codes ever generated for the campaign (capped)
     _rate_prefix: str
     _grant_prefix: str
+    _code_batch_prefix: str
+    _namespace: str
+    _campaign_id: str
+
+    def codes(self) -> str:
+        """Hash of the redemption codes of this campaign's hash slot: code hash ->
+        "<campaign id>:<uses left>". Named with a tag of the same slot (codes.slot_tag),
+        so a code, which carries the slot, finds it on Redis Cluster with no lookup."""
+        tag = slot_tag(campaign_slot(self._campaign_id))
+        return f"{self._namespace}:{{{tag}}}:codes"
+
+    def code_batch(self, batch_id: str) -> str:
+        """Hash of one batch of codes: count, uses, generated, nonce, state."""
+        return self._code_batch_prefix + batch_id
 
     def grant(self, grant_id: str) -> GrantKeys:
         base = self._grant_prefix + grant_id
@@ -50,11 +68,12 @@ class CampaignKeys:
     def all_keys(self) -> list[str]:
         """Every long-lived key of the campaign (rate-limit counters expire on their own)."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
-                self.dead_letter, self.grants]
+                self.dead_letter, self.grants, self.code_batches, self.codes_issued]
 
     def script_keys(self) -> list[str]:
-        """KEYS[1..6] of claim.lua, in order."""
-        return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily]
+        """KEYS[1..7] of claim.lua, in order."""
+        return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
+                self.codes()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +91,13 @@ class KeySpace:
             daily=base + "daily",
             dead_letter=base + "dead",
             grants=base + "grants",
+            code_batches=base + "codebatches",
+            codes_issued=base + "codes-issued",
             _rate_prefix=base + "rl:",
             _grant_prefix=base + "grant:",
+            _code_batch_prefix=base + "codebatch:",
+            _namespace=self.namespace,
+            _campaign_id=campaign_id,
         )
 
     @property
@@ -97,6 +121,19 @@ class KeySpace:
         """Sorted set of grants with users still to process, "<campaign>/<grant>" scored by
         when to start (epoch ms): what every service's grant runner polls."""
         return f"{self.namespace}:grants:pending"
+
+    @property
+    def pending_code_batches(self) -> str:
+        """Sorted set of code batches still generating, "<campaign>/<batch>"."""
+        return f"{self.namespace}:codes:pending"
+
+    def code_batch_lease(self, campaign_id: str, batch_id: str) -> str:
+        return f"{self.namespace}:codes:lease:{campaign_id}/{batch_id}"
+
+    def code_failures(self, who: str) -> str:
+        """Failed redemptions of one user ("u:<id>") or address ("ip:<ip>") in the current
+        window (PX): the brute-force limiter. Expires, so it never outgrows its window."""
+        return f"{self.namespace}:codefail:{who}"
 
     def grant_lease(self, campaign_id: str, grant_id: str) -> str:
         """String held (PX) by the one runner processing a grant right now."""

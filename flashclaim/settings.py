@@ -60,6 +60,9 @@ class Settings:
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_tags_claim: str = "tags"
+    # The key of the redemption codes' HMAC (at least 32 characters). `serve` generates
+    # one on first start and keeps it in <data dir>/code-secret when none is set.
+    code_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -90,12 +93,15 @@ class Settings:
             jwt_issuer=e.get("FLASHCLAIM_JWT_ISSUER") or None,
             jwt_audience=e.get("FLASHCLAIM_JWT_AUDIENCE") or None,
             jwt_tags_claim=e.get("FLASHCLAIM_JWT_TAGS_CLAIM", "tags"),
+            code_secret=e.get("FLASHCLAIM_CODE_SECRET") or None,
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        if self.code_secret is not None and len(self.code_secret) < 32:
+            raise SettingsError("FLASHCLAIM_CODE_SECRET must be at least 32 characters")
         if self.auth_mode not in ("header", "jwt"):
             raise SettingsError("FLASHCLAIM_AUTH must be 'header' or 'jwt'")
         if not NAMESPACE_RE.fullmatch(self.namespace):

@@ -5,9 +5,9 @@ claim.lua: decide a batch of claims on ONE campaign, in order, atomically.
 Every way of issuing a coupon comes here: a tap on the grab button (source
 "grab"), an operator grant or trigger (source "grant"), a redemption code (source
 "code"). Every decision happens here, against the server clock, in this order:
-idempotent replay, claim window, pause, eligibility (channel, segments,
-excluded segments), blocklist, per-user rate limit, lifetime limit, daily limit,
-stock. A grant then writes, in this order: stock decrement (none when stock is
+idempotent replay, the code (for source "code": it exists for this campaign and
+has uses left), claim window, pause, eligibility (channel, segments, excluded
+segments), blocklist, per-user rate limit, lifetime limit, daily limit, stock. A grant then writes, in this order: stock decrement (none when stock is
 unlimited), seq, per-user counts, the replay record, and the stream entry. The
 grant and its stream record exist together or not at all. Rejections write only
 their counters (rate-limit window, rejected-by-code), never stock.
@@ -19,8 +19,10 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
   KEYS[4]        hash    rejections: error code -> integer
   KEYS[5]        stream  the claim stream (entry layout below)
   KEYS[6]        hash    per-user grants today: user_id -> "<day number>:<count>"
-  KEYS[6+i]      string  rate-limit window counter of claim i's user (PX = window)
-  KEYS[6+n+i]    string  rate-limit window counter of claim i's client IP, present only
+  KEYS[7]        hash    redemption codes of this hash slot: code hash ->
+                         "<campaign id>:<uses left>" (read only for source "code")
+  KEYS[7+i]      string  rate-limit window counter of claim i's user (PX = window)
+  KEYS[7+n+i]    string  rate-limit window counter of claim i's client IP, present only
                          when some claim of the batch carries an IP limit
 
 ARGV:
@@ -34,7 +36,7 @@ ARGV:
                  channel         "" when none given
                  idempotency key as sent ("" when none)
                  source          "grab", "grant" or "code"
-                 source ref      the grant id or the code's hash prefix ("" for a grab)
+                 source ref      the grant id, or the code's keyed hash ("" for a grab)
                  blocked         "1" when the user is on the blocklist (the service's copy)
                  client IP       "" when the service has no per-IP limit
                  IP limit        taps per window from one IP (integer, "" with no IP)
@@ -47,6 +49,8 @@ and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
   code                payload
   "granted"           claim JSON (times in epoch ms)
   "replay"            the claim JSON stored when this token was granted
+  "code_not_found"    ""
+  "code_used"         ""
   "campaign_not_found" ""
   "not_started"       starts_at (epoch ms)
   "ended"             ends_at (epoch ms)
@@ -62,8 +66,8 @@ Stream entry fields: v, claim_id, campaign_id, user_id, seq, claimed_at,
 channel, idempotency_key, source, source_ref, tags, claim (see docs/stream.md).
 ]]
 
-local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key, codes_key =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local n = #ARGV
 local SCHEMA_VERSION = '2'
 local DAY_MS = 86400000
@@ -182,9 +186,21 @@ for i = 1, n do
   local claim_id, token, user_id, tags, channel, idem_key = f[1], f[2], f[3], f[4], f[5], f[6]
   local source, source_ref, blocked, client_ip = f[7], f[8], f[9] == '1', f[10]
   local is_tap = source ~= 'grant'
+  local code_uses = nil  -- uses left of the code being redeemed, when it is this campaign's
+  if source == 'code' then
+    local entry = redis.call('HGET', codes_key, source_ref)
+    if entry then
+      local owner, uses = string.match(entry, '^(.*):(%d+)$')
+      if owner == campaign_id then code_uses = tonumber(uses) end
+    end
+  end
   local stored = redis.call('HGET', dedup_key, token)
   if stored then
     reply('replay', stored)
+  elseif source == 'code' and not code_uses then
+    reject('code_not_found', '')
+  elseif source == 'code' and code_uses <= 0 then
+    reject('code_used', '')
   elseif now < starts_at then
     reject('not_started', tostring(starts_at))
   elseif ends_at and now >= ends_at then
@@ -200,9 +216,9 @@ for i = 1, n do
   elseif blocked then
     reject('blocked', '')
   else
-    local rl_key = KEYS[6 + i]
+    local rl_key = KEYS[7 + i]
     local held = tonumber(redis.call('HGET', users_key, user_id) or '0')
-    local ip_key = client_ip ~= '' and KEYS[6 + n + i] or nil
+    local ip_key = client_ip ~= '' and KEYS[7 + n + i] or nil
     local today_n = daily_limit and today_count(user_id) or 0
     if is_tap and count_tap(rl_key, rl_window_ms) > rl_max then
       reject('rate_limited', tostring(redis.call('PTTL', rl_key)))
@@ -222,6 +238,9 @@ for i = 1, n do
       held = redis.call('HINCRBY', users_key, user_id, 1)
       if daily_limit then
         redis.call('HSET', daily_key, user_id, today .. ':' .. (today_n + 1))
+      end
+      if code_uses then
+        redis.call('HSET', codes_key, source_ref, campaign_id .. ':' .. (code_uses - 1))
       end
       local claim = claim_json(claim_id, user_id, seq, channel, source)
       redis.call('HSET', dedup_key, token, claim)

@@ -62,6 +62,13 @@ async def claim(
     return await client.post(f"/v1/campaigns/{campaign_id}/claims", json=body, headers=headers)
 
 
+def claim_of(response: httpx.Response) -> dict[str, Any]:
+    """A claim response's claim: its body less the server_time stamped on every answer."""
+    body: dict[str, Any] = response.json()
+    body.pop("server_time")
+    return body
+
+
 async def stats(client: httpx.AsyncClient, campaign_id: str) -> dict[str, Any]:
     response = await client.get(f"/v1/admin/campaigns/{campaign_id}", headers=ADMIN)
     assert response.status_code == 200, response.text

@@ -45,7 +45,8 @@ class ClaimService:
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None,
         client_ip: str | None = None, source: Source = Source.GRAB, source_ref: str = "",
     ) -> ClaimOutcome:
-        """A grab, or a code redemption (source CODE): the user's own request."""
+        """A grab, or a code redemption (source CODE, source_ref the code's keyed hash):
+        the user's own request."""
         if idempotency_key is None:
             known = self.gate.answer(campaign_id, who.user_id)
             if known is not None:  # what Redis would say, without asking it
@@ -57,7 +58,7 @@ class ClaimService:
             token = "r:" + claim_id
         else:
             binding = await self._bind_idempotency_key(campaign_id, who, channel,
-                                                       idempotency_key)
+                                                       idempotency_key, source_ref)
             token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
         request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key,
                                client_ip, self._ip_limit, source, source_ref,
@@ -103,7 +104,8 @@ class ClaimService:
         self.gate.forget(campaign_id)
 
     async def _bind_idempotency_key(
-        self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str
+        self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str,
+        source_ref: str,
     ) -> tuple[str, str] | None:
         """The first use of a key fixes its campaign and body; any other use is a conflict.
 
@@ -111,7 +113,7 @@ class ClaimService:
         decided by claim.lua alone, which replays the stored claim for this key.
         Returns (key, fingerprint) when this request made the binding, else None.
         """
-        fingerprint = f"{campaign_id}\n{channel or ''}"
+        fingerprint = f"{campaign_id}\n{channel or ''}" + (f"\n{source_ref}" if source_ref else "")
         key = self._keyspace.idempotency(who.user_id, idempotency_key)
         previous = await self._redis.set(key, fingerprint, nx=True, px=IDEMPOTENCY_BINDING_MS,
                                          get=True)

@@ -310,8 +310,10 @@ def open_ledger(dsn: str | None, data_dir: Path) -> Ledger:
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
+    # BEGIN IMMEDIATE takes the write lock first: two consumers starting together migrate
+    # once (the second sees the first's version), as pg_advisory_xact_lock does there.
     return Ledger(connect, "?", _sqlite_unavailable,
-                  (sqlite3.DataError, sqlite3.IntegrityError), None)
+                  (sqlite3.DataError, sqlite3.IntegrityError), "BEGIN IMMEDIATE")
 
 
 def _sqlite_unavailable(exc: Exception) -> bool:

@@ -42,6 +42,8 @@ class ClaimCode(StrEnum):
 
     GRANTED = "granted"
     REPLAY = "replay"
+    CODE_NOT_FOUND = "code_not_found"
+    CODE_USED = "code_used"
     CAMPAIGN_NOT_FOUND = "campaign_not_found"
     NOT_STARTED = "not_started"
     ENDED = "ended"
@@ -131,7 +133,7 @@ class Scripts:
     async def claim(self, keys: CampaignKeys, requests: list[ClaimRequest]) -> list[ClaimDecision]:
         """Decide a batch of claims on one campaign, in order, in one atomic call."""
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
-        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[6+n+i], one per claim
+        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[7+n+i], one per claim
             script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
         flat = await self._script("claim")(keys=script_keys, args=[r.packed() for r in requests])
         return [
@@ -179,6 +181,19 @@ class Scripts:
             keys=[grant.meta, grant.outcomes],
             args=[start, end, *(x for pair in outcomes for x in pair)])
         return _text(code), int(done), int(total)
+
+    async def create_code_batch(self, keys: CampaignKeys, batch_id: str, count: int, uses: int,
+                                nonce: str, max_codes: int) -> tuple[str, int]:
+        code, issued = await self._script("create_code_batch")(
+            keys=[keys.meta, keys.codes_issued, keys.code_batch(batch_id), keys.code_batches],
+            args=[batch_id, count, uses, nonce, max_codes])
+        return _text(code), int(issued)
+
+    async def store_codes(self, keys: CampaignKeys, batch_id: str, start: int, value: str,
+                          hashes: list[str]) -> tuple[str, int]:
+        code, generated = await self._script("store_codes")(
+            keys=[keys.code_batch(batch_id), keys.codes()], args=[start, value, *hashes])
+        return _text(code), int(generated)
 
     async def renew_lease(self, key: str, owner: str, ms: int) -> bool:
         return bool(await self._script("renew_lease")(keys=[key], args=[owner, ms]))

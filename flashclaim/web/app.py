@@ -21,6 +21,7 @@ from flashclaim.settings import Settings
 from flashclaim.web import (
     admin_api,
     blocklist_api,
+    code_api,
     grant_api,
     ops_api,
     public_api,
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
         gc.set_threshold(50_000, 20, 100)
         background = [asyncio.create_task(services.flush_gate_forever()),
                       asyncio.create_task(services.claims.blocklist.refresh_forever()),
-                      asyncio.create_task(services.grant_runner.run_forever())]
+                      asyncio.create_task(services.grant_runner.run_forever()),
+                      asyncio.create_task(services.codes.generate_forever())]
         try:
             yield
         finally:
@@ -85,9 +87,10 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
             await services.close()
 
     admin_routes = [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
-                    *grant_api.routes]
-    routes = {"all": [*public_api.routes, *admin_routes, *ops_api.routes],
-              "public": [*public_api.routes, *ops_api.routes],
+                    *grant_api.routes, *code_api.routes]
+    public_routes = [*public_api.routes, *code_api.public_routes]
+    routes = {"all": [*public_routes, *admin_routes, *ops_api.routes],
+              "public": [*public_routes, *ops_api.routes],
               "admin": [*admin_routes, *ops_api.routes]}[settings.role]
     app = Starlette(
         routes=routes,

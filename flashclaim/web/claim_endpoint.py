@@ -28,7 +28,7 @@ from flashclaim.errors import (
     unavailable,
 )
 from flashclaim.validation import CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj, campaign_id
-from flashclaim.web.http import EMPTY, body_chunks, error_body, read_json_body
+from flashclaim.web.http import EMPTY, body_chunks, error_body, read_json_body, with_server_time
 from flashclaim.web.metrics import record_claim
 from flashclaim.web.services import Services
 
@@ -69,6 +69,7 @@ class ClaimEndpoint:
             log.exception("unhandled error in a claim")
             outcome, status, body = "internal", 500, _INTERNAL
         record_claim(outcome, time.perf_counter() - started)
+        body = with_server_time(body)  # a grab button's countdown runs on the server's clock
         await send({"type": "http.response.start", "status": status,
                     "headers": [_JSON, (b"content-length", str(len(body)).encode()), *extra]})
         await send({"type": "http.response.body", "body": body})

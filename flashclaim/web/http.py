@@ -124,7 +124,8 @@ def error_body(err: ApiError) -> bytes:
 
 def error_response(err: ApiError) -> Response:
     headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
-    return Response(error_body(err), status_code=err.status, headers=headers, media_type=_JSON)
+    return Response(with_server_time(error_body(err)), status_code=err.status, headers=headers,
+                    media_type=_JSON)
 
 
 def campaign_id_of(request: Request) -> str:

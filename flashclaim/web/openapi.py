@@ -25,6 +25,7 @@ from flashclaim.campaigns import (
 )
 from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE, REASON_MAX_LEN
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
+from flashclaim.store.code_store import COUNT_RANGE, USES_RANGE
 from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE, MAX_TAGS, MAX_USERS_PER_CALL
 from flashclaim.store.templates import TEMPLATES_LIMIT_RANGE
 from flashclaim.stream import ENTRY_ID_RE
@@ -250,6 +251,34 @@ SCHEMAS: dict[str, Any] = {
             "next": {"type": ["string", "null"]},
         },
     },
+    "CodeBatchCreate": {
+        "type": "object",
+        "required": ["count"],
+        "additionalProperties": False,
+        "properties": {"count": _int(COUNT_RANGE), "uses_per_code": _int(USES_RANGE)},
+    },
+    "CodeBatch": {
+        "type": "object",
+        "required": ["batch_id", "campaign_id", "state", "count", "generated",
+                     "uses_per_code", "created_at"],
+        "properties": {
+            "batch_id": {"type": "string"}, "campaign_id": _ID,
+            "state": {"enum": ["generating", "ready", "exported"]},
+            "count": {"type": "integer"}, "generated": {"type": "integer"},
+            "uses_per_code": {"type": "integer"}, "created_at": _TIME,
+        },
+    },
+    "CodeBatches": {
+        "type": "object", "required": ["batches"],
+        "properties": {"batches": {"type": "array", "items": _ref("CodeBatch")}},
+    },
+    "Redemption": {
+        "type": "object",
+        "required": ["code"],
+        "additionalProperties": False,
+        "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 64},
+                       "channel": _text(CHANNEL_RE)},
+    },
     "BlockBody": {
         "type": "object",
         "required": ["reason"],
@@ -329,6 +358,7 @@ SCHEMAS: dict[str, Any] = {
             "claimed_at": _TIME,
             "channel": {"type": ["string", "null"]},
             "source": {"enum": ["grab", "grant", "code"]},
+            "server_time": _TIME,
             "coupons": {"type": "array", "minItems": 1, "items": _ref("GrantedCoupon")},
         },
     },
@@ -472,6 +502,38 @@ PATHS: dict[str, Any] = {
                                _query("limit", _int(GRANT_USERS_LIMIT_RANGE))],
                 "responses": {"200": _json(_ref("Grant"), "The grant"),
                               **_errors(400, 401, 404, 503)}},
+    },
+    "/v1/admin/campaigns/{campaign_id}/codes": {
+        "post": {"summary": "Generate redemption codes in the background (progress below)",
+                 "security": _ADMIN, "parameters": [_CAMPAIGN_ID_PARAM],
+                 "requestBody": _body("CodeBatchCreate"),
+                 "responses": {"202": _json(_ref("CodeBatch"), "The batch, generating"),
+                               **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
+        "get": {"summary": "The campaign's code batches and their progress", "security": _ADMIN,
+                "parameters": [_CAMPAIGN_ID_PARAM],
+                "responses": {"200": _json(_ref("CodeBatches"), "Batches"),
+                              **_errors(400, 401, 404, 503)}},
+    },
+    "/v1/admin/campaigns/{campaign_id}/codes.csv": {
+        "get": {"summary": "Download the generated codes: once (410 after)", "security": _ADMIN,
+                "parameters": [_CAMPAIGN_ID_PARAM],
+                "responses": {"200": {"description": "CSV: code,uses_per_code,batch_id",
+                                      "content": {"text/csv": {"schema": {"type": "string"}}}},
+                              **_errors(400, 401, 404, 410, 503)}},
+    },
+    "/v1/redemptions": {
+        "post": {
+            "summary": "Redeem a code: the campaign's coupons, by the same rules as a grab",
+            "security": [{}, {"userToken": []}],
+            "parameters": [*_USER, {"name": "Idempotency-Key", "in": "header",
+                                    "required": False, "schema": _text(IDEMPOTENCY_KEY_RE)}],
+            "requestBody": _body("Redemption"),
+            "responses": {
+                "201": _json(_ref("Claim"), "Granted"),
+                "200": _json(_ref("Claim"), "Replay of the redemption made with this key"),
+                **_errors(400, 401, 403, 404, 408, 409, 410, 413, 415, 429, 503),
+            },
+        }
     },
     "/v1/admin/templates": {
         "post": {"summary": "Create a template, or add a version to one (versions never change)",

@@ -12,11 +12,13 @@ from starlette.requests import Request
 
 from flashclaim.claim.grant_runner import GrantRunner
 from flashclaim.claim.identity import Authenticator, make_authenticator
+from flashclaim.claim.redemption import Redeemer
 from flashclaim.claim.service import ClaimService
 from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
 from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.campaign_store import CampaignStore
+from flashclaim.store.code_store import CodeStore
 from flashclaim.store.connection import connect, server_warnings
 from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.scripts import Scripts
@@ -36,6 +38,8 @@ class Services:
     claims: ClaimService
     grants: GrantStore
     grant_runner: GrantRunner
+    codes: CodeStore
+    redeemer: Redeemer
     authenticator: Authenticator
     warnings: list[str] = field(default_factory=list)
 
@@ -49,6 +53,8 @@ class Services:
         claims = ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit,
                               blocklist=Blocklist(redis, keyspace))
         grants = GrantStore(redis, scripts, keyspace)
+        secret = settings.code_secret.encode() if settings.code_secret else None
+        codes = CodeStore(redis, scripts, keyspace, secret)
         return cls(
             settings=settings,
             redis=redis,
@@ -59,6 +65,8 @@ class Services:
             claims=claims,
             grants=grants,
             grant_runner=GrantRunner(grants, claims),
+            codes=codes,
+            redeemer=Redeemer(codes, claims, keyspace),
             authenticator=make_authenticator(settings),
         )
 

@@ -1,0 +1,50 @@
+"""Redeeming a code: check it offline, limit failures, find its campaign, let claim.lua
+decide (the code's uses are part of the campaign's one atomic decision)."""
+
+from __future__ import annotations
+
+import math
+
+from flashclaim.claim.identity import Identity
+from flashclaim.claim.service import ClaimOutcome, ClaimService
+from flashclaim.codes import code_hash, normalize, slot_of, slot_tag
+from flashclaim.errors import CLAIM_REJECTIONS, ApiError
+from flashclaim.keys import KeySpace
+from flashclaim.store.code_store import CodeStore
+from flashclaim.store.scripts import ClaimCode, Source
+
+
+def code_not_found() -> ApiError:
+    status, message = CLAIM_REJECTIONS[ClaimCode.CODE_NOT_FOUND]
+    return ApiError(status, ClaimCode.CODE_NOT_FOUND.value, message)
+
+
+class Redeemer:
+    def __init__(self, codes: CodeStore, claims: ClaimService, keyspace: KeySpace) -> None:
+        self._codes = codes
+        self._claims = claims
+        self._keyspace = keyspace
+
+    async def redeem(self, typed: str, who: Identity, channel: str | None,
+                     idempotency_key: str | None, client_ip: str) -> ClaimOutcome:
+        code = normalize(typed)
+        if code is None:  # a typo the check character catches: no Redis call at all
+            raise code_not_found()
+        secret = self._codes.secret
+        wait_ms = await self._codes.refused_for(who.user_id, client_ip)
+        if wait_ms is not None:
+            raise ApiError(429, "rate_limited", "Too many wrong codes; try again later.",
+                           retry_after=max(1, math.ceil(wait_ms / 1000)))
+        hashed = code_hash(secret, code)
+        slot_codes = f"{self._keyspace.namespace}:{{{slot_tag(slot_of(code))}}}:codes"
+        campaign_id = await self._codes.owner(slot_codes, hashed)
+        if campaign_id is None:
+            await self._codes.failed(who.user_id, client_ip)
+            raise code_not_found()
+        try:
+            return await self._claims.claim(campaign_id, who, channel, idempotency_key,
+                                            client_ip, Source.CODE, hashed)
+        except ApiError as exc:
+            if exc.code == ClaimCode.CODE_NOT_FOUND:  # its campaign is gone
+                await self._codes.failed(who.user_id, client_ip)
+            raise

@@ -1,0 +1,224 @@
+"""Redemption codes in Redis: batches to generate, their progress, the one export, and
+the brute-force limiter of redemptions.
+
+Codes themselves are never stored (flashclaim/codes.py): a batch keeps the nonce it
+derives its codes from until they are exported once, and the codes hash of the
+campaign's hash slot keeps each code's keyed hash and uses left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from flashclaim.codes import campaign_slot, code_hash, make_code
+from flashclaim.errors import ApiError, campaign_not_found
+from flashclaim.keys import KeySpace
+from flashclaim.store.connection import text_map
+from flashclaim.store.scripts import Scripts
+from flashclaim.timefmt import to_rfc3339
+from flashclaim.validation import Obj
+
+log = logging.getLogger("flashclaim")
+
+MAX_CODES_PER_CAMPAIGN = 1_000_000
+COUNT_RANGE = (1, MAX_CODES_PER_CAMPAIGN)
+USES_RANGE = (1, 1000)
+STEP = 5000  # codes per store_codes.lua call
+LEASE_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class FailureLimit:
+    """Failed redemptions allowed per user and per address in one window."""
+
+    per_user: int = 10
+    per_ip: int = 50
+    window_ms: int = 600_000
+
+
+def parse_code_batch(body: object) -> tuple[int, int]:
+    o = Obj(body, "body")
+    count = o.integer("count", *COUNT_RANGE)
+    uses = o.integer("uses_per_code", *USES_RANGE, default=1)
+    o.done()
+    return count, uses
+
+
+class CodeStore:
+    def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace,
+                 secret: bytes | None, limit: FailureLimit | None = None) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._keyspace = keyspace
+        self._secret = secret
+        self.limit = limit or FailureLimit()
+        self._owner = secrets.token_hex(8)
+        self._wake = asyncio.Event()
+
+    @property
+    def secret(self) -> bytes:
+        if not self._secret:
+            raise ApiError(503, "codes_not_configured",
+                           "Redemption codes need FLASHCLAIM_CODE_SECRET.")
+        return self._secret
+
+    async def create_batch(self, campaign_id: str, count: int, uses: int) -> dict[str, Any]:
+        self.secret  # noqa: B018 (refuse before writing anything when codes are not set up)
+        keys = self._keyspace.campaign(campaign_id)
+        batch_id = secrets.token_hex(6)
+        member = f"{campaign_id}/{batch_id}"
+        await self._redis.zadd(self._keyspace.pending_code_batches, {member: 0})
+        code, issued = await self._scripts.create_code_batch(
+            keys, batch_id, count, uses, secrets.token_hex(32), MAX_CODES_PER_CAMPAIGN)
+        if code != "ok":
+            await self._redis.zrem(self._keyspace.pending_code_batches, member)
+            if code == "campaign_not_found":
+                raise campaign_not_found(campaign_id)
+            raise ApiError(409, "too_many_codes",
+                           f"A campaign has at most {MAX_CODES_PER_CAMPAIGN:,} codes; "
+                           f"{issued:,} exist.")
+        self._wake.set()
+        return await self.batch(campaign_id, batch_id)
+
+    async def batch(self, campaign_id: str, batch_id: str) -> dict[str, Any]:
+        m = text_map(await self._redis.hgetall(
+            self._keyspace.campaign(campaign_id).code_batch(batch_id)))
+        if not m:
+            raise ApiError(404, "batch_not_found", f"No code batch {batch_id!r}.")
+        state = m["state"]
+        if state == "ready" and not m.get("nonce"):
+            state = "exported"
+        return {"batch_id": batch_id, "campaign_id": campaign_id, "state": state,
+                "count": int(m["count"]), "generated": int(m["generated"]),
+                "uses_per_code": int(m["uses"]), "created_at": to_rfc3339(int(m["created_at"]))}
+
+    async def batches(self, campaign_id: str) -> list[dict[str, Any]]:
+        keys = self._keyspace.campaign(campaign_id)
+        if not await self._redis.exists(keys.meta):
+            raise campaign_not_found(campaign_id)
+        ids = cast(list[str], await self._redis.zrange(keys.code_batches, 0, -1))
+        return [await self.batch(campaign_id, b) for b in ids]
+
+    # -- generation -----------------------------------------------------------------
+
+    async def generate_forever(self, poll_s: float = 0.5) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.generate_due()
+            except RedisError as exc:
+                log.warning("code generator: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll_s)
+
+    async def generate_due(self) -> None:
+        if not self._secret:
+            return
+        for member in cast(list[str], await self._redis.zrange(
+                self._keyspace.pending_code_batches, 0, 9)):
+            campaign_id, _, batch_id = member.partition("/")
+            await self.generate(campaign_id, batch_id)
+
+    async def generate(self, campaign_id: str, batch_id: str) -> bool:
+        """Store the batch's codes to its end, if this process gets its lease."""
+        lease = self._keyspace.code_batch_lease(campaign_id, batch_id)
+        if not await self._redis.set(lease, self._owner, nx=True, px=LEASE_MS):
+            return False
+        keys = self._keyspace.campaign(campaign_id)
+        try:
+            while True:
+                m = text_map(await self._redis.hgetall(keys.code_batch(batch_id)))
+                if not m or int(m["generated"]) >= int(m["count"]):
+                    break
+                start = int(m["generated"])
+                end = min(start + STEP, int(m["count"]))
+                nonce, slot = bytes.fromhex(m["nonce"]), campaign_slot(campaign_id)
+                hashes = [code_hash(self.secret, _plain(make_code(self.secret, nonce, i, slot)))
+                          for i in range(start, end)]
+                await self._scripts.store_codes(keys, batch_id, start,
+                                                f"{campaign_id}:{m['uses']}", hashes)
+                if not await self._scripts.renew_lease(lease, self._owner, LEASE_MS):
+                    return False
+            await self._redis.zrem(self._keyspace.pending_code_batches,
+                                   f"{campaign_id}/{batch_id}")
+            return True
+        finally:
+            await self._scripts.renew_lease(lease, self._owner, 0)
+
+    # -- the one export ---------------------------------------------------------------
+
+    async def export(self, campaign_id: str) -> AsyncIterator[str]:
+        """CSV lines of every generated, not yet exported code; each batch is exported once:
+        its nonce is deleted when its last line has been produced."""
+        keys = self._keyspace.campaign(campaign_id)
+        if not await self._redis.exists(keys.meta):
+            raise campaign_not_found(campaign_id)
+        ready = []
+        for batch_id in cast(list[str], await self._redis.zrange(keys.code_batches, 0, -1)):
+            m = text_map(await self._redis.hgetall(keys.code_batch(batch_id)))
+            if m.get("nonce") and m["state"] == "ready":
+                ready.append((batch_id, m))
+        if not ready:
+            raise ApiError(410, "codes_exported",
+                           "Every generated code of this campaign was exported already "
+                           "(or none is ready yet).")
+        return self._lines(campaign_id, ready)
+
+    async def _lines(self, campaign_id: str, ready: list[tuple[str, dict[str, str]]]
+                     ) -> AsyncIterator[str]:
+        keys = self._keyspace.campaign(campaign_id)
+        slot = campaign_slot(campaign_id)
+        yield "code,uses_per_code,batch_id\n"
+        for batch_id, m in ready:
+            nonce = bytes.fromhex(m["nonce"])
+            for start in range(0, int(m["count"]), STEP):
+                yield "".join(f"{make_code(self.secret, nonce, i, slot)},{m['uses']},{batch_id}\n"
+                              for i in range(start, min(start + STEP, int(m["count"]))))
+            await self._redis.hdel(keys.code_batch(batch_id), "nonce")
+
+    # -- the brute-force limiter ------------------------------------------------------
+
+    async def refused_for(self, user_id: str, client_ip: str) -> int | None:
+        """Milliseconds until this user or address may try again, or None."""
+        keys = [self._keyspace.code_failures("u:" + user_id),
+                self._keyspace.code_failures("ip:" + client_ip)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.mget(keys)
+            pipe.pttl(keys[0])
+            pipe.pttl(keys[1])
+            (user_n, ip_n), user_ttl, ip_ttl = await pipe.execute()
+        over = []
+        if int(user_n or 0) >= self.limit.per_user:
+            over.append(user_ttl)
+        if int(ip_n or 0) >= self.limit.per_ip:
+            over.append(ip_ttl)
+        return max(max(over), 1) if over else None
+
+    async def failed(self, user_id: str, client_ip: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for who in ("u:" + user_id, "ip:" + client_ip):
+                key = self._keyspace.code_failures(who)
+                pipe.incr(key)
+                pipe.pexpire(key, self.limit.window_ms, nx=True)
+            await pipe.execute()
+
+    async def owner(self, slot_codes_key: str, hashed: str) -> str | None:
+        """The campaign a code hash belongs to (claim.lua checks it again)."""
+        entry = await self._redis.hget(slot_codes_key, hashed)
+        if entry is None:
+            return None
+        campaign_id, _, _ = str(entry).rpartition(":")
+        return campaign_id
+
+
+def _plain(grouped: str) -> str:
+    return grouped.replace("-", "")
