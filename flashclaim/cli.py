@@ -134,6 +134,7 @@ def ledger(args: argparse.Namespace) -> int:
     options = ConsumerOptions(
         group=args.group, batch=args.batch, block_ms=args.block_ms,
         claim_idle_ms=args.claim_idle_ms, retain_ms=args.retain_ms,
+        campaign_retention_ms=int(args.keep_ended_days * 86_400_000),
         progress_ms=int(args.progress_s * 1000),
         **({"consumer": args.consumer} if args.consumer else {}),
     )
@@ -279,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take over entries pending this long with another consumer")
     p.add_argument("--retain-ms", type=_positive, default=86_400_000,
                    help="keep acknowledged entries this long before trimming")
+    p.add_argument("--keep-ended-days", type=float, default=30.0,
+                   help="remove an ended campaign's Redis keys this long after its end, once "
+                        "the ledger has all its records")
     p.add_argument("--progress-s", type=float, default=30.0,
                    help="log rows written and lag this often")
     p.set_defaults(run=ledger)

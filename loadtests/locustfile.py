@@ -247,3 +247,63 @@ class NotEligible(ClaimingUser):
     @task
     def missing_segment(self) -> None:
         self.tap(self.plan.vip, "not eligible (segment)", channel="app", tags="new")
+
+
+class OperatorGrants(ClaimingUser):
+    """An operator pushing the flash campaign's coupons to accounts while the crowd taps:
+    grants of 50 users (some of them crowd users) compete for the same stock and limits."""
+
+    weight = 1
+    wait_time = between(1, 2)
+
+    @task
+    def grant(self) -> None:
+        options = options_of(self.environment)
+        headers = {"Authorization": f"Bearer {options.admin_token}"}
+        grant_id = f"lt-{process_tag()}-{next(_user_numbers)}"
+        users = [f"lt-{process_tag()}-{random.randint(0, next(_user_numbers))}"
+                 for _ in range(50)]
+        url = f"/v1/admin/campaigns/{self.plan.flash}/grants"
+        with self.client.post(url, json={"grant_id": grant_id, "users": users}, headers=headers,
+                              name="grant: submit", catch_response=True) as response:
+            if response.status_code != 202:
+                response.failure(f"unexpected {response.status_code}")
+                return
+        facts = SEEN.setdefault(self.plan.flash, ClientFacts())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            body = self.client.get(f"{url}/{grant_id}", headers=headers,
+                                   name="grant: progress").json()
+            if body["state"] == "done":
+                for u in body["users"]:
+                    if u["outcome"] == "granted":
+                        facts.granted[u["claim_id"]] = u["user_id"]
+                return
+            gevent.sleep(0.1)
+        facts.server_errors += 1  # a grant that never finished
+
+
+class CodeRedeemers(ClaimingUser):
+    """Users typing single-use codes of the flash campaign; several race for each code."""
+
+    weight = 1
+    wait_time = between(0.2, 0.5)
+
+    @task
+    def redeem(self) -> None:
+        code = random.choice(self.plan.codes)
+        facts = SEEN.setdefault(self.plan.flash, ClientFacts())
+        with self.client.post("/v1/redemptions", json={"code": code},
+                              headers={"X-User-Id": self.user_id},
+                              name="redeem a code", catch_response=True) as response:
+            status = response.status_code
+            body = orjson.loads(response.content or b"{}")
+            if status == 201:
+                facts.granted[body["claim_id"]] = body["user_id"]
+            if status == 410 and body.get("error") == "sold_out":
+                facts.sold_out_seen = True
+            if status in EXPECTED:
+                response.success()
+            else:
+                facts.server_errors += status >= 500 or status == 0
+                response.failure(f"unexpected {status}: {(response.text or '')[:200]}")

@@ -6,9 +6,14 @@ from __future__ import annotations
 import pytest
 
 from flashclaim.checks.invariants import (
+    BLOCK_STALENESS_MS,
     Grant,
+    Issued,
     answered_breaches,
+    blocked_breaches,
     counter_breaches,
+    daily_breaches,
+    exclusion_breaches,
     lost_breaches,
     record_breaches,
     stream_count_breaches,
@@ -65,3 +70,19 @@ def test_counter_and_answer_breaches() -> None:
                      "duplicated: 1 claims answered 201 twice"]
     assert tally([*found, "oversold: granted 4 > stock 3", "stream: extra: 4 records"]) == {
         "oversold": 1, "lost": 1, "duplicated": 2}
+
+
+def test_issuing_rule_breaches_are_named() -> None:
+    day = 86_400_000
+    ok = [Issued("a", 1000, ("vip",)), Issued("a", 1000 + day, ("vip",))]
+    assert daily_breaches(ok, 1, lambda ms: ms // day, "s") == []
+    twice = [*ok, Issued("a", 2000, ())]
+    assert "above per_user_daily_limit: a got 2" in daily_breaches(
+        twice, 1, lambda ms: ms // day, "s")[0]
+    assert daily_breaches(twice, None, lambda ms: ms // day, "s") == []
+    assert exclusion_breaches(ok, ["risky"], "s") == []
+    assert "excluded users hold coupons: 1, e.g. a" in exclusion_breaches(ok, ["vip"], "s")[0]
+    # a grant inside the blocklist's staleness bound is not a breach; one after it is
+    blocked = {"a": 1000 + day - BLOCK_STALENESS_MS + 1}
+    assert blocked_breaches(ok, blocked, "s") == []
+    assert "blocked users got coupons: 1" in blocked_breaches(ok, {"a": 0}, "s")[0]

@@ -17,6 +17,7 @@ from flashclaim.keys import KeySpace
 from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer, safe_trim_point
 from flashclaim.ledger.db import SCHEMA_VERSION, Connection, Ledger, open_ledger
 from flashclaim.ledger.reconcile import ledger_lag, reconcile_campaign
+from flashclaim.ledger.retention import expire_ended
 from flashclaim.store.embedded import EmbeddedServer
 from flashclaim.stream import ClaimRecord
 from flashclaim.tools import children
@@ -366,3 +367,31 @@ def test_progress_is_logged(sync_redis: SyncRedis, dsn: str, tmp_path: Path,
         time.sleep(0.02)
     consumer.request_stop()
     thread.join(30)
+
+
+def test_ended_campaigns_leave_redis_only_once_the_ledger_has_them(
+    sync_redis: SyncRedis, dsn: str, tmp_path: Path
+) -> None:
+    """Retention 0: a campaign ended with records still unacknowledged stays; once the
+    consumer has written and acknowledged them, its keys and index entries go, while
+    an open campaign and the ledger's rows stay."""
+    sync_campaign(sync_redis, KS, "over", stock=10)
+    sync_campaign(sync_redis, KS, "open", stock=10)
+    sync_grant(sync_redis, KS, "over", ["a", "b"])
+    keys = KS.campaign("over")
+    sync_redis.zadd(KS.campaign_ends, {"over": 1})  # ended long ago
+    sync_redis.hset(keys.meta, "ends_at", 1)
+    assert expire_ended(sync_redis, KS, 0, 10**13) == []  # nobody has read the records
+    consumer = make_consumer(sync_redis, dsn, tmp_path)
+    consumer.start()
+    consumer.run_once()  # written and acknowledged
+    assert expire_ended(sync_redis, KS, 10**12, 10**12) == []  # still within its retention
+    assert expire_ended(sync_redis, KS, 0, 10**13) == ["over"]
+    assert not any(sync_redis.exists(k) for k in keys.all_keys())
+    assert "over" not in sync_redis.zrange(KS.registry, 0, -1)
+    assert sync_redis.exists(KS.campaign("open").meta)
+    assert db(dsn, tmp_path).summary("over").rows == 2
+    sync_grant(sync_redis, KS, "open", ["c"])
+    consumer.run_once()  # the removed stream does not trip the consumer
+    consumer.run_once()
+    assert db(dsn, tmp_path).summary("open").rows == 1

@@ -61,10 +61,15 @@ def _ineligible(c: ClientFacts, s: ServerFacts) -> None:
     s.eligible_users_exist = False
 
 
+def _code_twice(c: ClientFacts, s: ServerFacts) -> None:
+    s.code_uses = {"a1b2c3d4e5": 2}  # a single-use code that granted twice
+
+
 @pytest.mark.parametrize(("plant", "expected"), [
     (_oversold, "oversold"), (_lost, "lost"), (_over_limit, "above per_user_limit"),
     (_duplicated, "duplicated"), (_unrecorded, "stream: 2 records for 3 grants"),
     (_undersold, "undersold"), (_server_errors, "server errors"), (_ineligible, "not eligible"),
+    (_code_twice, "codes redeemed more than 1 times"),
 ], ids=lambda p: getattr(p, "__name__", str(p)))
 def test_each_planted_breach_fails_the_verdict(plant: object, expected: str) -> None:
     client, server = clean()

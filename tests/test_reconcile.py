@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from flashclaim.keys import KeySpace
@@ -171,3 +172,16 @@ def test_repair_writes_what_another_consumer_acknowledged(
         assert again.summary("c1").rows == 6 and again.summary("c1").coupons == 6
     finally:
         again.close()
+
+
+def test_reconcile_judges_the_issuing_rules(sync_redis: SyncRedis, ledger: Ledger) -> None:
+    """Grants that break the campaign's rules as they stand now are named: a user who
+    holds an excluded segment, and a user blocked (long) before the grant."""
+    sync_campaign(sync_redis, KS, "rules", stock=10)
+    sync_grant(sync_redis, KS, "rules", ["x", "y"])
+    ledger.migrate()
+    assert not [m for m in reconcile_campaign(sync_redis, ledger, KS, "rules").mismatches
+                if "blocked" in m]
+    sync_redis.hset(KS.blocklist, "y", orjson.dumps({"reason": "t", "blocked_at": 0}))
+    rec = reconcile_campaign(sync_redis, ledger, KS, "rules")
+    assert any("blocked users got coupons: 1, e.g. y" in m for m in rec.mismatches)

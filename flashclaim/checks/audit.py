@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from flashclaim.campaigns import CampaignView
 from flashclaim.checks.invariants import Grant, counter_breaches, record_breaches, summarize
+from flashclaim.checks.issuance import blocked_times, issuance_breaches
 from flashclaim.keys import KeySpace
 from flashclaim.store.connection import text_map
 from flashclaim.stream import PAGE, ClaimRecord, RecordError, next_page_start
@@ -83,6 +84,8 @@ async def audit_campaign(redis: Redis, keyspace: KeySpace, campaign_id: str) -> 
                              where="stream", complete=True))
     if dict(Counter(r.user_id for r in records)) != held:
         v.append("per-user counts in Redis differ from the stream")
+    blocked = blocked_times(text_map(await redis.hgetall(keyspace.blocklist)))
+    v.extend(issuance_breaches(view, records, blocked, "stream"))
     foreign = [r.entry_id for r in records if r.campaign_id != campaign_id]
     if foreign:
         v.append(f"records of another campaign: {foreign[:5]}")

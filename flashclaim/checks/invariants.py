@@ -10,7 +10,7 @@ so each check is shown to fail on a planted breach in the tests.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -105,6 +105,49 @@ def answered_breaches(answered: Iterable[str], recorded: set[str], where: str) -
     if len(set(answered)) < len(answered):
         out.append(f"duplicated: {len(answered) - len(set(answered))} claims answered 201 twice")
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """One grant record with what the issuing rules are judged on."""
+
+    user_id: str
+    claimed_at: int  # epoch ms, Redis clock
+    tags: tuple[str, ...]
+
+
+# A block is seen by every service within one blocklist refresh (1 s) and the call in
+# flight: grants later than this after the block are breaches.
+BLOCK_STALENESS_MS = 2000
+
+
+def daily_breaches(issued: Iterable[Issued], daily_limit: int | None,
+                   day_of: Callable[[int], int], where: str) -> list[str]:
+    """Nobody above the daily limit on any day (day_of: epoch ms -> the campaign's day)."""
+    if daily_limit is None:
+        return []
+    per_day = Counter((i.user_id, day_of(i.claimed_at)) for i in issued)
+    over = sorted((u, n) for (u, _), n in per_day.items() if n > daily_limit)
+    if not over:
+        return []
+    return [f"{where}: above per_user_daily_limit: {over[0][0]} got {over[0][1]} in one day, "
+            f"limit {daily_limit} ({len(over)} user-days)"]
+
+
+def exclusion_breaches(issued: Iterable[Issued], excluded: Iterable[str], where: str
+                       ) -> list[str]:
+    """No grant to a user holding an excluded segment."""
+    banned = set(excluded)
+    hits = sorted({i.user_id for i in issued if banned & set(i.tags)})
+    return [f"{where}: excluded users hold coupons: {len(hits)}, e.g. {hits[0]}"] if hits else []
+
+
+def blocked_breaches(issued: Iterable[Issued], blocked_at: dict[str, int], where: str
+                     ) -> list[str]:
+    """No grant to a blocked user later than the blocklist's staleness bound."""
+    hits = sorted({i.user_id for i in issued if i.user_id in blocked_at and
+                   i.claimed_at >= blocked_at[i.user_id] + BLOCK_STALENESS_MS})
+    return [f"{where}: blocked users got coupons: {len(hits)}, e.g. {hits[0]}"] if hits else []
 
 
 def tally(breaches: Iterable[str]) -> dict[str, int]:

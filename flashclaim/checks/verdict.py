@@ -56,6 +56,8 @@ class ServerFacts:
     records: list[tuple[str, str, int]]  # (claim_id, user_id, seq) for every stream record
     eligible_users_exist: bool = True  # False: nobody in the test may be granted anything
     remaining: int | None = None  # None: not read (taken as stock - granted)
+    code_uses: dict[str, int] = field(default_factory=dict)  # code hash -> grants by it
+    uses_per_code: int = 1
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class Breach:
 
 
 def judge(campaign_id: str, client: ClientFacts, server: ServerFacts) -> list[Breach]:
+    """Records = grants from every source (taps, operator grants, codes): the stream holds
+    one record per grant, and every grant a client was answered is among them."""
     remaining = server.stock - server.granted if server.remaining is None else server.remaining
     out = counter_breaches(server.stock, remaining, server.granted)
     if client.sold_out_seen and server.granted < server.stock:
@@ -81,6 +85,10 @@ def judge(campaign_id: str, client: ClientFacts, server: ServerFacts) -> list[Br
                    f"above per_user_limit {server.per_user_limit}")
     if not server.eligible_users_exist and (server.granted or client.granted):
         out.append(f"granted {server.granted} to users who are not eligible")
+    overused = sorted(c for c, n in server.code_uses.items() if n > server.uses_per_code)
+    if overused:
+        out.append(f"duplicated: {len(overused)} codes redeemed more than "
+                   f"{server.uses_per_code} times, e.g. {overused[0][:8]}")
     if client.server_errors:
         out.append(f"{client.server_errors} server errors (5xx or failed connections)")
     return [Breach(campaign_id, what) for what in out]

@@ -34,6 +34,7 @@ from redis.typing import EncodableT, FieldT
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger, LedgerUnavailable
 from flashclaim.ledger.reconcile import ledger_lag
+from flashclaim.ledger.retention import expire_ended
 from flashclaim.store.connection import time_reply_ms
 from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
@@ -52,6 +53,8 @@ class ConsumerOptions:
     refresh_ms: int = 2000  # how often new campaigns and dead consumers' entries are looked for
     retain_ms: int = 86_400_000  # acknowledged entries are kept this long, then trimmed
     trim_every_ms: int = 60_000
+    # Ended campaigns' Redis keys go this long after their end, once fully in the ledger.
+    campaign_retention_ms: int = 30 * 86_400_000
     db_retry_ms: int = 500
     warn_every_ms: int = 10_000  # while waiting for Redis or the database
     progress_ms: int = 30_000
@@ -139,10 +142,17 @@ class LedgerConsumer:
         if not self._streams:
             time.sleep(self.options.block_ms / 1000)
             return 0
-        reply = self.redis.xreadgroup(
-            self.options.group, self.options.consumer, dict.fromkeys(self._streams, ">"),
-            count=self.options.batch, block=self.options.block_ms,
-        )
+        try:
+            reply = self.redis.xreadgroup(
+                self.options.group, self.options.consumer, dict.fromkeys(self._streams, ">"),
+                count=self.options.batch, block=self.options.block_ms,
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # a campaign removed after its retention (by this or another consumer)
+            self._streams = {s: c for s, c in self._streams.items() if self.redis.exists(s)}
+            return 0
         handled = 0
         for stream, entries in _streams_reply(reply):
             self.handle(stream, entries)
@@ -150,8 +160,12 @@ class LedgerConsumer:
         return handled
 
     def discover(self) -> None:
-        """Join the claim stream of every campaign in the registry (creating our group)."""
-        for campaign_id in self.redis.zrange(self.keyspace.registry, 0, -1):
+        """Join the claim stream of every campaign in the registry (creating our group);
+        leave those that left it (removed after their retention)."""
+        registered = [str(c) for c in self.redis.zrange(self.keyspace.registry, 0, -1)]
+        kept = set(registered)
+        self._streams = {s: c for s, c in self._streams.items() if c in kept}
+        for campaign_id in registered:
             stream = self.keyspace.campaign(str(campaign_id)).stream
             if stream in self._streams:
                 continue
@@ -291,6 +305,9 @@ class LedgerConsumer:
             minid = min(safe, oldest_kept, key=entry_order)
             removed = int(self.redis.xtrim(stream, minid=minid, approximate=False))
             self.stats.trimmed += removed
+        for campaign_id in expire_ended(self.redis, self.keyspace,
+                                        self.options.campaign_retention_ms, now_ms):
+            self._streams.pop(self.keyspace.campaign(campaign_id).stream, None)
 
 
 def safe_trim_point(r: redis.Redis, stream: str) -> str | None:

@@ -24,6 +24,7 @@ from flashclaim.checks.invariants import (
     record_breaches,
     stream_count_breaches,
 )
+from flashclaim.checks.issuance import blocked_times, issuance_breaches
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger
 from flashclaim.stream import PAGE, ClaimRecord, RecordError, entry_order, next_page_start
@@ -123,6 +124,8 @@ def reconcile_campaign(
     if bad:
         m.append(f"stream: {len(bad)} undecodable entries, e.g. {bad[0]}")
     good = [x for x in records if isinstance(x, ClaimRecord)]
+    blocked = blocked_times({str(k): str(v) for k, v in r.hgetall(keyspace.blocklist).items()})
+    m.extend(issuance_breaches(view, good, blocked, "stream"))
     seqs = [x.seq for x in good]
     if good and seqs != list(range(rec.granted - len(good) + 1, rec.granted + 1)):
         m.append("stream: retained seqs are not consecutive up to granted")

@@ -126,7 +126,9 @@ class CampaignStore:
         page = await self._redis.xrange(stream, "(" + after if after else "-", "+",
                                         count=limit) or []
         claims = [{"entry_id": str(entry_id), "seq": int(fields["seq"]),
-                   "claim_id": fields["claim_id"], "user_id": fields["user_id"]}
+                   "claim_id": fields["claim_id"], "user_id": fields["user_id"],
+                   "source": fields.get("source", "grab"),
+                   "source_ref": fields.get("source_ref", "")}
                   for entry_id, fields in page if fields]
         return {"claims": claims, "next": claims[-1]["entry_id"] if len(page) == limit else None}
 

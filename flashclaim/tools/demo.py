@@ -37,6 +37,7 @@ from flashclaim.ledger.reconcile import Reconciliation, reconcile_campaign, wait
 from flashclaim.settings import SettingsError
 from flashclaim.store.embedded import free_port, running_url
 from flashclaim.tools import children, loadgen
+from flashclaim.tools.demo_issuance import IssuanceReport, issue_other_ways
 
 
 @dataclass
@@ -175,7 +176,8 @@ def _run(args: argparse.Namespace) -> int:
         progress.show(crowd.done, final=True)
         stats = httpx.get(base + f"/v1/admin/campaigns/{campaign_id}",
                           headers=admin).json()["stats"]
-        return _report(data_dir, campaign_id, args, crowd, elapsed, stats)
+        issuance = issue_other_ways(base, admin)
+        return _report(data_dir, campaign_id, args, crowd, elapsed, stats, issuance)
     finally:
         # Children first (they hold files in the data dir); a second signal meanwhile
         # must not cut this short.
@@ -190,20 +192,22 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: Crowd,
-            elapsed: float, stats: dict[str, object]) -> int:
+            elapsed: float, stats: dict[str, object], issuance: IssuanceReport) -> int:
     url = running_url(data_dir)
     assert url is not None
     keyspace = KeySpace("demo")
     with redis.Redis.from_url(url, decode_responses=True) as r:
-        lag = wait_for_ledger(r, keyspace, [campaign_id], timeout=60)
+        lag = wait_for_ledger(r, keyspace, [campaign_id, issuance.campaign_id], timeout=60)
         ledger = open_ledger(None, data_dir)
         try:
             rec: Reconciliation = reconcile_campaign(r, ledger, keyspace, campaign_id)
+            pack = reconcile_campaign(r, ledger, keyspace, issuance.campaign_id)
             in_ledger = ledger.claim_ids(campaign_id)
         finally:
             ledger.close()
     seen = crowd.granted_ids
-    breaches = rec.mismatches + answered_breaches(seen, in_ledger, "ledger")
+    breaches = rec.mismatches + answered_breaches(seen, in_ledger, "ledger") + \
+        [f"{issuance.campaign_id}: {m}" for m in pack.mismatches + issuance.problems]
     counts = tally(breaches)
     latencies = sorted(crowd.latencies)
     undersold = rec.granted < min(args.stock, args.users)
@@ -216,8 +220,12 @@ def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: C
     print(f"throughput          {len(latencies) / elapsed:,.0f} taps/s over {elapsed:.1f}s")
     print(f"latency             p50 {loadgen.percentile(latencies, 50) * 1000:.1f} ms, "
           f"p99 {loadgen.percentile(latencies, 99) * 1000:.1f} ms")
-    print(f"ledger              {rec.ledger_rows} rows, lag {lag}")
-    verdict = "consistent" if rec.ok else "MISMATCH"
+    print(f"operator grant      {issuance.campaign_id}: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(issuance.grant_outcomes.items())))
+    print(f"redemption codes    {issuance.redeemed} redeemed, a used code "
+          + ("refused (410)" if issuance.reuse_refused else "NOT refused"))
+    print(f"ledger              {rec.ledger_rows} + {pack.ledger_rows} rows, lag {lag}")
+    verdict = "consistent" if rec.ok and pack.ok else "MISMATCH"
     print(f"reconcile           {verdict}")
     print(", ".join(f"{kind} {n}" for kind, n in counts.items())
           + (", UNDERSOLD" if undersold else ""))

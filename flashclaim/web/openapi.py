@@ -375,7 +375,9 @@ SCHEMAS: dict[str, Any] = {
             "claims": {"type": "array", "items": {
                 "type": "object", "required": ["entry_id", "seq", "claim_id", "user_id"],
                 "properties": {"entry_id": {"type": "string"}, "seq": {"type": "integer"},
-                               "claim_id": {"type": "string"}, "user_id": {"type": "string"}},
+                               "claim_id": {"type": "string"}, "user_id": {"type": "string"},
+                               "source": {"enum": ["grab", "grant", "code"]},
+                               "source_ref": {"type": "string"}},
             }},
             "next": {"type": ["string", "null"]},
         },
