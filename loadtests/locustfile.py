@@ -147,6 +147,21 @@ def _verdict(environment: Environment, **_: Any) -> None:
         environment.process_exit_code = 1
 
 
+def record_answer(response: Any, facts: ClientFacts) -> None:
+    """What a client learns from one claim or redemption answer, and whether it was expected."""
+    status = response.status_code
+    body = orjson.loads(response.content or b"{}") if status in (201, 410) else {}
+    if status == 201:
+        facts.granted[body["claim_id"]] = body["user_id"]
+    if status == 410 and body.get("error") == "sold_out":  # (a used code is 410 too)
+        facts.sold_out_seen = True
+    if status in EXPECTED:
+        response.success()
+    else:
+        facts.server_errors += status >= 500 or status == 0
+        response.failure(f"unexpected {status}: {(response.text or '')[:200]}")
+
+
 class ClaimingUser(FastHttpUser):
     abstract = True
 
@@ -167,17 +182,7 @@ class ClaimingUser(FastHttpUser):
         facts = SEEN.setdefault(campaign_id, ClientFacts())
         with self.client.post(f"/v1/campaigns/{campaign_id}/claims", data=body, headers=headers,
                               name=f"claim: {scenario}", catch_response=True) as response:
-            status = response.status_code
-            if status == 201:
-                claim = orjson.loads(response.content or b"{}")
-                facts.granted[claim["claim_id"]] = claim["user_id"]
-            if status == 410:
-                facts.sold_out_seen = True
-            if status in EXPECTED:
-                response.success()
-            else:
-                facts.server_errors += status >= 500 or status == 0
-                response.failure(f"unexpected {status}: {(response.text or '')[:200]}")
+            record_answer(response, facts)
 
 
 class FlashCrowd(ClaimingUser):
@@ -296,14 +301,4 @@ class CodeRedeemers(ClaimingUser):
         with self.client.post("/v1/redemptions", json={"code": code},
                               headers={"X-User-Id": self.user_id},
                               name="redeem a code", catch_response=True) as response:
-            status = response.status_code
-            body = orjson.loads(response.content or b"{}")
-            if status == 201:
-                facts.granted[body["claim_id"]] = body["user_id"]
-            if status == 410 and body.get("error") == "sold_out":
-                facts.sold_out_seen = True
-            if status in EXPECTED:
-                response.success()
-            else:
-                facts.server_errors += status >= 500 or status == 0
-                response.failure(f"unexpected {status}: {(response.text or '')[:200]}")
+            record_answer(response, facts)

@@ -11,20 +11,16 @@ decides it again: the dedup token "g:<grant>:<user>" makes those grants replay
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import secrets
 from collections.abc import Callable
 
 import orjson
-from redis.exceptions import RedisError
 
 from flashclaim.claim.identity import Identity
 from flashclaim.claim.service import ClaimService
+from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.scripts import ClaimCode
-
-log = logging.getLogger("flashclaim")
 
 BATCH = 500  # users per claim.lua call: one call stays a few milliseconds on the server
 LEASE_MS = 30_000
@@ -46,14 +42,7 @@ class GrantRunner:
         self._wake.set()
 
     async def run_forever(self, poll_s: float = POLL_S) -> None:
-        while True:
-            self._wake.clear()  # before the look: a wake during it is not lost
-            try:
-                await self.run_due()
-            except RedisError as exc:
-                log.warning("grant runner: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll_s)
+        await poll_forever(self.run_due, self._wake, poll_s, "grant runner")
 
     async def run_due(self) -> None:
         for campaign_id, grant_id in await self._grants.due():

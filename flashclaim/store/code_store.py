@@ -9,25 +9,21 @@ campaign's hash slot keeps each code's keyed hash and uses left.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from flashclaim.codes import campaign_slot, code_hash, make_code
 from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import KeySpace
+from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.store.connection import text_map
 from flashclaim.store.scripts import Scripts
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import Obj
-
-log = logging.getLogger("flashclaim")
 
 MAX_CODES_PER_CAMPAIGN = 1_000_000
 COUNT_RANGE = (1, MAX_CODES_PER_CAMPAIGN)
@@ -111,14 +107,7 @@ class CodeStore:
     # -- generation -----------------------------------------------------------------
 
     async def generate_forever(self, poll_s: float = 0.5) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.generate_due()
-            except RedisError as exc:
-                log.warning("code generator: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), poll_s)
+        await poll_forever(self.generate_due, self._wake, poll_s, "code generator")
 
     async def generate_due(self) -> None:
         if not self._secret:

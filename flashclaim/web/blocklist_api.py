@@ -12,7 +12,7 @@ from flashclaim.errors import ApiError, invalid_request
 from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE, REASON_MAX_LEN
 from flashclaim.validation import USER_ID_RE, Obj
 from flashclaim.web.admin_api import admin
-from flashclaim.web.http import json_response, query_limit, read_json
+from flashclaim.web.http import json_response, query_cursor, query_limit, read_json
 
 audit = logging.getLogger("flashclaim.audit")
 
@@ -47,9 +47,7 @@ async def unblock(request: Request) -> Response:
 
 async def list_blocked(request: Request) -> Response:
     s = admin(request)
-    after = request.query_params.get("cursor", "")
-    if after and not USER_ID_RE.fullmatch(after):
-        raise invalid_request("cursor must be the `next` of a previous page.")
+    after = query_cursor(request, USER_ID_RE)
     limit = query_limit(request, BLOCKLIST_LIMIT_RANGE, 100)
     return json_response(await s.claims.blocklist.page(after, limit))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -131,6 +132,14 @@ def error_response(err: ApiError) -> Response:
 def campaign_id_of(request: Request) -> str:
     """The validated campaign id of a route's path."""
     return campaign_id(request.path_params["campaign_id"])
+
+
+def query_cursor(request: Request, pattern: re.Pattern[str]) -> str:
+    """?cursor= ("" for the first page): the `next` of a previous page, or 400."""
+    cursor = request.query_params.get("cursor", "")
+    if cursor and not pattern.fullmatch(cursor):
+        raise invalid_request("cursor must be the `next` of a previous page.")
+    return cursor
 
 
 def query_limit(request: Request, bounds: tuple[int, int], default: int) -> int:

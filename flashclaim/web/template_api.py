@@ -12,7 +12,7 @@ from flashclaim.errors import invalid_request
 from flashclaim.store.templates import TEMPLATES_LIMIT_RANGE, parse_template
 from flashclaim.validation import CAMPAIGN_ID_RE
 from flashclaim.web.admin_api import admin
-from flashclaim.web.http import json_response, query_limit, read_json
+from flashclaim.web.http import json_response, query_cursor, query_limit, read_json
 
 audit = logging.getLogger("flashclaim.audit")
 
@@ -30,9 +30,7 @@ async def create_template(request: Request) -> Response:
 
 async def list_templates(request: Request) -> Response:
     s = admin(request)
-    after = request.query_params.get("cursor", "")
-    if after and not CAMPAIGN_ID_RE.fullmatch(after):
-        raise invalid_request("cursor must be the `next` of a previous page.")
+    after = query_cursor(request, CAMPAIGN_ID_RE)
     limit = query_limit(request, TEMPLATES_LIMIT_RANGE, 100)
     return json_response(await s.templates.list(after, limit))
 

@@ -1,0 +1,26 @@
+"""A background job's loop: do the work, then wait for a wake-up or the next poll."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger("flashclaim")
+
+
+async def poll_forever(work: Callable[[], Awaitable[None]], wake: asyncio.Event, poll_s: float,
+                       what: str) -> None:
+    """Run `work` every `poll_s`, or at once when `wake` is set; a Redis error is logged and
+    the next round tries again (the job's state is in Redis, so nothing is lost)."""
+    while True:
+        wake.clear()  # before the work: a wake-up during it is not lost
+        try:
+            await work()
+        except RedisError as exc:
+            log.warning("%s: %s", what, exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), poll_s)
