@@ -60,6 +60,9 @@ def serve(args: argparse.Namespace) -> int:
         # Redemption codes are keyed hashes: the key must outlive restarts (it is kept).
         code_secret, _ = _kept_secret(settings.code_secret, settings.data_dir / "code-secret", 32)
         os.environ["FLASHCLAIM_CODE_SECRET"] = code_secret
+        checkout, _ = _kept_secret(settings.checkout_token, settings.data_dir / "checkout-token",
+                                   24)
+        os.environ["FLASHCLAIM_CHECKOUT_TOKEN"] = checkout
         if generated:
             log.info("admin token generated and kept in %s", settings.data_dir / "admin-token")
         redis_url = settings.redis_url

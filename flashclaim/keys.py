@@ -47,6 +47,14 @@ class CampaignKeys:
         tag = slot_tag(campaign_slot(self._campaign_id))
         return f"{self._namespace}:{{{tag}}}:codes"
 
+    def coupons(self) -> str:
+        """Hash of the coupons granted in this campaign's slot (see KeySpace.slot_coupons)."""
+        return self._slot_key("coupons")
+
+    def _slot_key(self, name: str) -> str:
+        tag = slot_tag(campaign_slot(self._campaign_id))
+        return f"{self._namespace}:{{{tag}}}:{name}"
+
     def code_batch(self, batch_id: str) -> str:
         """Hash of one batch of codes: count, uses, generated, nonce, state."""
         return self._code_batch_prefix + batch_id
@@ -71,9 +79,9 @@ class CampaignKeys:
                 self.dead_letter, self.grants, self.code_batches, self.codes_issued]
 
     def script_keys(self) -> list[str]:
-        """KEYS[1..7] of claim.lua, in order."""
+        """KEYS[1..8] of claim.lua, in order."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
-                self.codes()]
+                self.codes(), self.coupons()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,25 @@ class KeySpace:
         """Sorted set of grants with users still to process, "<campaign>/<grant>" scored by
         when to start (epoch ms): what every service's grant runner polls."""
         return f"{self.namespace}:grants:pending"
+
+    def slot_coupons(self, slot: int) -> str:
+        """Hash of every coupon granted in one hash slot: coupon id ->
+        "<campaign>\x1f<valid_until ms>\x1f<user>", written by claim.lua with the grant."""
+        return f"{self.namespace}:{{{slot_tag(slot)}}}:coupons"
+
+    def slot_coupon_uses(self, slot: int) -> str:
+        """Hash of the coupons used now, in one slot: coupon id ->
+        "<campaign>\x1f<order>\x1f<discount>\x1f<used_at ms>"."""
+        return f"{self.namespace}:{{{slot_tag(slot)}}}:coupon-uses"
+
+    def slot_coupon_events(self, slot: int) -> str:
+        """Stream of one slot's redemption and release events, for the ledger."""
+        return f"{self.namespace}:{{{slot_tag(slot)}}}:coupon-events"
+
+    @property
+    def coupon_event_streams(self) -> str:
+        """Set of every coupon-event stream in use: how a ledger consumer finds them."""
+        return f"{self.namespace}:coupon-event-streams"
 
     @property
     def pending_code_batches(self) -> str:

@@ -63,6 +63,9 @@ class Settings:
     # The key of the redemption codes' HMAC (at least 32 characters). `serve` generates
     # one on first start and keeps it in <data dir>/code-secret when none is set.
     code_secret: str | None = None
+    # The bearer token of the checkout system (redeem/release write-back): its own scope,
+    # not the admin token. `serve` generates one into <data dir>/checkout-token when unset.
+    checkout_token: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -94,6 +97,7 @@ class Settings:
             jwt_audience=e.get("FLASHCLAIM_JWT_AUDIENCE") or None,
             jwt_tags_claim=e.get("FLASHCLAIM_JWT_TAGS_CLAIM", "tags"),
             code_secret=e.get("FLASHCLAIM_CODE_SECRET") or None,
+            checkout_token=e.get("FLASHCLAIM_CHECKOUT_TOKEN") or None,
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         settings.validate()

@@ -21,8 +21,10 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
   KEYS[6]        hash    per-user grants today: user_id -> "<day number>:<count>"
   KEYS[7]        hash    redemption codes of this hash slot: code hash ->
                          "<campaign id>:<uses left>" (read only for source "code")
-  KEYS[7+i]      string  rate-limit window counter of claim i's user (PX = window)
-  KEYS[7+n+i]    string  rate-limit window counter of claim i's client IP, present only
+  KEYS[8]        hash    coupons granted in this hash slot: coupon id ->
+                         "<campaign>\31<valid_until ms>\31<user>" (for redemption write-back)
+  KEYS[8+i]      string  rate-limit window counter of claim i's user (PX = window)
+  KEYS[8+n+i]    string  rate-limit window counter of claim i's client IP, present only
                          when some claim of the batch carries an IP limit
 
 ARGV:
@@ -68,6 +70,7 @@ channel, idempotency_key, source, source_ref, tags, claim (see docs/stream.md).
 
 local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key, codes_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local coupons_key = KEYS[8]
 local n = #ARGV
 local SCHEMA_VERSION = '2'
 local DAY_MS = 86400000
@@ -132,10 +135,12 @@ end
 
 -- Strings go through cjson, so no id or channel can ever break the record's JSON
 -- (the service validates them too; this is the second wall, not the only one).
+-- The claim's JSON; also records each coupon in the slot's coupons hash (for write-back).
 local function claim_json(claim_id, user_id, seq, channel, source)
   coupons = coupons or cjson.decode(m[11])
   local id_json = cjson.encode(claim_id)
   local parts = {}
+  local issued = {}  -- coupon id, "<campaign>\31<valid_until>\31<user>", ...
   for k, c in ipairs(coupons) do
     local from, till
     if c.days then
@@ -145,7 +150,10 @@ local function claim_json(claim_id, user_id, seq, channel, source)
     end
     parts[k] = string.format('{"coupon_id":%s,%s,"valid_from":%d,"valid_until":%d}',
       cjson.encode(claim_id .. '-' .. k), c.f, from, till)
+    issued[#issued + 1] = claim_id .. '-' .. k
+    issued[#issued + 1] = campaign_id .. '\31' .. string.format('%d', till) .. '\31' .. user_id
   end
+  redis.call('HSET', coupons_key, unpack(issued))
   local channel_json = 'null'
   if channel ~= '' then channel_json = cjson.encode(channel) end
   return string.format(
@@ -216,9 +224,9 @@ for i = 1, n do
   elseif blocked then
     reject('blocked', '')
   else
-    local rl_key = KEYS[7 + i]
+    local rl_key = KEYS[8 + i]
     local held = tonumber(redis.call('HGET', users_key, user_id) or '0')
-    local ip_key = client_ip ~= '' and KEYS[7 + n + i] or nil
+    local ip_key = client_ip ~= '' and KEYS[8 + n + i] or nil
     local today_n = daily_limit and today_count(user_id) or 0
     if is_tap and count_tap(rl_key, rl_window_ms) > rl_max then
       reject('rate_limited', tostring(redis.call('PTTL', rl_key)))

@@ -27,6 +27,7 @@ from pg import PostgresServer
 ADMIN_TOKEN = "test-admin-token"
 NAMESPACE = "t"
 CODE_SECRET = "test-code-secret-of-thirty-two-chars"
+CHECKOUT_TOKEN = "test-checkout-token"
 
 
 def server_binary(kind: str) -> Path:
@@ -97,7 +98,8 @@ def settings(server: EmbeddedServer) -> Settings:
     # The concurrency tests put 2,600 claims in flight in one process: above the default
     # shedding cap (its own test is in test_faults.py).
     return Settings(redis_url=server.url, admin_token=ADMIN_TOKEN, namespace=NAMESPACE,
-                    max_in_flight=10_000, code_secret=CODE_SECRET)
+                    max_in_flight=10_000, code_secret=CODE_SECRET,
+                    checkout_token=CHECKOUT_TOKEN)
 
 
 @pytest.fixture

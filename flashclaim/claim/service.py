@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ from redis.asyncio import Redis
 from flashclaim.claim.coalescer import ClaimCoalescer
 from flashclaim.claim.gate import ClaimGate
 from flashclaim.claim.identity import Identity
+from flashclaim.coupons import new_claim_id
 from flashclaim.errors import CLAIM_REJECTIONS, IDEMPOTENCY_KEY_REUSED, ApiError
 from flashclaim.keys import KeySpace, key_digest
 from flashclaim.store.blocklist import Blocklist
@@ -51,7 +51,7 @@ class ClaimService:
             known = self.gate.answer(campaign_id, who.user_id)
             if known is not None:  # what Redis would say, without asking it
                 raise _rejection(known, "")
-        claim_id = secrets.token_hex(12)
+        claim_id = new_claim_id(campaign_id)
         binding: tuple[str, str] | None = None
         if idempotency_key is None:
             # A server-made token still lets claim.lua recognise a client-library retry.
@@ -84,7 +84,7 @@ class ClaimService:
         per (grant id, user) through its dedup token, so a resubmitted or resumed grant
         replays instead of granting twice."""
         requests = [
-            ClaimRequest(secrets.token_hex(12), f"g:{grant_id}:{who.user_id}", who.user_id,
+            ClaimRequest(new_claim_id(campaign_id), f"g:{grant_id}:{who.user_id}", who.user_id,
                          who.tags, Source.GRANT.value, None, source=Source.GRANT,
                          source_ref=grant_id, blocked=await self.blocklist.is_blocked(who.user_id))
             for who in users

@@ -200,7 +200,11 @@ class Ledger:
             raise
 
     def migrate(self) -> int:
-        """Create or upgrade the schema; returns the version now in place."""
+        """Create or upgrade the schema; returns the version now in place. A schema already
+        current is seen without taking the lock (consumers starting together do not queue)."""
+        if self._current_version() >= SCHEMA_VERSION:
+            return SCHEMA_VERSION
+
         def work(cur: Cursor) -> int:
             if self._lock:
                 cur.execute(self._lock)  # two consumers starting together migrate once
@@ -216,6 +220,18 @@ class Ledger:
                     current = version
             return int(current)
         return self._run(work)
+
+    def _current_version(self) -> int:
+        """The schema version in place, without a lock; 0 when there is no schema yet."""
+        def read(cur: Cursor) -> int:
+            cur.execute("SELECT MAX(version) FROM ledger_schema")
+            return int(cur.fetchone()[0] or 0)
+        try:
+            return self._run(read)
+        except LedgerUnavailable:
+            raise
+        except Exception:  # no ledger_schema table: a new database
+            return 0
 
     def write(self, records: list[ClaimRecord]) -> int:
         """Insert the claims and their coupons in one transaction; returns the new claims.

@@ -133,7 +133,7 @@ class Scripts:
     async def claim(self, keys: CampaignKeys, requests: list[ClaimRequest]) -> list[ClaimDecision]:
         """Decide a batch of claims on one campaign, in order, in one atomic call."""
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
-        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[7+n+i], one per claim
+        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[8+n+i], one per claim
             script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
         flat = await self._script("claim")(keys=script_keys, args=[r.packed() for r in requests])
         return [
@@ -194,6 +194,12 @@ class Scripts:
         code, generated = await self._script("store_codes")(
             keys=[keys.code_batch(batch_id), keys.codes()], args=[start, value, *hashes])
         return _text(code), int(generated)
+
+    async def use_coupon(self, coupons: str, uses: str, events: str, action: str,
+                         coupon_id: str, order_id: str, discount: int) -> list[str]:
+        reply = await self._script("use_coupon")(
+            keys=[coupons, uses, events], args=[action, coupon_id, order_id, discount])
+        return [_text(x) for x in reply]
 
     async def renew_lease(self, key: str, owner: str, ms: int) -> bool:
         return bool(await self._script("renew_lease")(keys=[key], args=[owner, ms]))

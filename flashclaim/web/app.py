@@ -21,6 +21,7 @@ from flashclaim.settings import Settings
 from flashclaim.web import (
     admin_api,
     blocklist_api,
+    checkout_api,
     code_api,
     grant_api,
     ops_api,
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
             await services.close()
 
     admin_routes = [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
-                    *grant_api.routes, *code_api.routes]
+                    *grant_api.routes, *code_api.routes, *checkout_api.routes]
     public_routes = [*public_api.routes, *code_api.public_routes]
     routes = {"all": [*public_routes, *admin_routes, *ops_api.routes],
               "public": [*public_routes, *ops_api.routes],

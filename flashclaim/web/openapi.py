@@ -23,6 +23,7 @@ from flashclaim.campaigns import (
     STOCK_RANGE,
     VALIDITY_DAYS_RANGE,
 )
+from flashclaim.coupons import ORDER_ID_RE
 from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE, REASON_MAX_LEN
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
 from flashclaim.store.code_store import COUNT_RANGE, USES_RANGE
@@ -278,6 +279,23 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 64},
                        "channel": _text(CHANNEL_RE)},
+    },
+    "CouponRedeem": {
+        "type": "object", "required": ["order_id", "discount"], "additionalProperties": False,
+        "properties": {"order_id": _text(ORDER_ID_RE), "discount": _MONEY},
+    },
+    "CouponRelease": {
+        "type": "object", "required": ["order_id"], "additionalProperties": False,
+        "properties": {"order_id": _text(ORDER_ID_RE)},
+    },
+    "CouponState": {
+        "type": "object",
+        "required": ["coupon_id", "campaign_id", "user_id", "valid_until", "status"],
+        "properties": {
+            "coupon_id": {"type": "string"}, "campaign_id": _ID, "user_id": {"type": "string"},
+            "valid_until": _TIME, "status": {"enum": ["used", "unused"]},
+            "order_id": {"type": "string"}, "discount": _MONEY, "used_at": _TIME,
+        },
     },
     "BlockBody": {
         "type": "object",
@@ -537,6 +555,25 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/v1/admin/coupons/{coupon_id}/redeem": {
+        "post": {"summary": "Checkout: this order used the coupon (the same order again is a "
+                            "replay; another order 409; expired 410)",
+                 "security": [{"checkoutToken": []}],
+                 "parameters": [{"name": "coupon_id", "in": "path", "required": True,
+                                 "schema": {"type": "string"}}],
+                 "requestBody": _body("CouponRedeem"),
+                 "responses": {"200": _json(_ref("CouponState"), "Used"),
+                               **_errors(400, 401, 404, 408, 409, 410, 413, 415, 503)}},
+    },
+    "/v1/admin/coupons/{coupon_id}/release": {
+        "post": {"summary": "Checkout: the order was cancelled; the coupon is unused again",
+                 "security": [{"checkoutToken": []}],
+                 "parameters": [{"name": "coupon_id", "in": "path", "required": True,
+                                 "schema": {"type": "string"}}],
+                 "requestBody": _body("CouponRelease"),
+                 "responses": {"200": _json(_ref("CouponState"), "Unused again"),
+                               **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
+    },
     "/v1/admin/templates": {
         "post": {"summary": "Create a template, or add a version to one (versions never change)",
                  "security": _ADMIN, "requestBody": _body("TemplateCreate"),
@@ -627,6 +664,8 @@ def openapi_document() -> dict[str, Any]:
             "schemas": SCHEMAS,
             "securitySchemes": {
                 "adminToken": {"type": "http", "scheme": "bearer"},
+                "checkoutToken": {"type": "http", "scheme": "bearer",
+                                  "description": "FLASHCLAIM_CHECKOUT_TOKEN"},
                 "userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                               "description": "jwt identity mode: sub is the user id"},
             },

@@ -20,6 +20,7 @@ from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.campaign_store import CampaignStore
 from flashclaim.store.code_store import CodeStore
 from flashclaim.store.connection import connect, server_warnings
+from flashclaim.store.coupon_store import CouponStore
 from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.scripts import Scripts
 from flashclaim.store.templates import TemplateStore
@@ -39,6 +40,7 @@ class Services:
     grants: GrantStore
     grant_runner: GrantRunner
     codes: CodeStore
+    coupons: CouponStore
     redeemer: Redeemer
     authenticator: Authenticator
     warnings: list[str] = field(default_factory=list)
@@ -66,6 +68,7 @@ class Services:
             grants=grants,
             grant_runner=GrantRunner(grants, claims),
             codes=codes,
+            coupons=CouponStore(redis, scripts, keyspace),
             redeemer=Redeemer(codes, claims, keyspace),
             authenticator=make_authenticator(settings),
         )

@@ -1,0 +1,71 @@
+#!lua
+--[[
+use_coupon.lua: the checkout system says a coupon was used by an order (redeem), or
+that the order was cancelled (release). Decided here, once, against the server clock,
+and recorded as an event in the slot's coupon-event stream for the ledger.
+
+One coupon is used by one order: the first redeem wins; the same order again is a
+replay (the stored answer); any other order is refused until a release.
+
+KEYS (all in one hash slot, the one the coupon id names):
+  KEYS[1]   hash    coupons granted: coupon id -> "<campaign>\31<valid_until ms>\31<user>"
+  KEYS[2]   hash    coupons used now: coupon id -> "<order>\31<discount>\31<used_at ms>"
+  KEYS[3]   stream  coupon events (fields: v, event, coupon_id, campaign_id, user_id,
+                    order_id, discount, at)
+ARGV:
+  ARGV[1]   string  "redeem" or "release"
+  ARGV[2]   string  coupon id
+  ARGV[3]   string  order id
+  ARGV[4]   integer the discount given, minor units (redeem; "0" for release)
+Returns an array {code, campaign, user, valid_until, order, discount, at}:
+  {"used", ...}              redeemed now (event written)
+  {"replay", ...}            this order had redeemed it already (nothing written)
+  {"coupon_used", ...}       another order holds it (nothing written); order is that order
+  {"coupon_expired", ...}    past valid_until (nothing written)
+  {"released", ...}          back to unused (event written); also when it was not in use
+  {"order_mismatch", ...}    release by an order that does not hold it (nothing written)
+  {"coupon_not_found"}       no such coupon (nothing written)
+]]
+
+local granted = redis.call('HGET', KEYS[1], ARGV[2])
+if not granted then
+  return {'coupon_not_found'}
+end
+local campaign, till, user = string.match(granted, '^([^\31]*)\31([^\31]*)\31(.*)$')
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local used = redis.call('HGET', KEYS[2], ARGV[2])
+local order, discount, at = '', '', ''
+if used then
+  order, discount, at = string.match(used, '^([^\31]*)\31([^\31]*)\31(.*)$')
+end
+
+local function event(name, event_order, event_discount)
+  redis.call('XADD', KEYS[3], '*', 'v', '1', 'event', name, 'coupon_id', ARGV[2],
+    'campaign_id', campaign, 'user_id', user, 'order_id', event_order,
+    'discount', event_discount, 'at', now)
+end
+
+if ARGV[1] == 'redeem' then
+  if used then
+    local code = order == ARGV[3] and 'replay' or 'coupon_used'
+    return {code, campaign, user, till, order, discount, at}
+  end
+  if now >= tonumber(till) then
+    return {'coupon_expired', campaign, user, till, '', '', ''}
+  end
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. '\31' .. ARGV[4] .. '\31' .. now)
+  event('redeemed', ARGV[3], ARGV[4])
+  return {'used', campaign, user, till, ARGV[3], ARGV[4], tostring(now)}
+end
+
+-- release
+if not used then
+  return {'released', campaign, user, till, '', '', ''}
+end
+if order ~= ARGV[3] then
+  return {'order_mismatch', campaign, user, till, order, discount, at}
+end
+redis.call('HDEL', KEYS[2], ARGV[2])
+event('released', ARGV[3], '0')
+return {'released', campaign, user, till, '', '', ''}
