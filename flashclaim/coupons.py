@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 
 from flashclaim.codes import campaign_slot
 
@@ -31,3 +32,44 @@ def slot_of_coupon(coupon_id: str) -> int | None:
         return None
     slot = int(match.group(1), 16)
     return slot if slot < SLOTS else None
+
+
+class EventError(ValueError):
+    """A coupon-event entry that does not follow its schema (poison for a consumer)."""
+
+
+EVENT_FIELDS = ("v", "event", "coupon_id", "campaign_id", "user_id", "order_id", "discount",
+                "at")
+EVENTS = ("redeemed", "released")
+
+
+@dataclass(frozen=True, slots=True)
+class CouponEvent:
+    """One entry of a slot's coupon-event stream (written by lua/use_coupon.lua)."""
+
+    entry_id: str
+    event: str  # "redeemed" or "released"
+    coupon_id: str
+    campaign_id: str
+    user_id: str
+    order_id: str
+    discount: int  # minor units; 0 for a release
+    at: int  # epoch ms, Redis clock
+
+    @classmethod
+    def decode(cls, entry_id: str, fields: dict[str, str]) -> CouponEvent:
+        missing = [f for f in EVENT_FIELDS if f not in fields]
+        if missing or fields["v"] != "1" or fields["event"] not in EVENTS:
+            raise EventError(f"entry {entry_id}: not a coupon event of version 1")
+        try:
+            return cls(entry_id, fields["event"], fields["coupon_id"], fields["campaign_id"],
+                       fields["user_id"], fields["order_id"], int(fields["discount"]),
+                       int(fields["at"]))
+        except ValueError as exc:
+            raise EventError(f"entry {entry_id}: {exc}") from None
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """The entry id as a sortable pair: events of one coupon apply in this order."""
+        ms, _, seq = self.entry_id.partition("-")
+        return int(ms), int(seq or 0)

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import redis
 from redis.typing import EncodableT, FieldT
 
+from flashclaim.coupons import CouponEvent, EventError
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger, LedgerUnavailable
 from flashclaim.ledger.reconcile import ledger_lag
@@ -39,6 +40,7 @@ from flashclaim.store.connection import time_reply_ms
 from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
 log = logging.getLogger("flashclaim.ledger")
+COUPON_EVENTS = "*coupon-events*"  # the owner recorded for a coupon-event stream
 T = TypeVar("T")
 
 
@@ -163,10 +165,13 @@ class LedgerConsumer:
         """Join the claim stream of every campaign in the registry (creating our group);
         leave those that left it (removed after their retention)."""
         registered = [str(c) for c in self.redis.zrange(self.keyspace.registry, 0, -1)]
-        kept = set(registered)
+        kept = set(registered) | {COUPON_EVENTS}
         self._streams = {s: c for s, c in self._streams.items() if c in kept}
-        for campaign_id in registered:
-            stream = self.keyspace.campaign(str(campaign_id)).stream
+        wanted = [(self.keyspace.campaign(c).stream, c) for c in registered]
+        # and the slots' coupon-event streams (redemption write-back)
+        wanted += [(str(s), COUPON_EVENTS)
+                   for s in self.redis.smembers(self.keyspace.coupon_event_streams)]
+        for stream, owner in wanted:
             if stream in self._streams:
                 continue
             try:
@@ -174,7 +179,7 @@ class LedgerConsumer:
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-            self._streams[stream] = str(campaign_id)
+            self._streams[stream] = owner
 
     def _drain_own_pending(self, stream: str) -> None:
         """What this consumer was delivered but never acknowledged (a restart after a crash)."""
@@ -208,6 +213,9 @@ class LedgerConsumer:
         environment) propagates with the batch unacknowledged: it stays pending.
         """
         deliveries = self._deliveries(stream, entries) if check_deliveries else {}
+        if self._streams.get(stream) == COUPON_EVENTS:
+            self._handle_events(stream, entries, deliveries)
+            return
         records: list[ClaimRecord] = []
         dead: list[tuple[str, dict[str, str], str]] = []
         for entry_id, fields in entries:
@@ -224,6 +232,26 @@ class LedgerConsumer:
         self._dead_letter(stream, dead)
         if written_ids:
             self.redis.xack(stream, self.options.group, *written_ids)
+
+    def _handle_events(self, stream: str, entries: list[Any], deliveries: dict[str, int]
+                       ) -> None:
+        """Coupon events: recorded and applied in one transaction, then acknowledged."""
+        events: list[CouponEvent] = []
+        dead: list[tuple[str, dict[str, str], str]] = []
+        for entry_id, fields in entries:
+            entry_id, fields = str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()}
+            if deliveries.get(entry_id, 0) > self.options.max_deliveries:
+                dead.append((entry_id, fields, f"delivered {deliveries[entry_id]} times"))
+                continue
+            try:
+                events.append(CouponEvent.decode(entry_id, fields))
+            except EventError as exc:
+                dead.append((entry_id, fields, f"undecodable: {exc}"))
+        if events:
+            self._wait_for_db(lambda: self.ledger.apply_events(events))
+        self._dead_letter(stream, dead)
+        if events:
+            self.redis.xack(stream, self.options.group, *[e.entry_id for e in events])
 
     def _write(
         self, records: list[ClaimRecord], dead: list[tuple[str, dict[str, str], str]]
@@ -282,7 +310,9 @@ class LedgerConsumer:
     def _dead_letter(self, stream: str, dead: list[tuple[str, dict[str, str], str]]) -> None:
         if not dead:
             return
-        dead_stream = self.keyspace.campaign(self._streams.get(stream, "unknown")).dead_letter
+        owner = self._streams.get(stream, "unknown")
+        dead_stream = stream + ":dead" if owner == COUPON_EVENTS else \
+            self.keyspace.campaign(owner).dead_letter
         pipe = self.redis.pipeline(transaction=True)  # same hash tag: one slot
         for entry_id, fields, reason in dead:
             log.error("dead-lettered %s %s: %s", stream, entry_id, reason)

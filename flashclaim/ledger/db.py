@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from flashclaim.checks.invariants import RecordSummary
+from flashclaim.coupons import CouponEvent
 from flashclaim.runtime.private_files import private_dir, touch_private
 from flashclaim.stream import ClaimRecord, RecordError
 
@@ -62,6 +63,28 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         "ALTER TABLE claims ADD COLUMN source_ref TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE claims ADD COLUMN tags TEXT NOT NULL DEFAULT ''",
     ]),
+    (3, [  # redemption write-back: coupon events from the slots' coupon-event streams
+        "ALTER TABLE coupons ADD COLUMN order_id TEXT",
+        "ALTER TABLE coupons ADD COLUMN discount BIGINT",
+        "ALTER TABLE coupons ADD COLUMN used_at_ms BIGINT",
+        "ALTER TABLE coupons ADD COLUMN event_ms BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE coupons ADD COLUMN event_seq BIGINT NOT NULL DEFAULT 0",
+        """CREATE TABLE IF NOT EXISTS coupon_events (
+            entry_id    TEXT NOT NULL,
+            coupon_id   TEXT NOT NULL,
+            event       TEXT NOT NULL CHECK (event IN ('redeemed', 'released')),
+            campaign_id TEXT NOT NULL,
+            user_id     TEXT NOT NULL,
+            order_id    TEXT NOT NULL,
+            discount    BIGINT NOT NULL,
+            at_ms       BIGINT NOT NULL,
+            event_ms    BIGINT NOT NULL,
+            event_seq   BIGINT NOT NULL,
+            PRIMARY KEY (coupon_id, event_ms, event_seq)
+        )""",
+        "CREATE INDEX IF NOT EXISTS coupon_events_by_campaign ON coupon_events (campaign_id)",
+        "CREATE INDEX IF NOT EXISTS coupons_by_campaign ON coupons (campaign_id, status)",
+    ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _UNBOUNDED = 2**62  # a seq bound above any seq (BIGINT-safe)
@@ -74,6 +97,9 @@ def _seq_bound(campaign_id: str, max_seq: int | None) -> tuple[str, int]:
 _CLAIM_COLUMNS = ("claim_id", "campaign_id", "user_id", "seq", "claimed_at_ms", "channel",
                   "idempotency_key", "stream_entry_id", "claim_json", "recorded_at_ms", "source",
                   "source_ref", "tags")
+_EVENT_COLUMNS = ("entry_id", "coupon_id", "event", "campaign_id", "user_id", "order_id",
+                  "discount", "at_ms", "event_ms", "event_seq")
+_IN_CHUNK = 500  # ids per IN (...) list
 _COUPON_COLUMNS = ("coupon_id", "claim_id", "campaign_id", "user_id", "type", "value",
                    "min_spend", "percent_off", "max_discount", "currency", "valid_from_ms",
                    "valid_until_ms", "scope_json")
@@ -178,8 +204,13 @@ class Ledger:
                 raise
         return self._conn
 
-    def _sql(self, text: str) -> str:
+    def sql(self, text: str) -> str:
+        """A statement written with ? placeholders, in this database's style."""
         return text.replace("?", self._ph)
+
+    def run(self, work: Callable[[Cursor], _T]) -> _T:
+        """Run work(cursor) in one transaction (for readers outside this module)."""
+        return self._run(work)
 
     def _run(self, work: Callable[[Cursor], _T]) -> _T:
         """Run work(cursor) in one transaction; a lost connection becomes LedgerUnavailable."""
@@ -215,7 +246,7 @@ class Ledger:
                 if version > current:
                     for statement in statements:
                         cur.execute(statement)
-                    cur.execute(self._sql("INSERT INTO ledger_schema (version) VALUES (?)"),
+                    cur.execute(self.sql("INSERT INTO ledger_schema (version) VALUES (?)"),
                                 (version,))
                     current = version
             return int(current)
@@ -248,12 +279,53 @@ class Ledger:
                 cur.execute(self._insert("claims", _CLAIM_COLUMNS), row)
                 inserted += max(cur.rowcount, 0)
             cur.executemany(self._insert("coupons", _COUPON_COLUMNS), coupons)
+            # a coupon used before its claim reached the ledger (another stream): its events
+            # are waiting in coupon_events
+            self._apply_latest(cur, [str(c[0]) for c in coupons])
             return inserted
         return self._run(work)
 
+    def apply_events(self, events: list[CouponEvent]) -> int:
+        """Record coupon events and bring each coupon's status to its latest event, in one
+        transaction. Idempotent and order-safe: an event is stored once (keyed by coupon and
+        stream order), and a coupon only moves to an event later than the one it shows."""
+        def work(cur: Cursor) -> int:
+            stored = 0
+            for e in events:
+                ms, seq = e.order
+                cur.execute(self._insert("coupon_events", _EVENT_COLUMNS), (
+                    e.entry_id, e.coupon_id, e.event, e.campaign_id, e.user_id, e.order_id,
+                    e.discount, e.at, ms, seq))
+                stored += max(cur.rowcount, 0)
+            self._apply_latest(cur, sorted({e.coupon_id for e in events}))
+            return stored
+        return self._run(work)
+
+    def _apply_latest(self, cur: Cursor, coupon_ids: list[str]) -> None:
+        for start in range(0, len(coupon_ids), _IN_CHUNK):
+            chunk = coupon_ids[start:start + _IN_CHUNK]
+            cur.execute(self.sql(
+                "SELECT coupon_id, event, order_id, discount, at_ms, event_ms, event_seq"
+                f" FROM coupon_events WHERE coupon_id IN ({', '.join('?' * len(chunk))})"),
+                chunk)
+            latest: dict[str, tuple[Any, ...]] = {}
+            for row in cur.fetchall():
+                if row[0] not in latest or (row[5], row[6]) > (latest[row[0]][5],
+                                                               latest[row[0]][6]):
+                    latest[row[0]] = tuple(row)
+            for coupon_id, event, order_id, discount, at_ms, ms, seq in latest.values():
+                used = event == "redeemed"
+                cur.execute(self.sql(
+                    "UPDATE coupons SET status = ?, order_id = ?, discount = ?, used_at_ms = ?,"
+                    " event_ms = ?, event_seq = ? WHERE coupon_id = ?"
+                    " AND (event_ms < ? OR (event_ms = ? AND event_seq < ?))"),
+                    ("used" if used else "unused", order_id if used else None,
+                     discount if used else None, at_ms if used else None, ms, seq, coupon_id,
+                     ms, ms, seq))
+
     def _insert(self, table: str, columns: tuple[str, ...]) -> str:
         marks = ", ".join("?" * len(columns))
-        return self._sql(
+        return self.sql(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
         )
 
@@ -263,15 +335,15 @@ class Ledger:
         bound = _seq_bound(campaign_id, max_seq)
 
         def work(cur: Cursor) -> LedgerSummary:
-            cur.execute(self._sql(
+            cur.execute(self.sql(
                 "SELECT COUNT(*), COUNT(DISTINCT user_id), COUNT(DISTINCT seq), MIN(seq), MAX(seq)"
                 " FROM claims WHERE campaign_id = ? AND seq <= ?"), bound)
             rows, users, seqs, lo, hi = cur.fetchone()
-            cur.execute(self._sql(
+            cur.execute(self.sql(
                 "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM claims"
                 " WHERE campaign_id = ? AND seq <= ? GROUP BY user_id) AS per_user"), bound)
             max_per_user = cur.fetchone()[0]
-            cur.execute(self._sql(
+            cur.execute(self.sql(
                 "SELECT COUNT(*) FROM coupons JOIN claims USING (claim_id)"
                 " WHERE claims.campaign_id = ? AND claims.seq <= ?"), bound)
             coupons = cur.fetchone()[0]
@@ -283,7 +355,7 @@ class Ledger:
         bound = _seq_bound(campaign_id, max_seq)
 
         def work(cur: Cursor) -> set[str]:
-            cur.execute(self._sql("SELECT claim_id FROM claims WHERE campaign_id = ? AND seq <= ?"),
+            cur.execute(self.sql("SELECT claim_id FROM claims WHERE campaign_id = ? AND seq <= ?"),
                         bound)
             return {str(row[0]) for row in cur.fetchall()}
         return self._run(work)
@@ -291,7 +363,7 @@ class Ledger:
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Any statement in its own transaction (for tools and tests)."""
         def work(cur: Cursor) -> list[tuple[Any, ...]]:
-            cur.execute(self._sql(sql), params)
+            cur.execute(self.sql(sql), params)
             return list(cur.fetchall()) if cur.description else []
         return self._run(work)
 

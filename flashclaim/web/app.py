@@ -27,6 +27,7 @@ from flashclaim.web import (
     ops_api,
     public_api,
     template_api,
+    wallet_api,
 )
 from flashclaim.web.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
 from flashclaim.web.http import error_response, json_response
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
 
     admin_routes = [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
                     *grant_api.routes, *code_api.routes, *checkout_api.routes]
-    public_routes = [*public_api.routes, *code_api.public_routes]
+    public_routes = [*public_api.routes, *code_api.public_routes, *wallet_api.routes]
     routes = {"all": [*public_routes, *admin_routes, *ops_api.routes],
               "public": [*public_routes, *ops_api.routes],
               "admin": [*admin_routes, *ops_api.routes]}[settings.role]

@@ -297,6 +297,27 @@ SCHEMAS: dict[str, Any] = {
             "order_id": {"type": "string"}, "discount": _MONEY, "used_at": _TIME,
         },
     },
+    "WalletCoupon": {
+        "type": "object",
+        "required": ["coupon_id", "campaign_id", "campaign_name", "claim_id", "source", "type",
+                     "currency", "status", "valid_from", "valid_until", "claimed_at"],
+        "properties": {
+            "coupon_id": {"type": "string"}, "campaign_id": _ID,
+            "campaign_name": {"type": ["string", "null"]}, "claim_id": {"type": "string"},
+            "source": {"enum": ["grab", "grant", "code"]},
+            "type": {"enum": list(COUPON_TYPES)}, "currency": {"type": "string"},
+            "status": {"enum": ["unused", "used", "expired"]},
+            "value": _MONEY, "min_spend": _MONEY, "percent_off": {"type": "integer"},
+            "max_discount": _MONEY, "valid_from": _TIME, "valid_until": _TIME,
+            "claimed_at": _TIME, "order_id": {"type": "string"}, "discount": _MONEY,
+            "used_at": _TIME,
+        },
+    },
+    "Wallet": {
+        "type": "object", "required": ["coupons", "next", "server_time"],
+        "properties": {"coupons": {"type": "array", "items": _ref("WalletCoupon")},
+                       "next": {"type": ["string", "null"]}, "server_time": _TIME},
+    },
     "BlockBody": {
         "type": "object",
         "required": ["reason"],
@@ -573,6 +594,14 @@ PATHS: dict[str, Any] = {
                  "requestBody": _body("CouponRelease"),
                  "responses": {"200": _json(_ref("CouponState"), "Unused again"),
                                **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
+    },
+    "/v1/me/coupons": {
+        "get": {"summary": "The caller's coupons across campaigns, newest first (from the ledger)",
+                "security": [{}, {"userToken": []}],
+                "parameters": [*_USER, _query("status", {"enum": ["unused", "used", "expired"]}),
+                               _CURSOR, _query("limit", _int((1, 100)))],
+                "responses": {"200": _json(_ref("Wallet"), "A page of the wallet"),
+                              **_errors(400, 401, 503)}},
     },
     "/v1/admin/templates": {
         "post": {"summary": "Create a template, or add a version to one (versions never change)",

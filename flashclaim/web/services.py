@@ -24,6 +24,7 @@ from flashclaim.store.coupon_store import CouponStore
 from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.scripts import Scripts
 from flashclaim.store.templates import TemplateStore
+from flashclaim.web.ledger_reader import LedgerReader
 
 log = logging.getLogger("flashclaim")
 
@@ -41,6 +42,7 @@ class Services:
     grant_runner: GrantRunner
     codes: CodeStore
     coupons: CouponStore
+    ledger: LedgerReader
     redeemer: Redeemer
     authenticator: Authenticator
     warnings: list[str] = field(default_factory=list)
@@ -69,6 +71,7 @@ class Services:
             grant_runner=GrantRunner(grants, claims),
             codes=codes,
             coupons=CouponStore(redis, scripts, keyspace),
+            ledger=LedgerReader(settings),
             redeemer=Redeemer(codes, claims, keyspace),
             authenticator=make_authenticator(settings),
         )
@@ -92,6 +95,7 @@ class Services:
             await self.flush_gate()
 
     async def close(self) -> None:
+        self.ledger.close()
         await self.redis.aclose()
 
 

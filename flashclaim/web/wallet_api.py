@@ -1,0 +1,60 @@
+"""GET /v1/me/coupons: the caller's coupons across campaigns, from the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flashclaim.errors import ApiError, invalid_request
+from flashclaim.ledger.wallet import WALLET_STATUSES, wallet_page
+from flashclaim.timefmt import to_rfc3339
+from flashclaim.web.http import json_response, query_limit
+from flashclaim.web.services import services
+
+WALLET_LIMIT_RANGE = (1, 100)
+_TIMES = ("valid_from", "valid_until", "claimed_at", "used_at")
+
+
+def _cursor(raw: str) -> tuple[int, str] | None:
+    if not raw:
+        return None
+    ms, _, coupon_id = raw.partition(".")
+    if not (ms.isdigit() and len(ms) <= 15 and 1 <= len(coupon_id) <= 64
+            and coupon_id.replace("-", "").isalnum()):
+        raise invalid_request("cursor must be the `next` of a previous page.")
+    return int(ms), coupon_id
+
+
+async def my_coupons(request: Request) -> Response:
+    s = services(request)
+    who = s.authenticator.authenticate(request.headers)
+    status = request.query_params.get("status")
+    if status is not None and status not in WALLET_STATUSES:
+        raise invalid_request(f"status must be one of {', '.join(WALLET_STATUSES)}.")
+    after = _cursor(request.query_params.get("cursor", ""))
+    limit = query_limit(request, WALLET_LIMIT_RANGE, 20)
+    now = await s.campaigns.now()
+    page = await s.ledger.read(
+        lambda ledger: wallet_page(ledger, who.user_id, status, now, after, limit))
+    names: dict[str, str | None] = {}
+    for campaign_id in {c["campaign_id"] for c in page.coupons}:
+        try:
+            names[campaign_id] = (await s.campaigns.get(campaign_id)).definition["name"]
+        except ApiError:  # removed after its retention: the ledger outlives it
+            names[campaign_id] = None
+    coupons: list[dict[str, Any]] = []
+    for c in page.coupons:
+        c["campaign_name"] = names[c["campaign_id"]]
+        for name in _TIMES:
+            if name in c:
+                c[name] = to_rfc3339(int(c[name]))
+        coupons.append(c)
+    return json_response({"coupons": coupons,
+                          "next": None if page.next is None else f"{page.next[0]}.{page.next[1]}",
+                          "server_time": to_rfc3339(now)})
+
+
+routes = [Route("/v1/me/coupons", my_coupons, methods=["GET"])]
