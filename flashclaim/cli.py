@@ -190,6 +190,33 @@ def reconcile(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def expiring(args: argparse.Namespace) -> int:
+    import time
+
+    from flashclaim.ledger.db import open_ledger
+    from flashclaim.ledger.expiring import expiring as rows_expiring
+    from flashclaim.ledger.expiring import write_report
+
+    settings = _settings(args)
+    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
+    try:
+        ledger_db.migrate()  # a ledger no consumer has written yet is empty, not an error
+        rows = rows_expiring(ledger_db, int(time.time() * 1000), args.within, args.campaign)
+        write_report(rows, args.format)
+    finally:
+        ledger_db.close()
+    return 0
+
+
+def _within(value: str) -> int:
+    from flashclaim.ledger.expiring import parse_within
+
+    try:
+        return parse_within(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def grant(args: argparse.Namespace) -> int:
     from flashclaim.tools.grant_file import run_grant
 
@@ -301,6 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write every retained stream record the ledger lacks (idempotent), "
                         "then reconcile")
     p.set_defaults(run=reconcile)
+
+    p = command("expiring", "list unused coupons that expire soon, and who holds them")
+    _common(p)
+    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+    p.add_argument("--within", type=_within, default="3d",
+                   help="how soon: a number and s, m, h or d (at most a year)")
+    p.add_argument("--campaign", help="only this campaign's coupons (unset: all)")
+    p.add_argument("--format", choices=("table", "csv"), default="table",
+                   help="csv streams any number of rows; table is for a terminal")
+    p.set_defaults(run=expiring)
 
     p = command("grant", "grant a campaign's coupons to the users listed in a file")
     _common(p)

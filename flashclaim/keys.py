@@ -23,6 +23,17 @@ class GrantKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class CouponSlotKeys:
+    """Coupons after the grab, kept per hash slot (a coupon id names its slot), so the
+    checkout system's redeem finds them with no lookup, also on Redis Cluster."""
+
+    coupons: str  # hash: coupon id -> "<campaign>\x1f<valid_until ms>\x1f<user>" (claim.lua)
+    uses: str  # hash: coupon id -> "<order>\x1f<discount>\x1f<used_at ms>", while used
+    events: str  # stream: redemption and release events, for the ledger
+    event_counts: str  # hash: "<campaign>\x1f<event>" -> events ever written (for reconcile)
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignKeys:
     meta: str  # hash: definition and live counters (stock, remaining, granted, paused)
     users: str  # hash: user_id -> grants held
@@ -47,13 +58,9 @@ class CampaignKeys:
         tag = slot_tag(campaign_slot(self._campaign_id))
         return f"{self._namespace}:{{{tag}}}:codes"
 
-    def coupons(self) -> str:
-        """Hash of the coupons granted in this campaign's slot (see KeySpace.slot_coupons)."""
-        return self._slot_key("coupons")
-
-    def _slot_key(self, name: str) -> str:
-        tag = slot_tag(campaign_slot(self._campaign_id))
-        return f"{self._namespace}:{{{tag}}}:{name}"
+    def coupon_slot(self) -> CouponSlotKeys:
+        """The redemption keys of this campaign's hash slot (shared with its neighbours)."""
+        return KeySpace(self._namespace).coupon_slot(campaign_slot(self._campaign_id))
 
     def code_batch(self, batch_id: str) -> str:
         """Hash of one batch of codes: count, uses, generated, nonce, state."""
@@ -81,7 +88,7 @@ class CampaignKeys:
     def script_keys(self) -> list[str]:
         """KEYS[1..8] of claim.lua, in order."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
-                self.codes(), self.coupons()]
+                self.codes(), self.coupon_slot().coupons]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,19 +137,12 @@ class KeySpace:
         when to start (epoch ms): what every service's grant runner polls."""
         return f"{self.namespace}:grants:pending"
 
-    def slot_coupons(self, slot: int) -> str:
-        """Hash of every coupon granted in one hash slot: coupon id ->
-        "<campaign>\x1f<valid_until ms>\x1f<user>", written by claim.lua with the grant."""
-        return f"{self.namespace}:{{{slot_tag(slot)}}}:coupons"
-
-    def slot_coupon_uses(self, slot: int) -> str:
-        """Hash of the coupons used now, in one slot: coupon id ->
-        "<campaign>\x1f<order>\x1f<discount>\x1f<used_at ms>"."""
-        return f"{self.namespace}:{{{slot_tag(slot)}}}:coupon-uses"
-
-    def slot_coupon_events(self, slot: int) -> str:
-        """Stream of one slot's redemption and release events, for the ledger."""
-        return f"{self.namespace}:{{{slot_tag(slot)}}}:coupon-events"
+    def coupon_slot(self, slot: int) -> CouponSlotKeys:
+        """The redemption keys of one hash slot (see lua/use_coupon.lua)."""
+        base = f"{self.namespace}:{{{slot_tag(slot)}}}:"
+        return CouponSlotKeys(coupons=base + "coupons", uses=base + "coupon-uses",
+                              events=base + "coupon-events",
+                              event_counts=base + "coupon-event-counts")
 
     @property
     def coupon_event_streams(self) -> str:

@@ -12,6 +12,8 @@ KEYS (all in one hash slot, the one the coupon id names):
   KEYS[2]   hash    coupons used now: coupon id -> "<order>\31<discount>\31<used_at ms>"
   KEYS[3]   stream  coupon events (fields: v, event, coupon_id, campaign_id, user_id,
                     order_id, discount, at)
+  KEYS[4]   hash    events ever written, per campaign: "<campaign>\31redeemed" and
+                    "<campaign>\31released" -> count (what reconcile holds the ledger to)
 ARGV:
   ARGV[1]   string  "redeem" or "release"
   ARGV[2]   string  coupon id
@@ -44,6 +46,7 @@ local function event(name, event_order, event_discount)
   redis.call('XADD', KEYS[3], '*', 'v', '1', 'event', name, 'coupon_id', ARGV[2],
     'campaign_id', campaign, 'user_id', user, 'order_id', event_order,
     'discount', event_discount, 'at', now)
+  redis.call('HINCRBY', KEYS[4], campaign .. '\31' .. name, 1)
 end
 
 if ARGV[1] == 'redeem' then

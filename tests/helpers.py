@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import httpx
 from redis.asyncio import Redis
 
 from flashclaim.campaigns import meta_fields, parse_campaign_spec
+from flashclaim.coupons import new_claim_id, slot_of_coupon
 from flashclaim.keys import KeySpace
 from flashclaim.store.embedded import free_port
 from flashclaim.store.scripts import ClaimRequest, load_sources
@@ -99,13 +99,26 @@ def sync_grant(r: SyncRedis, keyspace: KeySpace, campaign_id: str, users: list[s
     keys = keyspace.campaign(campaign_id)
     granted = 0
     for start in range(0, len(users), 100):
-        ids = [secrets.token_hex(12) for _ in users[start:start + 100]]
+        ids = [new_claim_id(campaign_id) for _ in users[start:start + 100]]
         batch = [ClaimRequest(i, "r:" + i, u, (), "app", None)
                  for i, u in zip(ids, users[start:start + 100], strict=True)]
         flat = claim_script(keys=keys.script_keys() + [keys.rate_limit(b.user_id) for b in batch],
                             args=[b.packed() for b in batch])
         granted += sum(1 for code in flat[::3] if code == "granted")
     return granted
+
+
+def sync_use(r: SyncRedis, keyspace: KeySpace, action: str, coupon_id: str, order_id: str,
+             discount: int = 0) -> str:
+    """Redeem or release a coupon through the real use_coupon script; returns its code."""
+    slot = slot_of_coupon(coupon_id)
+    assert slot is not None
+    keys = keyspace.coupon_slot(slot)
+    r.sadd(keyspace.coupon_event_streams, keys.events)
+    use = r.register_script(load_sources()["use_coupon"])
+    reply = use(keys=[keys.coupons, keys.uses, keys.events, keys.event_counts],
+                args=[action, coupon_id, order_id, discount])
+    return str(reply[0])
 
 
 @contextmanager

@@ -57,9 +57,9 @@ async def test_redeem_replay_conflict_release(
     assert (await use(client, coupon, "redeem", "order-2")).status_code == 200
     slot = slot_of_coupon(coupon)
     assert slot is not None
-    events = await redis_client.xrange(keyspace.slot_coupon_events(slot))
+    events = await redis_client.xrange(keyspace.coupon_slot(slot).events)
     assert [f["event"] for _, f in events or []] == ["redeemed", "released", "redeemed"]  # type: ignore[index]
-    assert keyspace.slot_coupon_events(slot) in await redis_client.smembers(
+    assert keyspace.coupon_slot(slot).events in await redis_client.smembers(
         keyspace.coupon_event_streams)
 
 
@@ -99,5 +99,5 @@ async def test_unknown_coupons_bad_bodies_and_other_tokens_change_nothing(
         assert r.status_code == 400, body
     slot = slot_of_coupon(coupon)
     assert slot is not None
-    assert await redis_client.exists(keyspace.slot_coupon_events(slot)) == 0
+    assert await redis_client.exists(keyspace.coupon_slot(slot).events) == 0
     assert (await use(client, coupon, "redeem", "o1")).status_code == 200  # still unused

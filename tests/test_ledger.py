@@ -386,7 +386,12 @@ def test_ended_campaigns_leave_redis_only_once_the_ledger_has_them(
     consumer.start()
     consumer.run_once()  # written and acknowledged
     assert expire_ended(sync_redis, KS, 10**12, 10**12) == []  # still within its retention
+    # its coupons are still valid (the checkout system may redeem them): it stays
+    assert expire_ended(sync_redis, KS, 0, int(time.time() * 1000)) == []
+    slot = keys.coupon_slot()
+    assert len(sync_redis.hgetall(slot.coupons)) == 2
     assert expire_ended(sync_redis, KS, 0, 10**13) == ["over"]
+    assert not any(v.startswith("over\x1f") for v in sync_redis.hvals(slot.coupons))
     assert not any(sync_redis.exists(k) for k in keys.all_keys())
     assert "over" not in sync_redis.zrange(KS.registry, 0, -1)
     assert sync_redis.exists(KS.campaign("open").meta)

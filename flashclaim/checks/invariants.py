@@ -156,3 +156,31 @@ def tally(breaches: Iterable[str]) -> dict[str, int]:
     found = list(breaches)
     return {kind: sum(1 for b in found if any(word in b for word in words))
             for kind, words in kinds.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class EventCounts:
+    """Redeem and release events of one campaign."""
+
+    redeemed: int
+    released: int
+
+
+def redemption_breaches(before: EventCounts, after: EventCounts, ledger: EventCounts,
+                        ledger_used: int, caught_up: bool) -> list[str]:
+    """The ledger's coupon events against those Redis wrote, read once before the ledger
+    (`before`) and once after (`after`): events only ever add up, so the ledger holds at
+    most `after`, and, once it has caught up with the event stream, at least `before`.
+    When nothing changed meanwhile, its used coupons are redeemed less released."""
+    out = []
+    for name in ("redeemed", "released"):
+        have, most, least = (getattr(x, name) for x in (ledger, after, before))
+        if have > most:
+            out.append(f"ledger: extra: {have} {name} events, Redis wrote {most}")
+        if caught_up and have < least:
+            out.append(f"ledger: lost: {least - have} {name} events have no record")
+    if caught_up and before == after == ledger and \
+            ledger_used != ledger.redeemed - ledger.released:
+        out.append(f"ledger: {ledger_used} coupons used, the events say "
+                   f"{ledger.redeemed - ledger.released}")
+    return out

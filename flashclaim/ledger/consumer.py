@@ -15,6 +15,7 @@ leaves the entries pending; they are redelivered and the rewrite is a no-op.
 - Progress (rows written, lag) is logged every `progress_ms`.
 - Retention: acknowledged entries older than the retention are trimmed, never
   below what every consumer group has acknowledged.
+- Expiry: with the trim, unused coupons past valid_until are marked expired.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
 log = logging.getLogger("flashclaim.ledger")
 COUPON_EVENTS = "*coupon-events*"  # the owner recorded for a coupon-event stream
+_SWEEP_BATCH = 10_000  # coupons marked expired per transaction
 T = TypeVar("T")
 
 
@@ -68,6 +70,7 @@ class ConsumerStats:
     redelivered: int = 0  # entries already in the ledger (no-ops)
     dead: int = 0  # entries sent to a dead-letter stream
     trimmed: int = 0
+    expired: int = 0  # coupons the expiry sweep marked expired
 
 
 class LedgerConsumer:
@@ -128,8 +131,8 @@ class LedgerConsumer:
         lag = sum(ledger_lag(self.redis, stream, self.options.group) for stream in self._streams)
         s = self.stats
         log.info("ledger progress: %d claims written, %d redelivered, %d dead-lettered, "
-                 "%d trimmed; lag %d over %d streams", s.written, s.redelivered, s.dead,
-                 s.trimmed, lag, len(self._streams))
+                 "%d trimmed, %d expired; lag %d over %d streams", s.written, s.redelivered,
+                 s.dead, s.trimmed, s.expired, lag, len(self._streams))
 
     def run_once(self) -> int:
         """One round: periodic chores when due, then one blocking read of new entries."""
@@ -338,6 +341,19 @@ class LedgerConsumer:
         for campaign_id in expire_ended(self.redis, self.keyspace,
                                         self.options.campaign_retention_ms, now_ms):
             self._streams.pop(self.keyspace.campaign(campaign_id).stream, None)
+        self.sweep_expired(now_ms)
+
+    def sweep_expired(self, now_ms: int) -> int:
+        """Unused coupons past valid_until (on the Redis clock, which decides redemptions)
+        become expired, in bounded transactions; returns how many."""
+        swept = 0
+        while not self.stop_requested:
+            done = self._wait_for_db(lambda: self.ledger.expire_due(now_ms, _SWEEP_BATCH))
+            swept += done
+            if done < _SWEEP_BATCH:
+                break
+        self.stats.expired += swept
+        return swept
 
 
 def safe_trim_point(r: redis.Redis, stream: str) -> str | None:

@@ -84,6 +84,8 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS coupon_events_by_campaign ON coupon_events (campaign_id)",
         "CREATE INDEX IF NOT EXISTS coupons_by_campaign ON coupons (campaign_id, status)",
+        # the expiry sweep and `flashclaim expiring` read unused coupons by valid_until
+        "CREATE INDEX IF NOT EXISTS coupons_by_expiry ON coupons (status, valid_until_ms)",
     ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -127,6 +129,15 @@ class LedgerSummary:
         return RecordSummary(rows=self.rows, distinct_claim_ids=self.rows,
                              distinct_seqs=self.distinct_seqs, min_seq=self.min_seq,
                              max_seq=self.max_seq, max_per_user=self.max_per_user)
+
+
+@dataclass(frozen=True, slots=True)
+class Redemptions:
+    """One campaign's redemption write-back as the ledger holds it."""
+
+    redeemed: int  # redeem events recorded
+    released: int  # release events recorded
+    used: int  # coupons whose status is used now
 
 
 def claim_row(record: ClaimRecord, recorded_at_ms: int) -> tuple[Any, ...]:
@@ -322,6 +333,32 @@ class Ledger:
                     ("used" if used else "unused", order_id if used else None,
                      discount if used else None, at_ms if used else None, ms, seq, coupon_id,
                      ms, ms, seq))
+
+    def expire_due(self, now_ms: int, limit: int = 10_000) -> int:
+        """Mark up to `limit` unused coupons past valid_until as expired; returns how many.
+        Idempotent (an expired coupon is not unused), and never touches a used one: a
+        redemption wins over expiry whatever order the two reach the ledger in."""
+        def work(cur: Cursor) -> int:
+            cur.execute(self.sql(
+                "UPDATE coupons SET status = 'expired' WHERE coupon_id IN (SELECT coupon_id"
+                " FROM coupons WHERE status = 'unused' AND valid_until_ms <= ? LIMIT ?)"
+                " AND status = 'unused'"), (now_ms, limit))
+            return max(cur.rowcount, 0)
+        return self._run(work)
+
+    def redemptions(self, campaign_id: str) -> Redemptions:
+        """The campaign's coupon events and used coupons, as the ledger has them."""
+        def work(cur: Cursor) -> Redemptions:
+            cur.execute(self.sql(
+                "SELECT event, COUNT(*) FROM coupon_events WHERE campaign_id = ? GROUP BY event"),
+                (campaign_id,))
+            counts = {str(e): int(n) for e, n in cur.fetchall()}
+            cur.execute(self.sql(
+                "SELECT COUNT(*) FROM coupons WHERE campaign_id = ? AND status = 'used'"),
+                (campaign_id,))
+            return Redemptions(counts.get("redeemed", 0), counts.get("released", 0),
+                               int(cur.fetchone()[0]))
+        return self._run(work)
 
     def _insert(self, table: str, columns: tuple[str, ...]) -> str:
         marks = ", ".join("?" * len(columns))

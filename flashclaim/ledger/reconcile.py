@@ -2,7 +2,9 @@
 
 Per campaign it compares stock, remaining and granted in Redis; the stream (entries
 ever added, the retained seq range, claim ids); and the ledger (rows, seqs 1..granted
-with no gap or repeat, per-user counts within the limit). Entries the ledger has not
+with no gap or repeat, per-user counts within the limit); and the redemption
+write-back (redeem and release events Redis wrote against those in the ledger,
+and the ledger's used coupons against them). Entries the ledger has not
 acknowledged yet are reported as lag, not as a mismatch; while there is lag, only the
 checks that lag cannot explain are made.
 """
@@ -19,13 +21,15 @@ import redis
 from flashclaim.campaigns import GRANTED, CampaignView
 from flashclaim.checks.audit import decode_entries
 from flashclaim.checks.invariants import (
+    EventCounts,
     counter_breaches,
     lost_breaches,
     record_breaches,
+    redemption_breaches,
     stream_count_breaches,
 )
 from flashclaim.checks.issuance import blocked_times, issuance_breaches
-from flashclaim.keys import KeySpace
+from flashclaim.keys import CouponSlotKeys, KeySpace
 from flashclaim.ledger.db import Ledger
 from flashclaim.stream import PAGE, ClaimRecord, RecordError, entry_order, next_page_start
 from flashclaim.tables import text_table
@@ -41,6 +45,7 @@ class Reconciliation:
     stream_length: int = 0
     ledger_rows: int = 0
     lag: int = 0
+    used: int = 0  # coupons used now, in the ledger
     mismatches: list[str] = field(default_factory=list)
 
     @property
@@ -149,7 +154,26 @@ def reconcile_campaign(
             extra = in_ledger - {x.claim_id for x in good}
             if extra:
                 m.append(f"ledger: {len(extra)} claims not in the stream, e.g. {sorted(extra)[0]}")
+    m.extend(_redemption_check(r, ledger, keys.coupon_slot(), campaign_id, group, rec))
     return rec
+
+
+def _redemption_check(r: redis.Redis, ledger: Ledger, slot: CouponSlotKeys, campaign_id: str,
+                      group: str, rec: Reconciliation) -> list[str]:
+    """Redeem and release events: Redis's counts, then the ledger, then Redis again."""
+    def counts() -> EventCounts:
+        redeemed, released = r.hmget(slot.event_counts, [f"{campaign_id}\x1fredeemed",
+                                                          f"{campaign_id}\x1freleased"])
+        return EventCounts(int(redeemed or 0), int(released or 0))
+
+    before = counts()
+    events_lag = ledger_lag(r, slot.events, group)
+    held = ledger.redemptions(campaign_id)
+    after = counts()
+    rec.used = held.used
+    rec.lag += events_lag
+    return redemption_breaches(before, after, EventCounts(held.redeemed, held.released),
+                               held.used, caught_up=rec.lag == 0)
 
 
 def repair_campaign(r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str) -> int:
@@ -176,16 +200,20 @@ def wait_for_ledger(r: redis.Redis, keyspace: KeySpace, campaign_ids: list[str],
     """Poll until the ledger group has acknowledged everything (or the deadline); the lag left."""
     deadline = time.monotonic() + timeout
     while True:
-        lag = sum(ledger_lag(r, keyspace.campaign(c).stream, group) for c in campaign_ids)
+        streams = {s for c in campaign_ids for s in (keyspace.campaign(c).stream,
+                                                     keyspace.campaign(c).coupon_slot().events)}
+        lag = sum(ledger_lag(r, s, group) for s in streams)
         if lag == 0 or time.monotonic() >= deadline:
             return lag
         time.sleep(0.1)
 
 
 def format_table(results: list[Reconciliation]) -> str:
-    header = ("campaign", "stock", "granted", "remaining", "stream", "ledger", "lag", "verdict")
+    header = ("campaign", "stock", "granted", "remaining", "stream", "ledger", "used", "lag",
+              "verdict")
     rows = [(x.campaign_id, str(x.stock), str(x.granted), str(x.remaining), str(x.stream_added),
-             str(x.ledger_rows), str(x.lag), "ok" if x.ok else "MISMATCH") for x in results]
+             str(x.ledger_rows), str(x.used), str(x.lag), "ok" if x.ok else "MISMATCH")
+            for x in results]
     lines = text_table(header, rows)
     for x in results:
         lines.extend(f"  {x.campaign_id}: {problem}" for problem in x.mismatches)

@@ -4,8 +4,10 @@ every record of theirs.
 The ledger consumer runs `expire_ended` with its other chores. A campaign qualifies
 once its end is older than the retention AND every consumer group has acknowledged
 every entry of its claim stream (a stream no group reads is never complete: nobody
-has the records). Then all its keys go: meta, counters, replay records, stream,
-grants, code batches and its codes in the slot's codes hash, and its index entries.
+has the records) AND every coupon it issued is past valid_until (until then the
+checkout system may still redeem one). Then all its keys go: meta, counters, replay
+records, stream, grants, code batches, its codes in the slot's codes hash, its
+coupons and uses in the slot's redemption hashes, and its index entries.
 The ledger database keeps the history.
 """
 
@@ -41,6 +43,13 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: 
         keys = keyspace.campaign(campaign_id)
         if not fully_acknowledged(r, keys.stream):
             continue
+        slot = keys.coupon_slot()
+        coupons = _coupons_of(r, slot.coupons, campaign_id, now_ms)
+        if coupons is None:  # some are still valid: the checkout system may redeem them
+            continue
+        _hdel_all(r, slot.coupons, coupons)
+        _hdel_all(r, slot.uses, coupons)
+        r.hdel(slot.event_counts, f"{campaign_id}\x1fredeemed", f"{campaign_id}\x1freleased")
         doomed = keys.all_keys()
         for grant_id in r.zrange(keys.grants, 0, -1):
             g = keys.grant(str(grant_id))
@@ -59,7 +68,24 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: 
 def _drop_codes(r: redis.Redis, slot_codes: str, campaign_id: str) -> None:
     """The campaign's codes, out of the codes hash it shares with its slot's campaigns."""
     prefix = campaign_id + ":"
-    ours = [field for field, value in r.hscan_iter(slot_codes, count=1000)
-            if str(value).startswith(prefix) and ":" not in str(value)[len(prefix):]]
-    for start in range(0, len(ours), 1000):
-        r.hdel(slot_codes, *ours[start:start + 1000])
+    _hdel_all(r, slot_codes, [
+        str(field) for field, value in r.hscan_iter(slot_codes, count=1000)
+        if str(value).startswith(prefix) and ":" not in str(value)[len(prefix):]])
+
+
+def _coupons_of(r: redis.Redis, slot_coupons: str, campaign_id: str, now_ms: int
+                ) -> list[str] | None:
+    """The campaign's coupons in its slot's coupons hash; None while any is still valid."""
+    ours = []
+    for field, value in r.hscan_iter(slot_coupons, count=1000):
+        owner, valid_until, _ = str(value).split("\x1f", 2)
+        if owner == campaign_id:
+            if int(valid_until) > now_ms:
+                return None
+            ours.append(str(field))
+    return ours
+
+
+def _hdel_all(r: redis.Redis, key: str, fields: list[str]) -> None:
+    for start in range(0, len(fields), 1000):
+        r.hdel(key, *fields[start:start + 1000])

@@ -35,13 +35,11 @@ class CouponStore:
         if slot is None:
             raise coupon_not_found(coupon_id)
         ks = self._keyspace
-        events = ks.slot_coupon_events(slot)
+        keys = ks.coupon_slot(slot)
         # The stream joins the consumers' list first: an event is never written where no
         # ledger consumer looks (a set of at most one stream per slot).
-        await self._redis.sadd(ks.coupon_event_streams, events)
-        reply = await self._scripts.use_coupon(
-            ks.slot_coupons(slot), ks.slot_coupon_uses(slot), events, action, coupon_id,
-            order_id, discount)
+        await self._redis.sadd(ks.coupon_event_streams, keys.events)
+        reply = await self._scripts.use_coupon(keys, action, coupon_id, order_id, discount)
         code = reply[0]
         if code == "coupon_not_found":
             raise coupon_not_found(coupon_id)

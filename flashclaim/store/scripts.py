@@ -17,7 +17,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from flashclaim.keys import CampaignKeys, GrantKeys
+from flashclaim.keys import CampaignKeys, CouponSlotKeys, GrantKeys
 
 
 def lua_dir() -> Traversable:
@@ -195,10 +195,11 @@ class Scripts:
             keys=[keys.code_batch(batch_id), keys.codes()], args=[start, value, *hashes])
         return _text(code), int(generated)
 
-    async def use_coupon(self, coupons: str, uses: str, events: str, action: str,
-                         coupon_id: str, order_id: str, discount: int) -> list[str]:
+    async def use_coupon(self, keys: CouponSlotKeys, action: str, coupon_id: str,
+                         order_id: str, discount: int) -> list[str]:
         reply = await self._script("use_coupon")(
-            keys=[coupons, uses, events], args=[action, coupon_id, order_id, discount])
+            keys=[keys.coupons, keys.uses, keys.events, keys.event_counts],
+            args=[action, coupon_id, order_id, discount])
         return [_text(x) for x in reply]
 
     async def renew_lease(self, key: str, owner: str, ms: int) -> bool:
