@@ -208,6 +208,44 @@ def expiring(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(args: argparse.Namespace) -> int:
+    import orjson
+    import redis
+
+    from flashclaim.campaigns import CampaignView
+    from flashclaim.keys import KeySpace
+    from flashclaim.ledger.db import open_ledger
+    from flashclaim.ledger.report import (
+        BUCKETS_MS,
+        Population,
+        build_report,
+        campaign_body,
+        format_report,
+    )
+    from flashclaim.store.connection import time_reply_ms
+
+    settings = _settings(args)
+    r = redis.Redis.from_url(_redis_url(settings), decode_responses=True)
+    meta = r.hgetall(KeySpace(settings.namespace).campaign(args.campaign).meta)
+    view = CampaignView.from_meta({str(k): str(v) for k, v in meta.items()}) if meta else None
+    now = time_reply_ms(r.time())
+    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
+    try:
+        ledger_db.migrate()
+        built = build_report(ledger_db, Population(campaign_id=args.campaign), now,
+                             BUCKETS_MS[args.bucket])
+    finally:
+        ledger_db.close()
+    if view is None and built.total.claims == 0:
+        print(f"flashclaim report: no campaign {args.campaign!r} in Redis or the ledger",
+              file=sys.stderr)
+        return 1
+    body = campaign_body(built, args.campaign, view.definition["name"] if view else None,
+                         view.stock if view else None, args.bucket)
+    print(orjson.dumps(body).decode() if args.format == "json" else format_report(body))
+    return 0
+
+
 def _within(value: str) -> int:
     from flashclaim.ledger.expiring import parse_within
 
@@ -338,6 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv"), default="table",
                    help="csv streams any number of rows; table is for a terminal")
     p.set_defaults(run=expiring)
+
+    p = command("report", "a campaign's claims, use rate and discount cost, from the ledger")
+    _common(p)
+    p.add_argument("campaign", help="the campaign id")
+    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+    p.add_argument("--bucket", choices=("minute", "hour", "day"), default="minute",
+                   help="the timeline's step")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: the body of GET /v1/admin/campaigns/{id}/report")
+    p.set_defaults(run=report)
 
     p = command("grant", "grant a campaign's coupons to the users listed in a file")
     _common(p)

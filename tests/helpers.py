@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from flashclaim.campaigns import meta_fields, parse_campaign_spec
 from flashclaim.coupons import new_claim_id, slot_of_coupon
 from flashclaim.keys import KeySpace
 from flashclaim.store.embedded import free_port
-from flashclaim.store.scripts import ClaimRequest, load_sources
+from flashclaim.store.scripts import ClaimRequest, Source, load_sources
 from flashclaim.tools import children
 
 from conftest import ADMIN_TOKEN
@@ -106,6 +107,26 @@ def sync_grant(r: SyncRedis, keyspace: KeySpace, campaign_id: str, users: list[s
                             args=[b.packed() for b in batch])
         granted += sum(1 for code in flat[::3] if code == "granted")
     return granted
+
+
+def sync_claim(r: SyncRedis, keyspace: KeySpace, campaign_id: str, user: str,
+               tags: tuple[str, ...] = (), channel: str | None = None,
+               source: Source = Source.GRAB) -> str:
+    """One claim through the real claim script, with its segments, channel and source
+    (for a code: a single-use code planted in the slot's codes hash); returns the
+    script's code."""
+    claim_script = r.register_script(load_sources()["claim"])
+    keys = keyspace.campaign(campaign_id)
+    claim_id = new_claim_id(campaign_id)
+    ref = ""
+    if source == Source.CODE:
+        ref = secrets.token_hex(8)
+        r.hset(keys.codes(), ref, f"{campaign_id}:1")
+    request = ClaimRequest(claim_id, "r:" + claim_id, user, tags, channel, None, source=source,
+                           source_ref=ref)
+    flat = claim_script(keys=[*keys.script_keys(), keys.rate_limit(user)],
+                        args=[request.packed()])
+    return str(flat[0])
 
 
 def sync_use(r: SyncRedis, keyspace: KeySpace, action: str, coupon_id: str, order_id: str,

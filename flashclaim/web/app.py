@@ -26,6 +26,7 @@ from flashclaim.web import (
     grant_api,
     ops_api,
     public_api,
+    report_api,
     template_api,
     wallet_api,
 )
@@ -89,7 +90,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
             await services.close()
 
     admin_routes = [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
-                    *grant_api.routes, *code_api.routes, *checkout_api.routes]
+                    *grant_api.routes, *code_api.routes, *checkout_api.routes,
+                    *report_api.routes]
     public_routes = [*public_api.routes, *code_api.public_routes, *wallet_api.routes]
     routes = {"all": [*public_routes, *admin_routes, *ops_api.routes],
               "public": [*public_routes, *ops_api.routes],

@@ -313,6 +313,45 @@ SCHEMAS: dict[str, Any] = {
             "used_at": _TIME,
         },
     },
+    "Figures": {
+        "type": "object",
+        "required": ["claims", "coupons", "used", "use_rate", "expired", "discount_cost"],
+        "properties": {
+            "claims": {"type": "integer"}, "coupons": {"type": "integer"},
+            "used": {"type": "integer"}, "use_rate": {"type": ["number", "null"]},
+            "expired": {"type": "integer"},
+            "discount_cost": {"type": "object", "additionalProperties": {"type": "integer"},
+                              "description": "per currency, minor units"},
+        },
+    },
+    "ReportSplits": {
+        "type": "object", "required": ["by_channel", "by_segment", "by_source", "timeline"],
+        "properties": {
+            "by_channel": {"type": "array", "items": _ref("Figures")},
+            "by_segment": {"type": "array", "items": _ref("Figures")},
+            "by_source": {"type": "array", "items": _ref("Figures")},
+            "timeline": {"type": "array", "items": {
+                "type": "object", "required": ["at", "claims", "uses"],
+                "properties": {"at": _TIME, "claims": {"type": "integer"},
+                               "uses": {"type": "integer"}}}},
+        },
+    },
+    "CampaignReport": {"allOf": [_ref("Figures"), _ref("ReportSplits"), {
+        "type": "object",
+        "required": ["campaign_id", "name", "issued", "claim_rate", "bucket", "ledger_lag",
+                     "server_time"],
+        "properties": {"campaign_id": _ID, "name": {"type": ["string", "null"]},
+                       "issued": {"type": ["integer", "null"]},
+                       "claim_rate": {"type": ["number", "null"]},
+                       "bucket": {"enum": ["minute", "hour", "day"]},
+                       "ledger_lag": {"type": ["integer", "null"]}, "server_time": _TIME},
+    }]},
+    "Report": {"allOf": [_ref("Figures"), _ref("ReportSplits"), {
+        "type": "object", "required": ["from", "to", "bucket", "campaigns", "server_time"],
+        "properties": {"from": _TIME, "to": _TIME, "bucket": {"enum": ["minute", "hour", "day"]},
+                       "campaigns": {"type": "array", "items": _ref("Figures")},
+                       "server_time": _TIME},
+    }]},
     "Wallet": {
         "type": "object", "required": ["coupons", "next", "server_time"],
         "properties": {"coupons": {"type": "array", "items": _ref("WalletCoupon")},
@@ -634,6 +673,28 @@ PATHS: dict[str, Any] = {
                    "parameters": [_USER_ID_PARAM],
                    "responses": {"204": {"description": "Unblocked"},
                                  **_errors(400, 401, 404, 503)}},
+    },
+    "/v1/admin/campaigns/{campaign_id}/report": {
+        "get": {
+            "summary": "Claims, claim rate, use rate and discount cost, split by channel, "
+                       "segment and source, with a timeline (from the ledger)",
+            "security": _ADMIN,
+            "parameters": [_CAMPAIGN_ID_PARAM,
+                           _query("bucket", {"enum": ["minute", "hour", "day"]})],
+            "responses": {"200": _json(_ref("CampaignReport"), "The campaign's report"),
+                          **_errors(400, 401, 404, 503)},
+        },
+    },
+    "/v1/admin/report": {
+        "get": {
+            "summary": "The same figures for every campaign's claims made in [from, to)",
+            "security": _ADMIN,
+            "parameters": [{**_query("from", _TIME), "required": True},
+                           {**_query("to", _TIME), "required": True},
+                           _query("bucket", {"enum": ["minute", "hour", "day"]})],
+            "responses": {"200": _json(_ref("Report"), "The report"),
+                          **_errors(400, 401, 503)},
+        },
     },
     "/v1/admin/campaigns/{campaign_id}": {
         "get": {

@@ -42,7 +42,8 @@ class Services:
     grant_runner: GrantRunner
     codes: CodeStore
     coupons: CouponStore
-    ledger: LedgerReader
+    ledger: LedgerReader  # wallets
+    reports: LedgerReader  # operators' reports, on their own thread and connection
     redeemer: Redeemer
     authenticator: Authenticator
     warnings: list[str] = field(default_factory=list)
@@ -72,6 +73,7 @@ class Services:
             codes=codes,
             coupons=CouponStore(redis, scripts, keyspace),
             ledger=LedgerReader(settings),
+            reports=LedgerReader(settings),
             redeemer=Redeemer(codes, claims, keyspace),
             authenticator=make_authenticator(settings),
         )
@@ -96,6 +98,7 @@ class Services:
 
     async def close(self) -> None:
         self.ledger.close()
+        self.reports.close()
         await self.redis.aclose()
 
 

@@ -1,0 +1,105 @@
+"""Campaign statistics for operators, computed from the ledger (flashclaim.ledger.report).
+
+Reports run on their own ledger reader (thread and connection): a long report never
+queues in front of users' wallet reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from flashclaim.errors import ApiError, campaign_not_found, invalid_request
+from flashclaim.ledger.db import Ledger
+from flashclaim.ledger.report import BUCKETS_MS, Population, build_report, campaign_body
+from flashclaim.timefmt import parse_rfc3339, to_rfc3339
+from flashclaim.validation import MAX_TIME_MS, MIN_TIME_MS
+from flashclaim.web.admin_api import admin
+from flashclaim.web.http import campaign_id_of, json_response
+
+MAX_WINDOW_MS = 92 * 86_400_000  # a quarter
+MAX_BUCKETS = 10_000  # timeline points one window may ask for
+
+
+def _bucket(request: Request, default: str) -> str:
+    bucket = request.query_params.get("bucket", default)
+    if bucket not in BUCKETS_MS:
+        raise invalid_request(f"bucket must be one of {', '.join(BUCKETS_MS)}.")
+    return bucket
+
+
+def _time(request: Request, name: str) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        raise invalid_request(f"{name} is required (an RFC 3339 time).")
+    try:
+        ms = parse_rfc3339(raw)
+    except ValueError:
+        ms = -1
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise invalid_request(f"{name} must be an RFC 3339 time with an offset, "
+                              "between years 2000 and 2200.")
+    return ms
+
+
+async def ledger_lag(redis: Redis, stream: str, group: str = "ledger") -> int | None:
+    """Entries of the stream the ledger has not acknowledged (None: unknown right now)."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:  # no stream yet: nothing to carry
+        return 0
+    for g in groups:
+        if str(g["name"]) == group:
+            return None if g.get("lag") is None else int(g["pending"]) + int(g["lag"])
+    return int((await redis.xinfo_stream(stream))["entries-added"])
+
+
+async def campaign_report(request: Request) -> Response:
+    s = admin(request)
+    campaign_id = campaign_id_of(request)
+    bucket = _bucket(request, "minute")
+    name, stock = None, None
+    try:
+        view = await s.campaigns.get(campaign_id)
+        name, stock = view.definition["name"], view.stock
+    except ApiError:  # removed after its retention: the ledger keeps its history
+        pass
+    now = await s.campaigns.now()
+    population = Population(campaign_id=campaign_id)
+
+    def read(ledger: Ledger) -> Any:
+        return build_report(ledger, population, now, BUCKETS_MS[bucket])
+    report = await s.reports.read(read)
+    if name is None and report.total.claims == 0:
+        raise campaign_not_found(campaign_id)
+    body = campaign_body(report, campaign_id, name, stock, bucket)
+    body["ledger_lag"] = await ledger_lag(s.redis, s.keyspace.campaign(campaign_id).stream)
+    body["server_time"] = to_rfc3339(now)
+    return json_response(body)
+
+
+async def report_across_campaigns(request: Request) -> Response:
+    s = admin(request)
+    start, end = _time(request, "from"), _time(request, "to")
+    if not 0 < end - start <= MAX_WINDOW_MS:
+        raise invalid_request("to must be after from, at most 92 days later.")
+    bucket = _bucket(request, "hour")
+    if (end - start) // BUCKETS_MS[bucket] > MAX_BUCKETS:
+        raise invalid_request(f"more than {MAX_BUCKETS} {bucket}s: ask for a larger bucket.")
+    now = await s.campaigns.now()
+    population = Population(from_ms=start, to_ms=end)
+    report = await s.reports.read(
+        lambda ledger: build_report(ledger, population, now, BUCKETS_MS[bucket]))
+    return json_response({"from": to_rfc3339(start), "to": to_rfc3339(end), "bucket": bucket,
+                          **report.as_dict(with_campaigns=True), "server_time": to_rfc3339(now)})
+
+
+routes = [
+    Route("/v1/admin/campaigns/{campaign_id}/report", campaign_report, methods=["GET"]),
+    Route("/v1/admin/report", report_across_campaigns, methods=["GET"]),
+]
