@@ -145,6 +145,12 @@ class KeySpace:
                               event_counts=base + "coupon-event-counts")
 
     @property
+    def ledger_stats(self) -> str:
+        """Hash of the ledger consumers' running totals, "<what>:<group>" -> count (what
+        /metrics shows as the ledger's throughput)."""
+        return f"{self.namespace}:ledger-stats"
+
+    @property
     def coupon_event_streams(self) -> str:
         """Set of every coupon-event stream in use: how a ledger consumer finds them."""
         return f"{self.namespace}:coupon-event-streams"

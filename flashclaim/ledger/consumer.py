@@ -251,7 +251,7 @@ class LedgerConsumer:
             except EventError as exc:
                 dead.append((entry_id, fields, f"undecodable: {exc}"))
         if events:
-            self._wait_for_db(lambda: self.ledger.apply_events(events))
+            self._tally("events", self._wait_for_db(lambda: self.ledger.apply_events(events)))
         self._dead_letter(stream, dead)
         if events:
             self.redis.xack(stream, self.options.group, *[e.entry_id for e in events])
@@ -288,6 +288,14 @@ class LedgerConsumer:
     def _count(self, batch: int, inserted: int) -> None:
         self.stats.written += inserted
         self.stats.redelivered += batch - inserted
+        self._tally("written", inserted)
+
+    def _tally(self, what: str, new_rows: int) -> None:
+        """Shared running totals for /metrics (only rows new to the ledger: a redelivery
+        adds nothing)."""
+        if new_rows:
+            self.redis.hincrby(self.keyspace.ledger_stats, f"{what}:{self.options.group}",
+                               new_rows)
 
     def _wait_for_db(self, work: Callable[[], T]) -> T:
         """Retry while the database is unreachable: claims keep flowing into Redis meanwhile."""
@@ -353,6 +361,7 @@ class LedgerConsumer:
             if done < _SWEEP_BATCH:
                 break
         self.stats.expired += swept
+        self._tally("expired", swept)
         return swept
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -10,6 +12,7 @@ from starlette.routing import Route
 from flashclaim.errors import unavailable
 from flashclaim.store.connection import server_warnings
 from flashclaim.web.http import error_response, json_response
+from flashclaim.web.live_metrics import live_metrics
 from flashclaim.web.metrics import exposition
 from flashclaim.web.openapi import openapi_document
 from flashclaim.web.services import services
@@ -38,7 +41,11 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """This process's claim counters, then the shared live-campaign and ledger figures."""
+    s = services(request)
     body, content_type = exposition()
+    with contextlib.suppress(RedisError):  # this process's metrics are still worth a scrape
+        body += await live_metrics(s.redis, s.keyspace, await s.campaigns.now())
     return Response(body, media_type=content_type)
 
 
