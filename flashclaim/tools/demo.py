@@ -37,7 +37,11 @@ from flashclaim.ledger.reconcile import Reconciliation, reconcile_campaign, wait
 from flashclaim.settings import SettingsError
 from flashclaim.store.embedded import free_port, running_url
 from flashclaim.tools import children, loadgen
+from flashclaim.tools.demo_after import AfterReport, WalletProbe, check_report, redeem_share
 from flashclaim.tools.demo_issuance import IssuanceReport, issue_other_ways
+
+CHECKOUT_TOKEN = "demo-checkout"
+COUPONS_PER_CLAIM = 2  # the crowd's campaign grants a threshold and a cash coupon
 
 
 @dataclass
@@ -142,7 +146,8 @@ def _run(args: argparse.Namespace) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     campaign_id = "demo-" + secrets.token_hex(3)  # a re-run on the same data dir adds one
     env = children.clean_env(FLASHCLAIM_DATA_DIR=str(data_dir),
-                             FLASHCLAIM_ADMIN_TOKEN="demo-admin", FLASHCLAIM_NAMESPACE="demo")
+                             FLASHCLAIM_ADMIN_TOKEN="demo-admin", FLASHCLAIM_NAMESPACE="demo",
+                             FLASHCLAIM_CHECKOUT_TOKEN=CHECKOUT_TOKEN)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     print(f"flashclaim demo: data in {data_dir}, service on {base}", flush=True)
@@ -161,6 +166,10 @@ def _run(args: argparse.Namespace) -> int:
             "coupons": [{"type": "threshold", "value": 2000, "min_spend": 10000},
                         {"type": "cash", "value": 500, "validity": {"days": 7}}]})
         created.raise_for_status()
+        probe_id = "probe-" + secrets.token_hex(3)
+        httpx.post(base + "/v1/admin/campaigns", headers=admin, json={
+            "id": probe_id, "name": "Wallet probe", "stock": None,
+            "coupons": [{"type": "cash", "value": 100}]}).raise_for_status()
         requests = crowd_requests(campaign_id, args.users, args.requests)
         print(f"campaign {campaign_id!r}: stock {args.stock}; {len(requests)} taps from "
               f"{args.users} users over {args.concurrency} connections")
@@ -171,13 +180,16 @@ def _run(args: argparse.Namespace) -> int:
             crowd.record(r)
             progress.show(crowd.done)
 
-        elapsed = uvloop.run(loadgen.run("127.0.0.1", port, requests, args.concurrency,
-                                          on_response))
+        with WalletProbe(base, probe_id) as probe:  # how soon a grant shows, under load
+            elapsed = uvloop.run(loadgen.run("127.0.0.1", port, requests, args.concurrency,
+                                              on_response))
         progress.show(crowd.done, final=True)
         stats = httpx.get(base + f"/v1/admin/campaigns/{campaign_id}",
                           headers=admin).json()["stats"]
         issuance = issue_other_ways(base, admin)
-        return _report(data_dir, campaign_id, args, crowd, elapsed, stats, issuance)
+        after = redeem_share(base, CHECKOUT_TOKEN, crowd.granted_ids)
+        return _report(data_dir, campaign_id, args, crowd, elapsed, stats, issuance,
+                       After(base, admin, probe, after))
     finally:
         # Children first (they hold files in the data dir); a second signal meanwhile
         # must not cut this short.
@@ -191,8 +203,19 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@dataclass
+class After:
+    """The third act's results, and where to read the report."""
+
+    base: str
+    admin: dict[str, str]
+    probe: WalletProbe
+    redemptions: AfterReport
+
+
 def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: Crowd,
-            elapsed: float, stats: dict[str, object], issuance: IssuanceReport) -> int:
+            elapsed: float, stats: dict[str, object], issuance: IssuanceReport,
+            after: After) -> int:
     url = running_url(data_dir)
     assert url is not None
     keyspace = KeySpace("demo")
@@ -205,9 +228,16 @@ def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: C
             in_ledger = ledger.claim_ids(campaign_id)
         finally:
             ledger.close()
+    used = after.redemptions
+    check_report(after.base, after.admin, campaign_id, used, COUPONS_PER_CLAIM)
+    probe = after.probe
+    if probe.missing or not probe.seconds:
+        used.problems.append(f"wallet: {probe.missing} granted coupons never showed "
+                             f"({len(probe.seconds)} did)")
     seen = crowd.granted_ids
     breaches = rec.mismatches + answered_breaches(seen, in_ledger, "ledger") + \
-        [f"{issuance.campaign_id}: {m}" for m in pack.mismatches + issuance.problems]
+        [f"{issuance.campaign_id}: {m}" for m in pack.mismatches + issuance.problems] + \
+        [f"after the grab: {m}" for m in used.problems]
     counts = tally(breaches)
     latencies = sorted(crowd.latencies)
     undersold = rec.granted < min(args.stock, args.users)
@@ -224,6 +254,15 @@ def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: C
         f"{k} {v}" for k, v in sorted(issuance.grant_outcomes.items())))
     print(f"redemption codes    {issuance.redeemed} redeemed, a used code "
           + ("refused (410)" if issuance.reuse_refused else "NOT refused"))
+    waits = sorted(probe.seconds) or [0.0]
+    print(f"wallet              a granted coupon shows after p50 "
+          f"{loadgen.percentile(waits, 50) * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms "
+          f"({len(probe.seconds)} probes during the crowd; target 1 s)")
+    report = used.report
+    print(f"checkout            {used.redeemed} redeemed, {used.released} released: use rate "
+          f"{(report.get('use_rate') or 0) * 100:.1f}% ({report.get('used')} of "
+          f"{report.get('coupons')} coupons), discount cost "
+          f"{report.get('discount_cost', {}).get('CNY', 0) / 100:,.2f} CNY")
     print(f"ledger              {rec.ledger_rows} + {pack.ledger_rows} rows, lag {lag}")
     verdict = "consistent" if rec.ok and pack.ok else "MISMATCH"
     print(f"reconcile           {verdict}")
