@@ -274,6 +274,12 @@ def bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def bench_wallet(args: argparse.Namespace) -> int:
+    from flashclaim.tools.bench_wallet import run_bench_wallet
+
+    return run_bench_wallet(args)
+
+
 def _positive(value: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:
@@ -423,6 +429,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--python-load", action="store_true",
                    help="use the asyncio generator even when wrk is installed")
     p.set_defaults(run=bench)
+
+    p = command("bench-wallet", "GET /v1/me/coupons against a large PostgreSQL ledger")
+    p.add_argument("--ledger-dsn", required=True,
+                   help="postgresql:// DSN of an empty database (filled, then measured)")
+    p.add_argument("--coupons", type=_positive, default=1_000_000, help="coupons to fill in")
+    p.add_argument("--users", type=_positive, default=50_000, help="users holding them")
+    p.add_argument("--seconds", type=_positive, default=8, help="per scenario")
+    p.add_argument("--connections", type=_positive, default=32,
+                   help="open connections of the closed-loop scenarios")
+    p.add_argument("--rate", type=float, default=200.0,
+                   help="wallet requests per second of the open-loop scenario")
+    p.set_defaults(run=bench_wallet)
     return parser
 
 

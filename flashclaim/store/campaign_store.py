@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 from redis.asyncio import Redis
 
 from flashclaim.campaigns import (
@@ -76,6 +77,15 @@ class CampaignStore:
         if not meta:
             raise campaign_not_found(campaign_id)
         return CampaignView.from_meta(meta)
+
+    async def names(self, campaign_ids: list[str]) -> dict[str, str | None]:
+        """Each campaign's name, in one round trip (None: gone after its retention)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for campaign_id in campaign_ids:
+            pipe.hget(self._keyspace.campaign(campaign_id).meta, "definition")
+        found = await pipe.execute()
+        return {campaign_id: None if raw is None else str(orjson.loads(raw)["name"])
+                for campaign_id, raw in zip(campaign_ids, found, strict=True)}
 
     async def standing(self, view: CampaignView, user_id: str, tags: tuple[str, ...],
                        now_ms: int) -> Standing:

@@ -47,11 +47,11 @@ class Result:
 class Service:
     """`flashclaim serve` on a free port against a given Redis."""
 
-    def __init__(self, redis_url: str, workers: int, log: Path) -> None:
+    def __init__(self, redis_url: str, workers: int, log: Path, **env_vars: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = children.clean_env(FLASHCLAIM_REDIS_URL=redis_url, FLASHCLAIM_ADMIN_TOKEN=TOKEN,
-                                 FLASHCLAIM_NAMESPACE=NAMESPACE)
+                                 FLASHCLAIM_NAMESPACE=NAMESPACE, **env_vars)
         self.proc = children.start(["serve", "--port", str(self.port), "--workers",
                                     str(workers)], env, log)
         children.wait_ready(self.base, self.proc)

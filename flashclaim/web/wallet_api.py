@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.errors import ApiError, invalid_request
+from flashclaim.errors import invalid_request
 from flashclaim.ledger.wallet import WALLET_STATUSES, wallet_page
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.web.http import json_response, query_limit
@@ -39,12 +39,8 @@ async def my_coupons(request: Request) -> Response:
     now = await s.campaigns.now()
     page = await s.ledger.read(
         lambda ledger: wallet_page(ledger, who.user_id, status, now, after, limit))
-    names: dict[str, str | None] = {}
-    for campaign_id in {c["campaign_id"] for c in page.coupons}:
-        try:
-            names[campaign_id] = (await s.campaigns.get(campaign_id)).definition["name"]
-        except ApiError:  # removed after its retention: the ledger outlives it
-            names[campaign_id] = None
+    # a campaign removed after its retention has no name any more: the ledger outlives it
+    names = await s.campaigns.names(sorted({c["campaign_id"] for c in page.coupons}))
     coupons: list[dict[str, Any]] = []
     for c in page.coupons:
         c["campaign_name"] = names[c["campaign_id"]]
