@@ -304,6 +304,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", help="key prefix; FLASHCLAIM_NAMESPACE; unset: fc")
 
 
+def _ledger_dsn(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+
+
 class _Parser(argparse.ArgumentParser):
     """A bad flag is one line naming it, and exit 2 (not the whole usage text)."""
 
@@ -344,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("ledger", "carry every claim into the SQL ledger")
     _common(p)
-    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+    _ledger_dsn(p)
     p.add_argument("--group", default="ledger", help="consumer group")
     p.add_argument("--consumer", help="consumer name (unset: <host>-<pid>)")
     p.add_argument("--batch", type=_positive, default=500, help="entries per read and commit")
@@ -364,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("reconcile", "compare Redis, stream and ledger; exit 1 on mismatch")
     _common(p)
     p.add_argument("campaign", nargs="?", help="one campaign id (unset: all)")
-    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+    _ledger_dsn(p)
     p.add_argument("--group", default="ledger", help="the ledger's consumer group")
     p.add_argument("--wait", type=float, default=0,
                    help="first wait up to this many seconds for the ledger to catch up")
@@ -375,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("expiring", "list unused coupons that expire soon, and who holds them")
     _common(p)
-    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+    _ledger_dsn(p)
     p.add_argument("--within", type=_within, default="3d",
                    help="how soon: a number and s, m, h or d (at most a year)")
     p.add_argument("--campaign", help="only this campaign's coupons (unset: all)")
@@ -386,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("report", "a campaign's claims, use rate and discount cost, from the ledger")
     _common(p)
     p.add_argument("campaign", help="the campaign id")
-    p.add_argument("--ledger-dsn", help="FLASHCLAIM_LEDGER_DSN; unset: SQLite in the data dir")
+    _ledger_dsn(p)
     p.add_argument("--bucket", choices=("minute", "hour", "day"), default="minute",
                    help="the timeline's step")
     p.add_argument("--format", choices=("table", "json"), default="table",

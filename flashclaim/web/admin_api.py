@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from starlette.requests import Request
@@ -21,7 +20,13 @@ from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT
 from flashclaim.stream import is_entry_id
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import CAMPAIGN_ID_RE, Obj
-from flashclaim.web.http import campaign_id_of, json_response, query_limit, read_json
+from flashclaim.web.http import (
+    campaign_id_of,
+    json_response,
+    query_limit,
+    read_json,
+    require_bearer,
+)
 from flashclaim.web.services import Services, services
 
 audit = logging.getLogger("flashclaim.audit")
@@ -30,10 +35,7 @@ audit = logging.getLogger("flashclaim.audit")
 def admin(request: Request) -> Services:
     """The services, once the caller has shown the admin token (compared in constant time)."""
     s = services(request)
-    token = s.settings.admin_token
-    sent = request.headers.get("authorization", "")
-    if not token or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-        raise ApiError(401, "unauthenticated", "The admin API needs a valid bearer token.")
+    require_bearer(request, s.settings.admin_token, "The admin API needs a valid bearer token.")
     return s
 
 

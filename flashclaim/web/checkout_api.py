@@ -6,7 +6,6 @@ admin token: a checkout system can use coupons and nothing else.
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from starlette.requests import Request
@@ -17,7 +16,7 @@ from flashclaim.campaigns import MAX_MONEY
 from flashclaim.coupons import ORDER_ID_RE
 from flashclaim.errors import ApiError
 from flashclaim.validation import Obj
-from flashclaim.web.http import json_response, read_json
+from flashclaim.web.http import json_response, read_json, require_bearer
 from flashclaim.web.services import Services, services
 
 audit = logging.getLogger("flashclaim.audit")
@@ -37,10 +36,8 @@ _MESSAGES = {
 
 def checkout(request: Request) -> Services:
     s = services(request)
-    token = s.settings.checkout_token
-    sent = request.headers.get("authorization", "")
-    if not token or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-        raise ApiError(401, "unauthenticated", "Coupon write-back needs the checkout token.")
+    require_bearer(request, s.settings.checkout_token,
+                   "Coupon write-back needs the checkout token.")
     return s
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import re
 import time
@@ -127,6 +128,14 @@ def error_response(err: ApiError) -> Response:
     headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
     return Response(with_server_time(error_body(err)), status_code=err.status, headers=headers,
                     media_type=_JSON)
+
+
+def require_bearer(request: Request, token: str | None, refusal: str) -> None:
+    """401 unless the request carries `Authorization: Bearer <token>` (compared in constant
+    time); a scope with no token configured admits nobody."""
+    sent = request.headers.get("authorization", "")
+    if not token or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+        raise ApiError(401, "unauthenticated", refusal)
 
 
 def campaign_id_of(request: Request) -> str:
