@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from test_wallet import dsn  # noqa: F401 (the sqlite/postgres fixture)
 
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
@@ -19,8 +20,8 @@ KS = KeySpace(NAMESPACE)
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    db = open_ledger(None, tmp_path)
+def ledger(dsn: str, tmp_path: Path) -> Iterator[Ledger]:  # noqa: F811
+    db = open_ledger(None if dsn.startswith("sqlite") else dsn, tmp_path)
     yield db
     db.close()
 
