@@ -21,6 +21,7 @@ from flashclaim.store.embedded import EmbeddedServer
 from flashclaim.store.scripts import Scripts
 from flashclaim.web.app import create_app
 
+from cluster import LocalCluster
 from openapi_check import check_response
 from pg import PostgresServer
 
@@ -51,6 +52,23 @@ def flush(server: EmbeddedServer) -> None:
     with redis.Redis.from_url(server.url) as r:
         r.flushall()
         r.script_flush()
+
+
+@pytest.fixture(scope="session")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """3 masters and 3 replicas of valkey-server, started on first use in the session."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), server_binary("valkey"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster(local_cluster: LocalCluster) -> LocalCluster:
+    local_cluster.flush()
+    return local_cluster
 
 
 @pytest.fixture(scope="session")
