@@ -18,6 +18,7 @@ from flashclaim.runtime.lifeline import PARENT_ENV, die_with_parent
 from flashclaim.runtime.owner_lock import DataDirBusy, OwnerLock
 from flashclaim.runtime.private_files import private_dir, write_private
 from flashclaim.settings import Settings, SettingsError
+from flashclaim.store.connection import sync_client
 from flashclaim.store.embedded import EmbeddedError, EmbeddedServer
 
 log = logging.getLogger("flashclaim")
@@ -127,8 +128,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def ledger(args: argparse.Namespace) -> int:
-    import redis
-
     from flashclaim.keys import KeySpace
     from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
     from flashclaim.ledger.db import open_ledger
@@ -141,8 +140,7 @@ def ledger(args: argparse.Namespace) -> int:
         progress_ms=int(args.progress_s * 1000),
         **({"consumer": args.consumer} if args.consumer else {}),
     )
-    r = redis.Redis.from_url(_redis_url(settings), decode_responses=True,
-                             socket_timeout=options.block_ms / 1000 + 5)
+    r = sync_client(_redis_url(settings), socket_timeout=options.block_ms / 1000 + 5)
     consumer = LedgerConsumer(r, open_ledger(settings.ledger_dsn, settings.data_dir),
                               KeySpace(settings.namespace), options)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -155,8 +153,6 @@ def ledger(args: argparse.Namespace) -> int:
 
 
 def reconcile(args: argparse.Namespace) -> int:
-    import redis
-
     from flashclaim.keys import KeySpace
     from flashclaim.ledger.db import open_ledger
     from flashclaim.ledger.reconcile import (
@@ -168,7 +164,7 @@ def reconcile(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     keyspace = KeySpace(settings.namespace)
-    r = redis.Redis.from_url(_redis_url(settings), decode_responses=True)
+    r = sync_client(_redis_url(settings))
     ids = [args.campaign] if args.campaign else [
         str(i) for i in r.zrange(keyspace.registry, 0, -1)]
     if args.wait:
@@ -210,7 +206,6 @@ def expiring(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     import orjson
-    import redis
 
     from flashclaim.campaigns import CampaignView
     from flashclaim.keys import KeySpace
@@ -225,7 +220,7 @@ def report(args: argparse.Namespace) -> int:
     from flashclaim.store.connection import time_reply_ms
 
     settings = _settings(args)
-    r = redis.Redis.from_url(_redis_url(settings), decode_responses=True)
+    r = sync_client(_redis_url(settings))
     meta = r.hgetall(KeySpace(settings.namespace).campaign(args.campaign).meta)
     view = CampaignView.from_meta({str(k): str(v) for k, v in meta.items()}) if meta else None
     now = time_reply_ms(r.time())

@@ -113,9 +113,9 @@ class Settings:
         if not 1 <= self.redis_connections <= 10_000:
             raise SettingsError("FLASHCLAIM_REDIS_CONNECTIONS must be from 1 to 10000")
         if self.redis_url is not None and not self.redis_url.startswith(
-                ("redis://", "rediss://", "unix://")):
-            raise SettingsError("FLASHCLAIM_REDIS_URL must start with redis://, rediss:// or "
-                                "unix://")
+                ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
+            raise SettingsError("FLASHCLAIM_REDIS_URL must start with redis://, rediss://, "
+                                "unix://, redis+cluster:// or rediss+cluster://")
         if self.ledger_dsn is not None and not self.ledger_dsn.startswith(
                 ("postgresql://", "postgres://", "sqlite:///")):
             raise SettingsError("FLASHCLAIM_LEDGER_DSN must start with postgresql:// or "

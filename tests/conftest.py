@@ -7,7 +7,9 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -17,6 +19,7 @@ from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
+from flashclaim.store.connection import sync_client, tool_client
 from flashclaim.store.embedded import EmbeddedServer
 from flashclaim.store.scripts import Scripts
 from flashclaim.web.app import create_app
@@ -94,9 +97,46 @@ def any_server(request: pytest.FixtureRequest) -> EmbeddedServer:
 
 
 @pytest.fixture
-def server(valkey: EmbeddedServer) -> EmbeddedServer:
+def server(request: pytest.FixtureRequest, backend: str, valkey: EmbeddedServer) -> Any:
+    """The Redis the test runs on, flushed: the embedded Valkey, or (for the modules in
+    ALSO_ON_CLUSTER, a second time) the local cluster. Tests read only its `url`."""
+    if backend == "cluster":
+        cluster: LocalCluster = request.getfixturevalue("cluster")
+        return ClusterAsServer(cluster.url)
     flush(valkey)
     return valkey
+
+
+@dataclass(frozen=True)
+class ClusterAsServer:
+    url: str
+
+
+# These modules run twice: on one Valkey and on the local cluster (3 masters, 3
+# replicas). Their tests build on `server`, `settings`, `redis_client` and `sync_redis`.
+ALSO_ON_CLUSTER = {
+    "test_admin_api", "test_campaign_model", "test_checkout", "test_claims_api", "test_codes",
+    "test_expiry", "test_grants", "test_ledger", "test_live_metrics", "test_reconcile",
+    "test_reconcile_redemptions", "test_report", "test_templates_blocklist", "test_wallet",
+}
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "single"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames and metafunc.module.__name__ in ALSO_ON_CLUSTER:
+        metafunc.parametrize("backend", ["single", "cluster"], indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`-m cluster` selects every run on the cluster."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("backend") == "cluster":
+            item.add_marker(pytest.mark.cluster)
 
 
 @pytest.fixture
@@ -106,7 +146,7 @@ def keyspace() -> KeySpace:
 
 @pytest.fixture
 async def redis_client(server: EmbeddedServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(server.url, decode_responses=True)
+    client = tool_client(server.url, timeout_s=10)
     yield client
     await client.aclose()
 
@@ -177,6 +217,6 @@ def pg_dsn(postgres: PostgresServer) -> str:
 
 @pytest.fixture
 def sync_redis(server: EmbeddedServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(server.url, decode_responses=True)
+    client = sync_client(server.url)
     yield client
     client.close()

@@ -7,9 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import ClusterNode, RedisCluster
 
 from flashclaim.keys import KeySpace
+from flashclaim.settings import Settings
+from flashclaim.store.connection import connect, parse_cluster_url, sync_client
 
 from cluster import LocalCluster
 from conftest import NAMESPACE
@@ -54,3 +57,21 @@ def test_claims_and_redemptions_on_campaigns_spread_over_the_masters(rc: SyncRed
         assert sync_use(rc, KS, "redeem", coupon, "order-1", 100) == "used"
         assert sync_use(rc, KS, "redeem", coupon, "order-2", 100) == "coupon_used"
         assert sync_use(rc, KS, "release", coupon, "order-1") == "released"
+
+
+def test_a_cluster_url_gives_the_cluster_client(cluster: LocalCluster) -> None:
+    settings = Settings(redis_url=cluster.url, namespace=NAMESPACE)
+    settings.validate()
+    assert isinstance(connect(settings, cluster.url), AsyncRedisCluster)
+    assert isinstance(sync_client(cluster.url), RedisCluster)
+    address = parse_cluster_url("rediss+cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2:7001")
+    assert (address.seeds, address.username, address.password, address.tls) == (
+        [("10.0.0.1", 7000), ("10.0.0.2", 7001)], "app", "s@cret", True)
+
+
+@pytest.mark.parametrize("url", ["redis+cluster://", "redis+cluster://host",
+                                 "redis+cluster://host:0", "redis+cluster://a:1,b",
+                                 "redis://host:1"])
+def test_bad_cluster_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        parse_cluster_url(url)

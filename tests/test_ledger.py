@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer, safe_trim_point
 from flashclaim.ledger.db import SCHEMA_VERSION, Connection, Ledger, open_ledger
 from flashclaim.ledger.reconcile import ledger_lag, reconcile_campaign
 from flashclaim.ledger.retention import expire_ended
+from flashclaim.store.connection import sync_client
 from flashclaim.store.embedded import EmbeddedServer
 from flashclaim.stream import ClaimRecord
 from flashclaim.tools import children
@@ -132,7 +132,7 @@ def test_two_consumers_in_parallel(sync_redis: SyncRedis, dsn: str, tmp_path: Pa
     errors: list[BaseException] = []
 
     def work(name: str) -> None:
-        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client = sync_client(server.url)
         ledger = open_ledger(dsn, tmp_path)  # each consumer its own connections
         consumer = LedgerConsumer(client, ledger, KS, ConsumerOptions(
             consumer=name, batch=20, block_ms=50, refresh_ms=0, trim_every_ms=10**9))

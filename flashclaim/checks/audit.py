@@ -15,7 +15,7 @@ from flashclaim.campaigns import CampaignView
 from flashclaim.checks.invariants import Grant, counter_breaches, record_breaches, summarize
 from flashclaim.checks.issuance import blocked_times, issuance_breaches
 from flashclaim.keys import KeySpace
-from flashclaim.store.connection import text_map
+from flashclaim.store.connection import as_entries, as_map, text_map
 from flashclaim.stream import PAGE, ClaimRecord, RecordError, next_page_start
 
 
@@ -65,7 +65,7 @@ async def snapshot(redis: Redis, keyspace: KeySpace, campaign_id: str) -> tuple[
         pipe.hgetall(keys.users)
         pipe.xrange(keys.stream)
         meta, users, stream = await pipe.execute()
-    return text_map(meta), text_map(users), decode_entries(stream)
+    return text_map(as_map(meta)), text_map(as_map(users)), decode_entries(as_entries(stream))
 
 
 async def audit_campaign(redis: Redis, keyspace: KeySpace, campaign_id: str) -> CampaignAudit:

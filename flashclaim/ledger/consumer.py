@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import redis
+from redis.crc import key_slot
 from redis.typing import EncodableT, FieldT
 
 from flashclaim.coupons import CouponEvent, EventError
@@ -43,6 +44,7 @@ from flashclaim.stream import ClaimRecord, RecordError, entry_order
 log = logging.getLogger("flashclaim.ledger")
 COUPON_EVENTS = "*coupon-events*"  # the owner recorded for a coupon-event stream
 _SWEEP_BATCH = 10_000  # coupons marked expired per transaction
+CLUSTER_IDLE_POLLS = 10  # on a cluster, idle streams are polled this often per block_ms
 T = TypeVar("T")
 
 
@@ -88,6 +90,7 @@ class LedgerConsumer:
         self._next_trim = 0.0
         self._next_progress = time.monotonic() + self.options.progress_ms / 1000
         self._outage = _Outage(self.options.warn_every_ms / 1000)
+        self._cluster = isinstance(r, redis.RedisCluster)
 
     def request_stop(self) -> None:
         """Finish the batch in hand (commit, ack), then return from run()."""
@@ -148,10 +151,7 @@ class LedgerConsumer:
             time.sleep(self.options.block_ms / 1000)
             return 0
         try:
-            reply = self.redis.xreadgroup(
-                self.options.group, self.options.consumer, dict.fromkeys(self._streams, ">"),
-                count=self.options.batch, block=self.options.block_ms,
-            )
+            reply = self._read_new()
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -159,10 +159,30 @@ class LedgerConsumer:
             self._streams = {s: c for s, c in self._streams.items() if self.redis.exists(s)}
             return 0
         handled = 0
-        for stream, entries in _streams_reply(reply):
+        for stream, entries in reply:
             self.handle(stream, entries)
             handled += len(entries)
         return handled
+
+    def _read_new(self) -> list[Any]:
+        """New entries of every stream. One node: one blocking XREADGROUP over all of them.
+        A cluster refuses a command over keys of several slots, so there it is one
+        non-blocking read per slot, and a short pause when a whole round found nothing."""
+        group, consumer, batch = self.options.group, self.options.consumer, self.options.batch
+        if not self._cluster:
+            return _streams_reply(self.redis.xreadgroup(
+                group, consumer, dict.fromkeys(self._streams, ">"), count=batch,
+                block=self.options.block_ms))
+        by_slot: dict[int, list[str]] = {}
+        for stream in self._streams:
+            by_slot.setdefault(key_slot(stream.encode()), []).append(stream)
+        reply: list[Any] = []
+        for streams in by_slot.values():
+            reply += _streams_reply(self.redis.xreadgroup(
+                group, consumer, dict.fromkeys(streams, ">"), count=batch))
+        if not reply:
+            time.sleep(self.options.block_ms / 1000 / CLUSTER_IDLE_POLLS)
+        return reply
 
     def discover(self) -> None:
         """Join the claim stream of every campaign in the registry (creating our group);

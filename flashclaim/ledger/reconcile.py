@@ -31,6 +31,7 @@ from flashclaim.checks.invariants import (
 from flashclaim.checks.issuance import blocked_times, issuance_breaches
 from flashclaim.keys import CouponSlotKeys, KeySpace
 from flashclaim.ledger.db import Ledger
+from flashclaim.store.connection import as_entries, as_map, text_map
 from flashclaim.stream import PAGE, ClaimRecord, RecordError, entry_order, next_page_start
 from flashclaim.tables import text_table
 
@@ -91,13 +92,13 @@ def _snapshot(r: redis.Redis, stream: str, meta_key: str) -> _Snapshot:
     pipe.xinfo_stream(stream)
     pipe.xinfo_groups(stream)
     meta, raw, info, groups = pipe.execute(raise_on_error=False)  # no stream: errors
-    raw = [] if isinstance(raw, Exception) else raw
+    entries = [] if isinstance(raw, Exception) else as_entries(raw)
     return _Snapshot(
-        meta={str(k): str(v) for k, v in meta.items()},
-        records=decode_entries(raw),
-        entry_ids=[str(entry_id) for entry_id, _ in raw],
-        added=0 if isinstance(info, Exception) else int(info["entries-added"]),
-        groups=[] if isinstance(groups, Exception) else list(groups),
+        meta=text_map(as_map(meta)),
+        records=decode_entries(entries),
+        entry_ids=[str(entry_id) for entry_id, _ in entries],
+        added=0 if isinstance(info, Exception) else int(as_map(info)["entries-added"]),
+        groups=[] if isinstance(groups, Exception) else [as_map(g) for g in groups],
     )
 
 

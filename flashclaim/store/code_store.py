@@ -181,10 +181,11 @@ class CodeStore:
         keys = [self._keyspace.code_failures("u:" + user_id),
                 self._keyspace.code_failures("ip:" + client_ip)]
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.mget(keys)
+            for key in keys:  # two keys, two slots on a cluster: one GET each
+                pipe.get(key)
             pipe.pttl(keys[0])
             pipe.pttl(keys[1])
-            (user_n, ip_n), user_ttl, ip_ttl = await pipe.execute()
+            user_n, ip_n, user_ttl, ip_ttl = await pipe.execute()
         over = []
         if int(user_n or 0) >= self.limit.per_user:
             over.append(user_ttl)

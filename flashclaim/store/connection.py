@@ -3,21 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import unquote
 
+import redis
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode as AsyncClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import ClusterNode
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from flashclaim.settings import Settings
+
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterAddress:
+    """redis+cluster://[[user]:password@]host:port[,host:port...]: the seed nodes (any
+    reachable one is enough; the client learns the rest), the credentials, TLS."""
+
+    seeds: list[tuple[str, int]]
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
+def parse_cluster_url(url: str) -> ClusterAddress:
+    """ValueError when the URL is not a cluster URL with at least one host:port."""
+    scheme, _, rest = url.partition("://")
+    if scheme + "://" not in CLUSTER_SCHEMES:
+        raise ValueError("a cluster URL starts with redis+cluster:// or rediss+cluster://")
+    credentials, _, hosts = rest.rpartition("@")
+    hosts = hosts.split("/", 1)[0]  # a database number means nothing on a cluster
+    seeds = []
+    for seed in hosts.split(","):
+        host, _, port = seed.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{seed!r} is not host:port")
+        seeds.append((host, int(port)))
+    user, _, password = credentials.partition(":") if credentials else ("", "", "")
+    return ClusterAddress(seeds, unquote(user) or None, unquote(password) or None,
+                          scheme.startswith("rediss"))
 
 
 def connect(settings: Settings, url: str) -> Redis:
     """A pooled asyncio client. One retry on a dropped connection: safe, because every
     claim carries a request id that claim.lua deduplicates. No retry on a timeout: a
     stalled server must cost a claim one timeout (then 503), not two."""
+    if is_cluster_url(url):
+        return _connect_cluster(settings, parse_cluster_url(url))
     timeout = settings.redis_timeout_ms / 1000
     # Bounded: a burst of taps waits for one of `redis_connections` connections
     # (up to the timeout, then 503) instead of opening one connection per tap.
@@ -33,6 +76,58 @@ def connect(settings: Settings, url: str) -> Redis:
         retry_on_error=[RedisConnectionError],
     )
     return Redis.from_pool(pool)
+
+
+def _connect_cluster(settings: Settings, address: ClusterAddress) -> Redis:
+    """redis-py's cluster client: it routes each command (and each script call, by its
+    keys) to the master of the key's slot and follows MOVED/ASK during resharding and
+    failover. It answers the same commands as a single-node client, so the service holds
+    it under the same type."""
+    timeout = settings.redis_timeout_ms / 1000
+    client = AsyncRedisCluster(
+        startup_nodes=[AsyncClusterNode(host, port) for host, port in address.seeds],
+        username=address.username, password=address.password, ssl=address.tls,
+        decode_responses=True, socket_timeout=timeout, socket_connect_timeout=timeout,
+        max_connections=settings.redis_connections,
+    )
+    return cast(Redis, client)
+
+
+def tool_client(url: str, timeout_s: float) -> Redis:
+    """An asyncio client for the command-line tools (no pool bound), single node or cluster."""
+    if is_cluster_url(url):
+        address = parse_cluster_url(url)
+        return cast(Redis, AsyncRedisCluster(
+            startup_nodes=[AsyncClusterNode(host, port) for host, port in address.seeds],
+            username=address.username, password=address.password, ssl=address.tls,
+            decode_responses=True, socket_timeout=timeout_s))
+    return Redis.from_url(url, decode_responses=True, socket_timeout=timeout_s)
+
+
+def sync_client(url: str, **options: Any) -> redis.Redis:
+    """A synchronous client for the command-line tools, single node or cluster."""
+    if is_cluster_url(url):
+        address = parse_cluster_url(url)
+        client = redis.RedisCluster(
+            startup_nodes=[ClusterNode(host, port)  # type: ignore[no-untyped-call]
+                           for host, port in address.seeds],
+            username=address.username, password=address.password, ssl=address.tls,
+            decode_responses=True, **options)
+        return cast(redis.Redis, client)
+    return redis.Redis.from_url(url, decode_responses=True, **options)
+
+
+def as_map(reply: Any) -> dict[Any, Any]:
+    """A map reply (HGETALL, XINFO), parsed or raw. redis-py's cluster client leaves the
+    replies of a MULTI/EXEC pipeline raw: flat [key, value, ...] lists."""
+    if isinstance(reply, list):
+        return dict(zip(reply[::2], reply[1::2], strict=True))
+    return dict(reply or {})
+
+
+def as_entries(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
+    """XRANGE entries, parsed or raw (as in as_map): (id, fields) pairs."""
+    return [(entry_id, as_map(fields)) for entry_id, fields in reply or []]
 
 
 def text_map(raw: Mapping[Any, Any]) -> dict[str, str]:

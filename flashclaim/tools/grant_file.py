@@ -19,13 +19,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from redis.asyncio import Redis
-
 from flashclaim.claim.grant_runner import GrantRunner
 from flashclaim.claim.service import ClaimService
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
 from flashclaim.settings import SettingsError
+from flashclaim.store.connection import tool_client
 from flashclaim.store.grant_store import MAX_USERS_PER_CALL, GrantRequest, GrantStore, GrantUser
 from flashclaim.store.scripts import Scripts
 from flashclaim.validation import CAMPAIGN_ID_RE, TAG_RE, USER_ID_RE
@@ -65,7 +64,7 @@ class ProgressBar:
 
 async def grant_from_file(redis_url: str, namespace: str, campaign_id: str, grant_id: str,
                           users: list[GrantUser], out: TextIO) -> dict[str, object]:
-    redis = Redis.from_url(redis_url, decode_responses=True, socket_timeout=30)
+    redis = tool_client(redis_url, timeout_s=30)
     try:
         keyspace = KeySpace(namespace)
         scripts = Scripts(redis)
