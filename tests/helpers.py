@@ -143,12 +143,14 @@ def sync_use(r: SyncRedis, keyspace: KeySpace, action: str, coupon_id: str, orde
 
 
 @contextmanager
-def serving(data_dir: Path, *args: str) -> Iterator[str]:
-    """`flashclaim serve` on a free port with this data directory, until the block ends."""
+def serving(data_dir: Path, *args: str, redis_url: str | None = None) -> Iterator[str]:
+    """`flashclaim serve` on a free port with this data directory (and the embedded server,
+    or `redis_url`), until the block ends."""
     port = free_port()
     log_path = data_dir.parent / f"serve-{port}.log"
+    env = children.clean_env(**({"FLASHCLAIM_REDIS_URL": redis_url} if redis_url else {}))
     proc = children.start(["serve", "--port", str(port), "--data-dir", str(data_dir), *args],
-                          children.clean_env(), log_path)
+                          env, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
         children.wait_ready(base, proc)

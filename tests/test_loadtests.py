@@ -87,11 +87,16 @@ def test_reports_survive_the_wire() -> None:
     assert merged.sold_out_seen and merged.server_errors == 1
 
 
-def test_headless_smoke_run_passes(tmp_path: Path) -> None:
-    """A short real run: service and ledger embedded, a few hundred users, a clean verdict."""
+@pytest.mark.parametrize("backend", [
+    "embedded", pytest.param("cluster", marks=pytest.mark.cluster)])
+def test_headless_smoke_run_passes(tmp_path: Path, backend: str,
+                                   request: pytest.FixtureRequest) -> None:
+    """A short real run: service and ledger on the embedded server (or on the local cluster),
+    a few hundred users, a clean verdict."""
     data_dir = tmp_path / "data"
-    env = children.clean_env()
-    with serving(data_dir) as base:
+    redis_url = request.getfixturevalue("cluster").url if backend == "cluster" else None
+    env = children.clean_env(**({"FLASHCLAIM_REDIS_URL": redis_url} if redis_url else {}))
+    with serving(data_dir, redis_url=redis_url) as base:
         ledger = subprocess.Popen(
             [sys.executable, "-m", "flashclaim", "ledger", "--data-dir", str(data_dir),
              "--block-ms", "200"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
