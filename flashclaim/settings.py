@@ -66,6 +66,10 @@ class Settings:
     # The bearer token of the checkout system (redeem/release write-back): its own scope,
     # not the admin token. `serve` generates one into <data dir>/checkout-token when unset.
     checkout_token: str | None = None
+    # Replica durability: before a claim is answered, WAIT until this many replicas have it
+    # (at most replica_timeout_ms; fewer in time: 503, and a retry is a replay). 0: no wait.
+    replica_acks: int = 0
+    replica_timeout_ms: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -98,6 +102,8 @@ class Settings:
             jwt_tags_claim=e.get("FLASHCLAIM_JWT_TAGS_CLAIM", "tags"),
             code_secret=e.get("FLASHCLAIM_CODE_SECRET") or None,
             checkout_token=e.get("FLASHCLAIM_CHECKOUT_TOKEN") or None,
+            replica_acks=_int(e, "FLASHCLAIM_REPLICA_ACKS", 0),
+            replica_timeout_ms=_int(e, "FLASHCLAIM_REPLICA_TIMEOUT_MS", 100),
         )
         settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         settings.validate()
@@ -126,6 +132,11 @@ class Settings:
             raise SettingsError("FLASHCLAIM_ROLE must be all, public or admin")
         if self.max_in_flight < 1:
             raise SettingsError("FLASHCLAIM_MAX_IN_FLIGHT must be at least 1")
+        if not 0 <= self.replica_acks <= 16:
+            raise SettingsError("FLASHCLAIM_REPLICA_ACKS must be from 0 to 16")
+        if not 1 <= self.replica_timeout_ms < self.redis_timeout_ms:
+            raise SettingsError("FLASHCLAIM_REPLICA_TIMEOUT_MS must be at least 1 and below "
+                                "FLASHCLAIM_REDIS_TIMEOUT_MS")
         if self.redis_timeout_ms < 10:
             raise SettingsError("FLASHCLAIM_REDIS_TIMEOUT_MS must be at least 10")
         for name, seconds in (("FLASHCLAIM_HTTP_BODY_TIMEOUT_S", self.body_timeout_s),

@@ -83,6 +83,9 @@ class LocalCluster:
             c.execute_command("CLUSTER", "REPLICATE", master_id)
         self._until(lambda: all(c.cluster("info")["cluster_state"] == "ok" for c in clients),
                     timeout, "cluster_state:ok")
+        # every replica synced (until then a WAIT for one replica counts none)
+        self._until(lambda: all(c.info("replication").get("slave0", {}).get("state") == "online"
+                                for c in clients[:self.masters]), timeout, "replicas online")
         for c in clients:
             c.close()
 

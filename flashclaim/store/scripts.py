@@ -13,9 +13,12 @@ from enum import StrEnum
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError
 
 from flashclaim.keys import CampaignKeys, CouponSlotKeys, GrantKeys
 
@@ -110,10 +113,26 @@ class ClaimDecision:
     holds_limit: bool = False  # the user now holds per_user_limit grants
 
 
+class NotReplicated(RedisError):
+    """A claim batch was decided, but fewer replicas than required acknowledged it in time:
+    answered 503 like any store failure (a retry with the same request id is a replay)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaWait:
+    """Before a claim batch is answered, WAIT until `acks` replicas have it (at most
+    `timeout_ms`). 0 acks: no wait (asynchronous replication, the default)."""
+
+    acks: int = 0
+    timeout_ms: int = 100
+
+
 class Scripts:
     """The registered scripts of one client."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, replica_wait: ReplicaWait | None = None) -> None:
+        self._redis = redis
+        self._wait = replica_wait or ReplicaWait()
         self._by_name: dict[str, AsyncScript] = {
             name: redis.register_script(source) for name, source in load_sources().items()
         }
@@ -135,11 +154,41 @@ class Scripts:
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
         if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[8+n+i], one per claim
             script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
-        flat = await self._script("claim")(keys=script_keys, args=[r.packed() for r in requests])
+        args = [r.packed() for r in requests]
+        if self._wait.acks:
+            flat = await self._claim_replicated(script_keys, args)
+        else:
+            flat = await self._script("claim")(keys=script_keys, args=args)
         return [
             ClaimDecision(ClaimCode(_text(flat[i])), _text(flat[i + 1]), _text(flat[i + 2]) == "1")
             for i in range(0, len(flat), 3)
         ]
+
+    async def _claim_replicated(self, keys: list[str], args: list[str]) -> Any:
+        """claim.lua then WAIT on the same connection (WAIT counts the replicas that have
+        this connection's writes): one pipeline, sent to the master of the campaign's slot."""
+        script = self._script("claim")
+        flat, acked = await self._then_wait("EVALSHA", script.sha, keys, args)
+        if isinstance(flat, NoScriptError):  # a restarted or promoted server: send the text
+            flat, acked = await self._then_wait("EVAL", _text(script.script), keys, args)
+        for reply in (flat, acked):
+            if isinstance(reply, Exception):
+                raise reply
+        if int(acked) < self._wait.acks:
+            raise NotReplicated(f"{acked} of {self._wait.acks} replicas acknowledged within "
+                                f"{self._wait.timeout_ms} ms")
+        return flat
+
+    async def _then_wait(self, command: str, script: str, keys: list[str], args: list[str]
+                         ) -> list[Any]:
+        target: dict[str, Any] = {}
+        if isinstance(self._redis, AsyncRedisCluster):  # a keyless command needs its node
+            target["target_nodes"] = self._redis.get_node_from_key(keys[0])
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.execute_command(command, script, len(keys), *keys, *args)
+        pipe.execute_command("WAIT", self._wait.acks, self._wait.timeout_ms, **target)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def release_idempotency(self, key: str, fingerprint: str) -> bool:
         return bool(await self._script("release_idempotency")(keys=[key], args=[fingerprint]))

@@ -22,7 +22,7 @@ from flashclaim.store.code_store import CodeStore
 from flashclaim.store.connection import connect, server_warnings
 from flashclaim.store.coupon_store import CouponStore
 from flashclaim.store.grant_store import GrantStore
-from flashclaim.store.scripts import Scripts
+from flashclaim.store.scripts import ReplicaWait, Scripts
 from flashclaim.store.templates import TemplateStore
 from flashclaim.web.ledger_reader import LedgerReader
 
@@ -53,7 +53,7 @@ class Services:
         if settings.redis_url is None:
             raise RuntimeError("no Redis URL: `flashclaim serve` starts an embedded server")
         redis = connect(settings, settings.redis_url)
-        scripts = Scripts(redis)
+        scripts = Scripts(redis, ReplicaWait(settings.replica_acks, settings.replica_timeout_ms))
         keyspace = KeySpace(settings.namespace)
         claims = ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit,
                               blocklist=Blocklist(redis, keyspace))
