@@ -46,15 +46,16 @@ class DrillResult:
     back_s: float  # from the kill to the first 201 after it
 
 
-def wait_for_promotion(cluster: LocalCluster, dead_port: int, timeout: float = 30) -> None:
-    """Until a surviving node reports the dead master's slots served by another master."""
-    survivor = next(n for n in cluster.nodes if n.port != dead_port)
+def wait_for_promotion(cluster: LocalCluster, replica_port: int, timeout: float = 30) -> None:
+    """Until the replica serves as a master (the cluster voted it in) and the cluster is ok."""
+    survivor = next(n for n in cluster.nodes[1:] if n.port != replica_port)
     deadline = time.monotonic() + timeout
     with survivor.client() as c:
         while time.monotonic() < deadline:
-            if c.cluster("info")["cluster_state"] == "ok" and not any(
-                    f":{dead_port}@" in line and "master" in line and "fail" not in line
-                    for line in c.execute_command("CLUSTER", "NODES").splitlines()):
+            flags = next((line.split()[2] for line in
+                          c.execute_command("CLUSTER", "NODES").splitlines()
+                          if f":{replica_port}@" in line), "")
+            if "master" in flags.split(",") and c.cluster("info")["cluster_state"] == "ok":
                 return
             time.sleep(0.05)
     raise RuntimeError(f"no failover within {timeout:.0f}s")
@@ -126,7 +127,7 @@ async def run_drill(root: Path, replica_acks: int, load_s: float = 1.5,
             victim.kill()  # kill -9: no shutdown, no last fsync
             killed_at = time.monotonic()
             os.kill(replica.process.pid, signal.SIGCONT)
-            await asyncio.to_thread(wait_for_promotion, cluster, victim.port)
+            await asyncio.to_thread(wait_for_promotion, cluster, replica.port)
             promoted_s = time.monotonic() - killed_at
             victim.start(cluster.binary)  # rejoins as a replica of the new master
             with contextlib.suppress(TimeoutError):  # reported as back_s = 30+
