@@ -9,12 +9,14 @@ claim scenario the campaign is audited: no oversell, no lost or extra record.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -42,6 +44,44 @@ class Result:
     p99_ms: float
     invariants: str = "-"
     note: str = ""
+    requests: int = 0
+    cpu_us: float | None = None  # the service's CPU (user + system) per request
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What each claim request carries."""
+
+    body: bool = True  # Content-Type: application/json and {"channel": "app"}, as a grab button
+    key_every: int = 10  # every k-th request carries an Idempotency-Key (0: none)
+    tokens: Path | None = None  # bearer JWTs, one a line (jwt identity); else X-User-Id
+
+
+REAL = Shape()  # the request a grab button sends
+BARE = Shape(body=False, key_every=0)  # no body, no key: the old benchmark's request
+APP_BODY = b'{"channel": "app"}'
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU of a process and its living descendants (from /proc)."""
+    stats: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        pid = int(entry.name)
+        stats[pid] = int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += stats.get(pid, 0)
+        stack += children.get(pid, [])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Service:
@@ -62,6 +102,17 @@ class Service:
                          "coupons": [{"type": "cash", "value": 500}]}).raise_for_status()
         return f"/v1/campaigns/{campaign_id}/claims"
 
+    def cpu_seconds(self) -> float:
+        return tree_cpu_seconds(self.proc.pid)
+
+    def measured(self, run: Callable[[], Result]) -> Result:
+        """run(), with the service's CPU per request it caused."""
+        before = self.cpu_seconds()
+        result = run()
+        if result.requests:
+            result.cpu_us = (self.cpu_seconds() - before) / result.requests * 1e6
+        return result
+
     def stop(self) -> None:
         children.stop(self.proc)
 
@@ -75,18 +126,21 @@ class Load:
         self.name = "wrk" if self.wrk else "asyncio generator (wrk not installed)"
 
     def measure(self, name: str, base: str, path: str, method: str = "POST",
-                users: str = "", pool: int = 0) -> Result:
+                users: str = "", pool: int = 0, shape: Shape = REAL) -> Result:
         if self.wrk:
-            return self._wrk(name, base + path, method, users, pool)
-        return self._python(name, base, path, method, users, pool)
+            return self._wrk(name, base + path, method, users, pool, shape)
+        return self._python(name, base, path, method, users, pool, shape)
 
-    def _wrk(self, name: str, url: str, method: str, users: str, pool: int) -> Result:
+    def _wrk(self, name: str, url: str, method: str, users: str, pool: int,
+             shape: Shape) -> Result:
         command = [str(self.wrk), f"-t{self.threads}", f"-c{self.connections}",
                    f"-d{self.seconds}s", "--latency"]
         if method == "POST":
             script = resources.files("flashclaim.tools") / "wrk" / "claims.lua"
             with resources.as_file(script) as path:
-                command += ["-s", str(path), url, "--", users, str(pool)]
+                command += ["-s", str(path), url, "--", users, str(pool),
+                            "app" if shape.body else "bare", str(shape.key_every),
+                            str(shape.tokens or ""), str(self.threads)]
                 out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         else:
             out = subprocess.run([*command, url], capture_output=True, text=True,
@@ -95,13 +149,18 @@ class Load:
         p50, p99 = (_ms(_find(rf"\s{p}%\s+([\d.]+\w+)", out)) for p in (50, 99))
         errors = re.search(r"Socket errors: (.*)", out)
         note = f"socket errors: {errors.group(1)}" if errors else ""
-        return Result(name, rps, p50, p99, note=note)
+        requests = int(_find(r"(\d+) requests in", out))
+        return Result(name, rps, p50, p99, note=note, requests=requests)
 
     def _python(self, name: str, base: str, path: str, method: str, users: str,
-                pool: int) -> Result:
+                pool: int, shape: Shape) -> Result:
+        tokens = shape.tokens.read_text().split() if shape.tokens else []
+
         def make(n: int) -> loadgen.Request:
             user = f"{users}-{n % pool + 1}" if pool else f"{users}-{n}"
-            return loadgen.Request(method, path, (("X-User-Id", user),))
+            if method != "POST":
+                return loadgen.Request(method, path)
+            return claim_request(path, user, n, shape, tokens)
 
         latencies: list[float] = []
         port = int(base.rsplit(":", 1)[1])
@@ -111,10 +170,23 @@ class Load:
         return _summary(name, latencies, elapsed)
 
 
+def claim_request(path: str, user: str, n: int, shape: Shape,
+                  tokens: list[str] | None = None) -> loadgen.Request:
+    """The n-th claim request of a scenario, in its shape."""
+    headers: list[tuple[str, str]] = [
+        ("Authorization", f"Bearer {tokens[n % len(tokens)]}") if tokens else ("X-User-Id", user)]
+    if shape.key_every and n % shape.key_every == 0:
+        headers.append(("Idempotency-Key", f"{user}-k{n}"))
+    if not shape.body:
+        return loadgen.Request("POST", path, tuple(headers))
+    headers.append(("Content-Type", "application/json"))
+    return loadgen.Request("POST", path, tuple(headers), APP_BODY)
+
+
 def _summary(name: str, latencies: list[float], elapsed: float) -> Result:
     ordered = sorted(latencies)
     return Result(name, len(ordered) / elapsed, loadgen.percentile(ordered, 50) * 1000,
-                  loadgen.percentile(ordered, 99) * 1000)
+                  loadgen.percentile(ordered, 99) * 1000, requests=len(ordered))
 
 
 def _find(pattern: str, text: str) -> str:
@@ -154,7 +226,8 @@ def paced(name: str, base: str, path: str, rate: float, seconds: float,
     port = int(base.rsplit(":", 1)[1])
     elapsed = uvloop.run(loadgen.run_paced(
         "127.0.0.1", port,
-        lambda n: loadgen.Request(method, path, (("X-User-Id", f"paced-{n}"),)),
+        lambda n: claim_request(path, f"paced-{n}", n, REAL) if method == "POST"
+        else loadgen.Request(method, path),
         rate, seconds, 256, lambda r: latencies.append(r.latency)))
     result = _summary(name, latencies, elapsed)
     result.note = f"p99/p50 = {result.p99_ms / max(result.p50_ms, 1e-9):.1f}"
@@ -168,7 +241,7 @@ def flash_crowd(base: str, path: str, taps: int, users: int) -> Result:
     rng = random.Random(5)
     order = [rng.randrange(users) if i >= users else i for i in range(taps)]
     rng.shuffle(order)
-    requests = [loadgen.Request("POST", path, (("X-User-Id", f"crowd-{u}"),)) for u in order]
+    requests = [claim_request(path, f"crowd-{u}", n, REAL) for n, u in enumerate(order)]
     latencies: list[float] = []
     port = int(base.rsplit(":", 1)[1])
     elapsed = uvloop.run(loadgen.run("127.0.0.1", port, requests, 256,
@@ -193,40 +266,50 @@ def run_bench(args: argparse.Namespace) -> int:
                 print(f"  {result.scenario}: {result.rps:,.0f} req/s", flush=True)
                 return result
 
-            ceiling = show(load.measure("/healthz (the ceiling)", service.base, "/healthz",
-                                        method="GET"))
-            granted = show(granted_claims(service, load, url, "claim granted, appendfsync always",
-                                          "plenty"))
+            base = service.base
+            ceiling = show(service.measured(lambda: load.measure(
+                "/healthz (the ceiling)", base, "/healthz", method="GET")))
+            granted = show(service.measured(lambda: granted_claims(
+                service, load, url, "claim granted, appendfsync always", "plenty")))
+            show(service.measured(lambda: granted_claims(
+                service, load, url, "claim granted, no body (the old request)", "plenty-bare",
+                BARE)))
             admin.config_set("appendfsync", "no")
-            show(granted_claims(service, load, url, "claim granted, no fsync", "plenty-nofsync"))
+            show(service.measured(lambda: granted_claims(
+                service, load, url, "claim granted, no fsync", "plenty-nofsync")))
             admin.config_set("appendfsync", "always")
             path = service.campaign("gone", 1)
-            pre_claim(service.base, path, "gone-first", 1)
-            sold = load.measure("claim after sell-out", service.base, path, users="late")
-            sold.invariants = audit(url, "gone")
-            show(sold)
+            pre_claim(base, path, "gone-first", 1)
+            for name, users, shape in (("claim after sell-out", "late", REAL),
+                                       ("claim after sell-out, no body", "late-bare", BARE)):
+                sold = service.measured(functools.partial(
+                    load.measure, name, base, path, users=users, shape=shape))
+                sold.invariants = audit(url, "gone")
+                show(sold)
             path = service.campaign("again", 10**9)
-            pre_claim(service.base, path, "again", 2000)
-            repeat = load.measure("repeat tap (user holds its limit)", service.base, path,
-                                  users="again", pool=2000)
+            pre_claim(base, path, "again", 2000)
+            repeat = service.measured(lambda: load.measure(
+                "repeat tap (user holds its limit)", base, path, users="again", pool=2000))
             repeat.invariants = audit(url, "again")
             show(repeat)
             path = service.campaign("paced", 10**9)
             rate = granted.rps / 2
             half = paced(f"claim at half the max rate ({rate:,.0f}/s, open loop)",
-                         service.base, path, rate, args.seconds)
+                         base, path, rate, args.seconds)
             half.invariants = audit(url, "paced")
             show(half)
             # The same open-loop generator on a trivial endpoint: its own share of the tail.
-            show(paced(f"/healthz at the same rate ({rate:,.0f}/s, open loop)", service.base,
+            show(paced(f"/healthz at the same rate ({rate:,.0f}/s, open loop)", base,
                        "/healthz", rate, args.seconds, method="GET"))
             path = service.campaign("crowd", args.crowd_stock)
-            crowd = flash_crowd(service.base, path, args.crowd_taps, args.crowd_users)
+            crowd = service.measured(lambda: flash_crowd(base, path, args.crowd_taps,
+                                                         args.crowd_users))
             crowd.invariants = audit(url, "crowd")
             show(crowd)
             show(operator_grant(service, url, args.grant_users))
         finally:
             service.stop()
+        show(jwt_claims(url, load, data_dir))
         if args.workers > 1:
             service = Service(url, args.workers, data_dir / "serve2.log")
             try:
@@ -242,11 +325,35 @@ def run_bench(args: argparse.Namespace) -> int:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
     print()
-    print(format_results(results, ceiling.rps))
+    print(format_results(results, ceiling.rps, ceiling.cpu_us))
     breaches = [r for r in results if r.invariants.startswith("BREACH")]
     print("invariants: " + ("BREACH" if breaches else "every claim scenario: no oversell, "
                                                        "no lost or extra record"))
     return 1 if breaches else 0
+
+
+JWT_KEY = "bench-jwt-key-of-at-least-thirty-two-chars"
+
+
+def jwt_claims(url: str, load: Load, data_dir: Path, tokens: int = 150_000) -> Result:
+    """Granted claims with the real shape, the user from a bearer JWT (HS256) instead of
+    a gateway header: the identity check's own cost."""
+    import jwt
+
+    expires = int(time.time()) + 86_400
+    path = data_dir / "tokens.txt"
+    path.write_text("\n".join(jwt.encode({"sub": f"jwt-{i}", "exp": expires}, JWT_KEY,
+                                          algorithm="HS256") for i in range(tokens)))
+    service = Service(url, 1, data_dir / "serve-jwt.log", FLASHCLAIM_AUTH="jwt",
+                      FLASHCLAIM_JWT_KEY=JWT_KEY)
+    try:
+        campaign = service.campaign("plenty-jwt", 10**9)
+        result = service.measured(lambda: load.measure(
+            "claim granted, jwt identity", service.base, campaign, shape=Shape(tokens=path)))
+        result.invariants = audit(url, "plenty-jwt")
+        return result
+    finally:
+        service.stop()
 
 
 def operator_grant(service: Service, url: str, users: int) -> Result:
@@ -270,17 +377,26 @@ def operator_grant(service: Service, url: str, users: int) -> Result:
     return result
 
 
-def granted_claims(service: Service, load: Load, url: str, name: str, campaign: str) -> Result:
+def granted_claims(service: Service, load: Load, url: str, name: str, campaign: str,
+                   shape: Shape = REAL) -> Result:
     """Distinct users on a campaign with stock to spare: every claim a grant; then audited."""
     path = service.campaign(campaign, 10**9)
-    result = load.measure(name, service.base, path, users=campaign)
+    result = load.measure(name, service.base, path, users=campaign, shape=shape)
     result.invariants = audit(url, campaign)
     return result
 
 
-def format_results(results: list[Result], ceiling: float) -> str:
-    header = ("scenario", "req/s", "x ceiling", "p50 ms", "p99 ms", "invariants", "note")
+def format_results(results: list[Result], ceiling: float, ceiling_cpu: float | None = None
+                   ) -> str:
+    header = ("scenario", "req/s", "x ceiling", "p50 ms", "p99 ms", "CPU us/req",
+              "x CPU of ceiling", "invariants", "note")
+
+    def cpu(r: Result) -> tuple[str, str]:
+        if r.cpu_us is None:
+            return "-", "-"
+        return f"{r.cpu_us:.0f}", f"{r.cpu_us / ceiling_cpu:.2f}" if ceiling_cpu else "-"
+
     rows = [(r.scenario, f"{r.rps:,.0f}", f"{r.rps / ceiling:.2f}", f"{r.p50_ms:.1f}",
-             f"{r.p99_ms:.1f}", r.invariants, r.note) for r in results]
+             f"{r.p99_ms:.1f}", *cpu(r), r.invariants, r.note) for r in results]
     lines = text_table(header, rows, sep=" | ", rule=True)
     return "\n".join(lines)
