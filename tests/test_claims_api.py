@@ -119,13 +119,52 @@ async def test_a_refused_claim_leaves_no_key_binding(
     for i in range(50):
         response = await claim(client, "no-such-campaign", "u1", key=f"k{i}")
         assert response.status_code == 404
-    c = await create_campaign(client, stock=1, rate_limit={"max": 1, "per_seconds": 60})
+    c = await create_campaign(client, stock=2, per_user_limit=2,
+                              rate_limit={"max": 1, "per_seconds": 60})
     assert (await claim(client, c["id"], "u1")).status_code == 201  # uses u1's one tap
     limited = await claim(client, c["id"], "u1", key="limited")
     assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")
-    sold_out = await claim(client, c["id"], "u2", key="late")
+    assert (await claim(client, c["id"], "u2")).status_code == 201  # the last unit
+    sold_out = await claim(client, c["id"], "u3", key="late")  # answered from memory
     assert (sold_out.status_code, sold_out.json()["error"]) == (410, "sold_out")
     assert await redis_client.keys(KeySpace(NAMESPACE).idempotency_pattern) == []
+
+
+async def test_keyed_taps_after_sell_out_skip_the_script_but_still_replay(
+    client: httpx.AsyncClient, redis_client: Redis
+) -> None:
+    """After sell-out a keyed tap is answered with one read (the key's binding and its
+    replay record), not the bind / script / release round trips; a retry of the key that
+    won still gets its claim, and a key bound elsewhere is still refused."""
+    c = await create_campaign(client, stock=1)
+    won = await claim(client, c["id"], "u1", key="tap-1")
+    assert won.status_code == 201
+    assert (await claim(client, c["id"], "u2")).status_code == 410  # the gate learns it
+    other = await create_campaign(client, stock=5)
+    assert (await claim(client, other["id"], "u3", key="mine")).status_code == 201
+
+    async def script_calls() -> int:
+        """Script calls the server ran (a cluster client answers per node)."""
+        stats = await redis_client.info("commandstats")
+        per_node = [stats] if "cmdstat_evalsha" in stats or "cmdstat_eval" in stats \
+            else [v for v in stats.values() if isinstance(v, dict)]
+        return sum(int(node[n]["calls"]) for node in per_node
+                   for n in ("cmdstat_evalsha", "cmdstat_eval") if n in node)
+
+    before = await script_calls()
+    replay = await claim(client, c["id"], "u1", key="tap-1")
+    assert (replay.status_code, claim_of(replay)) == (200, claim_of(won))
+    late = await claim(client, c["id"], "u4", key="late")
+    assert (late.status_code, late.json()["error"]) == (410, "sold_out")
+    reused = await claim(client, c["id"], "u3", key="mine")  # bound to the other campaign
+    assert (reused.status_code, reused.json()["error"]) == (409, "idempotency_key_reused")
+    assert await script_calls() == before  # no script ran for any of the three
+    ks = KeySpace(NAMESPACE)
+    bound = [await redis_client.exists(ks.idempotency(user, key))
+             for user, key in (("u1", "tap-1"), ("u3", "mine"), ("u4", "late"))]
+    assert bound == [1, 1, 0]  # the keys that granted stay bound; "late" was never bound
+    stats = (await client.get(f"/v1/admin/campaigns/{c['id']}", headers=ADMIN)).json()
+    assert stats["stats"]["rejected"]["sold_out"] == 2  # u2's and u4's, not the replay
 
 
 async def test_a_key_refused_once_works_on_a_later_correct_retry(

@@ -43,8 +43,9 @@ class ClaimGate:
         self._holders: dict[tuple[str, str], float] = {}
         self._tally: Counter[tuple[str, str]] = Counter()  # (campaign, code) answered here
 
-    def answer(self, campaign_id: str, user_id: str) -> ClaimCode | None:
-        """The code Redis would answer, when it is known here; None: ask Redis."""
+    def answer(self, campaign_id: str, user_id: str, tally: bool = True) -> ClaimCode | None:
+        """The code Redis would answer, when it is known here; None: ask Redis. With
+        tally=False the caller counts the rejection itself, if it makes it (count())."""
         closed = self._closed.get(campaign_id)
         if closed is not None and closed[1] <= self._clock():
             del self._closed[campaign_id]
@@ -56,9 +57,13 @@ class ClaimGate:
             code = ClaimCode.ALREADY_CLAIMED
         elif closed is not None:
             code = closed[0]  # sold out
-        if code is not None:
-            self._tally[(campaign_id, code.value)] += 1
+        if code is not None and tally:
+            self.count(campaign_id, code)
         return code
+
+    def count(self, campaign_id: str, code: ClaimCode) -> None:
+        """One rejection answered from memory, for the campaign's stats."""
+        self._tally[(campaign_id, code.value)] += 1
 
     def _holds(self, campaign_id: str, user_id: str) -> bool:
         until = self._holders.get((campaign_id, user_id))

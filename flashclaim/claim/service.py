@@ -51,6 +51,11 @@ class ClaimService:
             known = self.gate.answer(campaign_id, who.user_id)
             if known is not None:  # what Redis would say, without asking it
                 raise _rejection(known, "")
+        else:
+            known = self.gate.answer(campaign_id, who.user_id, tally=False)
+            if known is not None:  # the answer is known, unless this key's claim exists
+                return await self._keyed_from_memory(campaign_id, who, channel,
+                                                     idempotency_key, source_ref, known)
         claim_id = new_claim_id(campaign_id)
         binding: tuple[str, str] | None = None
         if idempotency_key is None:
@@ -103,6 +108,27 @@ class ClaimService:
         knew of it from memory no longer holds."""
         self.gate.forget(campaign_id)
 
+    async def _keyed_from_memory(
+        self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str,
+        source_ref: str, known: ClaimCode,
+    ) -> ClaimOutcome:
+        """A keyed tap where the gate knows the answer (sold out, ended, paused, the user
+        holds the limit): claim.lua would only add a replay of this key's claim, or, before
+        it, a conflicting use of the key. One round trip reads both; nothing is bound, as a
+        refused key must not stay bound anyway (the full path binds, then releases it)."""
+        key = self._keyspace.idempotency(who.user_id, idempotency_key)
+        token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(key)
+        pipe.hget(self._keyspace.campaign(campaign_id).dedup, token)
+        bound, stored = await pipe.execute()
+        if bound is not None and bound != _fingerprint(campaign_id, channel, source_ref):
+            raise ApiError(*IDEMPOTENCY_KEY_REUSED)
+        if stored is not None:
+            return ClaimOutcome(200, render_claim(stored))
+        self.gate.count(campaign_id, known)
+        raise _rejection(known, "")
+
     async def _bind_idempotency_key(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str,
         source_ref: str,
@@ -113,13 +139,18 @@ class ClaimService:
         decided by claim.lua alone, which replays the stored claim for this key.
         Returns (key, fingerprint) when this request made the binding, else None.
         """
-        fingerprint = f"{campaign_id}\n{channel or ''}" + (f"\n{source_ref}" if source_ref else "")
+        fingerprint = _fingerprint(campaign_id, channel, source_ref)
         key = self._keyspace.idempotency(who.user_id, idempotency_key)
         previous = await self._redis.set(key, fingerprint, nx=True, px=IDEMPOTENCY_BINDING_MS,
                                          get=True)
         if previous is not None and previous != fingerprint:
             raise ApiError(*IDEMPOTENCY_KEY_REUSED)
         return (key, fingerprint) if previous is None else None
+
+
+def _fingerprint(campaign_id: str, channel: str | None, source_ref: str) -> str:
+    """What an Idempotency-Key is bound to: the campaign and the request's body."""
+    return f"{campaign_id}\n{channel or ''}" + (f"\n{source_ref}" if source_ref else "")
 
 
 def _rejection(code: ClaimCode, payload: str) -> ApiError:
