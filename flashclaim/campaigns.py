@@ -33,6 +33,7 @@ COUPON_TYPES = ("cash", "threshold", "discount")
 DEFAULT_VALIDITY_DAYS = 30
 # A person tapping fast never reaches 10 taps a second; a script does at once.
 DEFAULT_RATE_LIMIT = {"max": 10, "per_seconds": 1}
+MAX_BUCKETS = 16  # hash tags one campaign's stock may be spread over
 STATUSES = ("scheduled", "live", "paused", "sold_out", "ended")
 # Fields PATCH /v1/admin/campaigns/{id} may change (coupons only before the first grant).
 PATCHABLE = ("name", "ends_at", "per_user_limit", "per_user_daily_limit", "channels",
@@ -71,6 +72,7 @@ class CampaignSpec:
     exclude_segments: list[str]
     rate_limit: dict[str, int]
     body: dict[str, Any]  # the request as accepted, templates pinned: PATCH re-reads it
+    buckets: int = 1  # hash tags the stock is spread over (flashclaim/store/buckets.py)
 
 
 def template_refs(body: object) -> set[tuple[str, int | None]]:
@@ -126,6 +128,7 @@ def parse_campaign_spec(body: object, now_ms: int, templates: TemplateLookup | N
             "per_seconds": rl.integer("per_seconds", *RATE_SECONDS_RANGE),
         }
         rl.done()
+    buckets = o.integer("buckets", 1, MAX_BUCKETS, default=1)
     o.done()
     accepted = {
         "id": campaign_id, "name": name, "stock": stock, "per_user_limit": per_user_limit,
@@ -135,9 +138,11 @@ def parse_campaign_spec(body: object, now_ms: int, templates: TemplateLookup | N
         "coupons": coupon_inputs, "channels": channels, "segments": segments,
         "exclude_segments": excluded, "rate_limit": rate_limit,
     }
+    if buckets > 1:
+        accepted["buckets"] = buckets
     return CampaignSpec(
         campaign_id, name, stock, per_user_limit, daily, timezone, starts_at, ends_at, coupons,
-        channels, segments, excluded, rate_limit, accepted,
+        channels, segments, excluded, rate_limit, accepted, buckets,
     )
 
 
@@ -257,10 +262,14 @@ META_FIELDS = (
     "id", "stock", "remaining", "granted", "paused", "starts_at", "ends_at", "per_user_limit",
     "channels", "segments", "rl_max", "rl_window_ms", "coupons", "definition", "created_at",
     "excluded", "daily_limit", "tz_rules", "spec", "rev",
+    "buckets", "bucket", "defv",  # a campaign spread over buckets (flashclaim/store/buckets.py)
 )
 GRANTED = "granted"  # the counter reconcile re-reads on its own
 # Fields set at creation that no PATCH rewrites (counters, and what PATCH refuses).
-_CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "created_at", "rev")
+_CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "created_at", "rev",
+                "buckets", "bucket", "defv")
+# Fields each bucket keeps for itself; the others are copied from bucket 0 (its definition).
+BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv")
 
 
 def meta_fields(spec: CampaignSpec, created_at: int) -> list[str | int]:
@@ -308,6 +317,9 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "spec": orjson.dumps(spec.body).decode(),
         "created_at": created_at,
         "rev": 0,
+        "buckets": spec.buckets,
+        "bucket": 0,
+        "defv": 0,
     }
 
 
@@ -336,6 +348,8 @@ class CampaignView:
     created_at: int = 0
     rev: int = 0
     accepted: dict[str, Any] | None = None  # the create request as accepted (PATCH base)
+    buckets: int = 1
+    in_transfer: int = 0  # stock between two buckets right now (in neither's remaining)
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> CampaignView:
@@ -352,6 +366,7 @@ class CampaignView:
             created_at=int(meta.get("created_at") or 0),
             rev=int(meta.get("rev") or 0),
             accepted=orjson.loads(meta["spec"]) if meta.get("spec") else None,
+            buckets=int(meta.get("buckets") or 1),
         )
 
     @property
@@ -389,4 +404,5 @@ class CampaignView:
             "segments": d["segments"],
             "exclude_segments": d.get("exclude_segments", []),
             "rate_limit": d["rate_limit"],
+            "buckets": self.buckets,
         }

@@ -8,9 +8,18 @@ exclude '{' and '}', so they can never move a key to another slot.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import count
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 
 from flashclaim.codes import campaign_slot, slot_tag
+
+# A bucket's keys are named after "<campaign id>~<bucket>.<salt>": "~" is outside the
+# campaign id alphabet, so a bucket's tag can never be another campaign's id.
+BUCKET_MARK = "~"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +54,8 @@ class CampaignKeys:
     grants: str  # sorted set: the campaign's grant ids, scored by creation time
     code_batches: str  # sorted set: the campaign's code batch ids, scored by creation time
     codes_issued: str  # string: codes ever generated for the campaign (capped)
+    transfers_out: str  # hash: transfer id -> "<to bucket>\x1f<amount>\x1f<at ms>" until settled
+    transfers_in: str  # hash: transfer id -> amount, every transfer ever received (idempotence)
     _rate_prefix: str
     _grant_prefix: str
     _code_batch_prefix: str
@@ -83,7 +94,8 @@ class CampaignKeys:
     def all_keys(self) -> list[str]:
         """Every long-lived key of the campaign (rate-limit counters expire on their own)."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
-                self.dead_letter, self.grants, self.code_batches, self.codes_issued]
+                self.dead_letter, self.grants, self.code_batches, self.codes_issued,
+                self.transfers_out, self.transfers_in]
 
     def script_keys(self) -> list[str]:
         """KEYS[1..8] of claim.lua, in order."""
@@ -108,12 +120,23 @@ class KeySpace:
             grants=base + "grants",
             code_batches=base + "codebatches",
             codes_issued=base + "codes-issued",
+            transfers_out=base + "transfers-out",
+            transfers_in=base + "transfers-in",
             _rate_prefix=base + "rl:",
             _grant_prefix=base + "grant:",
             _code_batch_prefix=base + "codebatch:",
             _namespace=self.namespace,
             _campaign_id=campaign_id,
         )
+
+    def buckets(self, campaign_id: str, n: int) -> list[CampaignKeys]:
+        """The keys of each of a campaign's n buckets; bucket 0 is the campaign's own."""
+        return [self.campaign(bucket_key_id(campaign_id, b, n)) for b in range(n)]
+
+    @property
+    def bucketed(self) -> str:
+        """Hash of the campaigns spread over more than one bucket: id -> bucket count."""
+        return f"{self.namespace}:campaigns:bucketed"
 
     @property
     def registry(self) -> str:
@@ -199,6 +222,35 @@ class KeySpace:
     def idempotency(self, user_id: str, idempotency_key: str) -> str:
         """Binds one user's Idempotency-Key to the first campaign and body it was used with."""
         return f"{self.namespace}:idem:{user_id}:{key_digest(idempotency_key)}"
+
+
+@lru_cache(maxsize=4096)
+def bucket_key_id(campaign_id: str, bucket: int, n: int) -> str:
+    """What stands for the campaign id in the key names of one of its n buckets.
+
+    Bucket 0 is the campaign id itself. Bucket b's name is salted until its hash slot
+    falls b segments after bucket 0's, the slot space cut in n equal segments: with
+    slots spread evenly over the masters (as `--cluster create` does), n buckets on n
+    masters land on n different ones. Deterministic: every process finds the same name.
+    """
+    if bucket == 0:
+        return campaign_id
+    width = REDIS_CLUSTER_HASH_SLOTS // n
+
+    def segment(slot: int) -> int:
+        return min(slot // width, n - 1)
+
+    target = (segment(campaign_slot(campaign_id)) + bucket) % n
+    for salt in count():
+        candidate = f"{campaign_id}{BUCKET_MARK}{bucket}.{salt}"
+        if segment(campaign_slot(candidate)) == target:
+            return candidate
+    raise AssertionError("unreachable")
+
+
+def home_bucket(user_id: str, n: int) -> int:
+    """The one bucket that holds a user's counts (and so decides all their claims)."""
+    return 0 if n == 1 else zlib.crc32(user_id.encode()) % n
 
 
 def key_digest(idempotency_key: str) -> str:

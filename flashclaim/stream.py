@@ -106,6 +106,18 @@ def entry_order(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+# A records cursor: an entry id, "<bucket>/" before it on a campaign with buckets.
+RECORDS_CURSOR_RE = re.compile(r"(?:[0-9]{1,2}/)?[0-9]{1,20}-[0-9]{1,20}")
+
+
+def split_records_cursor(value: str) -> tuple[int, str] | None:
+    """(bucket, entry id) of a records cursor; None when it is not one Redis accepts."""
+    if RECORDS_CURSOR_RE.fullmatch(value) is None:
+        return None
+    bucket, _, entry_id = value.rpartition("/")
+    return (int(bucket or 0), entry_id) if is_entry_id(entry_id) else None
+
+
 def is_entry_id(value: str) -> bool:
     """A complete entry id that Redis accepts ("<ms>-<seq>", each within 64 bits)."""
     return ENTRY_ID_RE.fullmatch(value) is not None and max(entry_order(value)) < 2**64

@@ -28,7 +28,7 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
                          when some claim of the batch carries an IP limit
 
 ARGV:
-  ARGV[i]        string  claim i (1..n, n = #ARGV): twelve fields joined by \31 (unit
+  ARGV[i]        string  claim i (1..n, n = #ARGV): thirteen fields joined by \31 (unit
                          separator; no field can contain it), in this order:
                  claim id        server-made, unique; also the request id
                  dedup token     "k:<user>:<sha256(Idempotency-Key)>", "r:<claim id>",
@@ -43,6 +43,8 @@ ARGV:
                  client IP       "" when the service has no per-IP limit
                  IP limit        taps per window from one IP (integer, "" with no IP)
                  IP window       milliseconds ("" with no IP)
+                 retry           "1" when the rate limits counted this tap already (it is
+                                 retried after stock moved into its bucket), else "0"
   (One argument per claim: a batch costs the client one string to pack per claim.)
   A grant is not a tap: the rate limits do not apply to source "grant".
 
@@ -84,7 +86,7 @@ end
 
 local m = redis.call('HMGET', meta_key, 'id', 'remaining', 'paused', 'starts_at',
   'ends_at', 'per_user_limit', 'channels', 'segments', 'rl_max', 'rl_window_ms', 'coupons',
-  'excluded', 'daily_limit', 'tz_rules')
+  'excluded', 'daily_limit', 'tz_rules', 'bucket', 'buckets')
 if not m[1] then
   for _ = 1, n do reply('campaign_not_found', '') end
   return results
@@ -103,6 +105,10 @@ local rl_window_ms = tonumber(m[10])
 local coupons = nil               -- decoded on the first grant only
 local excluded = m[12] or ''      -- ",blocked_tag," or "" for none
 local daily_limit = tonumber(m[13] or '')  -- nil: no daily limit
+-- A campaign spread over n buckets (docs/design.md): this is bucket b, and its grants
+-- take the seqs b+1, b+1+n, b+1+2n, ... (one bucket: 1, 2, 3, ...).
+local bucket = tonumber(m[15] or '0')
+local buckets = tonumber(m[16] or '1')
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -193,7 +199,8 @@ for i = 1, n do
   local f = fields_of(ARGV[i])
   local claim_id, token, user_id, tags, channel, idem_key = f[1], f[2], f[3], f[4], f[5], f[6]
   local source, source_ref, blocked, client_ip = f[7], f[8], f[9] == '1', f[10]
-  local is_tap = source ~= 'grant'
+  -- a retry after stock moved into this bucket was counted by the rate limits already
+  local is_tap = source ~= 'grant' and f[13] ~= '1'
   local code_uses = nil  -- uses left of the code being redeemed, when it is this campaign's
   if source == 'code' then
     local entry = redis.call('HGET', codes_key, source_ref)
@@ -242,7 +249,7 @@ for i = 1, n do
     else
       -- the grant: stock first, then everything that records it
       if remaining then remaining = redis.call('HINCRBY', meta_key, 'remaining', -1) end
-      local seq = redis.call('HINCRBY', meta_key, 'granted', 1)
+      local seq = (redis.call('HINCRBY', meta_key, 'granted', 1) - 1) * buckets + bucket + 1
       held = redis.call('HINCRBY', users_key, user_id, 1)
       if daily_limit then
         redis.call('HSET', daily_key, user_id, today .. ':' .. (today_n + 1))

@@ -17,11 +17,16 @@ ARGV:
 Returns an array {code, issued}:
   {"ok", issued}                    registered; issued now counts this batch
   {"campaign_not_found", 0}         (nothing written)
+  {"bucketed", 0}                   the campaign's stock is spread over buckets: a code
+                                    and a user's counts would live in different slots
   {"too_many_codes", issued}        the cap would be passed (nothing written)
 ]]
 
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'campaign_not_found', 0}
+end
+if tonumber(redis.call('HGET', KEYS[1], 'buckets') or '1') > 1 then
+  return {'bucketed', 0}
 end
 local issued = tonumber(redis.call('GET', KEYS[2]) or '0')
 local count = tonumber(ARGV[2])

@@ -23,4 +23,5 @@ if m[2] ~= '' and tonumber(m[2]) <= now then
 end
 redis.call('HSET', KEYS[1], 'ends_at', now)
 redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('HINCRBY', KEYS[1], 'defv', 1)  -- other buckets copy the change
 return {'ok', tostring(now)}

@@ -15,4 +15,5 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'paused', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'defv', 1)  -- other buckets copy the change
 return 1

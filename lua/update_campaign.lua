@@ -41,4 +41,5 @@ if ARGV[3] ~= '' and tonumber(ARGV[3]) <= now then
   return {'ends_in_past', tostring(now)}
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HINCRBY', KEYS[1], 'defv', 1)  -- other buckets copy the change
 return {'ok', tostring(redis.call('HINCRBY', KEYS[1], 'rev', 1))}

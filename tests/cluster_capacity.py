@@ -1,12 +1,14 @@
 """Redis-side cost of a grant on the local cluster: claim.lua's CPU per claim (INFO
-commandstats) at the batch sizes the coalescer sends, per master. Prints the figures
-docs/scaling.md uses:
+commandstats) at the batch sizes the coalescer sends, per master; then one hot campaign
+through the service with "buckets" 1 and 3: how its scripts' CPU spreads over the
+masters. Prints the figures docs/scaling.md uses:
 
     python tests/cluster_capacity.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
 import time
@@ -17,21 +19,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from flashclaim.coupons import new_claim_id
 from flashclaim.keys import KeySpace
+from flashclaim.settings import Settings
 from flashclaim.store.connection import sync_client
 from flashclaim.store.scripts import ClaimRequest, load_sources
 
 from cluster import LocalCluster
-from conftest import NAMESPACE, server_binary
-from helpers import sync_campaign
+from conftest import ADMIN_TOKEN, NAMESPACE, app_client, server_binary
+from helpers import claim as http_claim
+from helpers import create_campaign, sync_campaign
 
 KS = KeySpace(NAMESPACE)
 CLAIMS = 20_000
 
 
-def script_usec(node_client: Any) -> float:
-    """CPU microseconds the node spent in scripts since its stats were reset."""
+def script_usec(node_client: Any, what: str = "usec") -> float:
+    """CPU microseconds the node spent in scripts since its stats were reset (or, with
+    what="calls", the script calls)."""
     stats = node_client.info("commandstats")
-    return sum(float(stats[name]["usec"]) for name in ("cmdstat_evalsha", "cmdstat_eval")
+    return sum(float(stats[name][what]) for name in ("cmdstat_evalsha", "cmdstat_eval")
                if name in stats)
 
 
@@ -63,9 +68,48 @@ def main() -> None:
                 print(f"batch {batch:>2}: {per_grant:6.1f} us of the master's CPU per grant "
                       f"(one core: {1e6 / per_grant:,.0f} grants/s); client-bound wall rate "
                       f"{CLAIMS / wall:,.0f} grants/s", flush=True)
+            for buckets in (1, 3):
+                asyncio.run(hot_campaign(cluster, rc, buckets))
             rc.close()
         finally:
             cluster.stop()
+
+
+HOT_GRANTS = 15_000
+
+
+async def hot_campaign(cluster: LocalCluster, rc: Any, buckets: int) -> None:
+    """HOT_GRANTS grants of one campaign through the service (64 taps in flight): each
+    master's script CPU, and the busiest master's CPU per grant of the campaign."""
+    masters = cluster.nodes[:cluster.masters]
+    for node in masters:
+        with node.client() as m:
+            m.config_resetstat()
+    campaign = f"hot-b{buckets}"
+    settings = Settings(redis_url=cluster.url, admin_token=ADMIN_TOKEN, namespace=NAMESPACE,
+                        max_in_flight=10_000)
+    async with app_client(settings) as client:
+        await create_campaign(client, id=campaign, stock=HOT_GRANTS, buckets=buckets)
+        started = time.monotonic()
+
+        async def worker(w: int) -> None:
+            for i in range(w, HOT_GRANTS, 64):
+                r = await http_claim(client, campaign, f"h{i}")
+                assert r.status_code == 201, r.text
+        await asyncio.gather(*(worker(w) for w in range(64)))
+        wall = time.monotonic() - started
+    usec, calls = [], []
+    for node in masters:
+        with node.client() as m:
+            usec.append(script_usec(m))
+            calls.append(script_usec(m, "calls"))
+    busiest = max(usec)
+    shares = ", ".join(f"{u / sum(usec):.0%}" for u in usec)
+    print(f"buckets {buckets}: script CPU per master {shares}; busiest master "
+          f"{busiest / HOT_GRANTS:5.1f} us per grant of the campaign (its cores cap the campaign "
+          f"at {HOT_GRANTS * 1e6 / busiest:,.0f} grants/s); wall {HOT_GRANTS / wall:,.0f} grants/s "
+          f"through one in-process service on this 2-core machine; {sum(calls):,.0f} script "
+          f"calls ({HOT_GRANTS / sum(calls):.1f} grants a call)", flush=True)
 
 
 if __name__ == "__main__":

@@ -121,9 +121,10 @@ class TrafficBetweenReads(Ledger):
         self.__dict__.update(real.__dict__)
         self._traffic = traffic
 
-    def summary(self, campaign_id: str, max_seq: int | None = None) -> Any:
+    def summary(self, campaign_id: str, max_seq: int | None = None,
+                bucket: tuple[int, int] = (0, 1)) -> Any:
         self._traffic()
-        return super().summary(campaign_id, max_seq)
+        return super().summary(campaign_id, max_seq, bucket)
 
 
 def test_live_traffic_is_not_a_mismatch(sync_redis: SyncRedis, ledger: Ledger) -> None:

@@ -74,9 +74,11 @@ def lost_breaches(rows: int, expected_rows: int, where: str) -> list[str]:
 
 
 def record_breaches(s: RecordSummary, *, granted: int, per_user_limit: int, where: str,
-                    complete: bool) -> list[str]:
+                    complete: bool, top_seq: int | None = None) -> list[str]:
     """A set of grant records against the campaign's `granted` counter. complete: the
-    set must hold every grant (else it may be partial: a trimmed stream, ledger lag)."""
+    set must hold every grant (else it may be partial: a trimmed stream, ledger lag).
+    top_seq: the highest seq granted, when seqs are not 1..granted (buckets interleave)."""
+    top = granted if top_seq is None else top_seq
     out = lost_breaches(s.rows, granted, where) if complete else []
     if s.rows > granted:
         out.append(f"{where}: extra: {s.rows} records for {granted} grants")
@@ -84,8 +86,8 @@ def record_breaches(s: RecordSummary, *, granted: int, per_user_limit: int, wher
         out.append(f"{where}: duplicated claim_id in {s.rows - s.distinct_claim_ids} records")
     if s.distinct_seqs < s.rows:
         out.append(f"{where}: duplicated seq in {s.rows - s.distinct_seqs} records")
-    if s.rows and ((s.min_seq or 0) < 1 or (s.max_seq or 0) > granted):
-        out.append(f"{where}: seq outside 1..{granted}: {s.min_seq}..{s.max_seq}")
+    if s.rows and ((s.min_seq or 0) < 1 or (s.max_seq or 0) > top):
+        out.append(f"{where}: seq outside 1..{top}: {s.min_seq}..{s.max_seq}")
     elif complete and s.distinct_seqs < granted:
         out.append(f"{where}: seq gap: {granted - s.distinct_seqs} of 1..{granted} have no record")
     if s.max_per_user > per_user_limit:

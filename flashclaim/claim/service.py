@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -16,6 +16,7 @@ from flashclaim.coupons import new_claim_id
 from flashclaim.errors import CLAIM_REJECTIONS, IDEMPOTENCY_KEY_REUSED, ApiError
 from flashclaim.keys import KeySpace, key_digest
 from flashclaim.store.blocklist import Blocklist
+from flashclaim.store.buckets import REFILL_ROUNDS, BucketRouter, Route
 from flashclaim.store.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, Source
 from flashclaim.timefmt import to_rfc3339
 
@@ -40,6 +41,7 @@ class ClaimService:
         self._keyspace = keyspace
         self._coalescer = ClaimCoalescer(scripts, keyspace)
         self.gate = gate or ClaimGate()
+        self.buckets = BucketRouter(redis, scripts, keyspace)
 
     async def claim(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None,
@@ -56,7 +58,8 @@ class ClaimService:
             if known is not None:  # the answer is known, unless this key's claim exists
                 return await self._keyed_from_memory(campaign_id, who, channel,
                                                      idempotency_key, source_ref, known)
-        claim_id = new_claim_id(campaign_id)
+        route = await self.buckets.route(campaign_id, who.user_id)
+        claim_id = new_claim_id(route.key_id)  # names the slot its coupons are kept in
         binding: tuple[str, str] | None = None
         if idempotency_key is None:
             # A server-made token still lets claim.lua recognise a client-library retry.
@@ -68,7 +71,11 @@ class ClaimService:
         request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key,
                                client_ip, self._ip_limit, source, source_ref,
                                await self.blocklist.is_blocked(who.user_id))
-        decision = await self._coalescer.decide(campaign_id, request)
+        decision = await self._coalescer.decide(route.key_id, request)
+        rounds = REFILL_ROUNDS if route.buckets > 1 else 0
+        while decision.code is ClaimCode.SOLD_OUT and rounds and await self.buckets.refill(route):
+            rounds -= 1  # stock moved in (or is on its way): ask the bucket again
+            decision = await self._coalescer.decide(route.key_id, replace(request, retry=True))
         self.gate.learn(campaign_id, who.user_id, decision)
         if binding is not None and decision.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY):
             # Nothing was granted under this key: it must not stay bound (a later, correct
@@ -88,16 +95,38 @@ class ClaimService:
         """An operator grant to many users: one batch of claim.lua decisions, each idempotent
         per (grant id, user) through its dedup token, so a resubmitted or resumed grant
         replays instead of granting twice."""
+        routes = [await self.buckets.route(campaign_id, who.user_id) for who in users]
         requests = [
-            ClaimRequest(new_claim_id(campaign_id), f"g:{grant_id}:{who.user_id}", who.user_id,
+            ClaimRequest(new_claim_id(route.key_id), f"g:{grant_id}:{who.user_id}", who.user_id,
                          who.tags, Source.GRANT.value, None, source=Source.GRANT,
                          source_ref=grant_id, blocked=await self.blocklist.is_blocked(who.user_id))
-            for who in users
+            for who, route in zip(users, routes, strict=True)
         ]
-        decisions = await self._scripts.claim(self._keyspace.campaign(campaign_id), requests)
+        decisions = await self._decide_routed(routes, requests)
         for who, decision in zip(users, decisions, strict=True):
             self.gate.learn(campaign_id, who.user_id, decision)
         return decisions
+
+    async def _decide_routed(self, routes: list[Route], requests: list[ClaimRequest]
+                             ) -> list[ClaimDecision]:
+        """A batch over users of one campaign: one claim.lua call per bucket, in order within
+        it; the claims a bucket refused as sold out are retried there after a refill."""
+        decided: dict[int, ClaimDecision] = {}
+        by_bucket: dict[int, list[int]] = {}
+        for i, route in enumerate(routes):
+            by_bucket.setdefault(route.bucket, []).append(i)
+        for indices in by_bucket.values():
+            route = routes[indices[0]]
+            keys = self._keyspace.campaign(route.key_id)
+            todo, rounds = indices, REFILL_ROUNDS
+            while todo and rounds:
+                rounds -= 1
+                found = await self._scripts.claim(keys, [requests[i] for i in todo])
+                decided.update(zip(todo, found, strict=True))
+                todo = [i for i in todo if decided[i].code is ClaimCode.SOLD_OUT]
+                if not todo or route.buckets == 1 or not await self.buckets.refill(route):
+                    break
+        return [decided[i] for i in range(len(requests))]
 
     async def flush_tallies(self) -> None:
         """Add the rejections answered from memory to the campaigns' stats in Redis."""

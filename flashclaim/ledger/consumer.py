@@ -38,6 +38,7 @@ from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger, LedgerUnavailable
 from flashclaim.ledger.reconcile import ledger_lag
 from flashclaim.ledger.retention import expire_ended
+from flashclaim.store.buckets import bucketed_campaigns_sync
 from flashclaim.store.connection import time_reply_ms
 from flashclaim.stream import ClaimRecord, RecordError, entry_order
 
@@ -190,7 +191,9 @@ class LedgerConsumer:
         registered = [str(c) for c in self.redis.zrange(self.keyspace.registry, 0, -1)]
         kept = set(registered) | {COUPON_EVENTS}
         self._streams = {s: c for s, c in self._streams.items() if c in kept}
-        wanted = [(self.keyspace.campaign(c).stream, c) for c in registered]
+        layouts = bucketed_campaigns_sync(self.redis, self.keyspace)
+        wanted = [(keys.stream, c) for c in registered
+                  for keys in self.keyspace.buckets(c, layouts.get(c, 1))]
         # and the slots' coupon-event streams (redemption write-back)
         wanted += [(str(s), COUPON_EVENTS)
                    for s in self.redis.smembers(self.keyspace.coupon_event_streams)]
@@ -368,7 +371,7 @@ class LedgerConsumer:
             self.stats.trimmed += removed
         for campaign_id in expire_ended(self.redis, self.keyspace,
                                         self.options.campaign_retention_ms, now_ms):
-            self._streams.pop(self.keyspace.campaign(campaign_id).stream, None)
+            self._streams = {s: c for s, c in self._streams.items() if c != campaign_id}
         self.sweep_expired(now_ms)
 
     def sweep_expired(self, now_ms: int) -> int:

@@ -92,9 +92,17 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 _UNBOUNDED = 2**62  # a seq bound above any seq (BIGINT-safe)
 
 
-def _seq_bound(campaign_id: str, max_seq: int | None) -> tuple[str, int]:
-    """Parameters of `campaign_id = ? AND seq <= ?`: every row when max_seq is None."""
-    return campaign_id, _UNBOUNDED if max_seq is None else max_seq
+# The rows of one campaign up to a seq, of one of its buckets (bucket b of n holds the
+# seqs b+1, b+1+n, ...; one bucket: every seq).
+# (Integer division, as "%" would need escaping in one driver's placeholder style.)
+_SEQ_BOUND = "campaign_id = ? AND seq <= ? AND (seq - 1 - ?) / ? * ? = seq - 1 - ?"
+
+
+def _seq_bound(campaign_id: str, max_seq: int | None, bucket: tuple[int, int]
+               ) -> tuple[str, int, int, int, int, int]:
+    """Parameters of _SEQ_BOUND: every row when max_seq is None; bucket is (b, n)."""
+    b, n = bucket
+    return campaign_id, _UNBOUNDED if max_seq is None else max_seq, b, n, n, b
 
 _CLAIM_COLUMNS = ("claim_id", "campaign_id", "user_id", "seq", "claimed_at_ms", "channel",
                   "idempotency_key", "stream_entry_id", "claim_json", "recorded_at_ms", "source",
@@ -366,34 +374,36 @@ class Ledger:
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING"
         )
 
-    def summary(self, campaign_id: str, max_seq: int | None = None) -> LedgerSummary:
+    def summary(self, campaign_id: str, max_seq: int | None = None,
+                bucket: tuple[int, int] = (0, 1)) -> LedgerSummary:
         """The campaign's claims; with max_seq, only those up to that seq (the grants a
-        reconcile snapshot saw: later ones may already be here, and are not compared)."""
-        bound = _seq_bound(campaign_id, max_seq)
+        reconcile snapshot saw: later ones may already be here, and are not compared);
+        with bucket (b, n), only bucket b's."""
+        bound = _seq_bound(campaign_id, max_seq, bucket)
 
         def work(cur: Cursor) -> LedgerSummary:
             cur.execute(self.sql(
                 "SELECT COUNT(*), COUNT(DISTINCT user_id), COUNT(DISTINCT seq), MIN(seq), MAX(seq)"
-                " FROM claims WHERE campaign_id = ? AND seq <= ?"), bound)
+                f" FROM claims WHERE {_SEQ_BOUND}"), bound)
             rows, users, seqs, lo, hi = cur.fetchone()
             cur.execute(self.sql(
                 "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM claims"
-                " WHERE campaign_id = ? AND seq <= ? GROUP BY user_id) AS per_user"), bound)
+                f" WHERE {_SEQ_BOUND} GROUP BY user_id) AS per_user"), bound)
             max_per_user = cur.fetchone()[0]
             cur.execute(self.sql(
-                "SELECT COUNT(*) FROM coupons JOIN claims USING (claim_id)"
-                " WHERE claims.campaign_id = ? AND claims.seq <= ?"), bound)
+                "SELECT COUNT(*) FROM coupons WHERE claim_id IN"
+                f" (SELECT claim_id FROM claims WHERE {_SEQ_BOUND})"), bound)
             coupons = cur.fetchone()[0]
             return LedgerSummary(int(rows), int(users), int(seqs), lo, hi, int(max_per_user),
                                  int(coupons))
         return self._run(work)
 
-    def claim_ids(self, campaign_id: str, max_seq: int | None = None) -> set[str]:
-        bound = _seq_bound(campaign_id, max_seq)
+    def claim_ids(self, campaign_id: str, max_seq: int | None = None,
+                  bucket: tuple[int, int] = (0, 1)) -> set[str]:
+        bound = _seq_bound(campaign_id, max_seq, bucket)
 
         def work(cur: Cursor) -> set[str]:
-            cur.execute(self.sql("SELECT claim_id FROM claims WHERE campaign_id = ? AND seq <= ?"),
-                        bound)
+            cur.execute(self.sql(f"SELECT claim_id FROM claims WHERE {_SEQ_BOUND}"), bound)
             return {str(row[0]) for row in cur.fetchall()}
         return self._run(work)
 

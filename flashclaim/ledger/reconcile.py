@@ -29,8 +29,9 @@ from flashclaim.checks.invariants import (
     stream_count_breaches,
 )
 from flashclaim.checks.issuance import blocked_times, issuance_breaches
-from flashclaim.keys import CouponSlotKeys, KeySpace
+from flashclaim.keys import CampaignKeys, CouponSlotKeys, KeySpace
 from flashclaim.ledger.db import Ledger
+from flashclaim.store.buckets import bucket_seq, transfer_amount
 from flashclaim.store.connection import as_entries, as_map, text_map
 from flashclaim.stream import PAGE, ClaimRecord, RecordError, entry_order, next_page_start
 from flashclaim.tables import text_table
@@ -105,70 +106,127 @@ def _snapshot(r: redis.Redis, stream: str, meta_key: str) -> _Snapshot:
 def reconcile_campaign(
     r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str, group: str = "ledger"
 ) -> Reconciliation:
-    """Compare one campaign, also under live traffic: Redis is read in one atomic snapshot
-    (granted G); what the ledger must hold is judged on its rows up to seq G; what it must
-    not hold, on all its rows against `granted` read again after the ledger (G2 >= G),
-    since grants made meanwhile may already be in it."""
+    """Compare one campaign, also under live traffic: each bucket's Redis state is read in
+    one atomic snapshot (its granted G); what the ledger must hold is judged on its rows
+    up to G's seq; what it must not hold, on all its rows against `granted` read again
+    after the ledger (G2 >= G), since grants made meanwhile may already be in it."""
     keys = keyspace.campaign(campaign_id)
     rec = Reconciliation(campaign_id)
-    snap = _snapshot(r, keys.stream, keys.meta)
-    meta = snap.meta
-    if not meta:
+    n = int(r.hget(keys.meta, "buckets") or 1)
+    parts = keyspace.buckets(campaign_id, n)
+    snaps = [_snapshot(r, part.stream, part.meta) for part in parts]
+    if not snaps[0].meta:
         rec.mismatches.append("campaign not found in Redis")
         return rec
-    view = CampaignView.from_meta(meta)
-    rec.stock, rec.remaining, rec.granted = view.stock, view.remaining, view.granted
-    limit = view.per_user_limit
+    view = CampaignView.from_meta(snaps[0].meta)
     m = rec.mismatches
-    m.extend(counter_breaches(rec.stock, rec.remaining, rec.granted))
+    blocked = blocked_times({str(k): str(v) for k, v in r.hgetall(keyspace.blocklist).items()})
+    for b, snap in enumerate(snaps):
+        if not snap.meta:
+            m.append(f"bucket {b} not found in Redis")
+            continue
+        m.extend(_reconcile_bucket(ledger, campaign_id, group, (b, n), snap, blocked, rec))
+    m.extend(_counter_check(r, parts, view, rec))
+    everything = ledger.summary(campaign_id).records  # first the ledger, then granted:
+    later = [int(g or 0) for g in (r.hget(part.meta, GRANTED) for part in parts)]
+    m.extend(record_breaches(everything, granted=sum(later), per_user_limit=view.per_user_limit,
+                             where="ledger", complete=False,
+                             top_seq=max(bucket_seq(g, b, n) if g else 0
+                                         for b, g in enumerate(later))))
+    m.extend(_redemption_check(r, ledger, {part.coupon_slot() for part in parts}, campaign_id,
+                               group, rec))
+    return rec
 
+
+def _reconcile_bucket(ledger: Ledger, campaign_id: str, group: str, bucket: tuple[int, int],
+                      snap: _Snapshot, blocked: dict[str, int], rec: Reconciliation
+                      ) -> list[str]:
+    """One bucket's stream against its counters, and the ledger's rows of its seqs."""
+    b, n = bucket
+    where = "stream" if n == 1 else f"stream (bucket {b})"
+    granted = int(snap.meta[GRANTED])
+    rec.granted += granted
+    m = stream_count_breaches(snap.added, granted)
     records = snap.records
-    rec.stream_length = len(records)
-    rec.stream_added = snap.added
-    m.extend(stream_count_breaches(rec.stream_added, rec.granted))
+    rec.stream_length += len(records)
+    rec.stream_added += snap.added
     bad = [x for x in records if isinstance(x, RecordError)]
     if bad:
-        m.append(f"stream: {len(bad)} undecodable entries, e.g. {bad[0]}")
+        m.append(f"{where}: {len(bad)} undecodable entries, e.g. {bad[0]}")
     good = [x for x in records if isinstance(x, ClaimRecord)]
-    blocked = blocked_times({str(k): str(v) for k, v in r.hgetall(keyspace.blocklist).items()})
-    m.extend(issuance_breaches(view, good, blocked, "stream"))
-    seqs = [x.seq for x in good]
-    if good and seqs != list(range(rec.granted - len(good) + 1, rec.granted + 1)):
-        m.append("stream: retained seqs are not consecutive up to granted")
+    m.extend(issuance_breaches(CampaignView.from_meta(snap.meta), good, blocked, where))
+    expected = [bucket_seq(k, b, n) for k in range(granted - len(good) + 1, granted + 1)]
+    if good and [x.seq for x in good] != expected:
+        m.append(f"{where}: retained seqs are not consecutive up to granted")
 
     def count_after(after: str) -> int:
         return sum(1 for i in snap.entry_ids if entry_order(i) > entry_order(after))
 
-    rec.lag = _lag(snap.groups, group, lambda: snap.added, count_after)
-    rec.ledger_rows = ledger.summary(campaign_id, max_seq=rec.granted).rows
-    m.extend(lost_breaches(rec.ledger_rows, rec.granted - rec.lag, "ledger"))
-    everything = ledger.summary(campaign_id).records  # first the ledger, then granted:
-    granted_later = int(r.hget(keys.meta, GRANTED) or 0)  # grants made meanwhile count
-    m.extend(record_breaches(everything, granted=granted_later, per_user_limit=limit,
-                             where="ledger", complete=False))
-    if rec.lag == 0:
-        in_ledger = ledger.claim_ids(campaign_id, max_seq=rec.granted)
+    lag = _lag(snap.groups, group, lambda: snap.added, count_after)
+    rec.lag += lag
+    top = bucket_seq(granted, b, n) if granted else 0
+    rows = ledger.summary(campaign_id, max_seq=top, bucket=bucket).rows
+    rec.ledger_rows += rows
+    m.extend(lost_breaches(rows, granted - lag, "ledger"))
+    if lag == 0:
+        in_ledger = ledger.claim_ids(campaign_id, max_seq=top, bucket=bucket)
         missing = {x.claim_id for x in good} - in_ledger
         if missing:
             m.append(f"ledger: {len(missing)} streamed claims missing, e.g. {sorted(missing)[0]}")
-        if rec.stream_length == rec.stream_added:  # nothing trimmed: the sets must be equal
+        if len(records) == snap.added:  # nothing trimmed: the sets must be equal
             extra = in_ledger - {x.claim_id for x in good}
             if extra:
                 m.append(f"ledger: {len(extra)} claims not in the stream, e.g. {sorted(extra)[0]}")
-    m.extend(_redemption_check(r, ledger, keys.coupon_slot(), campaign_id, group, rec))
-    return rec
+    return m
 
 
-def _redemption_check(r: redis.Redis, ledger: Ledger, slot: CouponSlotKeys, campaign_id: str,
-                      group: str, rec: Reconciliation) -> list[str]:
-    """Redeem and release events: Redis's counts, then the ledger, then Redis again."""
+_STEADY_READS = 20  # reads of a bucketed campaign's counters, looking for two alike
+
+
+def _counter_check(r: redis.Redis, parts: list[CampaignKeys], view: CampaignView,
+                   rec: Reconciliation) -> list[str]:
+    """stock = granted + remaining (+ stock in transfer between buckets). One bucket: its
+    snapshot's counters. Several: their sums, which only add up while nothing moves, so
+    they are read until two reads in a row agree; under traffic that never settles, only
+    what moving cannot break is judged (granted <= stock, no bucket below zero)."""
+    if len(parts) == 1:
+        rec.stock, rec.remaining = view.stock, view.remaining
+        return counter_breaches(rec.stock, rec.remaining, rec.granted)
+    before: list[Any] = []
+    for _ in range(_STEADY_READS):
+        pipe = r.pipeline(transaction=False)
+        for part in parts:
+            pipe.hmget(part.meta, ["remaining", GRANTED])
+            pipe.hvals(part.transfers_out)
+        now = pipe.execute()
+        if now == before:
+            break
+        before = now
+    counters, logs = now[0::2], now[1::2]
+    granted = sum(int(g or 0) for _, g in counters)
+    moving = sum(transfer_amount(e) for entries in logs for e in entries)
+    remaining = None if view.stock is None else sum(int(x or 0) for x, _ in counters) + moving
+    rec.stock, rec.remaining = view.stock, remaining
+    if now == before:
+        return counter_breaches(view.stock, remaining, granted)
+    low = [x for x, _ in counters if x and int(x) < 0]
+    return ([f"remaining is negative in a bucket ({low[0]})"] if low else []) + (
+        [f"oversold: granted {granted} > stock {view.stock}"]
+        if view.stock is not None and granted > view.stock else [])
+
+
+def _redemption_check(r: redis.Redis, ledger: Ledger, slots: set[CouponSlotKeys],
+                      campaign_id: str, group: str, rec: Reconciliation) -> list[str]:
+    """Redeem and release events: Redis's counts, then the ledger, then Redis again (summed
+    over the hash slots the campaign's coupons live in: one per bucket)."""
+    fields = [f"{campaign_id}\x1fredeemed", f"{campaign_id}\x1freleased"]
+
     def counts() -> EventCounts:
-        redeemed, released = r.hmget(slot.event_counts, [f"{campaign_id}\x1fredeemed",
-                                                          f"{campaign_id}\x1freleased"])
-        return EventCounts(int(redeemed or 0), int(released or 0))
+        pairs = [r.hmget(slot.event_counts, fields) for slot in slots]
+        return EventCounts(sum(int(a or 0) for a, _ in pairs), sum(int(b or 0) for _, b in pairs))
 
     before = counts()
-    events_lag = ledger_lag(r, slot.events, group)
+    events_lag = sum(ledger_lag(r, slot.events, group) for slot in slots)
     held = ledger.redemptions(campaign_id)
     after = counts()
     rec.used = held.used
@@ -181,7 +239,8 @@ def repair_campaign(r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign
     """Write every retained stream record of the campaign that the ledger lacks (the
     ledger's inserts are idempotent, so what it has is left as it is); returns how many
     were missing. For a ledger that missed entries another consumer acknowledged."""
-    records = [x for x in _read_all(r, keyspace.campaign(campaign_id).stream)
+    n = int(r.hget(keyspace.campaign(campaign_id).meta, "buckets") or 1)
+    records = [x for part in keyspace.buckets(campaign_id, n) for x in _read_all(r, part.stream)
                if isinstance(x, ClaimRecord)]
     return sum(ledger.write(records[i:i + PAGE]) for i in range(0, len(records), PAGE))
 
@@ -201,8 +260,9 @@ def wait_for_ledger(r: redis.Redis, keyspace: KeySpace, campaign_ids: list[str],
     """Poll until the ledger group has acknowledged everything (or the deadline); the lag left."""
     deadline = time.monotonic() + timeout
     while True:
-        streams = {s for c in campaign_ids for s in (keyspace.campaign(c).stream,
-                                                     keyspace.campaign(c).coupon_slot().events)}
+        parts = [part for c in campaign_ids for part in keyspace.buckets(
+            c, int(r.hget(keyspace.campaign(c).meta, "buckets") or 1))]
+        streams = {s for part in parts for s in (part.stream, part.coupon_slot().events)}
         lag = sum(ledger_lag(r, s, group) for s in streams)
         if lag == 0 or time.monotonic() >= deadline:
             return lag

@@ -19,6 +19,7 @@ import redis
 
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.reconcile import ledger_lag
+from flashclaim.store.buckets import bucketed_campaigns_sync
 
 log = logging.getLogger("flashclaim.ledger")
 SWEEP_BATCH = 100  # campaigns looked at per sweep
@@ -39,18 +40,23 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: 
     due = [str(c) for c in r.zrangebyscore(keyspace.campaign_ends, "-inf",
                                            now_ms - retention_ms, start=0, num=SWEEP_BATCH)]
     removed = []
+    layouts = bucketed_campaigns_sync(r, keyspace)
     for campaign_id in due:
         keys = keyspace.campaign(campaign_id)
-        if not fully_acknowledged(r, keys.stream):
+        parts = keyspace.buckets(campaign_id, layouts.get(campaign_id, 1))
+        if not all(fully_acknowledged(r, part.stream) for part in parts):
             continue
-        slot = keys.coupon_slot()
-        coupons = _coupons_of(r, slot.coupons, campaign_id, now_ms)
-        if coupons is None:  # some are still valid: the checkout system may redeem them
-            continue
-        _hdel_all(r, slot.coupons, coupons)
-        _hdel_all(r, slot.uses, coupons)
-        r.hdel(slot.event_counts, f"{campaign_id}\x1fredeemed", f"{campaign_id}\x1freleased")
-        doomed = keys.all_keys()
+        # a bucket's coupons live in its own slot; a slot's event counts are per campaign
+        slots = {part.coupon_slot() for part in parts}
+        found = [(slot, _coupons_of(r, slot.coupons, campaign_id, now_ms)) for slot in slots]
+        if any(coupons is None for _, coupons in found):  # some are still valid: the
+            continue  # checkout system may redeem them
+        for slot, coupons in found:
+            _hdel_all(r, slot.coupons, coupons or [])
+            _hdel_all(r, slot.uses, coupons or [])
+            r.hdel(slot.event_counts, f"{campaign_id}\x1fredeemed",
+                   f"{campaign_id}\x1freleased")
+        doomed = [k for part in parts[1:] for k in part.all_keys()] + keys.all_keys()
         for grant_id in r.zrange(keys.grants, 0, -1):
             g = keys.grant(str(grant_id))
             doomed += [g.meta, g.users, g.outcomes]
@@ -59,6 +65,7 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: 
         r.delete(*doomed)
         for index in (keyspace.registry, keyspace.open_campaigns, keyspace.campaign_ends):
             r.zrem(index, campaign_id)
+        r.hdel(keyspace.bucketed, campaign_id)
         log.info("campaign %s: ended and fully in the ledger; its Redis keys are removed",
                  campaign_id)
         removed.append(campaign_id)

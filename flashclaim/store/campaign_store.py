@@ -17,7 +17,8 @@ from flashclaim.campaigns import (
     patched_fields,
 )
 from flashclaim.errors import ApiError, campaign_not_found
-from flashclaim.keys import KeySpace
+from flashclaim.keys import KeySpace, bucket_key_id, home_bucket
+from flashclaim.store.buckets import create_buckets, mirror_definition, move_stock, summed_view
 from flashclaim.store.connection import server_time_ms, text_map
 from flashclaim.store.scripts import Scripts, StockCode
 from flashclaim.stream import LAST_ENTRY, entry_order
@@ -58,8 +59,16 @@ class CampaignStore:
         # (NX: an id already taken keeps its own entries.)
         await self._redis.zadd(self._keyspace.registry, {spec.id: now_ms}, nx=True)
         await self._index(spec.id, spec.starts_at, spec.ends_at, nx=True)
+        # Bucketed: indexed first, like the registry (readers check the campaign's own meta).
+        indexed = spec.buckets > 1 and await self._redis.hsetnx(
+            self._keyspace.bucketed, spec.id, spec.buckets)
         if not await self._scripts.create_campaign(keys, meta_fields(spec, now_ms)):
+            if indexed:
+                await self._redis.hdel(self._keyspace.bucketed, spec.id)
             raise ApiError(409, "campaign_exists", f"A campaign with id {spec.id!r} exists.")
+        if spec.buckets > 1:
+            await create_buckets(self._redis, self._scripts, self._keyspace, spec.id,
+                                 spec.buckets, spec.stock)
         return await self.get(spec.id)
 
     async def _index(self, campaign_id: str, starts_at: int, ends_at: int | None,
@@ -76,7 +85,17 @@ class CampaignStore:
         meta = text_map(await self._redis.hgetall(self._keyspace.campaign(campaign_id).meta))
         if not meta:
             raise campaign_not_found(campaign_id)
-        return CampaignView.from_meta(meta)
+        return await self._summed(CampaignView.from_meta(meta))
+
+    async def _summed(self, view: CampaignView) -> CampaignView:
+        return await summed_view(self._redis, self._keyspace, view)
+
+    async def _mirror(self, campaign_id: str) -> None:
+        """After a change to bucket 0's definition: copy it to the other buckets now (the
+        sweeper redoes a copy this process did not finish)."""
+        n = int(await self._redis.hget(self._keyspace.campaign(campaign_id).meta, "buckets") or 1)
+        if n > 1:
+            await mirror_definition(self._redis, self._scripts, self._keyspace, campaign_id, n)
 
     async def names(self, campaign_ids: list[str]) -> dict[str, str | None]:
         """Each campaign's name, in one round trip (None: gone after its retention)."""
@@ -89,7 +108,8 @@ class CampaignStore:
 
     async def standing(self, view: CampaignView, user_id: str, tags: tuple[str, ...],
                        now_ms: int) -> Standing:
-        keys = self._keyspace.campaign(view.id)
+        keys = self._keyspace.campaign(
+            bucket_key_id(view.id, home_bucket(user_id, view.buckets), view.buckets))
         held = await self._redis.hget(keys.users, user_id)
         today = await self._redis.hget(keys.daily, user_id)
         claimed = int(held or 0)
@@ -109,13 +129,17 @@ class CampaignStore:
 
     async def stats(self, view: CampaignView) -> dict[str, Any]:
         """The live counts of a campaign just read (its counters are not read again)."""
-        keys = self._keyspace.campaign(view.id)
-        rejected = text_map(await self._redis.hgetall(keys.rejected))
+        rejected: dict[str, int] = {}
+        recorded = 0
+        for keys in self._keyspace.buckets(view.id, view.buckets):
+            for code, n in text_map(await self._redis.hgetall(keys.rejected)).items():
+                rejected[code] = rejected.get(code, 0) + int(n)
+            recorded += await self._recorded(keys.stream)
         return {
             "granted": view.granted,
             "remaining": view.remaining,
-            "recorded": await self._recorded(keys.stream),
-            "rejected": {code: int(n) for code, n in sorted(rejected.items())},
+            "recorded": recorded,
+            "rejected": dict(sorted(rejected.items())),
         }
 
     async def _recorded(self, stream: str) -> int:
@@ -125,22 +149,33 @@ class CampaignStore:
         info: dict[str, Any] = await self._redis.xinfo_stream(stream)
         return int(info["entries-added"])
 
-    async def records(self, campaign_id: str, after: str, limit: int) -> dict[str, Any]:
-        """A page of the claim stream: what was recorded, for load-test verdicts and audits."""
-        keys = self._keyspace.campaign(campaign_id)
-        if not await self._redis.exists(keys.meta):
+    async def records(self, campaign_id: str, cursor: tuple[int, str], limit: int
+                      ) -> dict[str, Any]:
+        """A page of the claim streams: what was recorded, for load-test verdicts and audits.
+        cursor: (bucket, entry id after which to read; "" from the start). A campaign with
+        buckets is read bucket after bucket; its entry ids carry "<bucket>/" before them."""
+        found, n = await self._redis.hmget(self._keyspace.campaign(campaign_id).meta,
+                                           ["id", "buckets"])
+        if found is None:
             raise campaign_not_found(campaign_id)
-        stream = keys.stream
-        if after and entry_order(after) == LAST_ENTRY:  # nothing can follow; "(" would overflow
-            return {"claims": [], "next": None}
-        page = await self._redis.xrange(stream, "(" + after if after else "-", "+",
-                                        count=limit) or []
-        claims = [{"entry_id": str(entry_id), "seq": int(fields["seq"]),
-                   "claim_id": fields["claim_id"], "user_id": fields["user_id"],
-                   "source": fields.get("source", "grab"),
-                   "source_ref": fields.get("source_ref", "")}
-                  for entry_id, fields in page if fields]
-        return {"claims": claims, "next": claims[-1]["entry_id"] if len(page) == limit else None}
+        parts = self._keyspace.buckets(campaign_id, int(n or 1))
+        bucket, after = cursor
+        claims: list[dict[str, Any]] = []
+        while bucket < len(parts) and len(claims) < limit:
+            # nothing follows the last possible id ("(" would overflow): the next bucket
+            last = bool(after) and entry_order(after) == LAST_ENTRY
+            page = [] if last else await self._redis.xrange(
+                parts[bucket].stream, "(" + after if after else "-", "+",
+                count=limit - len(claims)) or []
+            mark = f"{bucket}/" if len(parts) > 1 else ""
+            claims += [{"entry_id": mark + str(entry_id), "seq": int(fields["seq"]),
+                        "claim_id": fields["claim_id"], "user_id": fields["user_id"],
+                        "source": fields.get("source", "grab"),
+                        "source_ref": fields.get("source_ref", "")}
+                       for entry_id, fields in page if fields]
+            if len(claims) < limit:
+                bucket, after = bucket + 1, ""
+        return {"claims": claims, "next": claims[-1]["entry_id"] if len(claims) == limit else None}
 
     async def all_ids(self) -> list[str]:
         ids = await self._redis.zrange(self._keyspace.registry, 0, -1)
@@ -155,7 +190,7 @@ class CampaignStore:
         index = self._keyspace.open_campaigns
         ids = [str(i) for i in await self._redis.zrange(index, 0, -1)]
         metas = await self._metas(ids)
-        views = [CampaignView.from_meta(m) for m in metas if m]
+        views = [await self._summed(CampaignView.from_meta(m)) for m in metas if m]
         over = [i for i, m in zip(ids, metas, strict=True) if not m]
         over += [v.id for v in views if v.status(now_ms) == "ended"]
         if over:
@@ -190,7 +225,7 @@ class CampaignStore:
                     [m for _, m in members]), strict=True):
                 cursor = (created, campaign_id)
                 if meta:
-                    view = CampaignView.from_meta(meta)
+                    view = await self._summed(CampaignView.from_meta(meta))
                     if status is None or view.status(now_ms) == status:
                         found.append(view)
                         if len(found) == limit:
@@ -216,6 +251,7 @@ class CampaignStore:
             raise ApiError(400, "invalid_request",
                            "ends_at must be in the future (POST .../end ends it now).")
         await self._index(base.id, base.starts_at, spec.ends_at)
+        await self._mirror(base.id)
         return await self.get(base.id)
 
     async def end(self, campaign_id: str) -> CampaignView:
@@ -227,16 +263,22 @@ class CampaignStore:
             raise ApiError(409, "campaign_ended", "This campaign has already ended.")
         await self._redis.zrem(self._keyspace.open_campaigns, campaign_id)
         await self._redis.zadd(self._keyspace.campaign_ends, {campaign_id: int(detail)})
+        await self._mirror(campaign_id)
         return await self.get(campaign_id)
 
     async def set_paused(self, campaign_id: str, paused: bool) -> CampaignView:
         if not await self._scripts.set_paused(self._keyspace.campaign(campaign_id), paused):
             raise campaign_not_found(campaign_id)
+        await self._mirror(campaign_id)
         return await self.get(campaign_id)
 
     async def adjust_stock(self, campaign_id: str, delta: int) -> CampaignView:
+        """Stock is added to and withdrawn from bucket 0 (claims spread it from there); a
+        withdrawal larger than bucket 0 holds first gathers the other buckets' stock."""
         keys = self._keyspace.campaign(campaign_id)
         code, stock, remaining = await self._scripts.adjust_stock(keys, delta, MAX_STOCK)
+        if code is StockCode.INSUFFICIENT_STOCK and await self._gather(campaign_id):
+            code, stock, remaining = await self._scripts.adjust_stock(keys, delta, MAX_STOCK)
         if code is StockCode.CAMPAIGN_NOT_FOUND:
             raise campaign_not_found(campaign_id)
         if code is StockCode.INSUFFICIENT_STOCK:
@@ -251,6 +293,18 @@ class CampaignStore:
                 409, "stock_limit", f"Total stock would exceed {MAX_STOCK} (it is {stock})."
             )
         return await self.get(campaign_id)
+
+
+    async def _gather(self, campaign_id: str) -> bool:
+        """Move the other buckets' stock into bucket 0; False for a campaign with one
+        bucket (nothing to gather)."""
+        n = int(await self._redis.hget(self._keyspace.campaign(campaign_id).meta, "buckets") or 1)
+        parts = self._keyspace.buckets(campaign_id, n)
+        for b in range(1, n):
+            remaining = int(await self._redis.hget(parts[b].meta, "remaining") or 0)
+            if remaining > 0:
+                await move_stock(self._redis, self._scripts, parts, b, 0, remaining)
+        return n > 1
 
 
 def _text(value: bytes | str) -> str:

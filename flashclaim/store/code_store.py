@@ -79,6 +79,9 @@ class CodeStore:
             await self._redis.zrem(self._keyspace.pending_code_batches, member)
             if code == "campaign_not_found":
                 raise campaign_not_found(campaign_id)
+            if code == "bucketed":
+                raise ApiError(409, "campaign_bucketed",
+                               "Redemption codes need a campaign with one bucket.")
             raise ApiError(409, "too_many_codes",
                            f"A campaign has at most {MAX_CODES_PER_CAMPAIGN:,} codes; "
                            f"{issued:,} exist.")

@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
 from flashclaim.keys import CampaignKeys, CouponSlotKeys, GrantKeys
+from flashclaim.store.connection import run_pipeline
 
 
 def lua_dir() -> Traversable:
@@ -92,9 +93,10 @@ class ClaimRequest:
     source: Source = Source.GRAB
     source_ref: str = ""  # the grant id, or the code's hash prefix
     blocked: bool = False  # on the blocklist, as this process last read it
+    retry: bool = False  # counted by the rate limits already (retried after a stock move)
 
     def packed(self) -> str:
-        """One ARGV string: the twelve fields joined by the unit separator (none contains
+        """One ARGV string: the thirteen fields joined by the unit separator (none contains
         it: ids, tags and channel are validated, an Idempotency-Key is printable ASCII)."""
         tags = "," + ",".join(self.tags) + "," if self.tags else ""
         ip, taps, window = "", "", ""
@@ -103,7 +105,7 @@ class ClaimRequest:
         return "\x1f".join((
             self.claim_id, self.dedup_token, self.user_id, tags, self.channel or "",
             self.idempotency_key or "", self.source.value, self.source_ref,
-            "1" if self.blocked else "0", ip, taps, window))
+            "1" if self.blocked else "0", ip, taps, window, "1" if self.retry else "0"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +157,23 @@ class Scripts:
         if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[8+n+i], one per claim
             script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
         args = [r.packed() for r in requests]
-        if self._wait.acks:
-            flat = await self._claim_replicated(script_keys, args)
-        else:
-            flat = await self._script("claim")(keys=script_keys, args=args)
+        flat = await self._durably("claim", script_keys, args)
         return [
             ClaimDecision(ClaimCode(_text(flat[i])), _text(flat[i + 1]), _text(flat[i + 2]) == "1")
             for i in range(0, len(flat), 3)
         ]
 
-    async def _claim_replicated(self, keys: list[str], args: list[str]) -> Any:
-        """claim.lua then WAIT on the same connection (WAIT counts the replicas that have
-        this connection's writes): one pipeline, sent to the master of the campaign's slot."""
-        script = self._script("claim")
+    async def _durably(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """A script whose effect is answered for (a grant, a stock transfer): with replica
+        acks required, only once that many replicas have it."""
+        if self._wait.acks:
+            return await self._replicated(name, keys, args)
+        return await self._script(name)(keys=keys, args=args)
+
+    async def _replicated(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """The script then WAIT on the same connection (WAIT counts the replicas that have
+        this connection's writes): one pipeline, sent to the master of the keys' slot."""
+        script = self._script(name)
         flat, acked = await self._then_wait("EVALSHA", script.sha, keys, args)
         if isinstance(flat, NoScriptError):  # a restarted or promoted server: send the text
             flat, acked = await self._then_wait("EVAL", _text(script.script), keys, args)
@@ -187,8 +193,7 @@ class Scripts:
         pipe = self._redis.pipeline(transaction=False)
         pipe.execute_command(command, script, len(keys), *keys, *args)
         pipe.execute_command("WAIT", self._wait.acks, self._wait.timeout_ms, **target)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
-        return replies
+        return await run_pipeline(pipe, raise_on_error=False)
 
     async def release_idempotency(self, key: str, fingerprint: str) -> bool:
         return bool(await self._script("release_idempotency")(keys=[key], args=[fingerprint]))
@@ -250,6 +255,22 @@ class Scripts:
             keys=[keys.coupons, keys.uses, keys.events, keys.event_counts],
             args=[action, coupon_id, order_id, discount])
         return [_text(x) for x in reply]
+
+    async def bucket_give(self, keys: CampaignKeys, transfer_id: str, to_bucket: int,
+                          most: int | None) -> int:
+        # Durable before the stock is taken elsewhere: a failover must not give it back here.
+        return int(await self._durably("bucket_give", [keys.meta, keys.transfers_out],
+                                       [transfer_id, to_bucket, "" if most is None else most]))
+
+    async def bucket_take(self, keys: CampaignKeys, transfer_id: str, amount: int) -> int:
+        # Durable before the transfer is settled: a failover must not lose the stock.
+        return int(await self._durably("bucket_take", [keys.meta, keys.transfers_in],
+                                       [transfer_id, amount]))
+
+    async def mirror_campaign(self, keys: CampaignKeys, bucket: int, n: int, defv: int,
+                              unlimited: bool, fields: list[str]) -> int:
+        return int(await self._script("mirror_campaign")(
+            keys=[keys.meta], args=[bucket, n, defv, "1" if unlimited else "0", *fields]))
 
     async def renew_lease(self, key: str, owner: str, ms: int) -> bool:
         return bool(await self._script("renew_lease")(keys=[key], args=[owner, ms]))

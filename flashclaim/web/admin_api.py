@@ -17,7 +17,7 @@ from flashclaim.campaigns import (
 )
 from flashclaim.errors import ApiError, invalid_request
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
-from flashclaim.stream import is_entry_id
+from flashclaim.stream import split_records_cursor
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import CAMPAIGN_ID_RE, Obj
 from flashclaim.web.http import (
@@ -153,10 +153,12 @@ async def records(request: Request) -> Response:
     s = admin(request)
     campaign_id = campaign_id_of(request)
     after = request.query_params.get("after", "")
-    if after and not is_entry_id(after):  # Redis refuses one out of range: a 400, not a 503
-        raise invalid_request("after must be a stream entry id such as 1731283200000-0.")
+    cursor = split_records_cursor(after) if after else (0, "")
+    if cursor is None:  # Redis refuses an id out of range: a 400, not a 503
+        raise invalid_request("after must be the `next` of a previous page, such as "
+                              "1731283200000-0 (or 2/1731283200000-0 with buckets).")
     limit = query_limit(request, RECORDS_LIMIT_RANGE, 1000)
-    return json_response(await s.campaigns.records(campaign_id, after, limit))
+    return json_response(await s.campaigns.records(campaign_id, cursor, limit))
 
 
 routes = [

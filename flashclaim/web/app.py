@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
         background = [asyncio.create_task(services.flush_gate_forever()),
                       asyncio.create_task(services.claims.blocklist.refresh_forever()),
                       asyncio.create_task(services.grant_runner.run_forever()),
+                      asyncio.create_task(services.claims.buckets.sweep_forever()),
                       asyncio.create_task(services.codes.generate_forever())]
         try:
             yield

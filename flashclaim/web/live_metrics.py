@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from flashclaim.campaigns import CampaignView
 from flashclaim.keys import KeySpace
+from flashclaim.store.buckets import summed_view
 from flashclaim.store.connection import text_map
 
 MAX_LIVE_CAMPAIGNS = 100
@@ -53,9 +54,11 @@ async def live_metrics(redis: Redis, keyspace: KeySpace, now_ms: int, group: str
     pipe = redis.pipeline(transaction=False)
     for campaign_id in started:
         pipe.hgetall(keyspace.campaign(str(campaign_id)).meta)
-    views = [CampaignView.from_meta(text_map(m)) for m in await pipe.execute() if m]
+    views = [await summed_view(redis, keyspace, CampaignView.from_meta(text_map(m)))
+             for m in await pipe.execute() if m]
     live = [v for v in views if v.status(now_ms) != "ended" and now_ms >= v.starts_at]
-    lags = await _lags(redis, [keyspace.campaign(v.id).stream for v in live], group)
+    lags = [sum(await _lags(redis, [p.stream for p in keyspace.buckets(v.id, v.buckets)], group))
+            for v in live]
     for view, behind in zip(live, lags, strict=True):
         granted.add_metric([view.id], view.granted)
         if view.remaining is not None:

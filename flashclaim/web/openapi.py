@@ -10,6 +10,7 @@ from flashclaim.campaigns import (
     COUPON_TYPES,
     COUPONS_RANGE,
     DAILY_LIMIT_RANGE,
+    MAX_BUCKETS,
     MAX_CHANNELS,
     MAX_MONEY,
     MAX_SEGMENTS,
@@ -29,7 +30,7 @@ from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT
 from flashclaim.store.code_store import COUNT_RANGE, USES_RANGE
 from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE, MAX_TAGS, MAX_USERS_PER_CALL
 from flashclaim.store.templates import TEMPLATES_LIMIT_RANGE
-from flashclaim.stream import ENTRY_ID_RE
+from flashclaim.stream import RECORDS_CURSOR_RE
 from flashclaim.validation import (
     CAMPAIGN_ID_RE,
     CHANNEL_RE,
@@ -149,6 +150,9 @@ SCHEMAS: dict[str, Any] = {
             "starts_at": _TIME,
             "timezone": {"type": "string", "maxLength": 64,
                          "description": "IANA zone the daily limit counts days in"},
+            "buckets": {**_int((1, MAX_BUCKETS)),
+                        "description": "hash tags the stock is spread over (hot campaigns "
+                                       "on Redis Cluster); fixed at creation"},
             **_CAMPAIGN_FIELDS,
         },
     },
@@ -179,6 +183,7 @@ SCHEMAS: dict[str, Any] = {
             "segments": _TAG_LIST,
             "exclude_segments": _TAG_LIST,
             "rate_limit": _RATE_LIMIT,
+            "buckets": {"type": "integer", "minimum": 1},
             "server_time": _TIME,
             "claimed": {"type": "integer", "minimum": 0,
                         "description": "with an identity: the caller's grants"},
@@ -721,7 +726,7 @@ PATHS: dict[str, Any] = {
             "parameters": [
                 _CAMPAIGN_ID_PARAM,
                 {"name": "after", "in": "query", "required": False,
-                 "schema": _text(ENTRY_ID_RE)},
+                 "schema": _text(RECORDS_CURSOR_RE)},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": _int(RECORDS_LIMIT_RANGE)},
             ],

@@ -63,10 +63,10 @@ async def campaign_report(request: Request) -> Response:
     s = admin(request)
     campaign_id = campaign_id_of(request)
     bucket = _bucket(request, "minute")
-    name, stock = None, None
+    name, stock, buckets = None, None, 1
     try:
         view = await s.campaigns.get(campaign_id)
-        name, stock = view.definition["name"], view.stock
+        name, stock, buckets = view.definition["name"], view.stock, view.buckets
     except ApiError:  # removed after its retention: the ledger keeps its history
         pass
     now = await s.campaigns.now()
@@ -78,7 +78,9 @@ async def campaign_report(request: Request) -> Response:
     if name is None and report.total.claims == 0:
         raise campaign_not_found(campaign_id)
     body = campaign_body(report, campaign_id, name, stock, bucket)
-    body["ledger_lag"] = await ledger_lag(s.redis, s.keyspace.campaign(campaign_id).stream)
+    lags = [await ledger_lag(s.redis, part.stream)
+            for part in s.keyspace.buckets(campaign_id, buckets)]
+    body["ledger_lag"] = None if None in lags else sum(x or 0 for x in lags)
     body["server_time"] = to_rfc3339(now)
     return json_response(body)
 
