@@ -348,3 +348,16 @@ def test_retention_waits_for_every_bucket_then_removes_them_all(
     assert expire_ended(sync_redis, KS, 0, later) == ["old"]
     assert not any(sync_redis.exists(k) for part in parts for k in part.all_keys())
     assert sync_redis.hget(KS.bucketed, "old") is None
+
+
+async def test_a_keyed_retry_after_sell_out_replays_from_the_home_bucket(
+        client: httpx.AsyncClient) -> None:
+    await create_campaign(client, id="key", stock=3, buckets=3)
+    user = users_at_home(2, 3, 1, prefix="k")[0]
+    first = await claim(client, "key", user, key="tap-1")
+    assert first.status_code == 201
+    for i in range(3):
+        await claim(client, "key", f"other{i}")
+    assert (await claim(client, "key", "late")).json()["error"] == "sold_out"  # gate: closed
+    again = await claim(client, "key", user, key="tap-1")
+    assert (again.status_code, again.json()["claim_id"]) == (200, first.json()["claim_id"])

@@ -147,9 +147,10 @@ class ClaimService:
         refused key must not stay bound anyway (the full path binds, then releases it)."""
         key = self._keyspace.idempotency(who.user_id, idempotency_key)
         token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
+        home = (await self.buckets.route(campaign_id, who.user_id)).key_id  # holds its replays
         pipe = self._redis.pipeline(transaction=False)
         pipe.get(key)
-        pipe.hget(self._keyspace.campaign(campaign_id).dedup, token)
+        pipe.hget(self._keyspace.campaign(home).dedup, token)
         bound, stored = await pipe.execute()
         if bound is not None and bound != _fingerprint(campaign_id, channel, source_ref):
             raise ApiError(*IDEMPOTENCY_KEY_REUSED)
