@@ -10,8 +10,8 @@ through the service.
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from dataclasses import dataclass
 
 from flashclaim.codes import campaign_slot
@@ -21,8 +21,24 @@ ORDER_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 SLOTS = 16384
 
 
+_ID_RANDOM_BYTES = 10
+_POOL_BYTES = 4000  # os.urandom once per 400 ids, not once per claim (a syscall each)
+_pool = bytearray()
+
+
+def _reset_pool() -> None:
+    _pool.clear()  # a forked child must never hand out its parent's next ids
+
+
+os.register_at_fork(after_in_child=_reset_pool)
+
+
 def new_claim_id(campaign_id: str) -> str:
-    return f"{campaign_slot(campaign_id):04x}{secrets.token_hex(10)}"
+    if len(_pool) < _ID_RANDOM_BYTES:
+        _pool[:] = os.urandom(_POOL_BYTES)
+    random = _pool[-_ID_RANDOM_BYTES:]
+    del _pool[-_ID_RANDOM_BYTES:]
+    return f"{campaign_slot(campaign_id):04x}{random.hex()}"
 
 
 def slot_of_coupon(coupon_id: str) -> int | None:

@@ -209,3 +209,21 @@ async def test_listing_reads_only_the_open_index(
     await client.get("/v1/campaigns")
     assert set(await redis_client.zrange(keyspace.open_campaigns, 0, -1)) == {live["id"]}
     assert await redis_client.zcard(keyspace.registry) == 21
+
+
+def test_claim_ids_stay_distinct_across_the_random_pool_and_a_fork() -> None:
+    """Claim ids draw from a pool of os.urandom bytes; a forked child refills its own."""
+    import os
+
+    from flashclaim.coupons import new_claim_id
+
+    ids = [new_claim_id("c") for _ in range(2_000)]  # five refills of the pool
+    assert len(set(ids)) == len(ids) and all(len(i) == 24 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then gone
+        os.write(write, new_claim_id("c").encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != new_claim_id("c") and child not in ids

@@ -219,3 +219,33 @@ def test_connections_beyond_the_cap_are_refused_at_once(tmp_path: Path,
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_the_listener_keeps_the_body_deadline(tmp_path: Path, server: EmbeddedServer) -> None:
+    """A body that does not come with its head gets the listener's deadline (408, closed);
+    one that arrives in pieces within it is served; the app arms no timer of its own."""
+    env = {"FLASHCLAIM_HTTP_BODY_TIMEOUT_S": "1", "FLASHCLAIM_ADMIN_TOKEN": "tok"}
+    with serve(tmp_path, server, **env) as (port, _):
+        base = f"http://127.0.0.1:{port}"
+        httpx.post(base + "/v1/admin/campaigns", headers={"Authorization": "Bearer tok"},
+                   json={"id": "slow", "name": "slow", "stock": 5,
+                         "coupons": [{"type": "cash", "value": 100}]}).raise_for_status()
+        head = (b"POST /v1/campaigns/slow/claims HTTP/1.1\r\nHost: x\r\nX-User-Id: u%d\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 18\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head % 1 + b'{"chan')  # and then nothing
+            started = time.monotonic()
+            answer = closed_by_server(sock, 10)
+            waited = time.monotonic() - started
+        assert answer is not None and answer.startswith(b"HTTP/1.1 408"), answer
+        assert b'"request_timeout"' in answer and 0.9 < waited < 5, waited
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head % 2 + b'{"chan')
+            time.sleep(0.2)  # the client's own pace between its two packets
+            sock.sendall(b'nel": "app"}')
+            sock.settimeout(10)
+            reply = sock.recv(65536)
+        assert reply.startswith(b"HTTP/1.1 201"), reply
+        stats = httpx.get(base + "/v1/admin/campaigns/slow",
+                          headers={"Authorization": "Bearer tok"}).json()["stats"]
+        assert stats["granted"] == 1

@@ -28,7 +28,14 @@ from flashclaim.errors import (
     unavailable,
 )
 from flashclaim.validation import CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj, campaign_id
-from flashclaim.web.http import EMPTY, body_chunks, error_body, read_json_body, with_server_time
+from flashclaim.web.http import (
+    EMPTY,
+    body_chunks,
+    deadline_kept,
+    error_body,
+    read_json_body,
+    with_server_time,
+)
 from flashclaim.web.metrics import record_claim
 from flashclaim.web.services import Services
 
@@ -113,7 +120,8 @@ class ClaimEndpoint:
         if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
             raise invalid_request("Idempotency-Key must be 1-255 printable ASCII characters.")
         body = await read_json_body(headers, body_chunks(receive), s.settings.max_claim_body,
-                                    required=False, body_deadline_s=s.settings.body_timeout_s)
+                                    required=False, body_deadline_s=s.settings.body_timeout_s,
+                                    deadline_kept=deadline_kept(scope))
         channel = None
         if body is not EMPTY:
             o = Obj(body, "body")

@@ -14,7 +14,7 @@ import orjson
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive
+from starlette.types import Receive, Scope
 
 from flashclaim.errors import (
     ApiError,
@@ -35,13 +35,32 @@ class _Empty:
 
 
 EMPTY = _Empty()
+# In a request scope's "extensions": the listener (web/http_server.py) keeps the body's
+# deadline on the connection, so reading the body needs no timer of its own.
+BODY_DEADLINE_KEPT = "flashclaim.body_deadline"
 
 
 async def read_json(request: Request, limit: int, *, required: bool,
                     body_deadline_s: float = 5.0) -> Any:
     """The decoded body of a Starlette request (see read_json_body)."""
     return await read_json_body(request.headers, body_chunks(request.receive), limit,
-                                required=required, body_deadline_s=body_deadline_s)
+                                required=required, body_deadline_s=body_deadline_s,
+                                deadline_kept=deadline_kept(request.scope))
+
+
+async def _collect(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The chunks joined, refused as soon as they pass `limit` bytes."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise payload_too_large(limit)
+    return bytes(body)
+
+
+def deadline_kept(scope: Scope) -> bool:
+    """The listener keeps the request body's deadline (see BODY_DEADLINE_KEPT)."""
+    return BODY_DEADLINE_KEPT in (scope.get("extensions") or {})
 
 
 async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
@@ -58,13 +77,14 @@ async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
 
 async def read_json_body(
     headers: Headers, chunks: AsyncIterator[bytes], limit: int, *, required: bool,
-    body_deadline_s: float = 5.0,
+    body_deadline_s: float = 5.0, deadline_kept: bool = False,
 ) -> Any:
     """The decoded body, or EMPTY when none was sent and none is required.
 
     Reads at most `limit` bytes: an oversize body is refused before it is buffered. The
     whole body must arrive within `body_deadline_s` seconds (a slow client holds nothing longer),
-    and as long as its Content-Length says.
+    and as long as its Content-Length says. deadline_kept: the listener keeps that deadline
+    (and answers 408 itself), so no timer is armed here.
     """
     declared = headers.get("content-length")
     if declared is not None:
@@ -72,18 +92,18 @@ async def read_json_body(
             raise invalid_request("Content-Length must be a number.")
         if int(declared) > limit:
             raise payload_too_large(limit)
-    body = bytearray()
+    body = b""
     # HTTP/1.1 framing: without Content-Length or Transfer-Encoding (or with a length of
     # 0) there is no body to read. Most taps are like this: no read, no deadline to arm.
     if declared not in (None, "0") or "transfer-encoding" in headers:
-        try:
-            async with asyncio.timeout(body_deadline_s):
-                async for chunk in chunks:
-                    body += chunk
-                    if len(body) > limit:
-                        raise payload_too_large(limit)
-        except TimeoutError:
-            raise request_timeout(body_deadline_s) from None
+        if deadline_kept:
+            body = await _collect(chunks, limit)
+        else:
+            try:
+                async with asyncio.timeout(body_deadline_s):
+                    body = await _collect(chunks, limit)
+            except TimeoutError:
+                raise request_timeout(body_deadline_s) from None
         if declared is not None and len(body) != int(declared):
             raise incomplete_body()
     if not body:

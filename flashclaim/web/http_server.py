@@ -8,6 +8,10 @@ to send it, and keeps connections that never send a byte. Here, per connection:
   the connection is closed;
 - the head may not exceed header_max_bytes: the client gets 431 and is closed
   before more of it is buffered;
+- the body must arrive within body_timeout_s of the head, else the client gets 408 and
+  is closed. The timer is armed only for a body that did not come with its head (the
+  usual request arrives in one piece and costs no timer), and the app is told the
+  deadline is kept here (BODY_DEADLINE_KEPT in the scope's extensions), so it arms none;
 - a response sent before its request body was complete closes the connection (a
   client trickling a body holds nothing after its 408);
 - beyond max_connections open connections per process, a new one gets 503 and is
@@ -23,9 +27,12 @@ import asyncio
 import functools
 from typing import Any
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from flashclaim.errors import request_timeout
 from flashclaim.settings import Settings
+from flashclaim.web.http import BODY_DEADLINE_KEPT
 
 _431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
         b"connection: close\r\ncontent-length: 77\r\n\r\n"
@@ -40,6 +47,15 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+@functools.cache
+def _408(seconds: float) -> bytes:
+    error = request_timeout(seconds)
+    body = orjson.dumps({"error": error.code, "message": error.message})
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
+            + body)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -50,6 +66,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timeout = s.body_timeout_s
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -61,6 +79,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -75,6 +94,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 # A head split over chunks gets its deadline; a whole head (the usual
                 # case) costs no timer at all.
                 self._arm_head_timer()
+        elif self._body_timer is None and self.cycle is not None and self.cycle.more_body:
+            # The body did not come whole with this chunk: from now on it has a deadline.
+            self._body_timer = self.loop.call_later(self._body_timeout, self._body_too_slow)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -84,7 +106,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_bytes = 0
         self._cancel_head_timer()
+        self.scope.setdefault("extensions", {})[BODY_DEADLINE_KEPT] = {}
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._cancel_body_timer()
+        super().on_message_complete()
 
     def on_response_complete(self) -> None:
         if self.cycle is not None and self.cycle.more_body:  # answered before the body ended
@@ -100,6 +127,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_too_slow(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or self.transport.is_closing():
+            return
+        if not cycle.response_started:
+            self.transport.write(_408(self._body_timeout))
+        self.transport.close()
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
