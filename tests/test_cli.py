@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -67,6 +68,35 @@ def test_demo_passes_on_a_small_crowd(tmp_path: Path) -> None:
     assert "granted             50 of stock 50" in result.stdout
     assert "oversold 0, lost 0, duplicated 0" in result.stdout and "PASS" in result.stdout
     assert running_url(tmp_path / "demo") is None  # everything it started has stopped
+
+
+def test_demo_keep_leaves_the_pages_up_until_interrupted(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flashclaim", "demo", "--stock", "20", "--requests", "200",
+         "--users", "100", "--concurrency", "10", "--data-dir", str(tmp_path / "demo"),
+         "--keep"], env=children.clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    assert proc.stdout is not None
+    urls: dict[str, str] = {}
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:  # until the demo says where its pages are
+        if "coupon centre:" in line or "operator dashboard:" in line:
+            name, _, rest = line.partition(":")
+            urls[name.strip()] = rest.split()[0]
+        if len(urls) == 2 or time.monotonic() > deadline:
+            break
+    try:
+        assert set(urls) == {"coupon centre", "operator dashboard"}, urls
+        centre = httpx.get(urls["coupon centre"])
+        dashboard = httpx.get(urls["operator dashboard"])
+        assert centre.status_code == dashboard.status_code == 200
+        assert "Coupon centre" in centre.text and "Operator dashboard" in dashboard.text
+        assert proc.poll() is None  # still up after its verdict
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out  # the verdict's code: PASS
+    assert running_url(tmp_path / "demo") is None  # and then everything stopped
 
 
 def test_two_workers_grant_exactly_the_stock(tmp_path: Path) -> None:

@@ -249,3 +249,16 @@ def test_the_listener_keeps_the_body_deadline(tmp_path: Path, server: EmbeddedSe
         stats = httpx.get(base + "/v1/admin/campaigns/slow",
                           headers={"Authorization": "Bearer tok"}).json()["stats"]
         assert stats["granted"] == 1
+
+
+def test_a_request_http_cannot_parse_gets_a_json_400(tmp_path: Path,
+                                                     server: EmbeddedServer) -> None:
+    with serve(tmp_path, server) as (port, _), \
+            socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /v1/campaigns/x/claims HTTP/1.1\r\nHost: x\r\nX-User-Id: u\r\n"
+                     b"Transfer-Encoding: U\r\nContent-Length: 2\r\n\r\n{}")
+        answer = closed_by_server(sock, 10)
+    assert answer is not None and answer.startswith(b"HTTP/1.1 400"), answer
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head
+    assert orjson.loads(body)["error"] == "invalid_request"

@@ -188,8 +188,11 @@ def _run(args: argparse.Namespace) -> int:
                           headers=admin).json()["stats"]
         issuance = issue_other_ways(base, admin)
         after = redeem_share(base, CHECKOUT_TOKEN, crowd.granted_ids)
-        return _report(data_dir, campaign_id, args, crowd, elapsed, stats, issuance,
+        code = _report(data_dir, campaign_id, args, crowd, elapsed, stats, issuance,
                        After(base, admin, probe, after))
+        if args.keep:
+            _keep_running(base, admin["Authorization"].removeprefix("Bearer "))
+        return code
     finally:
         # Children first (they hold files in the data dir); a second signal meanwhile
         # must not cut this short.
@@ -201,6 +204,18 @@ def _run(args: argparse.Namespace) -> int:
         if not args.data_dir and not args.keep:
             shutil.rmtree(data_dir, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _keep_running(base: str, admin_token: str) -> None:
+    """After the verdict: the stack stays up for a look at the pages, until Ctrl-C."""
+    print(f"\nThe stack keeps running (Ctrl-C stops it):\n"
+          f"  coupon centre:       {base}/\n"
+          f"  operator dashboard:  {base}/admin  (admin token: {admin_token})", flush=True)
+    try:
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
 
 
 @dataclass

@@ -25,6 +25,7 @@ from flashclaim.web import (
     code_api,
     grant_api,
     ops_api,
+    pages_api,
     public_api,
     report_api,
     template_api,
@@ -94,9 +95,10 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
                     *grant_api.routes, *code_api.routes, *checkout_api.routes,
                     *report_api.routes]
     public_routes = [*public_api.routes, *code_api.public_routes, *wallet_api.routes]
-    routes = {"all": [*public_routes, *admin_routes, *ops_api.routes],
-              "public": [*public_routes, *ops_api.routes],
-              "admin": [*admin_routes, *ops_api.routes]}[settings.role]
+    routes = {"all": [*public_routes, *admin_routes, *ops_api.routes, *pages_api.public_routes,
+                      Route("/admin", pages_api.dashboard, methods=["GET"])],
+              "public": [*public_routes, *ops_api.routes, *pages_api.public_routes],
+              "admin": [*admin_routes, *ops_api.routes, *pages_api.admin_routes]}[settings.role]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -17,7 +17,7 @@ import orjson
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from flashclaim.claim.identity import Identity
 from flashclaim.errors import (
@@ -165,4 +165,16 @@ class ClaimFrontDoor:
                     scope["path_params"] = {"campaign_id": raw_id}
                     await self.endpoint(scope, receive, send)
                     return
+        if scope["type"] == "http" and scope["path"].startswith("/v1/admin"):
+            send = _no_store(send)  # admin data is never cached, by a browser or a proxy
         await self.starlette(scope, receive, send)
+
+
+def _no_store(send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if not any(name.lower() == b"cache-control" for name, _ in headers):
+                message["headers"] = [*headers, (b"cache-control", b"no-store")]
+        await send(message)
+    return sending

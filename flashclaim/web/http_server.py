@@ -47,6 +47,11 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+_400 = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: 63\r\n\r\n"
+        b'{"error":"invalid_request","message":"Malformed HTTP request."}')
+
+
 @functools.cache
 def _408(seconds: float) -> bytes:
     error = request_timeout(seconds)
@@ -127,6 +132,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+
+    def send_400_response(self, msg: str) -> None:
+        """A request HTTP cannot parse (a bad Transfer-Encoding, say): a JSON 400 like every
+        other refusal, not uvicorn's plain text."""
+        self.transport.write(_400)
+        self.transport.close()
 
     def _cancel_body_timer(self) -> None:
         if self._body_timer is not None:

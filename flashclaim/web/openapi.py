@@ -747,6 +747,17 @@ PATHS: dict[str, Any] = {
                          "responses": {"200": {"description": "Prometheus text format"}}}},
     "/openapi.json": {"get": {"summary": "This document",
                               "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    "/": {"get": {"summary": "The coupon centre page (public listener; docs/pages.md)",
+                  "responses": {"200": {"description": "HTML"},
+                                **_errors(404)}}},  # 404 on the admin-only listener
+    "/admin": {"get": {"summary": "The operator dashboard page (admin listener; docs/pages.md)",
+                       "responses": {"200": {"description": "HTML, not cached"},
+                                     **_errors(404)}}},  # 404 on the public-only listener
+    "/static/{name}": {"get": {
+        "summary": "The pages' script and style files",
+        "parameters": [{"name": "name", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "JavaScript or CSS"}, **_errors(404)}}},
 }
 
 

@@ -1,0 +1,160 @@
+"""The coupon centre (GET /) and the operator dashboard (GET /admin) in a real browser:
+Debian's chromium driven by Playwright, against `flashclaim serve` on a real Valkey."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from flashclaim.store.embedded import EmbeddedServer
+
+from helpers import serving
+
+TOKEN = "pages-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("Debian's chromium is needed: apt-get install chromium (.ci/test does)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def base(tmp_path: Path, server: EmbeddedServer) -> Iterator[str]:
+    with serving(tmp_path / "data", "--admin-token", TOKEN, redis_url=server.url) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    p = context.new_page()
+    errors: list[str] = []
+    # (an API's 4xx answer is logged as "Failed to load resource": expected, not an error)
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error"
+         and not m.text.startswith("Failed to load resource") else None)
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    yield p
+    context.close()
+    assert not errors, errors  # no script error, no CSP violation
+
+
+def campaign(base: str, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Double 11", "stock": 100,
+            "coupons": [{"type": "threshold", "value": 2000, "min_spend": 10000}], **fields}
+    r = httpx.post(base + "/v1/admin/campaigns", headers=ADMIN, json=body)
+    assert r.status_code == 201, r.text
+    created: dict[str, Any] = r.json()
+    return created
+
+
+def card(page: Page, campaign_id: str) -> Any:
+    return page.locator(f'article[data-id="{campaign_id}"]')
+
+
+def test_pages_are_served_with_their_security_headers(base: str) -> None:
+    centre = httpx.get(base + "/")
+    dashboard = httpx.get(base + "/admin")
+    for r in (centre, dashboard):
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+    assert dashboard.headers["cache-control"] == "no-store"
+    listing = httpx.get(base + "/v1/admin/campaigns", headers=ADMIN)
+    assert listing.headers["cache-control"] == "no-store"  # admin data is never cached
+    assert httpx.get(base + "/static/centre.js").headers["content-type"].startswith(
+        "text/javascript")
+    for missing in ("/static/nothing.js", "/static/centre.html", "/static/..%2Fpages_api.py"):
+        assert httpx.get(base + missing).status_code == 404, missing
+
+
+def test_countdown_then_grab_then_already_claimed_and_sold_out(base: str, page: Page) -> None:
+    starts = datetime.now(UTC) + timedelta(seconds=3)
+    campaign(base, id="soon", name="Midnight sale", stock=5, starts_at=starts.isoformat())
+    campaign(base, id="gone", name="Last one", stock=1)
+    page.goto(base + "/")
+    soon = card(page, "soon")
+    expect(soon.locator(".status")).to_contain_text("starts in")
+    expect(soon.locator("button")).to_be_disabled()
+    page.fill("#user", "alice")
+    page.dispatch_event("#user", "change")
+    page.screenshot(path=str(DOCS / "coupon-centre.png"))
+    expect(soon.locator(".status")).to_have_text("live", timeout=10_000)  # the countdown ran out
+    soon.locator("button").click()
+    expect(soon.locator(".answer")).to_have_text("Granted: ¥20 off ¥100.")
+    soon.locator("button").click()
+    expect(soon.locator(".answer")).to_contain_text("Already claimed")
+    expect(soon.locator(".stock")).to_have_text("4 of 5 left")
+    gone = card(page, "gone")
+    expect(gone.locator(".stock")).to_have_text("1 of 1 left")
+    assert httpx.post(base + "/v1/campaigns/gone/claims",  # someone else is faster
+                      headers={"X-User-Id": "early"}).status_code == 201
+    gone.locator("button").click()
+    expect(gone.locator(".answer")).to_have_text("Sold out.")
+    expect(gone.locator(".status")).to_have_text("sold out")
+
+
+def test_an_operator_creates_pauses_and_watches_a_crowd(base: str, browser: Browser,
+                                                        page: Page) -> None:
+    page.goto(base + "/admin")
+    expect(page.locator("#desk")).to_be_hidden()
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    assert TOKEN not in page.url
+    page.fill("#new-id", "d11")
+    page.fill("#new-name", "Double 11 live")
+    page.fill("#new-stock", "300")
+    page.click("#create button")
+    row = page.locator('tr[data-id="d11"]')
+    expect(row).to_contain_text("Double 11 live")
+    expect(page.locator("#live-name")).to_have_text("Double 11 live")
+
+    # the live view's numbers move during a small flash crowd
+    def crowd() -> None:
+        with httpx.Client(base_url=base) as c:
+            for i in range(400):
+                c.post("/v1/campaigns/d11/claims", headers={"X-User-Id": f"crowd{i}"},
+                       json={"channel": "app"})
+
+    tapping = threading.Thread(target=crowd)
+    tapping.start()
+    expect(page.locator("#live-granted")).not_to_have_text("0", timeout=10_000)
+    tapping.join()
+    expect(page.locator("#live-granted")).to_have_text("300", timeout=10_000)
+    expect(page.locator("#live-remaining")).to_have_text("0")
+    expect(page.locator("#live-rejected")).to_contain_text("sold out: 100")
+    page.screenshot(path=str(DOCS / "operator-dashboard.png"))
+
+    # pause another campaign from the dashboard: the coupon centre shows it paused
+    campaign(base, id="calm", name="Calm sale")
+    shopper = browser.new_page()
+    shopper.goto(base + "/")
+    expect(card(shopper, "calm").locator(".status")).to_have_text("live")
+    calm = page.locator('tr[data-id="calm"]')
+    expect(calm).to_be_visible(timeout=10_000)
+    calm.get_by_role("button", name="Pause").click()
+    expect(calm).to_contain_text("paused")
+    expect(card(shopper, "calm").locator(".status")).to_have_text("paused")  # its next refresh
+    expect(card(shopper, "calm").locator("button")).to_be_disabled()
+    shopper.close()
+
