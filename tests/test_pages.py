@@ -3,6 +3,7 @@ Debian's chromium driven by Playwright, against `flashclaim serve` on a real Val
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,13 @@ from helpers import serving
 TOKEN = "pages-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    """Every run takes it; FLASHCLAIM_UPDATE_SCREENSHOTS=1 also replaces the one in docs/."""
+    page.screenshot(path=str(tmp_path / name))
+    if os.environ.get("FLASHCLAIM_UPDATE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / name))
 
 
 def chromium_path() -> str:
@@ -88,7 +96,8 @@ def test_pages_are_served_with_their_security_headers(base: str) -> None:
         assert httpx.get(base + missing).status_code == 404, missing
 
 
-def test_countdown_then_grab_then_already_claimed_and_sold_out(base: str, page: Page) -> None:
+def test_countdown_then_grab_then_already_claimed_and_sold_out(base: str, page: Page,
+                                                              tmp_path: Path) -> None:
     starts = datetime.now(UTC) + timedelta(seconds=3)
     campaign(base, id="soon", name="Midnight sale", stock=5, starts_at=starts.isoformat())
     campaign(base, id="gone", name="Last one", stock=1)
@@ -98,7 +107,7 @@ def test_countdown_then_grab_then_already_claimed_and_sold_out(base: str, page: 
     expect(soon.locator("button")).to_be_disabled()
     page.fill("#user", "alice")
     page.dispatch_event("#user", "change")
-    page.screenshot(path=str(DOCS / "coupon-centre.png"))
+    screenshot(page, "coupon-centre.png", tmp_path)
     expect(soon.locator(".status")).to_have_text("live", timeout=10_000)  # the countdown ran out
     soon.locator("button").click()
     expect(soon.locator(".answer")).to_have_text("Granted: ¥20 off ¥100.")
@@ -115,7 +124,7 @@ def test_countdown_then_grab_then_already_claimed_and_sold_out(base: str, page: 
 
 
 def test_an_operator_creates_pauses_and_watches_a_crowd(base: str, browser: Browser,
-                                                        page: Page) -> None:
+                                                        page: Page, tmp_path: Path) -> None:
     page.goto(base + "/admin")
     expect(page.locator("#desk")).to_be_hidden()
     page.fill("#token", TOKEN)
@@ -143,7 +152,7 @@ def test_an_operator_creates_pauses_and_watches_a_crowd(base: str, browser: Brow
     expect(page.locator("#live-granted")).to_have_text("300", timeout=10_000)
     expect(page.locator("#live-remaining")).to_have_text("0")
     expect(page.locator("#live-rejected")).to_contain_text("sold out: 100")
-    page.screenshot(path=str(DOCS / "operator-dashboard.png"))
+    screenshot(page, "operator-dashboard.png", tmp_path)
 
     # pause another campaign from the dashboard: the coupon centre shows it paused
     campaign(base, id="calm", name="Calm sale")
