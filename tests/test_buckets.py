@@ -211,20 +211,40 @@ async def grab_crowd(client: httpx.AsyncClient, campaign: str, users: list[str],
 
 
 def judge_crowd(answers: list[tuple[str, float, float, int, str]], recorded: list[dict[str, Any]],
-                stock: int) -> None:
-    granted = [a for a in answers if a[3] == 201]
-    assert len(granted) == stock  # exactly the stock, not one more
-    assert len({a[4] for a in granted}) == stock
-    assert max(Counter(a[0] for a in granted).values()) == 1  # nobody above the limit
-    assert {r["claim_id"] for r in recorded} == {a[4] for a in granted}  # records = grants
-    assert len(recorded) == stock
-    refused = [a for a in answers if a[4] == "sold_out"]
-    last_grant_sent = max(a[1] for a in granted)
-    first_sold_out = min(a[2] for a in refused)
-    # nobody was refused sold_out while a bucket held stock for longer than the bound
-    assert last_grant_sent - first_sold_out < SOLD_OUT_BOUND_S, (last_grant_sent, first_sold_out)
+                stock: int, *, bound: bool = True) -> None:
+    """The promises, from both sides: exactly the stock recorded, nobody above the limit,
+    every 201 recorded, and a record nobody was told of only for a tap answered 503 (a
+    Redis call that failed, perhaps after the script ran: what a 503 means in the API).
+    bound: no grant sent longer than SOLD_OUT_BOUND_S after the first sold_out."""
+    ids = [r["claim_id"] for r in recorded]
+    assert len(ids) == len(set(ids)) == stock  # exactly the stock, not one more
+    assert max(Counter(r["user_id"] for r in recorded).values()) == 1  # nobody above the limit
+    told = {a[4] for a in answers if a[3] == 201}
+    assert told <= set(ids)  # no acknowledged claim lost
+    unavailable = {a[0] for a in answers if a[3] == 503}
+    assert {r["user_id"] for r in recorded if r["claim_id"] not in told} <= unavailable
     statuses = Counter((a[3], a[4] if a[3] != 201 else "") for a in answers)
-    assert set(statuses) <= {(201, ""), (410, "sold_out"), (409, "already_claimed")}, statuses
+    assert set(statuses) <= {(201, ""), (410, "sold_out"), (409, "already_claimed"),
+                             (503, "unavailable")}, statuses
+    if bound:
+        last_grant_sent = max(a[1] for a in answers if a[3] == 201)
+        first_sold_out = min(a[2] for a in answers if a[4] == "sold_out")
+        # nobody was refused sold_out while a bucket held stock for longer than the bound
+        assert last_grant_sent - first_sold_out < SOLD_OUT_BOUND_S, (last_grant_sent,
+                                                                      first_sold_out)
+
+
+def assert_reconciled(url: str, tmp_path: Path, campaign_id: str, granted: int) -> None:
+    """Carry every record into a SQLite ledger; reconcile then finds it all in agreement."""
+    with sync_client(url) as rc:
+        ledger = open_ledger(None, tmp_path)
+        try:
+            carry(rc, ledger)
+            rec = reconcile_campaign(rc, ledger, KS, campaign_id)
+            assert rec.ok, rec.mismatches
+            assert (rec.granted, rec.ledger_rows, rec.lag) == (granted, granted, 0)
+        finally:
+            ledger.close()
 
 
 async def all_records(client: httpx.AsyncClient, campaign: str) -> list[dict[str, Any]]:
@@ -250,24 +270,22 @@ async def test_a_crowd_on_three_masters_gets_exactly_the_stock(
         judge_crowd(answers, await all_records(client, "d11"), 1000)
         s = await stats(client, "d11")
         assert (s["granted"], s["remaining"], s["recorded"]) == (1000, 0, 1000)
-    with sync_client(cluster.url) as rc:
-        ledger = open_ledger(None, tmp_path)
-        try:
-            carry(rc, ledger)
-            rec = reconcile_campaign(rc, ledger, KS, "d11")
-            assert rec.ok, rec.mismatches
-            assert (rec.granted, rec.ledger_rows, rec.lag) == (1000, 1000, 0)
-        finally:
-            ledger.close()
+    assert_reconciled(cluster.url, tmp_path, "d11", 1000)
 
 
-def test_the_crowd_judge_catches_a_refusal_while_stock_remained() -> None:
-    """judge_crowd's bound: a sold_out answered 5 s before another grant is a breach."""
+def test_the_crowd_judge_catches_what_it_guards() -> None:
+    """judge_crowd fails on a sold_out answered 5 s before another grant, and on a record
+    of a claim whose tap was refused (a 503 is the only answer that may hide a grant)."""
     answers = [("a", 0.0, 0.1, 201, "c1"), ("b", 0.2, 0.3, 410, "sold_out"),
                ("c", 5.3, 5.4, 201, "c2")]
-    recorded = [{"claim_id": "c1"}, {"claim_id": "c2"}]
+    recorded = [{"claim_id": "c1", "user_id": "a"}, {"claim_id": "c2", "user_id": "c"}]
     with pytest.raises(AssertionError, match=r"\(5\.3, 0\.3\)"):
         judge_crowd(answers, recorded, 2)
+    judge_crowd(answers, recorded, 2, bound=False)  # the rest holds
+    hidden = [*recorded[:1], {"claim_id": "c9", "user_id": "b"}]
+    with pytest.raises(AssertionError):
+        judge_crowd(answers[:2], hidden, 2, bound=False)
+    judge_crowd([*answers[:1], ("b", 0.2, 0.3, 503, "unavailable")], hidden, 2, bound=False)
 
 
 @pytest.mark.cluster
@@ -302,24 +320,10 @@ async def test_a_master_killed_mid_run_loses_and_oversells_nothing(tmp_path: Pat
                                        during=kill_after_300)
             answers += await grab_crowd(client, "k11", [f"q{i}" for i in range(8_000)])
             recorded = await all_records(client, "k11")
-        granted = {a[4] for a in answers if a[3] == 201}
-        failed = {a[0] for a in answers if a[3] not in (201, 409, 410)}
-        assert failed  # the kill was felt: some taps got 503
-        ids = [r["claim_id"] for r in recorded]
-        assert len(ids) == len(set(ids)) == 1000  # exactly the stock
-        assert granted <= set(ids)  # no acknowledged claim lost
-        # a record nobody was told of is a claim whose answer was lost in the failover
-        assert {r["user_id"] for r in recorded if r["claim_id"] not in granted} <= failed
-        assert max(Counter(r["user_id"] for r in recorded).values()) == 1
-        with sync_client(cluster.url) as rc:
-            ledger = open_ledger(None, tmp_path)
-            try:
-                carry(rc, ledger)
-                rec = reconcile_campaign(rc, ledger, KS, "k11")
-                assert rec.ok, rec.mismatches
-                assert (rec.granted, rec.ledger_rows) == (1000, 1000)
-            finally:
-                ledger.close()
+        assert any(a[3] == 503 for a in answers)  # the kill was felt
+        # (a failover may strand a refill: the sold_out bound is not judged here)
+        judge_crowd(answers, recorded, 1000, bound=False)
+        assert_reconciled(cluster.url, tmp_path, "k11", 1000)
     finally:
         cluster.stop()
 

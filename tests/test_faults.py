@@ -266,3 +266,25 @@ def wait_until(condition: object, timeout: float = 60) -> None:
     while not condition():  # type: ignore[operator]
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+async def test_a_fault_inside_the_redis_client_is_a_lost_connection_not_a_500() -> None:
+    """redis-py's cluster client can disconnect a connection another task is writing on
+    (its writer is gone): that AttributeError is answered 503 like a lost connection; the
+    same error from our own code stays a 500."""
+    from redis.asyncio.connection import Connection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from flashclaim.store.connection import client_fault
+
+    torn = Connection()  # never connected: no writer, as after a concurrent disconnect
+    try:
+        await torn._send_packed_command([b"PING"])
+    except AttributeError as exc:
+        assert isinstance(client_fault(exc), RedisConnectionError)
+    else:
+        raise AssertionError("a connection without a writer wrote")
+    try:
+        getattr(torn, "no_such_attribute")  # noqa: B009  (our own code's AttributeError)
+    except AttributeError as exc:
+        assert client_fault(exc) is None

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from flashclaim.errors import ApiError, store_failure
 from flashclaim.runtime.lifeline import tie_to_parent
 from flashclaim.settings import Settings
+from flashclaim.store.connection import client_fault
 from flashclaim.web import (
     admin_api,
     blocklist_api,
@@ -58,6 +59,9 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    fault = client_fault(exc)
+    if fault is not None:
+        return error_response(store_failure(fault))
     log.exception("unhandled error", exc_info=exc)
     return json_response({"error": "internal", "message": "Internal error."}, 500)
 

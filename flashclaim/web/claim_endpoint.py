@@ -27,6 +27,7 @@ from flashclaim.errors import (
     store_failure,
     unavailable,
 )
+from flashclaim.store.connection import client_fault
 from flashclaim.validation import CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj, campaign_id
 from flashclaim.web.http import (
     EMPTY,
@@ -72,9 +73,14 @@ class ClaimEndpoint:
             status, body = err.status, self._error(err)
             if err.retry_after is not None:
                 extra.append((b"retry-after", str(err.retry_after).encode()))
-        except Exception:
-            log.exception("unhandled error in a claim")
-            outcome, status, body = "internal", 500, _INTERNAL
+        except Exception as exc:
+            fault = client_fault(exc)
+            if fault is None:
+                log.exception("unhandled error in a claim")
+                outcome, status, body = "internal", 500, _INTERNAL
+            else:
+                err = store_failure(fault)
+                outcome, status, body = err.code, err.status, self._error(err)
         record_claim(outcome, time.perf_counter() - started)
         body = with_server_time(body)  # a grab button's countdown runs on the server's clock
         await send({"type": "http.response.start", "status": status,
