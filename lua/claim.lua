@@ -43,8 +43,9 @@ ARGV:
                  client IP       "" when the service has no per-IP limit
                  IP limit        taps per window from one IP (integer, "" with no IP)
                  IP window       milliseconds ("" with no IP)
-                 retry           "1" when the rate limits counted this tap already (it is
-                                 retried after stock moved into its bucket), else "0"
+                 retry           "1" when this claim is asked again after stock moved into
+                                 its bucket: its first answer, sold_out, was counted, and so
+                                 was the tap by the rate limits; "0" otherwise
   (One argument per claim: a batch costs the client one string to pack per claim.)
   A grant is not a tap: the rate limits do not apply to source "grant".
 
@@ -199,8 +200,9 @@ for i = 1, n do
   local f = fields_of(ARGV[i])
   local claim_id, token, user_id, tags, channel, idem_key = f[1], f[2], f[3], f[4], f[5], f[6]
   local source, source_ref, blocked, client_ip = f[7], f[8], f[9] == '1', f[10]
-  -- a retry after stock moved into this bucket was counted by the rate limits already
-  local is_tap = source ~= 'grant' and f[13] ~= '1'
+  -- a retry after stock moved into this bucket was counted already (rate limits, sold_out)
+  local retry = f[13] == '1'
+  local is_tap = source ~= 'grant' and not retry
   local code_uses = nil  -- uses left of the code being redeemed, when it is this campaign's
   if source == 'code' then
     local entry = redis.call('HGET', codes_key, source_ref)
@@ -245,10 +247,13 @@ for i = 1, n do
     elseif daily_limit and today_n >= daily_limit then
       reject('daily_limit', tostring(ms_to_midnight))
     elseif remaining and remaining <= 0 then
-      reject('sold_out', '')
+      if retry then reply('sold_out', '') else reject('sold_out', '') end
     else
       -- the grant: stock first, then everything that records it
       if remaining then remaining = redis.call('HINCRBY', meta_key, 'remaining', -1) end
+      if retry then  -- its first answer was sold_out after all: no longer a rejection
+        redis.call('HINCRBY', rejected_key, 'sold_out', -1)
+      end
       local seq = (redis.call('HINCRBY', meta_key, 'granted', 1) - 1) * buckets + bucket + 1
       held = redis.call('HINCRBY', users_key, user_id, 1)
       if daily_limit then

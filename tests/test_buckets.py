@@ -78,6 +78,8 @@ async def test_a_user_whose_bucket_ran_out_is_granted_from_another(
     assert answers == [201, 201, 201, 410]  # then sold out everywhere
     s = await stats(client, "hot")
     assert (s["granted"], s["remaining"], s["recorded"]) == (3, 0, 3)
+    # two grants came after a refill: their first answers, sold out, are not rejections
+    assert s["rejected"] == {"sold_out": 1}
     records = (await client.get("/v1/admin/campaigns/hot/claims", headers=ADMIN)).json()
     assert sorted(r["user_id"] for r in records["claims"]) == sorted(home[:3])
     assert all(r["entry_id"].startswith("0/") for r in records["claims"])  # decided at home

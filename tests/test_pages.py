@@ -3,9 +3,12 @@ Debian's chromium driven by Playwright, against `flashclaim serve` on a real Val
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from flashclaim.store.embedded import EmbeddedServer
+from flashclaim.tools import children
 
 from helpers import serving
 
@@ -167,3 +171,60 @@ def test_an_operator_creates_pauses_and_watches_a_crowd(base: str, browser: Brow
     expect(card(shopper, "calm").locator("button")).to_be_disabled()
     shopper.close()
 
+
+
+@pytest.fixture
+def base_with_ledger(tmp_path: Path, server: EmbeddedServer) -> Iterator[str]:
+    """The service and a ledger consumer on one data directory (the wallet reads the ledger)."""
+    data = tmp_path / "data"
+    with serving(data, "--admin-token", TOKEN, redis_url=server.url) as url:
+        env = children.clean_env(FLASHCLAIM_REDIS_URL=server.url, FLASHCLAIM_DATA_DIR=str(data))
+        ledger = children.start(["ledger", "--block-ms", "100"], env, tmp_path / "ledger.log")
+        try:
+            yield url
+        finally:
+            children.stop(ledger)
+
+
+def one_code(base: str, campaign_id: str) -> str:
+    """A single-use code of the campaign, generated and exported through the admin API."""
+    made = httpx.post(f"{base}/v1/admin/campaigns/{campaign_id}/codes", headers=ADMIN,
+                      json={"count": 1})
+    assert made.status_code == 202, made.text
+    deadline = time.monotonic() + 30
+    while not all(b["state"] == "ready" for b in httpx.get(
+            f"{base}/v1/admin/campaigns/{campaign_id}/codes", headers=ADMIN).json()["batches"]):
+        assert time.monotonic() < deadline, "the code batch was never ready"
+        time.sleep(0.05)
+    export = httpx.get(f"{base}/v1/admin/campaigns/{campaign_id}/codes.csv", headers=ADMIN)
+    return next(csv.DictReader(io.StringIO(export.text)))["code"]
+
+
+def test_a_code_is_redeemed_and_the_coupons_show_in_the_wallet(base_with_ledger: str,
+                                                                page: Page) -> None:
+    base = base_with_ledger
+    campaign(base, id="grab", name="Grab me", stock=10)
+    campaign(base, id="coded", name="Code gift", stock=10,
+             coupons=[{"type": "cash", "value": 500}])
+    code = one_code(base, "coded")
+    page.goto(base + "/")
+    page.fill("#user", "bob")
+    page.dispatch_event("#user", "change")
+    card(page, "grab").locator("button").click()
+    expect(card(page, "grab").locator(".answer")).to_have_text("Granted: ¥20 off ¥100.")
+    page.fill("#code", code)
+    page.click("#redeem button")
+    expect(page.locator("#redeem-answer")).to_have_text("Granted: ¥5 off.")
+    page.click("#redeem button")  # bob again: he holds this campaign's coupon
+    expect(page.locator("#redeem-answer")).to_contain_text("Already claimed")
+    page.fill("#user", "carol")
+    page.click("#redeem button")  # carol, with the same single-use code: used up
+    expect(page.locator("#redeem-answer")).to_have_text("This code has been used up.")
+    page.fill("#user", "bob")
+    wanted = ("Grab me: ¥20 off ¥100, unused", "Code gift: ¥5 off, unused")
+    deadline = time.monotonic() + 15
+    while not all(w in " | ".join(page.locator("#coupons li").all_inner_texts())
+                  for w in wanted):
+        assert time.monotonic() < deadline, page.locator("#coupons li").all_inner_texts()
+        page.click("#wallet-refresh")  # the ledger carries the claims within a moment
+        page.wait_for_timeout(100)

@@ -120,8 +120,10 @@ class ClaimService:
             keys = self._keyspace.campaign(route.key_id)
             todo, rounds = indices, REFILL_ROUNDS
             while todo and rounds:
+                retry = rounds < REFILL_ROUNDS  # after a refill (its sold_out was counted)
                 rounds -= 1
-                found = await self._scripts.claim(keys, [requests[i] for i in todo])
+                found = await self._scripts.claim(
+                    keys, [replace(requests[i], retry=retry) for i in todo])
                 decided.update(zip(todo, found, strict=True))
                 todo = [i for i in todo if decided[i].code is ClaimCode.SOLD_OUT]
                 if not todo or route.buckets == 1 or not await self.buckets.refill(route):
