@@ -81,9 +81,10 @@ class BucketRouter:
         self._keyspace = keyspace
         self._clock = clock
         self._layouts: dict[str, tuple[int, float]] = {}  # campaign -> (buckets, until)
-        # One read in flight per campaign: a crowd's first taps share it (bounded by the
-        # taps in flight, and emptied as each read ends).
-        self._reading: dict[str, asyncio.Future[int]] = {}
+        # One read in flight per campaign, in a task of its own: a crowd's first taps share
+        # it, and a tap that goes away does not cancel it for the others (an entry lives
+        # only while its read does).
+        self._reading: dict[str, asyncio.Task[int]] = {}
 
     async def count(self, campaign_id: str) -> int:
         """How many buckets the campaign has (1 for an unknown id: claim.lua says not found)."""
@@ -91,19 +92,16 @@ class BucketRouter:
         if known is not None and known[1] > self._clock():
             return known[0]
         reading = self._reading.get(campaign_id)
-        if reading is not None:
-            return await asyncio.shield(reading)
-        reading = self._reading[campaign_id] = asyncio.get_running_loop().create_future()
-        try:
-            n = await self._read_count(campaign_id)
-        except BaseException as exc:
-            reading.set_exception(exc)
-            reading.exception()  # retrieved: no "never retrieved" warning without waiters
-            raise
-        finally:
-            del self._reading[campaign_id]
-        reading.set_result(n)
-        return n
+        if reading is None:
+            reading = self._reading[campaign_id] = asyncio.create_task(
+                self._read_count(campaign_id))
+            reading.add_done_callback(lambda done: self._read_done(campaign_id, done))
+        return await asyncio.shield(reading)
+
+    def _read_done(self, campaign_id: str, done: asyncio.Task[int]) -> None:
+        del self._reading[campaign_id]
+        if not done.cancelled():
+            done.exception()  # retrieved, also when every tap waiting for it went away
 
     async def _read_count(self, campaign_id: str) -> int:
         found, buckets = await self._redis.hmget(self._keyspace.campaign(campaign_id).meta,
