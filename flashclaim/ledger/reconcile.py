@@ -110,10 +110,9 @@ def reconcile_campaign(
     one atomic snapshot (its granted G); what the ledger must hold is judged on its rows
     up to G's seq; what it must not hold, on all its rows against `granted` read again
     after the ledger (G2 >= G), since grants made meanwhile may already be in it."""
-    keys = keyspace.campaign(campaign_id)
     rec = Reconciliation(campaign_id)
-    n = int(r.hget(keys.meta, "buckets") or 1)
-    parts = keyspace.buckets(campaign_id, n)
+    parts = campaign_parts(r, keyspace, campaign_id)
+    n = len(parts)
     snaps = [_snapshot(r, part.stream, part.meta) for part in parts]
     if not snaps[0].meta:
         rec.mismatches.append("campaign not found in Redis")
@@ -239,9 +238,8 @@ def repair_campaign(r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign
     """Write every retained stream record of the campaign that the ledger lacks (the
     ledger's inserts are idempotent, so what it has is left as it is); returns how many
     were missing. For a ledger that missed entries another consumer acknowledged."""
-    n = int(r.hget(keyspace.campaign(campaign_id).meta, "buckets") or 1)
-    records = [x for part in keyspace.buckets(campaign_id, n) for x in _read_all(r, part.stream)
-               if isinstance(x, ClaimRecord)]
+    records = [x for part in campaign_parts(r, keyspace, campaign_id)
+               for x in _read_all(r, part.stream) if isinstance(x, ClaimRecord)]
     return sum(ledger.write(records[i:i + PAGE]) for i in range(0, len(records), PAGE))
 
 
@@ -255,14 +253,20 @@ def _read_all(r: redis.Redis, stream: str) -> list[ClaimRecord | RecordError]:
     return out
 
 
+def campaign_parts(r: redis.Redis, keyspace: KeySpace, campaign_id: str) -> list[CampaignKeys]:
+    """The keys of each of the campaign's buckets, as many as its own meta says (one for
+    a campaign without buckets, or one gone from Redis)."""
+    return keyspace.buckets(campaign_id,
+                            int(r.hget(keyspace.campaign(campaign_id).meta, "buckets") or 1))
+
+
 def wait_for_ledger(r: redis.Redis, keyspace: KeySpace, campaign_ids: list[str], timeout: float,
                     group: str = "ledger") -> int:
     """Poll until the ledger group has acknowledged everything (or the deadline); the lag left."""
     deadline = time.monotonic() + timeout
+    parts = [part for c in campaign_ids for part in campaign_parts(r, keyspace, c)]
+    streams = {s for part in parts for s in (part.stream, part.coupon_slot().events)}
     while True:
-        parts = [part for c in campaign_ids for part in keyspace.buckets(
-            c, int(r.hget(keyspace.campaign(c).meta, "buckets") or 1))]
-        streams = {s for part in parts for s in (part.stream, part.coupon_slot().events)}
         lag = sum(ledger_lag(r, s, group) for s in streams)
         if lag == 0 or time.monotonic() >= deadline:
             return lag

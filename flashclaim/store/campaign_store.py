@@ -17,7 +17,7 @@ from flashclaim.campaigns import (
     patched_fields,
 )
 from flashclaim.errors import ApiError, campaign_not_found
-from flashclaim.keys import KeySpace, bucket_key_id, home_bucket
+from flashclaim.keys import CampaignKeys, KeySpace, bucket_key_id, home_bucket
 from flashclaim.store.buckets import create_buckets, mirror_definition, move_stock, summed_view
 from flashclaim.store.connection import server_time_ms, text_map
 from flashclaim.store.scripts import Scripts, StockCode
@@ -90,12 +90,18 @@ class CampaignStore:
     async def _summed(self, view: CampaignView) -> CampaignView:
         return await summed_view(self._redis, self._keyspace, view)
 
+    async def _parts(self, campaign_id: str) -> list[CampaignKeys]:
+        """The keys of each of the campaign's buckets, as many as its own meta says."""
+        n = await self._redis.hget(self._keyspace.campaign(campaign_id).meta, "buckets")
+        return self._keyspace.buckets(campaign_id, int(n or 1))
+
     async def _mirror(self, campaign_id: str) -> None:
         """After a change to bucket 0's definition: copy it to the other buckets now (the
         sweeper redoes a copy this process did not finish)."""
-        n = int(await self._redis.hget(self._keyspace.campaign(campaign_id).meta, "buckets") or 1)
-        if n > 1:
-            await mirror_definition(self._redis, self._scripts, self._keyspace, campaign_id, n)
+        parts = await self._parts(campaign_id)
+        if len(parts) > 1:
+            await mirror_definition(self._redis, self._scripts, self._keyspace, campaign_id,
+                                    len(parts))
 
     async def names(self, campaign_ids: list[str]) -> dict[str, str | None]:
         """Each campaign's name, in one round trip (None: gone after its retention)."""
@@ -298,13 +304,12 @@ class CampaignStore:
     async def _gather(self, campaign_id: str) -> bool:
         """Move the other buckets' stock into bucket 0; False for a campaign with one
         bucket (nothing to gather)."""
-        n = int(await self._redis.hget(self._keyspace.campaign(campaign_id).meta, "buckets") or 1)
-        parts = self._keyspace.buckets(campaign_id, n)
-        for b in range(1, n):
+        parts = await self._parts(campaign_id)
+        for b in range(1, len(parts)):
             remaining = int(await self._redis.hget(parts[b].meta, "remaining") or 0)
             if remaining > 0:
                 await move_stock(self._redis, self._scripts, parts, b, 0, remaining)
-        return n > 1
+        return len(parts) > 1
 
 
 def _text(value: bytes | str) -> str:
