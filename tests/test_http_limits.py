@@ -204,6 +204,9 @@ def test_connections_beyond_the_cap_are_refused_at_once(tmp_path: Path,
             with socket.create_connection(("127.0.0.1", port)) as extra:
                 answer = closed_by_server(extra, 5)
             assert answer is not None and answer.startswith(b"HTTP/1.1 503")
+            head, _, body = answer.partition(b"\r\n\r\n")  # (its length was once off by one)
+            assert f"content-length: {len(body)}".encode() in head.split(b"\r\n")
+            assert orjson.loads(body)["error"] == "unavailable"
             for sock in held:  # the idle ones are closed by the head timeout ...
                 assert closed_by_server(sock, 10) is not None
         finally:

@@ -34,12 +34,20 @@ from flashclaim.errors import request_timeout
 from flashclaim.settings import Settings
 from flashclaim.web.http import BODY_DEADLINE_KEPT
 
-_431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-        b"connection: close\r\ncontent-length: 77\r\n\r\n"
-        b'{"error":"headers_too_large","message":"The request head is over the limit."}')
-_503 = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-        b"connection: close\r\nretry-after: 1\r\ncontent-length: 69\r\n\r\n"
-        b'{"error":"unavailable","message":"Too many connections; try again."}')
+
+def _closing_answer(status: str, code: str, message: str, extra_headers: str = "") -> bytes:
+    """A whole JSON error response, written by the listener itself, that closes the
+    connection (the app never sees the request)."""
+    body = orjson.dumps({"error": code, "message": message})
+    return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            f"{extra_headers}content-length: {len(body)}\r\n\r\n").encode() + body
+
+
+_431 = _closing_answer("431 Request Header Fields Too Large", "headers_too_large",
+                       "The request head is over the limit.")
+_503 = _closing_answer("503 Service Unavailable", "unavailable",
+                       "Too many connections; try again.", "retry-after: 1\r\n")
+_400 = _closing_answer("400 Bad Request", "invalid_request", "Malformed HTTP request.")
 
 
 @functools.cache
@@ -47,18 +55,10 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-_400 = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
-        b"connection: close\r\ncontent-length: 63\r\n\r\n"
-        b'{"error":"invalid_request","message":"Malformed HTTP request."}')
-
-
 @functools.cache
 def _408(seconds: float) -> bytes:
     error = request_timeout(seconds)
-    body = orjson.dumps({"error": error.code, "message": error.message})
-    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-            b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
-            + body)
+    return _closing_answer("408 Request Timeout", error.code, error.message)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
