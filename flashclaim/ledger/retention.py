@@ -18,8 +18,7 @@ import logging
 import redis
 
 from flashclaim.keys import KeySpace
-from flashclaim.ledger.reconcile import ledger_lag
-from flashclaim.store.buckets import bucketed_campaigns_sync
+from flashclaim.ledger.reconcile import campaign_parts, ledger_lag
 
 log = logging.getLogger("flashclaim.ledger")
 SWEEP_BATCH = 100  # campaigns looked at per sweep
@@ -40,10 +39,9 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: 
     due = [str(c) for c in r.zrangebyscore(keyspace.campaign_ends, "-inf",
                                            now_ms - retention_ms, start=0, num=SWEEP_BATCH)]
     removed = []
-    layouts = bucketed_campaigns_sync(r, keyspace)
     for campaign_id in due:
         keys = keyspace.campaign(campaign_id)
-        parts = keyspace.buckets(campaign_id, layouts.get(campaign_id, 1))
+        parts = campaign_parts(r, keyspace, campaign_id)
         if not all(fully_acknowledged(r, part.stream) for part in parts):
             continue
         # a bucket's coupons live in its own slot; a slot's event counts are per campaign
