@@ -276,15 +276,20 @@ async def test_a_fault_inside_the_redis_client_is_a_lost_connection_not_a_500() 
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from flashclaim.store.connection import client_fault
+    from flashclaim.web.claim_endpoint import _answer_for
 
     torn = Connection()  # never connected: no writer, as after a concurrent disconnect
     try:
         await torn._send_packed_command([b"PING"])
     except AttributeError as exc:
         assert isinstance(client_fault(exc), RedisConnectionError)
+        answer = _answer_for(exc)  # what the claim endpoint sends for it
+        assert answer is not None and (answer.status, answer.code) == (503, "unavailable")
+        assert answer.retry_after == 1
     else:
         raise AssertionError("a connection without a writer wrote")
     try:
         getattr(torn, "no_such_attribute")  # noqa: B009  (our own code's AttributeError)
     except AttributeError as exc:
         assert client_fault(exc) is None
+        assert _answer_for(exc) is None

@@ -67,20 +67,16 @@ class ClaimEndpoint:
         try:
             status, body = await self._claim(scope, receive)
             outcome = "granted" if status == 201 else "replay"
-        except (ApiError, RedisError) as exc:
-            err = exc if isinstance(exc, ApiError) else store_failure(exc)
-            outcome = err.code
-            status, body = err.status, self._error(err)
-            if err.retry_after is not None:
-                extra.append((b"retry-after", str(err.retry_after).encode()))
         except Exception as exc:
-            fault = client_fault(exc)
-            if fault is None:
+            err = _answer_for(exc)
+            if err is None:
                 log.exception("unhandled error in a claim")
                 outcome, status, body = "internal", 500, _INTERNAL
             else:
-                err = store_failure(fault)
-                outcome, status, body = err.code, err.status, self._error(err)
+                outcome = err.code
+                status, body = err.status, self._error(err)
+                if err.retry_after is not None:
+                    extra.append((b"retry-after", str(err.retry_after).encode()))
         record_claim(outcome, time.perf_counter() - started)
         body = with_server_time(body)  # a grab button's countdown runs on the server's clock
         await send({"type": "http.response.start", "status": status,
@@ -174,6 +170,14 @@ class ClaimFrontDoor:
         if scope["type"] == "http" and scope["path"].startswith("/v1/admin"):
             send = _no_store(send)  # admin data is never cached, by a browser or a proxy
         await self.starlette(scope, receive, send)
+
+
+def _answer_for(exc: Exception) -> ApiError | None:
+    """The client's answer to a failed claim; None for a bug of ours (a 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    store = exc if isinstance(exc, RedisError) else client_fault(exc)
+    return None if store is None else store_failure(store)
 
 
 def _no_store(send: Send) -> Send:
