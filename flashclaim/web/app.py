@@ -99,8 +99,7 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
                     *grant_api.routes, *code_api.routes, *checkout_api.routes,
                     *report_api.routes]
     public_routes = [*public_api.routes, *code_api.public_routes, *wallet_api.routes]
-    routes = {"all": [*public_routes, *admin_routes, *ops_api.routes, *pages_api.public_routes,
-                      Route("/admin", pages_api.dashboard, methods=["GET"])],
+    routes = {"all": [*public_routes, *admin_routes, *ops_api.routes, *pages_api.all_routes],
               "public": [*public_routes, *ops_api.routes, *pages_api.public_routes],
               "admin": [*admin_routes, *ops_api.routes, *pages_api.admin_routes]}[settings.role]
     app = Starlette(

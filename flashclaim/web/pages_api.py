@@ -62,6 +62,9 @@ async def static(request: Request) -> Response:
     return _serve(name, "no-cache")
 
 
-static_routes = [Route("/static/{name}", static, methods=["GET"])]
-public_routes = [Route("/", centre, methods=["GET"]), *static_routes]
-admin_routes = [Route("/admin", dashboard, methods=["GET"]), *static_routes]
+_static = Route("/static/{name}", static, methods=["GET"])
+_centre = Route("/", centre, methods=["GET"])
+_dashboard = Route("/admin", dashboard, methods=["GET"])
+public_routes = [_centre, _static]  # the public listener
+admin_routes = [_dashboard, _static]  # the admin listener
+all_routes = [_centre, _dashboard, _static]  # one listener for both
