@@ -19,9 +19,19 @@ CHANNEL_RE = re.compile(r"[a-z0-9_-]{1,32}")
 CURRENCY_RE = re.compile(r"[A-Z]{3}")
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
 # Timestamps a campaign may use: 2000-01-01 .. 2200-01-01.
 MIN_TIME_MS = 946_684_800_000
 MAX_TIME_MS = 7_258_118_400_000
+
+
+def ascii_int(text: str, max_digits: int) -> int | None:
+    """The number `text` spells in 1 to `max_digits` ASCII digits, else None. (str.isdigit
+    accepts "²" and "①", which int() then refuses.)"""
+    if len(text) > max_digits or not _ASCII_DIGITS.fullmatch(text):
+        return None
+    return int(text)
 
 
 def campaign_id(value: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import sys
 
@@ -35,7 +36,7 @@ def tie_to_parent() -> None:
     when the `serve` process named in the environment dies, and leave at once if it
     already has (it may have died before this call)."""
     raw = os.environ.get(PARENT_ENV, "")
-    if not raw.isdigit() or int(raw) == os.getpid():
+    if not re.fullmatch(r"[0-9]{1,10}", raw) or int(raw) == os.getpid():
         return
     if _set_parent_death_signal(signal.SIGTERM) and os.getppid() != int(raw):
         os.kill(os.getpid(), signal.SIGTERM)

@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from flashclaim.settings import Settings
+from flashclaim.validation import ascii_int
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
@@ -47,10 +48,11 @@ def parse_cluster_url(url: str) -> ClusterAddress:
     hosts = hosts.split("/", 1)[0]  # a database number means nothing on a cluster
     seeds = []
     for seed in hosts.split(","):
-        host, _, port = seed.rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        host, _, raw_port = seed.rpartition(":")
+        port = ascii_int(raw_port, 5)
+        if not host or port is None or not 1 <= port <= 65535:
             raise ValueError(f"{seed!r} is not host:port")
-        seeds.append((host, int(port)))
+        seeds.append((host, port))
     user, _, password = credentials.partition(":") if credentials else ("", "", "")
     return ClusterAddress(seeds, unquote(user) or None, unquote(password) or None,
                           scheme.startswith("rediss"))

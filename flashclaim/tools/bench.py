@@ -31,6 +31,7 @@ from flashclaim.keys import KeySpace
 from flashclaim.store.embedded import EmbeddedServer, free_port
 from flashclaim.tables import text_table
 from flashclaim.tools import children, loadgen
+from flashclaim.validation import ascii_int
 
 TOKEN = "bench-admin"
 NAMESPACE = "bench"
@@ -67,13 +68,14 @@ def tree_cpu_seconds(root: int) -> float:
     stats: dict[int, int] = {}
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        pid_of = ascii_int(entry.name, 10)
+        if pid_of is None:
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
-        pid = int(entry.name)
+        pid = pid_of
         stats[pid] = int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
         children.setdefault(int(fields[1]), []).append(pid)
     total, stack = 0, [root]

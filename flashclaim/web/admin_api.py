@@ -19,7 +19,7 @@ from flashclaim.errors import ApiError, invalid_request
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
 from flashclaim.stream import split_records_cursor
 from flashclaim.timefmt import to_rfc3339
-from flashclaim.validation import CAMPAIGN_ID_RE, Obj
+from flashclaim.validation import CAMPAIGN_ID_RE, Obj, ascii_int
 from flashclaim.web.http import (
     campaign_id_of,
     json_response,
@@ -80,9 +80,10 @@ def _campaign_cursor(raw: str) -> tuple[int, str] | None:
     if not raw:
         return None
     created, _, campaign = raw.partition(".")
-    if not (created.isdigit() and len(created) <= 15 and CAMPAIGN_ID_RE.fullmatch(campaign)):
+    created_ms = ascii_int(created, 15)
+    if created_ms is None or not CAMPAIGN_ID_RE.fullmatch(campaign):
         raise invalid_request("cursor must be the `next` of a previous page.")
-    return int(created), campaign
+    return created_ms, campaign
 
 
 _PATCH_ATTEMPTS = 3  # PATCHes racing on one campaign: each retries on the newer revision

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from flashclaim.errors import invalid_request
 from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE, MAX_GRANT_BODY, parse_grant
-from flashclaim.validation import CAMPAIGN_ID_RE
+from flashclaim.validation import CAMPAIGN_ID_RE, ascii_int
 from flashclaim.web.admin_api import admin
 from flashclaim.web.http import campaign_id_of, json_response, query_limit, read_json
 
@@ -37,12 +37,12 @@ async def get_grant(request: Request) -> Response:
     grant_id = request.path_params["grant_id"]
     if not CAMPAIGN_ID_RE.fullmatch(grant_id):
         raise invalid_request("A grant id is 1-64 chars of A-Za-z0-9_-.")
-    raw_cursor = request.query_params.get("cursor", "0")
-    if not (raw_cursor.isdigit() and len(raw_cursor) <= 9):
+    cursor = ascii_int(request.query_params.get("cursor", "0"), 9)
+    if cursor is None:
         raise invalid_request("cursor must be the `next` of a previous page.")
     limit = query_limit(request, GRANT_USERS_LIMIT_RANGE, 1000)
     status = await s.grants.status(campaign_id, grant_id)
-    users, after = await s.grants.users_page(campaign_id, grant_id, int(raw_cursor), limit)
+    users, after = await s.grants.users_page(campaign_id, grant_id, cursor, limit)
     return json_response({**status, "users": users,
                           "next": None if after is None else str(after)})
 

@@ -25,7 +25,7 @@ from flashclaim.errors import (
     unsupported_media_type,
 )
 from flashclaim.timefmt import to_rfc3339
-from flashclaim.validation import campaign_id
+from flashclaim.validation import ascii_int, campaign_id
 
 _JSON = "application/json"
 
@@ -87,15 +87,16 @@ async def read_json_body(
     (and answers 408 itself), so no timer is armed here.
     """
     declared = headers.get("content-length")
+    length = None if declared is None else ascii_int(declared, 19)
     if declared is not None:
-        if not declared.isdigit():
+        if length is None:
             raise invalid_request("Content-Length must be a number.")
-        if int(declared) > limit:
+        if length > limit:
             raise payload_too_large(limit)
     body = b""
     # HTTP/1.1 framing: without Content-Length or Transfer-Encoding (or with a length of
     # 0) there is no body to read. Most taps are like this: no read, no deadline to arm.
-    if declared not in (None, "0") or "transfer-encoding" in headers:
+    if length not in (None, 0) or "transfer-encoding" in headers:
         if deadline_kept:
             body = await _collect(chunks, limit)
         else:
@@ -104,7 +105,7 @@ async def read_json_body(
                     body = await _collect(chunks, limit)
             except TimeoutError:
                 raise request_timeout(body_deadline_s) from None
-        if declared is not None and len(body) != int(declared):
+        if length is not None and len(body) != length:
             raise incomplete_body()
     if not body:
         if required:
@@ -190,9 +191,10 @@ def query_limit(request: Request, bounds: tuple[int, int], default: int) -> int:
     """?limit=, within its bounds, or 400."""
     raw = request.query_params.get("limit", str(default))
     low, high = bounds
-    if not (raw.isdigit() and len(raw) <= 6 and low <= int(raw) <= high):
+    limit = ascii_int(raw, 6)
+    if limit is None or not low <= limit <= high:
         raise invalid_request(f"limit must be an integer from {low} to {high}.")
-    return int(raw)
+    return limit
 
 
 def with_server_time(body: bytes, now_ms: int | None = None) -> bytes:

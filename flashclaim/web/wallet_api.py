@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -11,21 +12,23 @@ from starlette.routing import Route
 from flashclaim.errors import invalid_request
 from flashclaim.ledger.wallet import WALLET_STATUSES, wallet_page
 from flashclaim.timefmt import to_rfc3339
+from flashclaim.validation import ascii_int
 from flashclaim.web.http import json_response, query_limit
 from flashclaim.web.services import services
 
 WALLET_LIMIT_RANGE = (1, 100)
 _TIMES = ("valid_from", "valid_until", "claimed_at", "used_at")
+_COUPON_ID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")  # any coupon id a page can end on
 
 
 def _cursor(raw: str) -> tuple[int, str] | None:
     if not raw:
         return None
     ms, _, coupon_id = raw.partition(".")
-    if not (ms.isdigit() and len(ms) <= 15 and 1 <= len(coupon_id) <= 64
-            and coupon_id.replace("-", "").isalnum()):
+    claimed_at = ascii_int(ms, 15)
+    if claimed_at is None or not _COUPON_ID_RE.fullmatch(coupon_id):
         raise invalid_request("cursor must be the `next` of a previous page.")
-    return int(ms), coupon_id
+    return claimed_at, coupon_id
 
 
 async def my_coupons(request: Request) -> Response:
