@@ -4,6 +4,7 @@ module imports itself back through another (docs/design.md draws the picture).""
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "flashclaim"
@@ -124,3 +125,36 @@ def test_downstream_imports_stay_where_the_docs_say() -> None:
 
     assert KeySpace.__module__ == "flashclaim.keys"
     assert ClaimRecord.__module__ == "flashclaim.stream"
+
+
+# Files git may hold that are not text: the pages' screenshots in docs/.
+_BINARY_ALLOWED = (".png",)
+_MAX_TRACKED_BYTES = 1_000_000
+
+
+def committed_breaches(paths: list[Path]) -> list[str]:
+    """Files that do not belong in git: wheels and archives, binaries, anything over 1 MB."""
+    breaches = []
+    for path in paths:
+        if path.name.endswith((".whl", ".tar.gz", ".zip", ".so", ".egg")):
+            breaches.append(f"{path}: a package or binary")
+        elif path.is_file() and path.stat().st_size > _MAX_TRACKED_BYTES:
+            breaches.append(f"{path}: over 1 MB")
+        elif path.is_file() and not path.name.endswith(_BINARY_ALLOWED) \
+                and b"\0" in path.read_bytes()[:8192]:
+            breaches.append(f"{path}: binary content")
+    return breaches
+
+
+def tracked_files() -> list[Path]:
+    root = PACKAGE.parent
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    return [root / name for name in listed if name]
+
+
+def test_git_holds_no_wheels_binaries_or_large_files(tmp_path: Path) -> None:
+    assert committed_breaches(tracked_files()) == []
+    planted = tmp_path / "py_spy-0.4.3-py2.py3-none-manylinux1_x86_64.whl"
+    planted.write_bytes(b"PK\x03\x04\0")
+    assert committed_breaches([planted]) == [f"{planted}: a package or binary"]
