@@ -52,6 +52,7 @@ class CampaignKeys:
     daily: str  # hash: user_id -> "<local day number>:<grants that day>"
     dead_letter: str  # stream: entries a consumer could not process, with the reason
     grants: str  # sorted set: the campaign's grant ids, scored by creation time
+    grants_undone: str  # sorted set: grant ids with users still to decide, scored by start
     code_batches: str  # sorted set: the campaign's code batch ids, scored by creation time
     codes_issued: str  # string: codes ever generated for the campaign (capped)
     transfers_out: str  # hash: transfer id -> "<to bucket>\x1f<amount>\x1f<at ms>" until settled
@@ -94,7 +95,8 @@ class CampaignKeys:
     def all_keys(self) -> list[str]:
         """Every long-lived key of the campaign (rate-limit counters expire on their own)."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
-                self.dead_letter, self.grants, self.code_batches, self.codes_issued,
+                self.dead_letter, self.grants, self.grants_undone, self.code_batches,
+                self.codes_issued,
                 self.transfers_out, self.transfers_in]
 
     def script_keys(self) -> list[str]:
@@ -118,6 +120,7 @@ class KeySpace:
             daily=base + "daily",
             dead_letter=base + "dead",
             grants=base + "grants",
+            grants_undone=base + "grants-undone",
             code_batches=base + "codebatches",
             codes_issued=base + "codes-issued",
             transfers_out=base + "transfers-out",
@@ -182,6 +185,17 @@ class KeySpace:
     def pending_code_batches(self) -> str:
         """Sorted set of code batches still generating, "<campaign>/<batch>"."""
         return f"{self.namespace}:codes:pending"
+
+    @property
+    def grant_campaigns(self) -> str:
+        """Set of the campaigns that have grants: what the grant sweep walks to find a grant
+        whose pending entry was lost (a crash between a submit's two steps)."""
+        return f"{self.namespace}:grants:campaigns"
+
+    @property
+    def grant_sweep_lease(self) -> str:
+        """String held (PX) by the one runner sweeping for lost grants this period."""
+        return f"{self.namespace}:grants:sweep-lease"
 
     def code_batch_lease(self, campaign_id: str, batch_id: str) -> str:
         return f"{self.namespace}:codes:lease:{campaign_id}/{batch_id}"

@@ -220,3 +220,95 @@ async def test_the_grant_command_grants_a_file_and_refuses_a_bad_one(
                                      env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "bad.txt:2" in result.stderr
     assert await redis_client.exists(keyspace.campaign(c["id"]).grant("file-2").meta) == 0
+
+
+def standalone(redis_client: Redis, keyspace: KeySpace) -> tuple[GrantStore, GrantRunner]:
+    """A grant store and a runner of this test's own (next to the app's)."""
+    scripts = Scripts(redis_client)
+    store = GrantStore(redis_client, scripts, keyspace)
+    return store, GrantRunner(store, ClaimService(redis_client, scripts, keyspace))
+
+
+async def test_a_grant_that_lost_its_pending_entry_is_found_by_the_sweep(
+    redis_client: Redis, keyspace: KeySpace, client: httpx.AsyncClient,
+) -> None:
+    """The state a lost race (or a crash between a submit's two steps) leaves: users queued,
+    no pending entry. A runner's sweep finds the grant and finishes it."""
+    c = await create_campaign(client, stock=100)
+    r = await submit(client, c["id"], "lost", ["a", "b"], at=iso(timedelta(seconds=30)))
+    assert r.json()["state"] == "scheduled"
+    await redis_client.zrem(keyspace.pending_grants, f"{c['id']}/lost")  # the entry is gone
+    # it was meant to start now: its start is in the undone set's score, moved to the past
+    await redis_client.zadd(keyspace.campaign(c["id"]).grants_undone, {"lost": 0})
+    await redis_client.delete(keyspace.grant_sweep_lease)  # the app's runner swept at start
+    store, runner = standalone(redis_client, keyspace)
+    await runner.run_due()
+    assert await store.progress(c["id"], "lost") == (2, 2)
+    assert (await wait_done(client, c["id"], "lost"))["outcomes"] == {"granted": 2}
+
+
+async def test_a_second_call_racing_the_finish_of_the_first_is_never_stranded(
+    redis_client: Redis, keyspace: KeySpace, client: httpx.AsyncClient,
+) -> None:
+    """Two calls per grant id, the second landing while runners finish the first: every
+    grant ends done with both users decided (before any sweep could rescue one)."""
+    c = await create_campaign(client, stock=None)
+    store, runner = standalone(redis_client, keyspace)
+    await redis_client.set(keyspace.grant_sweep_lease, "nobody", px=60_000)  # no sweep now
+    runners = [asyncio.create_task(runner.run_forever(poll_s=0.001))]
+    ids = [f"two-{i}" for i in range(300)]
+    try:
+        gate = asyncio.Semaphore(16)  # the app's Redis pool serves these too
+
+        async def two_calls(grant_id: str) -> None:
+            async with gate:
+                assert (await submit(client, c["id"], grant_id, [grant_id + "-a"])).status_code == 202
+                await asyncio.sleep(0.001 * (hash(grant_id) % 5))
+                assert (await submit(client, c["id"], grant_id, [grant_id + "-b"])).status_code == 202
+
+        await asyncio.gather(*(two_calls(g) for g in ids))
+        deadline = time.monotonic() + 6  # under the runner's sweep period
+        while True:
+            progress = [await store.progress(c["id"], g) for g in ids]
+            if all(p == (2, 2) for p in progress):
+                break
+            stuck = [g for g, p in zip(ids, progress, strict=True) if p != (2, 2)]
+            assert time.monotonic() < deadline, f"stranded: {stuck[:5]} ({len(stuck)})"
+            await asyncio.sleep(0.05)
+    finally:
+        for task in runners:
+            task.cancel()
+    assert (await stats(client, c["id"]))["granted"] == 600
+
+
+async def test_one_round_of_the_runner_drains_every_due_grant(
+    redis_client: Redis, keyspace: KeySpace, client: httpx.AsyncClient,
+) -> None:
+    c = await create_campaign(client, stock=None)
+    store, runner = standalone(redis_client, keyspace)
+    later = iso(timedelta(hours=1))
+    for i in range(500):  # scheduled, so that the app's own runner leaves them
+        r = await submit(client, c["id"], f"one-{i}", [f"u{i}"], at=later)
+        assert r.status_code == 202
+    await redis_client.zadd(keyspace.pending_grants,
+                            {f"{c['id']}/one-{i}": 0 for i in range(500)})  # due now
+    await runner.run_due()
+    assert [await store.progress(c["id"], f"one-{i}") for i in range(500)] == [(1, 1)] * 500
+    assert await redis_client.zcard(keyspace.pending_grants) == 0
+
+
+async def test_a_resubmission_says_what_it_added_and_keeps_the_start(
+    client: httpx.AsyncClient,
+) -> None:
+    c = await create_campaign(client, stock=100)
+    at = iso(timedelta(hours=1))
+    first = await submit(client, c["id"], "g", ["a", {"user_id": "b", "tags": ["vip"]}], at=at)
+    assert (first.json()["added"], first.json()["already_in_grant"]) == (2, 0)
+    again = await submit(client, c["id"], "g", [{"user_id": "b", "tags": ["new"]}, "c"])
+    assert (again.json()["added"], again.json()["already_in_grant"], again.json()["total"]) \
+        == (1, 1, 3)
+    moved = await submit(client, c["id"], "g", ["d"], at=iso(timedelta(hours=2)))
+    assert (moved.status_code, moved.json()["error"]) == (409, "grant_at_fixed")
+    status = (await client.get(f"/v1/admin/campaigns/{c['id']}/grants/g",
+                               headers=ADMIN)).json()
+    assert status["total"] == 3  # the refused call added nobody

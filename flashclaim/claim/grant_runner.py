@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Callable
 
 import orjson
@@ -25,15 +26,19 @@ from flashclaim.store.scripts import ClaimCode
 BATCH = 500  # users per claim.lua call: one call stays a few milliseconds on the server
 LEASE_MS = 30_000
 POLL_S = 0.5
+CONCURRENT = 16  # grants one runner works on at once (each waits on Redis most of the time)
+SWEEP_EVERY_MS = 10_000  # how often some runner looks for grants that lost their pending entry
 
 
 class GrantRunner:
     def __init__(self, grants: GrantStore, claims: ClaimService, batch: int = BATCH,
-                 lease_ms: int = LEASE_MS) -> None:
+                 lease_ms: int = LEASE_MS, sweep_every_ms: int = SWEEP_EVERY_MS) -> None:
         self._grants = grants
         self._claims = claims
         self._batch = batch
         self._lease_ms = lease_ms
+        self._sweep_every_ms = sweep_every_ms
+        self._next_sweep = 0.0
         self._owner = secrets.token_hex(8)
         self._wake = asyncio.Event()
 
@@ -45,8 +50,26 @@ class GrantRunner:
         await poll_forever(self.run_due, self._wake, poll_s, "grant runner")
 
     async def run_due(self) -> None:
-        for campaign_id, grant_id in await self._grants.due():
-            await self.run(campaign_id, grant_id)
+        """Every grant due now, CONCURRENT at a time, until none is left (a grant another
+        runner holds is left to it); and, once a sweep period, the sweep for lost ones."""
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._sweep_every_ms / 1000
+            await self._grants.sweep_lost(self._owner, self._sweep_every_ms)
+        held_elsewhere: set[tuple[str, str]] = set()
+        gate = asyncio.Semaphore(CONCURRENT)
+
+        async def one(pair: tuple[str, str]) -> None:
+            async with gate:
+                if not await self.run(*pair):
+                    held_elsewhere.add(pair)
+
+        while True:
+            due = [pair for pair in await self._grants.due(4 * CONCURRENT + len(held_elsewhere))
+                   if pair not in held_elsewhere]
+            if not due:
+                return
+            await asyncio.gather(*(one(pair) for pair in due))
 
     async def run(self, campaign_id: str, grant_id: str,
                   progress: Callable[[int, int], None] | None = None) -> bool:
@@ -57,18 +80,20 @@ class GrantRunner:
         try:
             while True:
                 state = await self._grants.progress(campaign_id, grant_id)
-                if state is None:  # no such grant (a crash before its first users)
+                if state is None:  # no such grant (its campaign is gone)
+                    await self._grants.drop(campaign_id, grant_id)
                     break
                 done, total = state
                 if progress is not None:
                     progress(done, total)
                 if done >= total:
-                    break
+                    if await self._grants.finish(campaign_id, grant_id):
+                        break
+                    continue  # users arrived meanwhile: go on with them
                 await self._one_batch(campaign_id, grant_id, done)
                 if not await self._grants.renew_lease(campaign_id, grant_id, self._owner,
                                                       self._lease_ms):
                     return False  # took too long: another runner may have it now
-            await self._grants.finish(campaign_id, grant_id)
             return True
         finally:
             await self._grants.release_lease(campaign_id, grant_id, self._owner)

@@ -64,6 +64,7 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: 
         for index in (keyspace.registry, keyspace.open_campaigns, keyspace.campaign_ends):
             r.zrem(index, campaign_id)
         r.hdel(keyspace.bucketed, campaign_id)
+        r.srem(keyspace.grant_campaigns, campaign_id)
         log.info("campaign %s: ended and fully in the ledger; its Redis keys are removed",
                  campaign_id)
         removed.append(campaign_id)

@@ -85,17 +85,23 @@ class GrantStore:
         keys = self._keyspace.campaign(campaign_id)
         if not await self._redis.exists(keys.meta):  # (the script checks again)
             raise campaign_not_found(campaign_id)
-        at = request.at if request.at is not None else await server_time_ms(self._redis)
-        # The pending entry first: a crash in between leaves an entry the runner drops
-        # (no such grant), never queued users that no runner will find.
-        await self._redis.zadd(self._keyspace.pending_grants,
-                               {f"{campaign_id}/{request.grant_id}": at}, nx=True)
-        code = await self._scripts.submit_grant(
-            keys.grant(request.grant_id), keys.meta, keys.grants, request.grant_id,
-            request.at, [u.packed() for u in request.users])
+        # Known to the sweep before any of its grants can be: a crash after the script
+        # below leaves users the sweep finds and queues.
+        await self._redis.sadd(self._keyspace.grant_campaigns, campaign_id)
+        code, added, at = await self._scripts.submit_grant(
+            keys, request.grant_id, request.at, [u.packed() for u in request.users])
         if code == "campaign_not_found":
             raise campaign_not_found(campaign_id)
-        return await self.status(campaign_id, request.grant_id)
+        if code == "at_fixed":
+            raise ApiError(409, "grant_at_fixed",
+                           f"Grant {request.grant_id!r} starts at {to_rfc3339(at)}; a grant's "
+                           "start is fixed by its first submission.")
+        # The pending entry after the users (finish_grant.lua is the other half): a runner
+        # finishing the grant meanwhile either saw these users, or this puts it back.
+        await self._redis.zadd(self._keyspace.pending_grants,
+                               {_member(campaign_id, request.grant_id): at})
+        status = await self.status(campaign_id, request.grant_id)
+        return {**status, "added": added, "already_in_grant": len(request.users) - added}
 
     async def status(self, campaign_id: str, grant_id: str) -> dict[str, Any]:
         meta = text_map(await self._redis.hgetall(
@@ -129,7 +135,7 @@ class GrantStore:
                          **({"claim_id": claim_id} if claim_id else {})})
         return page, (start + limit if len(page) == limit else None)
 
-    async def due(self, limit: int = 10) -> list[tuple[str, str]]:
+    async def due(self, limit: int = 64) -> list[tuple[str, str]]:
         """(campaign, grant) pairs whose start time has come, on the Redis clock."""
         now = await server_time_ms(self._redis)
         members = await self._redis.zrange(self._keyspace.pending_grants, "-inf", now,
@@ -157,13 +163,44 @@ class GrantStore:
         keys = self._keyspace.campaign(campaign_id).grant(grant_id)
         return await self._scripts.record_grant_outcomes(keys, start, end, outcomes)
 
-    async def finish(self, campaign_id: str, grant_id: str) -> None:
-        """Off the pending list; back on it if users arrived meanwhile."""
-        member = f"{campaign_id}/{grant_id}"
+    async def finish(self, campaign_id: str, grant_id: str) -> bool:
+        """Off the pending list if every user is decided; True then. False: users arrived
+        meanwhile, and the grant is pending again (its runner may go on)."""
+        member = _member(campaign_id, grant_id)
+        # Off the list first, then the atomic check: a submit in between either added its
+        # users before the check (answer "more") or re-adds the entry itself afterwards.
         await self._redis.zrem(self._keyspace.pending_grants, member)
-        progress = await self.progress(campaign_id, grant_id)
-        if progress is not None and progress[0] < progress[1]:
+        code = await self._scripts.finish_grant(self._keyspace.campaign(campaign_id), grant_id)
+        if code == "more":
             await self._redis.zadd(self._keyspace.pending_grants, {member: 0})
+            return False
+        return True
+
+    async def sweep_lost(self, lease_owner: str, period_ms: int) -> int:
+        """Put back on the pending list every undone grant that is not on it (a process
+        died between a submit's two steps, or between a finish's). One runner sweeps per
+        period (a lease); returns the grants looked at, 0 when another holds the period.
+        Cost: one read per campaign that has grants, plus one write per undone grant."""
+        if not await self._redis.set(self._keyspace.grant_sweep_lease, lease_owner, nx=True,
+                                     px=period_ms):
+            return 0
+        campaigns = sorted(str(c) for c in await self._redis.smembers(
+            self._keyspace.grant_campaigns))
+        pipe = self._redis.pipeline(transaction=False)
+        for campaign_id in campaigns:
+            pipe.zrange(self._keyspace.campaign(campaign_id).grants_undone, 0, -1,
+                        withscores=True)
+        undone = await pipe.execute()
+        lost = {_member(campaign_id, _s(grant_id)): int(at)
+                for campaign_id, grants in zip(campaigns, undone, strict=True)
+                for grant_id, at in grants}
+        if lost:  # NX: an entry already there keeps its place
+            await self._redis.zadd(self._keyspace.pending_grants, lost, nx=True)
+        return len(lost)
+
+    async def drop(self, campaign_id: str, grant_id: str) -> None:
+        """A pending entry whose grant does not exist (its campaign is gone)."""
+        await self._redis.zrem(self._keyspace.pending_grants, _member(campaign_id, grant_id))
 
     async def take_lease(self, campaign_id: str, grant_id: str, owner: str, ms: int) -> bool:
         return bool(await self._redis.set(self._keyspace.grant_lease(campaign_id, grant_id),
@@ -176,6 +213,11 @@ class GrantStore:
     async def release_lease(self, campaign_id: str, grant_id: str, owner: str) -> None:
         await self._scripts.renew_lease(
             self._keyspace.grant_lease(campaign_id, grant_id), owner, 0)
+
+
+def _member(campaign_id: str, grant_id: str) -> str:
+    """A grant's entry in the pending list."""
+    return f"{campaign_id}/{grant_id}"
 
 
 def _s(value: bytes | str) -> str:

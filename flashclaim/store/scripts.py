@@ -222,11 +222,20 @@ class Scripts:
         return int(await self._script("add_template_version")(
             keys=[key, index], args=[template_id, body, max_versions]))
 
-    async def submit_grant(self, grant: GrantKeys, campaign_meta: str, grants_index: str,
-                           grant_id: str, at: int | None, users: list[str]) -> str:
-        code, *_ = await self._script("submit_grant")(
-            keys=[grant.meta, grant.users, grant.outcomes, campaign_meta, grants_index],
+    async def submit_grant(self, keys: CampaignKeys, grant_id: str, at: int | None,
+                           users: list[str]) -> tuple[str, int, int]:
+        """(code, users added, the grant's start in epoch ms); see submit_grant.lua."""
+        grant = keys.grant(grant_id)
+        code, added, _, _, start = await self._script("submit_grant")(
+            keys=[grant.meta, grant.users, grant.outcomes, keys.meta, keys.grants,
+                  keys.grants_undone],
             args=[grant_id, "" if at is None else at, *users])
+        return _text(code), int(added), int(start or 0)
+
+    async def finish_grant(self, keys: CampaignKeys, grant_id: str) -> str:
+        """"done", "more" or "missing"; see finish_grant.lua."""
+        code, *_ = await self._script("finish_grant")(
+            keys=[keys.grant(grant_id).meta, keys.grants_undone], args=[grant_id])
         return _text(code)
 
     async def record_grant_outcomes(self, grant: GrantKeys, start: int, end: int,

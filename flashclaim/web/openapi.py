@@ -250,6 +250,12 @@ SCHEMAS: dict[str, Any] = {
             "total": {"type": "integer", "minimum": 0},
             "processed": {"type": "integer", "minimum": 0},
             "outcomes": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "added": {"type": "integer", "minimum": 0,
+                      "description": "(a submission's answer) users this call added"},
+            "already_in_grant": {"type": "integer", "minimum": 0,
+                                 "description": "(a submission's answer) users of this call "
+                                                "the grant held already: they keep the tags "
+                                                "of their first submission"},
             "users": {"type": "array", "items": {
                 "type": "object", "required": ["user_id", "outcome"],
                 "properties": {"user_id": {"type": "string"}, "outcome": {"type": "string"},
@@ -575,7 +581,7 @@ PATHS: dict[str, Any] = {
                  "security": _ADMIN, "parameters": [_CAMPAIGN_ID_PARAM],
                  "requestBody": _body("GrantCreate"),
                  "responses": {"202": _json(_ref("Grant"), "Queued; its state so far"),
-                               **_errors(400, 401, 404, 408, 413, 415, 503)}},
+                               **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
     },
     "/v1/admin/campaigns/{campaign_id}/grants/{grant_id}": {
         "get": {"summary": "A grant's state, totals, outcomes by reason and users, paged",
