@@ -181,11 +181,11 @@ class GrantStore:
         died between a submit's two steps, or between a finish's). One runner sweeps per
         period (a lease); returns the grants looked at, 0 when another holds the period.
         Cost: one read per campaign that has grants, plus one write per undone grant."""
-        if not await self._redis.set(self._keyspace.grant_sweep_lease, lease_owner, nx=True,
-                                     px=period_ms):
-            return 0
         campaigns = sorted(str(c) for c in await self._redis.smembers(
             self._keyspace.grant_campaigns))
+        if not campaigns or not await self._redis.set(
+                self._keyspace.grant_sweep_lease, lease_owner, nx=True, px=period_ms):
+            return 0
         pipe = self._redis.pipeline(transaction=False)
         for campaign_id in campaigns:
             pipe.zrange(self._keyspace.campaign(campaign_id).grants_undone, 0, -1,
