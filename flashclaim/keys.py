@@ -57,6 +57,7 @@ class CampaignKeys:
     codes_issued: str  # string: codes ever generated for the campaign (capped)
     transfers_out: str  # hash: transfer id -> "<to bucket>\x1f<amount>\x1f<at ms>" until settled
     transfers_in: str  # hash: transfer id -> amount, every transfer ever received (idempotence)
+    retired: str  # string: "<ms>" when retention removed the campaign; its id stays taken
     _rate_prefix: str
     _grant_prefix: str
     _code_batch_prefix: str
@@ -125,6 +126,7 @@ class KeySpace:
             codes_issued=base + "codes-issued",
             transfers_out=base + "transfers-out",
             transfers_in=base + "transfers-in",
+            retired=base + "retired",
             _rate_prefix=base + "rl:",
             _grant_prefix=base + "grant:",
             _code_batch_prefix=base + "codebatch:",

@@ -91,7 +91,8 @@ def sync_campaign(r: SyncRedis, keyspace: KeySpace, campaign_id: str, **fields: 
     spec = parse_campaign_spec(body, now)
     r.zadd(keyspace.registry, {campaign_id: now})
     create = r.register_script(load_sources()["create_campaign"])
-    assert create(keys=[keyspace.campaign(campaign_id).meta], args=meta_fields(spec, now)) == 1
+    keys = keyspace.campaign(campaign_id)
+    assert create(keys=[keys.meta, keys.retired], args=meta_fields(spec, now)) == 1
 
 
 def sync_grant(r: SyncRedis, keyspace: KeySpace, campaign_id: str, users: list[str]) -> int:

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from flashclaim.keys import KeySpace
+
 from helpers import ADMIN, campaign_body, claim, create_campaign, iso, stats
 
 COUPON = {"type": "cash", "value": 500}
@@ -239,3 +241,15 @@ async def test_every_admin_change_is_audited(client: httpx.AsyncClient,
                      "campaign resumed id=audited",
                      "campaign stock id=audited delta=5 stock=15"], lines
     assert c["id"] == "audited"
+
+
+async def test_a_retired_id_is_refused_and_indexes_nothing(
+    client: httpx.AsyncClient, redis_client: Redis, keyspace: KeySpace,
+) -> None:
+    await redis_client.set(keyspace.campaign("double11").retired, 1)  # as retention leaves it
+    r = await client.post("/v1/admin/campaigns", headers=ADMIN,
+                          json=campaign_body(id="double11"))
+    assert (r.status_code, r.json()["error"]) == (409, "campaign_retired")
+    for index in (keyspace.registry, keyspace.open_campaigns, keyspace.campaign_ends):
+        assert await redis_client.zscore(index, "double11") is None
+    assert not await redis_client.exists(keyspace.campaign("double11").meta)

@@ -349,9 +349,9 @@ def test_retention_waits_for_every_bucket_then_removes_them_all(
     read = sync_redis.xreadgroup(group, "t", {parts[0].stream: ">"})
     sync_redis.xack(parts[0].stream, group, *[i for _, entries in read for i, _ in entries])
     assert sync_redis.xlen(parts[1].stream) and sync_redis.xlen(parts[2].stream)
-    assert expire_ended(sync_redis, KS, 0, later) == []
+    assert expire_ended(sync_redis, KS, ledger, 0, later) == []
     carry(sync_redis, ledger)
-    assert expire_ended(sync_redis, KS, 0, later) == ["old"]
+    assert expire_ended(sync_redis, KS, ledger, 0, later) == ["old"]
     assert not any(sync_redis.exists(k) for part in parts for k in part.all_keys())
     assert sync_redis.hget(KS.bucketed, "old") is None
 

@@ -278,7 +278,7 @@ async def test_create_refuses_an_existing_id(scripts_on_any: RedisScripts) -> No
     r, scripts = scripts_on_any
     cid = await make_campaign(r, scripts, stock=3)
     keys = KS.campaign(cid)
-    assert await scripts.create_campaign(keys, ["stock", 99]) is False
+    assert await scripts.create_campaign(keys, ["stock", 99]) == 0
     assert await r.hget(keys.meta, "stock") == "3"
 
 

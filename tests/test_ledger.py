@@ -381,16 +381,17 @@ def test_ended_campaigns_leave_redis_only_once_the_ledger_has_them(
     keys = KS.campaign("over")
     sync_redis.zadd(KS.campaign_ends, {"over": 1})  # ended long ago
     sync_redis.hset(keys.meta, "ends_at", 1)
-    assert expire_ended(sync_redis, KS, 0, 10**13) == []  # nobody has read the records
+    ledger = db(dsn, tmp_path)
+    assert expire_ended(sync_redis, KS, ledger, 0, 10**13) == []  # nobody has read the records
     consumer = make_consumer(sync_redis, dsn, tmp_path)
     consumer.start()
     consumer.run_once()  # written and acknowledged
-    assert expire_ended(sync_redis, KS, 10**12, 10**12) == []  # still within its retention
+    assert expire_ended(sync_redis, KS, ledger, 10**12, 10**12) == []  # within its retention
     # its coupons are still valid (the checkout system may redeem them): it stays
-    assert expire_ended(sync_redis, KS, 0, int(time.time() * 1000)) == []
+    assert expire_ended(sync_redis, KS, ledger, 0, int(time.time() * 1000)) == []
     slot = keys.coupon_slot()
     assert len(sync_redis.hgetall(slot.coupons)) == 2
-    assert expire_ended(sync_redis, KS, 0, 10**13) == ["over"]
+    assert expire_ended(sync_redis, KS, ledger, 0, 10**13) == ["over"]
     assert not any(v.startswith("over\x1f") for v in sync_redis.hvals(slot.coupons))
     assert not any(sync_redis.exists(k) for k in keys.all_keys())
     assert "over" not in sync_redis.zrange(KS.registry, 0, -1)
@@ -400,3 +401,67 @@ def test_ended_campaigns_leave_redis_only_once_the_ledger_has_them(
     consumer.run_once()  # the removed stream does not trip the consumer
     consumer.run_once()
     assert db(dsn, tmp_path).summary("open").rows == 1
+
+
+def dead_lettered_after_a_conflict(r: SyncRedis, dsn: str, tmp_path: Path) -> LedgerConsumer:
+    """Campaign "again": three grants, the second of which the ledger cannot take (a row of
+    an older campaign under the same id holds its seq, so its coupons fail the foreign key):
+    written one by one, it fails until it is dead-lettered. The other two are written."""
+    sync_campaign(r, KS, "again", stock=10)
+    assert sync_grant(r, KS, "again", ["a", "b", "c"]) == 3
+    ledger = db(dsn, tmp_path)
+    ledger.migrate()
+    ledger.execute("INSERT INTO claims (claim_id, campaign_id, user_id, seq, claimed_at_ms,"
+                   " stream_entry_id, claim_json, recorded_at_ms) VALUES"
+                   " ('last-year', 'again', 'old', 2, 1, '1-0', '{}', 1)")
+    consumer = make_consumer(r, dsn, tmp_path, claim_idle_ms=0)
+    consumer.start()
+    for _ in range(8):
+        consumer.run_once()
+        consumer.take_over_abandoned()
+    assert consumer.stats.dead == 1
+    return consumer
+
+
+def test_a_dead_lettered_claim_is_a_mismatch_not_a_consistent_ledger(
+    sync_redis: SyncRedis, dsn: str, tmp_path: Path
+) -> None:
+    dead_lettered_after_a_conflict(sync_redis, dsn, tmp_path)
+    rec = reconcile_campaign(sync_redis, db(dsn, tmp_path), KS, "again")
+    assert not rec.ok
+    assert any("dead-lettered entries are not in the ledger" in m for m in rec.mismatches), \
+        rec.mismatches
+
+
+def test_retention_keeps_a_campaign_whose_dead_letters_the_ledger_lacks(
+    sync_redis: SyncRedis, dsn: str, tmp_path: Path
+) -> None:
+    dead_lettered_after_a_conflict(sync_redis, dsn, tmp_path)
+    keys = KS.campaign("again")
+    sync_redis.zadd(KS.campaign_ends, {"again": 1})  # ended long ago
+    sync_redis.hset(keys.meta, "ends_at", 1)
+    ledger = db(dsn, tmp_path)
+    assert expire_ended(sync_redis, KS, ledger, 0, 10**13) == []
+    assert sync_redis.xlen(keys.dead_letter) == 1 and sync_redis.exists(keys.stream)
+    # the operator repairs it (here: the conflicting row goes), and the campaign may leave
+    ledger.execute("DELETE FROM claims WHERE claim_id = 'last-year'")
+    dead = sync_redis.xrange(keys.dead_letter)
+    ledger.write([ClaimRecord.decode(dead[0][1]["dead_entry_id"], dead[0][1])])
+    assert expire_ended(sync_redis, KS, ledger, 0, 10**13) == ["again"]
+
+
+def test_a_retired_campaign_id_stays_taken(
+    sync_redis: SyncRedis, dsn: str, tmp_path: Path
+) -> None:
+    """Re-creating `double11` after retention removed it would restart its seqs at 1, which
+    the ledger holds already: its claims would be lost as "redeliveries"."""
+    sync_campaign(sync_redis, KS, "double11", stock=10)
+    sync_grant(sync_redis, KS, "double11", ["a", "b"])
+    consumer = make_consumer(sync_redis, dsn, tmp_path)
+    consumer.start()
+    consumer.run_once()
+    sync_redis.zadd(KS.campaign_ends, {"double11": 1})
+    assert expire_ended(sync_redis, KS, db(dsn, tmp_path), 0, 10**13) == ["double11"]
+    with pytest.raises(AssertionError):
+        sync_campaign(sync_redis, KS, "double11", stock=10)  # the create script answers -1
+    assert not sync_redis.exists(KS.campaign("double11").meta)

@@ -186,3 +186,18 @@ def test_reconcile_judges_the_issuing_rules(sync_redis: SyncRedis, ledger: Ledge
     sync_redis.hset(KS.blocklist, "y", orjson.dumps({"reason": "t", "blocked_at": 0}))
     rec = reconcile_campaign(sync_redis, ledger, KS, "rules")
     assert any("blocked users got coupons: 1, e.g. y" in m for m in rec.mismatches)
+
+
+def test_entries_stuck_with_a_consumer_are_a_mismatch(sync_redis: SyncRedis,
+                                                      ledger: Ledger) -> None:
+    """Delivered, never written nor acknowledged, and not moving: not lag but a mismatch."""
+    sync_campaign(sync_redis, KS, "c2", stock=10)
+    sync_grant(sync_redis, KS, "c2", ["a", "b"])
+    stream = KS.campaign("c2").stream
+    sync_redis.xgroup_create(stream, "ledger", id="0")
+    sync_redis.xreadgroup("ledger", "wedged", {stream: ">"})
+    ledger.migrate()
+    moving = reconcile_campaign(sync_redis, ledger, KS, "c2")  # (pending for 0 s: lag)
+    assert moving.ok and moving.lag == 2, moving.mismatches
+    stuck = reconcile_campaign(sync_redis, ledger, KS, "c2", stuck_ms=0)
+    assert any("pending over" in m for m in stuck.mismatches), stuck.mismatches

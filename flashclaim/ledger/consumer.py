@@ -369,7 +369,7 @@ class LedgerConsumer:
             minid = min(safe, oldest_kept, key=entry_order)
             removed = int(self.redis.xtrim(stream, minid=minid, approximate=False))
             self.stats.trimmed += removed
-        for campaign_id in expire_ended(self.redis, self.keyspace,
+        for campaign_id in expire_ended(self.redis, self.keyspace, self.ledger,
                                         self.options.campaign_retention_ms, now_ms):
             self._streams = {s: c for s, c in self._streams.items() if c != campaign_id}
         self.sweep_expired(now_ms)

@@ -407,6 +407,18 @@ class Ledger:
             return {str(row[0]) for row in cur.fetchall()}
         return self._run(work)
 
+    def present(self, claim_ids: list[str]) -> set[str]:
+        """Which of these claims the ledger holds."""
+        def work(cur: Cursor) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(claim_ids), _IN_CHUNK):
+                chunk = claim_ids[start:start + _IN_CHUNK]
+                cur.execute(self.sql("SELECT claim_id FROM claims WHERE claim_id IN"
+                                     f" ({', '.join('?' * len(chunk))})"), chunk)
+                found |= {str(row[0]) for row in cur.fetchall()}
+            return found
+        return self._run(work) if claim_ids else set()
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Any statement in its own transaction (for tools and tests)."""
         def work(cur: Cursor) -> list[tuple[Any, ...]]:

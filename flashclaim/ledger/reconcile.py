@@ -104,7 +104,8 @@ def _snapshot(r: redis.Redis, stream: str, meta_key: str) -> _Snapshot:
 
 
 def reconcile_campaign(
-    r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str, group: str = "ledger"
+    r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str, group: str = "ledger",
+    stuck_ms: int | None = None,
 ) -> Reconciliation:
     """Compare one campaign, also under live traffic: each bucket's Redis state is read in
     one atomic snapshot (its granted G); what the ledger must hold is judged on its rows
@@ -134,7 +135,46 @@ def reconcile_campaign(
                                          for b, g in enumerate(later))))
     m.extend(_redemption_check(r, ledger, {part.coupon_slot() for part in parts}, campaign_id,
                                group, rec))
+    for part in parts:
+        m.extend(unrecorded_dead_letters(r, ledger, part.dead_letter))
+        m.extend(stuck_entries(r, part.stream, group, STUCK_MS if stuck_ms is None else stuck_ms))
     return rec
+
+
+STUCK_MS = 60_000  # pending this long with its consumer: the ledger is not moving
+
+
+def unrecorded_dead_letters(r: redis.Redis, ledger: Ledger, dead_stream: str) -> list[str]:
+    """The dead-letter stream's entries whose claim the ledger lacks, described (an entry
+    with no claim id is always one). A dead-lettered claim is acknowledged, so it is no
+    lag: without this, a claim answered 201 could be missing from the ledger silently."""
+    entries = [(str(i), text_map(as_map(f))) for i, f in _read_raw(r, dead_stream)]
+    if not entries:
+        return []
+    ids = [f["claim_id"] for _, f in entries if f.get("claim_id")]
+    present = ledger.present(ids)
+    lacking = [(i, f) for i, f in entries if f.get("claim_id", "") not in present]
+    if not lacking:
+        return []
+    entry_id, fields = lacking[0]
+    return [f"{len(lacking)} dead-lettered entries are not in the ledger ({dead_stream}, "
+            f"e.g. {fields.get('dead_entry_id', entry_id)}: {fields.get('dead_reason', '?')})"]
+
+
+def stuck_entries(r: redis.Redis, stream: str, group: str, idle_ms: int) -> list[str]:
+    """Entries delivered to the group and pending longer than idle_ms: a consumer holds
+    them and does not get them written (lag that does not move is a mismatch)."""
+    if not r.exists(stream):
+        return []
+    try:
+        stuck = r.xpending_range(stream, group, min="-", max="+", count=1000, idle=idle_ms)
+    except redis.ResponseError:  # NOGROUP: nothing delivered yet
+        return []
+    if not stuck:
+        return []
+    first = stuck[0]
+    return [f"{len(stuck)} entries of {stream} pending over {idle_ms // 1000} s "
+            f"(e.g. {first['message_id']!s}, delivered {int(first['times_delivered'])} times)"]
 
 
 def _reconcile_bucket(ledger: Ledger, campaign_id: str, group: str, bucket: tuple[int, int],
@@ -244,11 +284,16 @@ def repair_campaign(r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign
 
 
 def _read_all(r: redis.Redis, stream: str) -> list[ClaimRecord | RecordError]:
-    out: list[ClaimRecord | RecordError] = []
+    return decode_entries(_read_raw(r, stream))
+
+
+def _read_raw(r: redis.Redis, stream: str) -> list[Any]:
+    """Every entry of a stream, a page at a time."""
+    out: list[Any] = []
     start: str | None = "-"
     while start is not None:
         page = r.xrange(stream, start, "+", count=PAGE) or []
-        out += decode_entries(page)
+        out += page
         start = next_page_start(page)
     return out
 

@@ -18,7 +18,8 @@ import logging
 import redis
 
 from flashclaim.keys import KeySpace
-from flashclaim.ledger.reconcile import campaign_parts, ledger_lag
+from flashclaim.ledger.db import Ledger
+from flashclaim.ledger.reconcile import campaign_parts, ledger_lag, unrecorded_dead_letters
 
 log = logging.getLogger("flashclaim.ledger")
 SWEEP_BATCH = 100  # campaigns looked at per sweep
@@ -32,8 +33,8 @@ def fully_acknowledged(r: redis.Redis, stream: str) -> bool:
     return bool(groups) and all(ledger_lag(r, stream, str(g["name"])) == 0 for g in groups)
 
 
-def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: int
-                 ) -> list[str]:
+def expire_ended(r: redis.Redis, keyspace: KeySpace, ledger: Ledger, retention_ms: int,
+                 now_ms: int) -> list[str]:
     """Remove the campaigns ended before now - retention whose records are all carried;
     returns their ids."""
     due = [str(c) for c in r.zrangebyscore(keyspace.campaign_ends, "-inf",
@@ -43,6 +44,13 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: 
         keys = keyspace.campaign(campaign_id)
         parts = campaign_parts(r, keyspace, campaign_id)
         if not all(fully_acknowledged(r, part.stream) for part in parts):
+            continue
+        # a dead-lettered claim is acknowledged, but the ledger may lack it: its stream and
+        # dead letters stay until it is repaired (reconcile names it)
+        unrecorded = [x for part in parts
+                      for x in unrecorded_dead_letters(r, ledger, part.dead_letter)]
+        if unrecorded:
+            log.warning("campaign %s stays in Redis: %s", campaign_id, "; ".join(unrecorded))
             continue
         # a bucket's coupons live in its own slot; a slot's event counts are per campaign
         slots = {part.coupon_slot() for part in parts}
@@ -60,6 +68,7 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, retention_ms: int, now_ms: 
             doomed += [g.meta, g.users, g.outcomes]
         doomed += [keys.code_batch(str(b)) for b in r.zrange(keys.code_batches, 0, -1)]
         _drop_codes(r, keys.codes(), campaign_id)
+        r.set(keys.retired, now_ms)  # first: the id stays taken (create_campaign.lua)
         r.delete(*doomed)
         for index in (keyspace.registry, keyspace.open_campaigns, keyspace.campaign_ends):
             r.zrem(index, campaign_id)

@@ -62,9 +62,15 @@ class CampaignStore:
         # Bucketed: indexed first, like the registry (readers check the campaign's own meta).
         indexed = spec.buckets > 1 and await self._redis.hsetnx(
             self._keyspace.bucketed, spec.id, spec.buckets)
-        if not await self._scripts.create_campaign(keys, meta_fields(spec, now_ms)):
+        created = await self._scripts.create_campaign(keys, meta_fields(spec, now_ms))
+        if created != 1:
             if indexed:
                 await self._redis.hdel(self._keyspace.bucketed, spec.id)
+            if created == -1:  # the entries just made are this request's: nobody else's
+                await self._unindex(spec.id)
+                raise ApiError(409, "campaign_retired",
+                               f"Campaign {spec.id!r} existed and was retired; its records are "
+                               "in the ledger under this id. Choose another id.")
             raise ApiError(409, "campaign_exists", f"A campaign with id {spec.id!r} exists.")
         if spec.buckets > 1:
             await create_buckets(self._redis, self._scripts, self._keyspace, spec.id,
@@ -80,6 +86,11 @@ class CampaignStore:
             await self._redis.zadd(ends, {campaign_id: ends_at}, nx=nx)
         elif not nx:
             await self._redis.zrem(ends, campaign_id)
+
+    async def _unindex(self, campaign_id: str) -> None:
+        for index in (self._keyspace.registry, self._keyspace.open_campaigns,
+                      self._keyspace.campaign_ends):
+            await self._redis.zrem(index, campaign_id)
 
     async def get(self, campaign_id: str) -> CampaignView:
         meta = text_map(await self._redis.hgetall(self._keyspace.campaign(campaign_id).meta))

@@ -198,8 +198,10 @@ class Scripts:
     async def release_idempotency(self, key: str, fingerprint: str) -> bool:
         return bool(await self._script("release_idempotency")(keys=[key], args=[fingerprint]))
 
-    async def create_campaign(self, keys: CampaignKeys, fields: list[str | int]) -> bool:
-        return bool(await self._script("create_campaign")(keys=[keys.meta], args=fields))
+    async def create_campaign(self, keys: CampaignKeys, fields: list[str | int]) -> int:
+        """1 created, 0 the id is taken, -1 the id was retired (create_campaign.lua)."""
+        return int(await self._script("create_campaign")(keys=[keys.meta, keys.retired],
+                                                         args=fields))
 
     async def set_paused(self, keys: CampaignKeys, paused: bool) -> bool:
         args = ["1" if paused else "0"]
