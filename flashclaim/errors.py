@@ -76,6 +76,7 @@ def unsupported_media_type() -> ApiError:
 CLAIM_REJECTIONS: dict[str, tuple[int, str]] = {
     "code_not_found": (404, "No such code."),
     "code_used": (410, "This code has been used up."),
+    "code_already_redeemed": (409, "This user has redeemed this code as often as it allows."),
     "campaign_not_found": (404, "No such campaign."),
     "not_started": (409, "This campaign has not started yet."),
     "ended": (409, "This campaign has ended."),

@@ -71,6 +71,12 @@ class CampaignKeys:
         tag = slot_tag(campaign_slot(self._campaign_id))
         return f"{self._namespace}:{{{tag}}}:codes"
 
+    def code_users(self) -> str:
+        """Hash of code redemptions per user in this campaign's hash slot:
+        "<code hash>\x1f<user>" -> count (a code's uses_per_user is held to it)."""
+        tag = slot_tag(campaign_slot(self._campaign_id))
+        return f"{self._namespace}:{{{tag}}}:code-users"
+
     def coupon_slot(self) -> CouponSlotKeys:
         """The redemption keys of this campaign's hash slot (shared with its neighbours)."""
         return KeySpace(self._namespace).coupon_slot(campaign_slot(self._campaign_id))
@@ -101,9 +107,9 @@ class CampaignKeys:
                 self.transfers_out, self.transfers_in]
 
     def script_keys(self) -> list[str]:
-        """KEYS[1..8] of claim.lua, in order."""
+        """KEYS[1..9] of claim.lua, in order."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
-                self.codes(), self.coupon_slot().coupons]
+                self.codes(), self.coupon_slot().coupons, self.code_users()]
 
 
 @dataclass(frozen=True, slots=True)

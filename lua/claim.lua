@@ -5,8 +5,8 @@ claim.lua: decide a batch of claims on ONE campaign, in order, atomically.
 Every way of issuing a coupon comes here: a tap on the grab button (source
 "grab"), an operator grant or trigger (source "grant"), a redemption code (source
 "code"). Every decision happens here, against the server clock, in this order:
-idempotent replay, the code (for source "code": it exists for this campaign and
-has uses left), claim window, pause, eligibility (channel, segments, excluded
+idempotent replay, the code (for source "code": it exists for this campaign, has
+uses left, and this user has not redeemed it as often as it allows), claim window, pause, eligibility (channel, segments, excluded
 segments), blocklist, per-user rate limit, lifetime limit, daily limit, stock. A grant then writes, in this order: stock decrement (none when stock is
 unlimited), seq, per-user counts, the replay record, and the stream entry. The
 grant and its stream record exist together or not at all. Rejections write only
@@ -20,11 +20,14 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
   KEYS[5]        stream  the claim stream (entry layout below)
   KEYS[6]        hash    per-user grants today: user_id -> "<day number>:<count>"
   KEYS[7]        hash    redemption codes of this hash slot: code hash ->
-                         "<campaign id>:<uses left>" (read only for source "code")
+                         "<campaign id>:<uses left>:<uses per user>" (read only for source
+                         "code"; an entry without the last part allows one use per user)
   KEYS[8]        hash    coupons granted in this hash slot: coupon id ->
                          "<campaign>\31<valid_until ms>\31<user>" (for redemption write-back)
-  KEYS[8+i]      string  rate-limit window counter of claim i's user (PX = window)
-  KEYS[8+n+i]    string  rate-limit window counter of claim i's client IP, present only
+  KEYS[9]        hash    code redemptions per user in this hash slot:
+                         "<code hash>\31<user>" -> count (source "code" only)
+  KEYS[9+i]      string  rate-limit window counter of claim i's user (PX = window)
+  KEYS[9+n+i]    string  rate-limit window counter of claim i's client IP, present only
                          when some claim of the batch carries an IP limit
 
 ARGV:
@@ -56,6 +59,7 @@ and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
   "replay"            the claim JSON stored when this token was granted
   "code_not_found"    ""
   "code_used"         ""
+  "code_already_redeemed" ""
   "campaign_not_found" ""
   "not_started"       starts_at (epoch ms)
   "ended"             ends_at (epoch ms)
@@ -73,7 +77,7 @@ channel, idempotency_key, source, source_ref, tags, claim (see docs/stream.md).
 
 local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key, codes_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local coupons_key = KEYS[8]
+local coupons_key, code_users_key = KEYS[8], KEYS[9]
 local n = #ARGV
 local SCHEMA_VERSION = '2'
 local DAY_MS = 86400000
@@ -204,11 +208,17 @@ for i = 1, n do
   local retry = f[13] == '1'
   local is_tap = source ~= 'grant' and not retry
   local code_uses = nil  -- uses left of the code being redeemed, when it is this campaign's
+  local code_per_user, code_user, redeemed_by_user = 1, '', 0
   if source == 'code' then
     local entry = redis.call('HGET', codes_key, source_ref)
     if entry then
-      local owner, uses = string.match(entry, '^(.*):(%d+)$')
-      if owner == campaign_id then code_uses = tonumber(uses) end
+      local owner, uses, per_user = string.match(entry, '^([^:]*):(%d+):?(%d*)$')
+      if owner == campaign_id then
+        code_uses = tonumber(uses)
+        code_per_user = tonumber(per_user) or 1
+        code_user = source_ref .. '\31' .. user_id
+        redeemed_by_user = tonumber(redis.call('HGET', code_users_key, code_user) or '0')
+      end
     end
   end
   local stored = redis.call('HGET', dedup_key, token)
@@ -218,6 +228,8 @@ for i = 1, n do
     reject('code_not_found', '')
   elseif source == 'code' and code_uses <= 0 then
     reject('code_used', '')
+  elseif source == 'code' and redeemed_by_user >= code_per_user then
+    reject('code_already_redeemed', '')
   elseif now < starts_at then
     reject('not_started', tostring(starts_at))
   elseif ends_at and now >= ends_at then
@@ -233,9 +245,9 @@ for i = 1, n do
   elseif blocked then
     reject('blocked', '')
   else
-    local rl_key = KEYS[8 + i]
+    local rl_key = KEYS[9 + i]
     local held = tonumber(redis.call('HGET', users_key, user_id) or '0')
-    local ip_key = client_ip ~= '' and KEYS[8 + n + i] or nil
+    local ip_key = client_ip ~= '' and KEYS[9 + n + i] or nil
     local today_n = daily_limit and today_count(user_id) or 0
     if is_tap and count_tap(rl_key, rl_window_ms) > rl_max then
       reject('rate_limited', tostring(redis.call('PTTL', rl_key)))
@@ -260,7 +272,9 @@ for i = 1, n do
         redis.call('HSET', daily_key, user_id, today .. ':' .. (today_n + 1))
       end
       if code_uses then
-        redis.call('HSET', codes_key, source_ref, campaign_id .. ':' .. (code_uses - 1))
+        redis.call('HSET', codes_key, source_ref,
+          campaign_id .. ':' .. (code_uses - 1) .. ':' .. code_per_user)
+        redis.call('HINCRBY', code_users_key, code_user, 1)
       end
       local claim = claim_json(claim_id, user_id, seq, channel, source)
       redis.call('HSET', dedup_key, token, claim)

@@ -6,7 +6,7 @@ campaign's cap.
 KEYS (under the campaign's hash tag):
   KEYS[1]   hash    campaign meta (must exist)
   KEYS[2]   string  codes ever issued for the campaign
-  KEYS[3]   hash    the batch: count, uses, generated, nonce, state, created_at
+  KEYS[3]   hash    the batch: count, uses, per_user, generated, nonce, state, created_at
   KEYS[4]   zset    the campaign's batch ids, scored by creation time
 ARGV:
   ARGV[1]   string  batch id
@@ -14,6 +14,7 @@ ARGV:
   ARGV[3]   integer uses per code
   ARGV[4]   string  the batch nonce (hex; the codes are derived from it)
   ARGV[5]   integer the most codes one campaign may have
+  ARGV[6]   integer uses of one code per user
 Returns an array {code, issued}:
   {"ok", issued}                    registered; issued now counts this batch
   {"campaign_not_found", 0}         (nothing written)
@@ -36,7 +37,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 issued = redis.call('INCRBY', KEYS[2], count)
-redis.call('HSET', KEYS[3], 'count', count, 'uses', ARGV[3], 'generated', 0,
+redis.call('HSET', KEYS[3], 'count', count, 'uses', ARGV[3], 'per_user', ARGV[6], 'generated', 0,
   'nonce', ARGV[4], 'state', 'generating', 'created_at', now)
 redis.call('ZADD', KEYS[4], now, ARGV[1])
 return {'ok', issued}

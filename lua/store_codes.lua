@@ -7,10 +7,11 @@ mid-batch resumes where the last call left off; HSETNX never resets a code's use
 
 KEYS:
   KEYS[1]   hash    the batch (see create_code_batch.lua)
-  KEYS[2]   hash    the codes of the campaign's hash slot: code hash -> "<campaign>:<uses>"
+  KEYS[2]   hash    the codes of the campaign's hash slot: code hash ->
+                    "<campaign>:<uses left>:<uses per user>"
 ARGV:
   ARGV[1]   integer the cursor these codes start at
-  ARGV[2]   string  "<campaign id>:<uses>", the value of every code of the batch
+  ARGV[2]   string  "<campaign id>:<uses>:<uses per user>", every code's value at first
   ARGV[3..] string  code hashes, in index order
 Returns an array {code, generated}:
   {"ok", generated}       stored

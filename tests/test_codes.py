@@ -22,15 +22,15 @@ from helpers import ADMIN, claim_of, create_campaign, stats
 
 
 async def make_codes(client: httpx.AsyncClient, campaign_id: str, count: int,
-                     uses: int = 1) -> list[str]:
+                     uses: int = 1, **extra: int) -> list[str]:
     r = await client.post(f"/v1/admin/campaigns/{campaign_id}/codes", headers=ADMIN,
-                          json={"count": count, "uses_per_code": uses})
+                          json={"count": count, "uses_per_code": uses, **extra})
     assert r.status_code == 202, r.text
     deadline = time.monotonic() + 30
     while True:
         batches = (await client.get(f"/v1/admin/campaigns/{campaign_id}/codes",
                                     headers=ADMIN)).json()["batches"]
-        if all(b["state"] == "ready" for b in batches):
+        if all(b["state"] in ("ready", "exported") for b in batches):
             break
         assert time.monotonic() < deadline, batches
         await asyncio.sleep(0.02)
@@ -184,3 +184,61 @@ async def test_a_code_of_an_ended_campaign_is_refused_as_a_grab_would_be(
     r = await redeem(client, code, "u1")
     assert (r.status_code, r.json()["error"]) == (409, "ended")
     assert (await redeem(client, code, "u2")).json()["error"] == "ended"  # its use not spent
+
+
+def guesses(campaign_id: str, n: int) -> list[str]:
+    """Codes that pass the check character and name the campaign's slot, but do not exist."""
+    slot = campaign_slot(campaign_id)
+    return [make_code(b"attacker-key" * 3, secrets.token_bytes(8), i, slot) for i in range(n)]
+
+
+async def test_a_thousand_wrong_codes_at_once_get_exactly_the_limit_of_lookups(
+    client: httpx.AsyncClient,
+) -> None:
+    """The attempt is counted before the lookup, in one script: concurrency cannot pass it."""
+    c = await create_campaign(client, stock=100)
+    gate = asyncio.Semaphore(40)  # (the cluster client has no waiting pool)
+
+    async def guess(code: str) -> int:
+        async with gate:
+            return (await redeem(client, code, "greedy")).status_code
+
+    answers = await asyncio.gather(*(guess(code) for code in guesses(c["id"], 1000)))
+    assert sorted(set(answers)) == [404, 429]
+    assert answers.count(404) == 10  # FailureLimit.per_user lookups, not one more
+
+
+async def test_a_busy_address_does_not_lock_out_users_with_good_codes(
+    client: httpx.AsyncClient,
+) -> None:
+    """Behind one gateway address, 60 users mistype once: the address is past its limit,
+    yet a user who has not failed redeems a valid code; one who failed there once is held
+    to one failure."""
+    c = await create_campaign(client, stock=100)
+    good = await make_codes(client, c["id"], 3)
+    for i, code in enumerate(guesses(c["id"], 60)):
+        assert (await redeem(client, code, f"typo{i}")).status_code == 404
+    assert (await redeem(client, good[0], "clean")).status_code == 201
+    assert (await redeem(client, guesses(c["id"], 1)[0], "typo0")).status_code == 429
+    # a user without failures still gets its one try at the busy address
+    assert (await redeem(client, guesses(c["id"], 1)[0], "newcomer")).status_code == 404
+    assert (await redeem(client, good[1], "newcomer")).status_code == 429
+
+
+async def test_a_shared_code_is_redeemed_once_per_user_unless_the_batch_says_more(
+    client: httpx.AsyncClient,
+) -> None:
+    c = await create_campaign(client, stock=100, per_user_limit=10)
+    [shared] = await make_codes(client, c["id"], 1, uses=5)
+    assert (await redeem(client, shared, "first")).status_code == 201
+    again = await redeem(client, shared, "first")
+    assert (again.status_code, again.json()["error"]) == (409, "code_already_redeemed")
+    assert [(await redeem(client, shared, f"u{i}")).status_code for i in range(5)] == \
+        [201, 201, 201, 201, 410]
+    [twice] = await make_codes(client, c["id"], 1, uses=5, uses_per_user=2)
+    assert [(await redeem(client, twice, "fan")).status_code for _ in range(3)] == [201, 201, 409]
+    batches = (await client.get(f"/v1/admin/campaigns/{c['id']}/codes", headers=ADMIN)).json()
+    assert sorted(b["uses_per_user"] for b in batches["batches"]) == [1, 2]
+    over = await client.post(f"/v1/admin/campaigns/{c['id']}/codes", headers=ADMIN,
+                             json={"count": 1, "uses_per_code": 2, "uses_per_user": 3})
+    assert over.status_code == 400

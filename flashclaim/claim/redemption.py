@@ -31,7 +31,7 @@ class Redeemer:
         if code is None:  # a typo the check character catches: no Redis call at all
             raise code_not_found()
         secret = self._codes.secret
-        wait_ms = await self._codes.refused_for(who.user_id, client_ip)
+        wait_ms = await self._codes.take_attempt(who.user_id, client_ip)
         if wait_ms is not None:
             raise ApiError(429, "rate_limited", "Too many wrong codes; try again later.",
                            retry_after=max(1, math.ceil(wait_ms / 1000)))
@@ -39,12 +39,16 @@ class Redeemer:
         slot_codes = f"{self._keyspace.namespace}:{{{slot_tag(slot_of(code))}}}:codes"
         campaign_id = await self._codes.owner(slot_codes, hashed)
         if campaign_id is None:
-            await self._codes.failed(who.user_id, client_ip)
+            await self._codes.failed(client_ip)
             raise code_not_found()
         try:
-            return await self._claims.claim(campaign_id, who, channel, idempotency_key,
-                                            client_ip, Source.CODE, hashed)
+            outcome = await self._claims.claim(campaign_id, who, channel, idempotency_key,
+                                               client_ip, Source.CODE, hashed)
         except ApiError as exc:
-            if exc.code == ClaimCode.CODE_NOT_FOUND:  # its campaign is gone
-                await self._codes.failed(who.user_id, client_ip)
+            if exc.code == ClaimCode.CODE_NOT_FOUND:  # its campaign is gone: a failure
+                await self._codes.failed(client_ip)
+            else:
+                await self._codes.give_back(who.user_id)
             raise
+        await self._codes.give_back(who.user_id)
+        return outcome

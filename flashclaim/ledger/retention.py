@@ -17,8 +17,9 @@ import logging
 
 import redis
 
-from flashclaim.keys import KeySpace
+from flashclaim.keys import CampaignKeys, KeySpace
 from flashclaim.ledger.db import Ledger
+from flashclaim.store.code_store import code_owner
 from flashclaim.ledger.reconcile import campaign_parts, ledger_lag, unrecorded_dead_letters
 
 log = logging.getLogger("flashclaim.ledger")
@@ -67,7 +68,7 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, ledger: Ledger, retention_m
             g = keys.grant(str(grant_id))
             doomed += [g.meta, g.users, g.outcomes]
         doomed += [keys.code_batch(str(b)) for b in r.zrange(keys.code_batches, 0, -1)]
-        _drop_codes(r, keys.codes(), campaign_id)
+        _drop_codes(r, keys, campaign_id)
         r.set(keys.retired, now_ms)  # first: the id stays taken (create_campaign.lua)
         r.delete(*doomed)
         for index in (keyspace.registry, keyspace.open_campaigns, keyspace.campaign_ends):
@@ -80,12 +81,15 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, ledger: Ledger, retention_m
     return removed
 
 
-def _drop_codes(r: redis.Redis, slot_codes: str, campaign_id: str) -> None:
-    """The campaign's codes, out of the codes hash it shares with its slot's campaigns."""
-    prefix = campaign_id + ":"
-    _hdel_all(r, slot_codes, [
-        str(field) for field, value in r.hscan_iter(slot_codes, count=1000)
-        if str(value).startswith(prefix) and ":" not in str(value)[len(prefix):]])
+def _drop_codes(r: redis.Redis, keys: CampaignKeys, campaign_id: str) -> None:
+    """The campaign's codes, and who redeemed them, out of the hashes it shares with its
+    slot's campaigns."""
+    ours = {str(field) for field, value in r.hscan_iter(keys.codes(), count=1000)
+            if code_owner(str(value)) == campaign_id}
+    _hdel_all(r, keys.codes(), sorted(ours))
+    _hdel_all(r, keys.code_users(), [
+        str(field) for field, _ in r.hscan_iter(keys.code_users(), count=1000)
+        if str(field).partition("\x1f")[0] in ours])
 
 
 def _coupons_of(r: redis.Redis, slot_coupons: str, campaign_id: str, now_ms: int

@@ -34,19 +34,30 @@ LEASE_MS = 30_000
 
 @dataclass(frozen=True, slots=True)
 class FailureLimit:
-    """Failed redemptions allowed per user and per address in one window."""
+    """Failed redemptions allowed in one window: per user, and per address. An address
+    past its limit is not locked out (many users share a gateway's): it only tightens the
+    limit of the users who fail there to `per_user_at_busy_address`."""
 
     per_user: int = 10
     per_ip: int = 50
+    per_user_at_busy_address: int = 1
     window_ms: int = 600_000
 
 
-def parse_code_batch(body: object) -> tuple[int, int]:
+@dataclass(frozen=True, slots=True)
+class CodeBatchRequest:
+    count: int
+    uses_per_code: int
+    uses_per_user: int  # how often one user may redeem one code (a shared code: 1)
+
+
+def parse_code_batch(body: object) -> CodeBatchRequest:
     o = Obj(body, "body")
     count = o.integer("count", *COUNT_RANGE)
     uses = o.integer("uses_per_code", *USES_RANGE, default=1)
+    per_user = o.integer("uses_per_user", 1, uses, default=1)
     o.done()
-    return count, uses
+    return CodeBatchRequest(count, uses, per_user)
 
 
 class CodeStore:
@@ -67,14 +78,15 @@ class CodeStore:
                            "Redemption codes need FLASHCLAIM_CODE_SECRET.")
         return self._secret
 
-    async def create_batch(self, campaign_id: str, count: int, uses: int) -> dict[str, Any]:
+    async def create_batch(self, campaign_id: str, request: CodeBatchRequest) -> dict[str, Any]:
         self.secret  # noqa: B018 (refuse before writing anything when codes are not set up)
         keys = self._keyspace.campaign(campaign_id)
         batch_id = secrets.token_hex(6)
         member = f"{campaign_id}/{batch_id}"
         await self._redis.zadd(self._keyspace.pending_code_batches, {member: 0})
         code, issued = await self._scripts.create_code_batch(
-            keys, batch_id, count, uses, secrets.token_hex(32), MAX_CODES_PER_CAMPAIGN)
+            keys, batch_id, request.count, request.uses_per_code, request.uses_per_user,
+            secrets.token_hex(32), MAX_CODES_PER_CAMPAIGN)
         if code != "ok":
             await self._redis.zrem(self._keyspace.pending_code_batches, member)
             if code == "campaign_not_found":
@@ -98,7 +110,8 @@ class CodeStore:
             state = "exported"
         return {"batch_id": batch_id, "campaign_id": campaign_id, "state": state,
                 "count": int(m["count"]), "generated": int(m["generated"]),
-                "uses_per_code": int(m["uses"]), "created_at": to_rfc3339(int(m["created_at"]))}
+                "uses_per_code": int(m["uses"]), "uses_per_user": _per_user(m),
+                "created_at": to_rfc3339(int(m["created_at"]))}
 
     async def batches(self, campaign_id: str) -> list[dict[str, Any]]:
         keys = self._keyspace.campaign(campaign_id)
@@ -136,8 +149,8 @@ class CodeStore:
                 nonce, slot = bytes.fromhex(m["nonce"]), campaign_slot(campaign_id)
                 hashes = [code_hash(self.secret, _plain(make_code(self.secret, nonce, i, slot)))
                           for i in range(start, end)]
-                await self._scripts.store_codes(keys, batch_id, start,
-                                                f"{campaign_id}:{m['uses']}", hashes)
+                await self._scripts.store_codes(
+                    keys, batch_id, start, f"{campaign_id}:{m['uses']}:{_per_user(m)}", hashes)
                 if not await self._scripts.renew_lease(lease, self._owner, LEASE_MS):
                     return False
             await self._redis.zrem(self._keyspace.pending_code_batches,
@@ -179,38 +192,50 @@ class CodeStore:
 
     # -- the brute-force limiter ------------------------------------------------------
 
-    async def refused_for(self, user_id: str, client_ip: str) -> int | None:
-        """Milliseconds until this user or address may try again, or None."""
-        keys = [self._keyspace.code_failures("u:" + user_id),
-                self._keyspace.code_failures("ip:" + client_ip)]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:  # two keys, two slots on a cluster: one GET each
-                pipe.get(key)
-            pipe.pttl(keys[0])
-            pipe.pttl(keys[1])
-            user_n, ip_n, user_ttl, ip_ttl = await pipe.execute()
-        over = []
-        if int(user_n or 0) >= self.limit.per_user:
-            over.append(user_ttl)
-        if int(ip_n or 0) >= self.limit.per_ip:
-            over.append(ip_ttl)
-        return max(max(over), 1) if over else None
+    async def take_attempt(self, user_id: str, client_ip: str) -> int | None:
+        """Count one attempt of this user before its code is looked up; None when it may go
+        on, else the milliseconds until it may try again. The per-user count is exact
+        under any concurrency (one script); the address only chooses the allowance."""
+        failures_here = int(await self._redis.get(self._ip_key(client_ip)) or 0)
+        allowance = self.limit.per_user if failures_here < self.limit.per_ip \
+            else self.limit.per_user_at_busy_address
+        return await self._scripts.take_attempt(self._user_key(user_id), allowance,
+                                                self.limit.window_ms)
 
-    async def failed(self, user_id: str, client_ip: str) -> None:
+    async def give_back(self, user_id: str) -> None:
+        """The code existed: the attempt was no failure."""
+        await self._scripts.return_attempt(self._user_key(user_id))
+
+    async def failed(self, client_ip: str) -> None:
+        """A code that does not exist, from this address (the user's attempt stays counted)."""
+        key = self._ip_key(client_ip)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for who in ("u:" + user_id, "ip:" + client_ip):
-                key = self._keyspace.code_failures(who)
-                pipe.incr(key)
-                pipe.pexpire(key, self.limit.window_ms, nx=True)
+            pipe.incr(key)
+            pipe.pexpire(key, self.limit.window_ms, nx=True)
             await pipe.execute()
+
+    def _user_key(self, user_id: str) -> str:
+        return self._keyspace.code_failures("u:" + user_id)
+
+    def _ip_key(self, client_ip: str) -> str:
+        return self._keyspace.code_failures("ip:" + client_ip)
 
     async def owner(self, slot_codes_key: str, hashed: str) -> str | None:
         """The campaign a code hash belongs to (claim.lua checks it again)."""
         entry = await self._redis.hget(slot_codes_key, hashed)
         if entry is None:
             return None
-        campaign_id, _, _ = str(entry).rpartition(":")
-        return campaign_id
+        return code_owner(str(entry))
+
+
+def code_owner(entry: str) -> str:
+    """The campaign of a codes-hash value ("<campaign>:<uses left>[:<uses per user>]")."""
+    return entry.partition(":")[0]
+
+
+def _per_user(batch: dict[str, str]) -> int:
+    """A batch's uses per user (batches made before the setting: 1, the default)."""
+    return int(batch.get("per_user") or 1)
 
 
 def _plain(grouped: str) -> str:

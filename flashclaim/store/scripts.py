@@ -48,6 +48,7 @@ class ClaimCode(StrEnum):
     REPLAY = "replay"
     CODE_NOT_FOUND = "code_not_found"
     CODE_USED = "code_used"
+    CODE_ALREADY_REDEEMED = "code_already_redeemed"
     CAMPAIGN_NOT_FOUND = "campaign_not_found"
     NOT_STARTED = "not_started"
     ENDED = "ended"
@@ -154,7 +155,7 @@ class Scripts:
     async def claim(self, keys: CampaignKeys, requests: list[ClaimRequest]) -> list[ClaimDecision]:
         """Decide a batch of claims on one campaign, in order, in one atomic call."""
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
-        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[8+n+i], one per claim
+        if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[9+n+i], one per claim
             script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
         args = [r.packed() for r in requests]
         flat = await self._durably("claim", script_keys, args)
@@ -248,10 +249,10 @@ class Scripts:
         return _text(code), int(done), int(total)
 
     async def create_code_batch(self, keys: CampaignKeys, batch_id: str, count: int, uses: int,
-                                nonce: str, max_codes: int) -> tuple[str, int]:
+                                per_user: int, nonce: str, max_codes: int) -> tuple[str, int]:
         code, issued = await self._script("create_code_batch")(
             keys=[keys.meta, keys.codes_issued, keys.code_batch(batch_id), keys.code_batches],
-            args=[batch_id, count, uses, nonce, max_codes])
+            args=[batch_id, count, uses, nonce, max_codes, per_user])
         return _text(code), int(issued)
 
     async def store_codes(self, keys: CampaignKeys, batch_id: str, start: int, value: str,
@@ -282,6 +283,15 @@ class Scripts:
                               unlimited: bool, fields: list[str]) -> int:
         return int(await self._script("mirror_campaign")(
             keys=[keys.meta], args=[bucket, n, defv, "1" if unlimited else "0", *fields]))
+
+    async def take_attempt(self, key: str, allowance: int, window_ms: int) -> int | None:
+        """None when taken; else the ms until the window ends (take_attempt.lua)."""
+        taken, detail = await self._script("take_attempt")(keys=[key],
+                                                           args=[allowance, window_ms])
+        return None if int(taken) else int(detail)
+
+    async def return_attempt(self, key: str) -> None:
+        await self._script("return_attempt")(keys=[key], args=[])
 
     async def renew_lease(self, key: str, owner: str, ms: int) -> bool:
         return bool(await self._script("renew_lease")(keys=[key], args=[owner, ms]))

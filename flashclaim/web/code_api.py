@@ -25,12 +25,12 @@ async def create_codes(request: Request) -> Response:
     """Generate `count` codes in the background; 202 with the batch and its progress."""
     s = admin(request)
     campaign_id = campaign_id_of(request)
-    count, uses = parse_code_batch(await read_json(
+    wanted = parse_code_batch(await read_json(
         request, s.settings.max_admin_body, required=True,
         body_deadline_s=s.settings.body_timeout_s))
-    batch = await s.codes.create_batch(campaign_id, count, uses)
-    audit.info("code batch campaign=%s batch=%s count=%d uses=%d", campaign_id,
-               batch["batch_id"], count, uses)
+    batch = await s.codes.create_batch(campaign_id, wanted)
+    audit.info("code batch campaign=%s batch=%s count=%d uses=%d per_user=%d", campaign_id,
+               batch["batch_id"], wanted.count, wanted.uses_per_code, wanted.uses_per_user)
     return json_response(batch, 202)
 
 

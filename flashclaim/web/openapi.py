@@ -267,7 +267,10 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["count"],
         "additionalProperties": False,
-        "properties": {"count": _int(COUNT_RANGE), "uses_per_code": _int(USES_RANGE)},
+        "properties": {"count": _int(COUNT_RANGE), "uses_per_code": _int(USES_RANGE),
+                       "uses_per_user": {**_int(USES_RANGE), "description":
+                                         "how often one user may redeem one code (default 1; "
+                                         "at most uses_per_code)"}},
     },
     "CodeBatch": {
         "type": "object",
@@ -277,7 +280,8 @@ SCHEMAS: dict[str, Any] = {
             "batch_id": {"type": "string"}, "campaign_id": _ID,
             "state": {"enum": ["generating", "ready", "exported"]},
             "count": {"type": "integer"}, "generated": {"type": "integer"},
-            "uses_per_code": {"type": "integer"}, "created_at": _TIME,
+            "uses_per_code": {"type": "integer"}, "uses_per_user": {"type": "integer"},
+            "created_at": _TIME,
         },
     },
     "CodeBatches": {

@@ -20,6 +20,7 @@ const ANSWERS = {
   unauthenticated: "Enter a user id first.",
   code_not_found: "No such code.",
   code_used: "This code has been used up.",
+  code_already_redeemed: "You have already redeemed this code.",
 };
 
 function serverNow() { return Date.now() + skewMs; }
