@@ -19,8 +19,8 @@ import redis
 
 from flashclaim.keys import CampaignKeys, KeySpace
 from flashclaim.ledger.db import Ledger
-from flashclaim.store.code_store import code_owner
 from flashclaim.ledger.reconcile import campaign_parts, ledger_lag, unrecorded_dead_letters
+from flashclaim.store.code_store import code_owner
 
 log = logging.getLogger("flashclaim.ledger")
 SWEEP_BATCH = 100  # campaigns looked at per sweep
