@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -158,3 +159,41 @@ def serving(data_dir: Path, *args: str, redis_url: str | None = None) -> Iterato
         yield base
     finally:
         assert children.stop(proc) == 0, log_path.read_text()
+
+
+class LoopWatch:
+    """How much of a stretch of time this event loop spent unable to run anything: a ticker
+    asks for a turn every `tick_s`; a turn that comes `stall_s` or more late counts its
+    lateness as stalled. (What a claim answered on this loop would wait for.)"""
+
+    def __init__(self, tick_s: float = 0.002, stall_s: float = 0.02) -> None:
+        self._tick, self._stall = tick_s, stall_s
+        self.stalled = 0.0
+        self.longest = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._started = 0.0
+        self.elapsed = 0.0
+
+    async def _run(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self._tick)
+            late = time.perf_counter() - before - self._tick
+            self.longest = max(self.longest, late)
+            if late >= self._stall:
+                self.stalled += late
+
+    async def __aenter__(self) -> LoopWatch:
+        self._started = time.perf_counter()
+        self._task = asyncio.create_task(self._run())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        self.elapsed = time.perf_counter() - self._started
+
+    @property
+    def stalled_share(self) -> float:
+        return self.stalled / max(self.elapsed, 1e-9)

@@ -18,7 +18,7 @@ from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
 
 from conftest import app_client
-from helpers import ADMIN, claim_of, create_campaign, stats
+from helpers import ADMIN, LoopWatch, claim_of, create_campaign, stats
 
 
 async def make_codes(client: httpx.AsyncClient, campaign_id: str, count: int,
@@ -242,3 +242,45 @@ async def test_a_shared_code_is_redeemed_once_per_user_unless_the_batch_says_mor
     over = await client.post(f"/v1/admin/campaigns/{c['id']}/codes", headers=ADMIN,
                              json={"count": 1, "uses_per_code": 2, "uses_per_user": 3})
     assert over.status_code == 400
+
+
+async def test_two_exports_at_once_hand_out_each_code_once(client: httpx.AsyncClient) -> None:
+    c = await create_campaign(client, stock=100)
+    await make_codes_unexported(client, c["id"], 3000)
+    url = f"/v1/admin/campaigns/{c['id']}/codes.csv"
+    first, second = await asyncio.gather(client.get(url, headers=ADMIN),
+                                         client.get(url, headers=ADMIN))
+    assert sorted([first.status_code, second.status_code]) == [200, 410]
+    done = first if first.status_code == 200 else second
+    assert len(list(csv.DictReader(io.StringIO(done.text)))) == 3000
+
+
+async def make_codes_unexported(client: httpx.AsyncClient, campaign_id: str, count: int
+                                ) -> None:
+    r = await client.post(f"/v1/admin/campaigns/{campaign_id}/codes", headers=ADMIN,
+                          json={"count": count})
+    assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 120
+    while True:
+        batches = (await client.get(f"/v1/admin/campaigns/{campaign_id}/codes",
+                                    headers=ADMIN)).json()["batches"]
+        if all(b["state"] == "ready" for b in batches):
+            return
+        assert time.monotonic() < deadline, batches
+        await asyncio.sleep(0.05)
+
+
+async def test_generating_and_exporting_codes_leave_the_loop_free(
+    client: httpx.AsyncClient,
+) -> None:
+    """The loop that answers claims is never held for long by codes being made or written
+    out: a hundred thousand of each (the hashing and the CSV are made on a thread)."""
+    c = await create_campaign(client, stock=100)
+    async with LoopWatch() as generating:
+        await make_codes_unexported(client, c["id"], 100_000)
+    async with LoopWatch() as exporting:
+        export = await client.get(f"/v1/admin/campaigns/{c['id']}/codes.csv", headers=ADMIN)
+    assert export.status_code == 200 and export.text.count("\n") == 100_001
+    for watch in (generating, exporting):
+        assert watch.stalled_share < 0.25, (watch.stalled_share, watch.longest)
+        assert watch.longest < 0.25, watch.longest

@@ -28,7 +28,8 @@ from flashclaim.validation import Obj
 MAX_CODES_PER_CAMPAIGN = 1_000_000
 COUNT_RANGE = (1, MAX_CODES_PER_CAMPAIGN)
 USES_RANGE = (1, 1000)
-STEP = 5000  # codes per store_codes.lua call
+STEP = 1000  # codes per store_codes.lua call
+EXPORT_STEP = 2000  # codes per chunk of the CSV export (each made on a thread)
 LEASE_MS = 30_000
 
 
@@ -42,6 +43,17 @@ class FailureLimit:
     per_ip: int = 50
     per_user_at_busy_address: int = 1
     window_ms: int = 600_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Export:
+    """A batch claimed by one export."""
+
+    batch_id: str
+    nonce: bytes
+    count: int
+    uses: int
+    per_user: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +146,8 @@ class CodeStore:
             await self.generate(campaign_id, batch_id)
 
     async def generate(self, campaign_id: str, batch_id: str) -> bool:
-        """Store the batch's codes to its end, if this process gets its lease."""
+        """Store the batch's codes to its end, if this process gets its lease. The hashing
+        runs on a thread, a step at a time: the loop that answers claims keeps answering."""
         lease = self._keyspace.code_batch_lease(campaign_id, batch_id)
         if not await self._redis.set(lease, self._owner, nx=True, px=LEASE_MS):
             return False
@@ -146,9 +159,9 @@ class CodeStore:
                     break
                 start = int(m["generated"])
                 end = min(start + STEP, int(m["count"]))
-                nonce, slot = bytes.fromhex(m["nonce"]), campaign_slot(campaign_id)
-                hashes = [code_hash(self.secret, _plain(make_code(self.secret, nonce, i, slot)))
-                          for i in range(start, end)]
+                hashes = await asyncio.to_thread(
+                    _code_hashes, self.secret, bytes.fromhex(m["nonce"]),
+                    campaign_slot(campaign_id), start, end)
                 await self._scripts.store_codes(
                     keys, batch_id, start, f"{campaign_id}:{m['uses']}:{_per_user(m)}", hashes)
                 if not await self._scripts.renew_lease(lease, self._owner, LEASE_MS):
@@ -162,33 +175,34 @@ class CodeStore:
     # -- the one export ---------------------------------------------------------------
 
     async def export(self, campaign_id: str) -> AsyncIterator[str]:
-        """CSV lines of every generated, not yet exported code; each batch is exported once:
-        its nonce is deleted when its last line has been produced."""
+        """CSV lines of every generated, not yet exported code. The batches are claimed for
+        this export before a line is produced (claim_code_export.lua): a second export, at
+        the same moment or later, gets none of them."""
         keys = self._keyspace.campaign(campaign_id)
         if not await self._redis.exists(keys.meta):
             raise campaign_not_found(campaign_id)
-        ready = []
-        for batch_id in cast(list[str], await self._redis.zrange(keys.code_batches, 0, -1)):
-            m = text_map(await self._redis.hgetall(keys.code_batch(batch_id)))
-            if m.get("nonce") and m["state"] == "ready":
-                ready.append((batch_id, m))
-        if not ready:
+        batch_ids = [str(b) for b in await self._redis.zrange(keys.code_batches, 0, -1)]
+        nonces = await self._scripts.claim_code_export(
+            [keys.code_batch(b) for b in batch_ids]) if batch_ids else []
+        claimed = [(b, n) for b, n in zip(batch_ids, nonces, strict=True) if n]
+        if not claimed:
             raise ApiError(410, "codes_exported",
                            "Every generated code of this campaign was exported already "
                            "(or none is ready yet).")
+        ready = []
+        for batch_id, nonce in claimed:
+            m = text_map(await self._redis.hgetall(keys.code_batch(batch_id)))
+            ready.append(_Export(batch_id, bytes.fromhex(nonce), int(m["count"]),
+                                 int(m["uses"]), _per_user(m)))
         return self._lines(campaign_id, ready)
 
-    async def _lines(self, campaign_id: str, ready: list[tuple[str, dict[str, str]]]
-                     ) -> AsyncIterator[str]:
-        keys = self._keyspace.campaign(campaign_id)
+    async def _lines(self, campaign_id: str, ready: list[_Export]) -> AsyncIterator[str]:
         slot = campaign_slot(campaign_id)
-        yield "code,uses_per_code,batch_id\n"
-        for batch_id, m in ready:
-            nonce = bytes.fromhex(m["nonce"])
-            for start in range(0, int(m["count"]), STEP):
-                yield "".join(f"{make_code(self.secret, nonce, i, slot)},{m['uses']},{batch_id}\n"
-                              for i in range(start, min(start + STEP, int(m["count"]))))
-            await self._redis.hdel(keys.code_batch(batch_id), "nonce")
+        yield "code,uses_per_code,uses_per_user,batch_id\n"
+        for batch in ready:
+            for start in range(0, batch.count, EXPORT_STEP):
+                end = min(start + EXPORT_STEP, batch.count)
+                yield await asyncio.to_thread(_csv_lines, self.secret, batch, slot, start, end)
 
     # -- the brute-force limiter ------------------------------------------------------
 
@@ -240,3 +254,15 @@ def _per_user(batch: dict[str, str]) -> int:
 
 def _plain(grouped: str) -> str:
     return grouped.replace("-", "")
+
+
+def _code_hashes(secret: bytes, nonce: bytes, slot: int, start: int, end: int) -> list[str]:
+    """The keyed hashes Redis keeps of codes start..end-1 (run on a thread)."""
+    return [code_hash(secret, _plain(make_code(secret, nonce, i, slot)))
+            for i in range(start, end)]
+
+
+def _csv_lines(secret: bytes, batch: _Export, slot: int, start: int, end: int) -> str:
+    """CSV lines of codes start..end-1 of a batch (run on a thread)."""
+    tail = f",{batch.uses},{batch.per_user},{batch.batch_id}\n"
+    return "".join(make_code(secret, batch.nonce, i, slot) + tail for i in range(start, end))

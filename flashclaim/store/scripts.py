@@ -261,6 +261,11 @@ class Scripts:
             keys=[keys.code_batch(batch_id), keys.codes()], args=[start, value, *hashes])
         return _text(code), int(generated)
 
+    async def claim_code_export(self, batch_keys: list[str]) -> list[str]:
+        """Each batch's nonce, taken out of it, or "" (claim_code_export.lua)."""
+        return [_text(n) for n in await self._script("claim_code_export")(keys=batch_keys,
+                                                                          args=[])]
+
     async def use_coupon(self, keys: CouponSlotKeys, action: str, coupon_id: str,
                          order_id: str, discount: int) -> list[str]:
         reply = await self._script("use_coupon")(
