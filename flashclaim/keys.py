@@ -232,6 +232,16 @@ class KeySpace:
         return f"{self.namespace}:{{blocklist}}"
 
     @property
+    def blocklist_changes(self) -> str:
+        """Stream of the last blocklist changes, entry id "<revision>-0" (op, user)."""
+        return f"{self.namespace}:{{blocklist}}:changes"
+
+    @property
+    def blocklist_index(self) -> str:
+        """Sorted set of the blocked users, all scored 0: the listing pages by id."""
+        return f"{self.namespace}:{{blocklist}}:index"
+
+    @property
     def blocklist_rev(self) -> str:
         """Counter bumped by every blocklist change: services re-read the list when it moves."""
         return f"{self.namespace}:{{blocklist}}:rev"

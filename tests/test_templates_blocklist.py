@@ -6,8 +6,13 @@ import asyncio
 import time
 
 import httpx
+from redis.asyncio import Redis
 
+from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
+from flashclaim.store.blocklist import Blocklist
+from flashclaim.store.scripts import Scripts
+from flashclaim.web.services import Services
 
 from conftest import app_client
 from helpers import ADMIN, claim, create_campaign
@@ -95,3 +100,52 @@ async def test_another_process_sees_a_block_within_its_refresh(settings: Setting
             assert time.monotonic() < deadline, "the other process never saw the block"
             await asyncio.sleep(0.05)
         assert time.monotonic() - blocked_at < 3  # one refresh (1 s), with room
+
+
+async def test_a_block_costs_a_log_read_not_a_read_of_the_whole_list(
+    redis_client: Redis, keyspace: KeySpace, settings: Settings,
+) -> None:
+    """200,000 users on the list: each block and unblock, in this process and in another,
+    is followed through the change log; the list is read whole once per process."""
+    users = [f"farm-{i}" for i in range(200_000)]
+    for start in range(0, len(users), 10_000):
+        await redis_client.hset(keyspace.blocklist, mapping=dict.fromkeys(
+            users[start:start + 10_000], '{"reason": "farm", "blocked_at": 1}'))
+    one_app, other_app = app_client(settings), app_client(settings)
+    async with one_app as one, other_app as other:
+        mine, theirs = blocklist_of(one_app), blocklist_of(other_app)
+        c = await create_campaign(one, stock=100)
+        assert (await claim(other, c["id"], "farm-7")).status_code == 403  # read whole, once
+        for i in range(5):
+            await one.put(f"/v1/admin/blocklist/new-{i}", headers=ADMIN, json={"reason": "x"})
+        assert (await one.delete("/v1/admin/blocklist/farm-7", headers=ADMIN)).status_code \
+            == 204
+        await theirs.refresh()
+        assert await theirs.is_blocked("new-4") and not await theirs.is_blocked("farm-7")
+        assert await mine.is_blocked("new-0") and not await mine.is_blocked("farm-7")
+        assert (mine.full_reads, theirs.full_reads) == (1, 1)
+        page = (await one.get("/v1/admin/blocklist", headers=ADMIN,
+                              params={"cursor": "farm-99998", "limit": 3})).json()
+        assert [b["user_id"] for b in page["blocked"]] == ["farm-99999", "new-0", "new-1"]
+
+
+def blocklist_of(app: app_client) -> Blocklist:
+    """The blocklist copy of an in-process app (after its lifespan started)."""
+    services: Services = app.app.starlette.state.services
+    return services.claims.blocklist
+
+
+async def test_a_process_behind_the_log_reads_the_list_again(
+    redis_client: Redis, keyspace: KeySpace,
+) -> None:
+    scripts = Scripts(redis_client)
+    behind = Blocklist(redis_client, scripts, keyspace)
+    writer = Blocklist(redis_client, scripts, keyspace)
+    await writer.block("early", "x")
+    assert await behind.is_blocked("early")
+    for i in range(3):
+        await writer.block(f"u{i}", "x")
+    await redis_client.xtrim(keyspace.blocklist_changes, minid="4-0", approximate=False)
+    await behind.refresh()
+    assert all([await behind.is_blocked(u) for u in ("early", "u0", "u1", "u2")])
+    assert behind.full_reads == 2

@@ -37,7 +37,7 @@ class ClaimService:
         self._redis = redis
         self._scripts = scripts
         self._ip_limit = ip_limit
-        self.blocklist = blocklist or Blocklist(redis, keyspace)
+        self.blocklist = blocklist or Blocklist(redis, scripts, keyspace)
         self._keyspace = keyspace
         self._coalescer = ClaimCoalescer(scripts, keyspace)
         self.gate = gate or ClaimGate()

@@ -289,6 +289,13 @@ class Scripts:
         return int(await self._script("mirror_campaign")(
             keys=[keys.meta], args=[bucket, n, defv, "1" if unlimited else "0", *fields]))
 
+    async def blocklist_change(self, keys: list[str], op: str, user_id: str, entry: str,
+                               log_kept: int) -> tuple[bool, int]:
+        """(changed, revision); keys: list, revision, log, index (blocklist_change.lua)."""
+        changed, rev = await self._script("blocklist_change")(
+            keys=keys, args=[op, user_id, entry, log_kept])
+        return bool(changed), int(rev)
+
     async def take_attempt(self, key: str, allowance: int, window_ms: int) -> int | None:
         """None when taken; else the ms until the window ends (take_attempt.lua)."""
         taken, detail = await self._script("take_attempt")(keys=[key],

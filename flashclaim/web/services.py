@@ -56,7 +56,7 @@ class Services:
         scripts = Scripts(redis, ReplicaWait(settings.replica_acks, settings.replica_timeout_ms))
         keyspace = KeySpace(settings.namespace)
         claims = ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit,
-                              blocklist=Blocklist(redis, keyspace))
+                              blocklist=Blocklist(redis, scripts, keyspace))
         grants = GrantStore(redis, scripts, keyspace)
         secret = settings.code_secret.encode() if settings.code_secret else None
         codes = CodeStore(redis, scripts, keyspace, secret)
