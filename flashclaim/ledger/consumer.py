@@ -4,9 +4,15 @@ Exactly once in effect: each batch is written in one transaction with idempotent
 inserts, and acknowledged (XACK) only after the commit. A crash between the two
 leaves the entries pending; they are redelivered and the rewrite is a no-op.
 
-- New campaigns are found through the registry (keys.KeySpace.registry).
-- On start the consumer first drains its own pending entries; it periodically
-  takes over entries that dead consumers left pending (XAUTOCLAIM).
+- New campaigns are found through the registry (keys.KeySpace.registry): at every
+  refresh, and at once when the registry or the set of coupon-event streams grows (two
+  counts read each round), so a new stream is read within one round.
+- Quiet streams cost nothing: a campaign ended (by the Redis clock, QUIET_AFTER_MS ago)
+  whose stream the group has wholly acknowledged gets no new entry, so its stream is no
+  longer read, taken over or checked (it is trimmed once, when its entries pass the
+  retention). An idle ledger's cost does not grow with the campaigns ever made.
+- On start the consumer first drains its own pending entries; every claim_idle_ms / 2
+  it takes over entries that dead consumers left pending (XAUTOCLAIM).
 - Poison entries (undecodable, or delivered too often) go to the campaign's
   dead-letter stream with the reason, are acknowledged, counted and logged.
 - The database or Redis down is not poison: the consumer waits and retries (one
@@ -27,7 +33,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from redis.crc import key_slot
@@ -46,6 +52,7 @@ log = logging.getLogger("flashclaim.ledger")
 COUPON_EVENTS = "*coupon-events*"  # the owner recorded for a coupon-event stream
 _SWEEP_BATCH = 10_000  # coupons marked expired per transaction
 CLUSTER_IDLE_POLLS = 10  # on a cluster, idle streams are polled this often per block_ms
+QUIET_AFTER_MS = 10_000  # an ended campaign's stream is quiet this long after its end
 T = TypeVar("T")
 
 
@@ -85,7 +92,11 @@ class LedgerConsumer:
         self.options = options or ConsumerOptions()
         self.stats = ConsumerStats()
         self.stop_requested = False
-        self._streams: dict[str, str] = {}  # stream key -> campaign id
+        self._streams: dict[str, str] = {}  # active streams: stream key -> campaign id
+        # quiet streams: stream key -> (campaign id, when to trim it, epoch ms; None: done)
+        self._quiet: dict[str, tuple[str, int | None]] = {}
+        self._counts: tuple[int, int] | None = None  # (registry, event streams) last seen
+        self._next_takeover = 0.0
         self._failures: dict[str, int] = {}  # entry id -> failed writes in this process
         self._next_refresh = 0.0
         self._next_trim = 0.0
@@ -132,7 +143,8 @@ class LedgerConsumer:
         if now < self._next_progress:
             return
         self._next_progress = now + self.options.progress_ms / 1000
-        lag = sum(ledger_lag(self.redis, stream, self.options.group) for stream in self._streams)
+        lag = sum(ledger_lag(self.redis, stream, self.options.group)
+                  for stream in self._streams)  # (quiet streams have none)
         s = self.stats
         log.info("ledger progress: %d claims written, %d redelivered, %d dead-lettered, "
                  "%d trimmed, %d expired; lag %d over %d streams", s.written, s.redelivered,
@@ -141,9 +153,11 @@ class LedgerConsumer:
     def run_once(self) -> int:
         """One round: periodic chores when due, then one blocking read of new entries."""
         now = time.monotonic()
-        if now >= self._next_refresh:
+        if now >= self._next_refresh or self._grown():
             self._next_refresh = now + self.options.refresh_ms / 1000
             self.discover()
+        if now >= self._next_takeover:
+            self._next_takeover = now + self.options.claim_idle_ms / 2000
             self.take_over_abandoned()
         if now >= self._next_trim:
             self._next_trim = now + self.options.trim_every_ms / 1000
@@ -185,12 +199,29 @@ class LedgerConsumer:
             time.sleep(self.options.block_ms / 1000 / CLUSTER_IDLE_POLLS)
         return reply
 
+    def _grown(self) -> bool:
+        """Whether a campaign or a coupon-event stream appeared since the last discover
+        (two counts: a round's cost does not grow with the campaigns)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(self.keyspace.registry)
+        pipe.scard(self.keyspace.coupon_event_streams)
+        registry, events = pipe.execute()
+        counts = (int(registry), int(events))
+        return self._counts is not None and counts > self._counts
+
     def discover(self) -> None:
         """Join the claim stream of every campaign in the registry (creating our group);
-        leave those that left it (removed after their retention)."""
-        registered = [str(c) for c in self.redis.zrange(self.keyspace.registry, 0, -1)]
+        leave those that left it (removed after their retention); let the streams of
+        ended, wholly acknowledged campaigns go quiet."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(self.keyspace.registry, 0, -1)
+        pipe.scard(self.keyspace.coupon_event_streams)
+        raw_registry, events = pipe.execute()
+        registered = [str(c) for c in raw_registry]
+        self._counts = (len(registered), int(events))
         kept = set(registered) | {COUPON_EVENTS}
         self._streams = {s: c for s, c in self._streams.items() if c in kept}
+        self._quiet = {s: q for s, q in self._quiet.items() if q[0] in kept}
         layouts = bucketed_campaigns_sync(self.redis, self.keyspace)
         wanted = [(keys.stream, c) for c in registered
                   for keys in self.keyspace.buckets(c, layouts.get(c, 1))]
@@ -198,7 +229,7 @@ class LedgerConsumer:
         wanted += [(str(s), COUPON_EVENTS)
                    for s in self.redis.smembers(self.keyspace.coupon_event_streams)]
         for stream, owner in wanted:
-            if stream in self._streams:
+            if stream in self._streams or stream in self._quiet:
                 continue
             try:
                 self.redis.xgroup_create(stream, self.options.group, id="0", mkstream=True)
@@ -206,6 +237,20 @@ class LedgerConsumer:
                 if "BUSYGROUP" not in str(exc):
                     raise
             self._streams[stream] = owner
+        self._quiet_down()
+
+    def _quiet_down(self) -> None:
+        """Active streams of campaigns that ended QUIET_AFTER_MS ago (Redis clock) and that
+        the group has wholly acknowledged become quiet: no new entry can come (claim.lua
+        refuses every claim after the end)."""
+        now_ms = time_reply_ms(self.redis.time())
+        reply = self.redis.zrangebyscore(self.keyspace.campaign_ends, "-inf",
+                                         now_ms - QUIET_AFTER_MS, withscores=True)
+        ended = {str(c): float(at) for c, at in cast(list[tuple[str, float]], reply)}
+        for stream, owner in list(self._streams.items()):
+            if owner in ended and ledger_lag(self.redis, stream, self.options.group) == 0:
+                del self._streams[stream]
+                self._quiet[stream] = (owner, int(ended[owner]) + self.options.retain_ms)
 
     def _drain_own_pending(self, stream: str) -> None:
         """What this consumer was delivered but never acknowledged (a restart after a crash)."""
@@ -361,7 +406,8 @@ class LedgerConsumer:
     def trim(self) -> None:
         """Trim acknowledged entries older than the retention, below every group's ack point."""
         now_ms = time_reply_ms(self.redis.time())
-        for stream in list(self._streams):
+        due_quiet = [s for s, (_, at) in self._quiet.items() if at is not None and at <= now_ms]
+        for stream in [*self._streams, *due_quiet]:
             safe = safe_trim_point(self.redis, stream)
             if safe is None:
                 continue
@@ -369,9 +415,12 @@ class LedgerConsumer:
             minid = min(safe, oldest_kept, key=entry_order)
             removed = int(self.redis.xtrim(stream, minid=minid, approximate=False))
             self.stats.trimmed += removed
+        for stream in due_quiet:  # every entry is past the retention now: trimmed for good
+            self._quiet[stream] = (self._quiet[stream][0], None)
         for campaign_id in expire_ended(self.redis, self.keyspace, self.ledger,
                                         self.options.campaign_retention_ms, now_ms):
             self._streams = {s: c for s, c in self._streams.items() if c != campaign_id}
+            self._quiet = {s: q for s, q in self._quiet.items() if q[0] != campaign_id}
         self.sweep_expired(now_ms)
 
     def sweep_expired(self, now_ms: int) -> int:
