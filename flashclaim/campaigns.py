@@ -235,13 +235,21 @@ def _lua_coupon_template(coupon: dict[str, Any]) -> dict[str, Any]:
     the operator's scope (Lua's cjson would turn {} into [] and round numbers).
     """
     static = {k: v for k, v in coupon.items() if k != "validity"}
-    template: dict[str, Any] = {"f": orjson.dumps(static).decode()[1:-1]}
+    template: dict[str, Any] = {"f": orjson.dumps(static).decode()[1:-1],
+                                "cap": coupon_cap(coupon)}
     validity = coupon["validity"]
     if "days" in validity:
         template["days"] = validity["days"]
     else:
         template["from"], template["till"] = validity["from"], validity["until"]
     return template
+
+
+def coupon_cap(coupon: dict[str, Any]) -> int:
+    """The most a coupon can take off an order, minor units: a cash or threshold coupon's
+    value, a percentage coupon's max_discount."""
+    cap: int = coupon["max_discount"] if coupon["type"] == "discount" else coupon["value"]
+    return cap
 
 
 def public_coupon(coupon: dict[str, Any]) -> dict[str, Any]:

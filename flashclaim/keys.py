@@ -36,7 +36,7 @@ class CouponSlotKeys:
     """Coupons after the grab, kept per hash slot (a coupon id names its slot), so the
     checkout system's redeem finds them with no lookup, also on Redis Cluster."""
 
-    coupons: str  # hash: coupon id -> "<campaign>\x1f<valid_until ms>\x1f<user>" (claim.lua)
+    coupons: str  # hash: coupon id -> "<campaign>\x1f<valid_until ms>\x1f<user>\x1f<cap>"
     uses: str  # hash: coupon id -> "<order>\x1f<discount>\x1f<used_at ms>", while used
     events: str  # stream: redemption and release events, for the ledger
     event_counts: str  # hash: "<campaign>\x1f<event>" -> events ever written (for reconcile)

@@ -23,7 +23,8 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
                          "<campaign id>:<uses left>:<uses per user>" (read only for source
                          "code"; an entry without the last part allows one use per user)
   KEYS[8]        hash    coupons granted in this hash slot: coupon id ->
-                         "<campaign>\31<valid_until ms>\31<user>" (for redemption write-back)
+                         "<campaign>\31<valid_until ms>\31<user>\31<most off, minor units>"
+                         (for redemption write-back)
   KEYS[9]        hash    code redemptions per user in this hash slot:
                          "<code hash>\31<user>" -> count (source "code" only)
   KEYS[9+i]      string  rate-limit window counter of claim i's user (PX = window)
@@ -151,7 +152,7 @@ local function claim_json(claim_id, user_id, seq, channel, source)
   coupons = coupons or cjson.decode(m[11])
   local id_json = cjson.encode(claim_id)
   local parts = {}
-  local issued = {}  -- coupon id, "<campaign>\31<valid_until>\31<user>", ...
+  local issued = {}  -- coupon id, "<campaign>\31<valid_until>\31<user>\31<cap>", ...
   for k, c in ipairs(coupons) do
     local from, till
     if c.days then
@@ -163,6 +164,7 @@ local function claim_json(claim_id, user_id, seq, channel, source)
       cjson.encode(claim_id .. '-' .. k), c.f, from, till)
     issued[#issued + 1] = claim_id .. '-' .. k
     issued[#issued + 1] = campaign_id .. '\31' .. string.format('%d', till) .. '\31' .. user_id
+      .. '\31' .. (c.cap and string.format('%d', c.cap) or '')
   end
   redis.call('HSET', coupons_key, unpack(issued))
   local channel_json = 'null'

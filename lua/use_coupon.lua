@@ -8,7 +8,9 @@ One coupon is used by one order: the first redeem wins; the same order again is 
 replay (the stored answer); any other order is refused until a release.
 
 KEYS (all in one hash slot, the one the coupon id names):
-  KEYS[1]   hash    coupons granted: coupon id -> "<campaign>\31<valid_until ms>\31<user>"
+  KEYS[1]   hash    coupons granted: coupon id ->
+                    "<campaign>\31<valid_until ms>\31<user>\31<most off, minor units>"
+                    (coupons granted before the last part existed have no bound)
   KEYS[2]   hash    coupons used now: coupon id -> "<order>\31<discount>\31<used_at ms>"
   KEYS[3]   stream  coupon events (fields: v, event, coupon_id, campaign_id, user_id,
                     order_id, discount, at)
@@ -24,6 +26,8 @@ Returns an array {code, campaign, user, valid_until, order, discount, at}:
   {"replay", ...}            this order had redeemed it already (nothing written)
   {"coupon_used", ...}       another order holds it (nothing written); order is that order
   {"coupon_expired", ...}    past valid_until (nothing written)
+  {"discount_too_large", ...} the discount is more than the coupon can take off (nothing
+                             written); discount is the coupon's most
   {"released", ...}          back to unused (event written); also when it was not in use
   {"order_mismatch", ...}    release by an order that does not hold it (nothing written)
   {"coupon_not_found"}       no such coupon (nothing written)
@@ -33,7 +37,9 @@ local granted = redis.call('HGET', KEYS[1], ARGV[2])
 if not granted then
   return {'coupon_not_found'}
 end
-local campaign, till, user = string.match(granted, '^([^\31]*)\31([^\31]*)\31(.*)$')
+local f = {}
+for part in string.gmatch(granted .. '\31', '([^\31]*)\31') do f[#f + 1] = part end
+local campaign, till, user, cap = f[1], f[2], f[3], tonumber(f[4] or '')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local used = redis.call('HGET', KEYS[2], ARGV[2])
@@ -56,6 +62,9 @@ if ARGV[1] == 'redeem' then
   end
   if now >= tonumber(till) then
     return {'coupon_expired', campaign, user, till, '', '', ''}
+  end
+  if cap and tonumber(ARGV[4]) > cap then
+    return {'discount_too_large', campaign, user, till, '', tostring(cap), ''}
   end
   redis.call('HSET', KEYS[2], ARGV[2], ARGV[3] .. '\31' .. ARGV[4] .. '\31' .. now)
   event('redeemed', ARGV[3], ARGV[4])

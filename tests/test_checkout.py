@@ -101,3 +101,24 @@ async def test_unknown_coupons_bad_bodies_and_other_tokens_change_nothing(
     assert slot is not None
     assert await redis_client.exists(keyspace.coupon_slot(slot).events) == 0
     assert (await use(client, coupon, "redeem", "o1")).status_code == 200  # still unused
+
+
+async def test_a_discount_above_the_coupons_own_value_is_refused(
+    client: httpx.AsyncClient, redis_client: Redis, keyspace: KeySpace,
+) -> None:
+    """A 5.00 coupon cannot be written back as 1e9 off (the report would sum it); a
+    percentage coupon is held to its max_discount."""
+    c = await create_campaign(client, stock=10, coupons=[
+        {"type": "cash", "value": 500},
+        {"type": "discount", "percent_off": 10, "max_discount": 3000}])
+    granted = await claim(client, c["id"], "u1")
+    cash, percent = (x["coupon_id"] for x in granted.json()["coupons"])
+    for coupon, too_much, most in ((cash, 10**9, 500), (percent, 3001, 3000)):
+        r = await use(client, coupon, "redeem", "o1", discount=too_much)
+        assert (r.status_code, r.json()["error"]) == (400, "discount_exceeds_coupon")
+        assert str(most) in r.json()["message"]
+    slot = slot_of_coupon(cash)
+    assert slot is not None
+    assert await redis_client.exists(keyspace.coupon_slot(slot).events) == 0  # nothing written
+    assert (await use(client, cash, "redeem", "o1", discount=500)).status_code == 200
+    assert (await use(client, percent, "redeem", "o2", discount=3000)).status_code == 200

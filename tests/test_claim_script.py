@@ -123,7 +123,8 @@ CASES = [
 
 def test_every_claim_code_is_reached_by_a_case() -> None:
     reached = {code for case in CASES for code in case.expected} | {
-        ClaimCode.CAMPAIGN_NOT_FOUND, ClaimCode.CODE_NOT_FOUND, ClaimCode.CODE_USED}  # test_codes
+        ClaimCode.CAMPAIGN_NOT_FOUND, ClaimCode.CODE_NOT_FOUND, ClaimCode.CODE_USED,
+        ClaimCode.CODE_ALREADY_REDEEMED}  # tests/test_codes.py
     assert reached == set(ClaimCode)
 
 

@@ -44,6 +44,9 @@ class CouponStore:
         if code == "coupon_not_found":
             raise coupon_not_found(coupon_id)
         campaign, user, till, order, given, at = reply[1:]
+        if code == "discount_too_large":  # until the checkout computes it, bounded here
+            raise ApiError(400, "discount_exceeds_coupon",
+                           f"This coupon takes at most {given} off an order (minor units).")
         body: dict[str, Any] = {
             "coupon_id": coupon_id, "campaign_id": campaign, "user_id": user,
             "valid_until": to_rfc3339(int(till)),

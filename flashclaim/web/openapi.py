@@ -632,7 +632,8 @@ PATHS: dict[str, Any] = {
     },
     "/v1/admin/coupons/{coupon_id}/redeem": {
         "post": {"summary": "Checkout: this order used the coupon (the same order again is a "
-                            "replay; another order 409; expired 410)",
+                            "replay; another order 409; expired 410; a discount above the "
+                            "coupon's value or max_discount 400)",
                  "security": [{"checkoutToken": []}],
                  "parameters": [{"name": "coupon_id", "in": "path", "required": True,
                                  "schema": {"type": "string"}}],
