@@ -9,6 +9,7 @@ breaks off after this cannot be repeated: the nonce is gone.)
 
 KEYS (under the campaign's hash tag):
   KEYS[1..n]  hash  code batches (see create_code_batch.lua)
+ARGV: none
 Returns an array of n strings: batch i's nonce (hex) when it was ready and not yet
 exported (now it is), else "".
 ]]

@@ -7,6 +7,7 @@ not recreated (a DECR would make one with no expiry).
 
 KEYS:
   KEYS[1]   string  the attempts counter (see take_attempt.lua)
+ARGV: none
 Returns:
   1         given back
   0         the window had ended, or nothing was counted (nothing written)
