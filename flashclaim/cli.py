@@ -41,13 +41,19 @@ def _kept_secret(configured: str | None, path: Path, size: int) -> tuple[str, bo
     return secret, True
 
 
+def serve_settings(args: argparse.Namespace) -> Settings:
+    """The environment's settings, with serve's flags over them."""
+    return Settings.from_env(
+        redis_url=args.redis_url, data_dir=args.data_dir, namespace=args.namespace,
+        admin_token=args.admin_token, admin_port=args.admin_port or None,
+        ledger_dsn=args.ledger_dsn,
+    )
+
+
 def serve(args: argparse.Namespace) -> int:
     from flashclaim.web import listener
 
-    settings = Settings.from_env(
-        redis_url=args.redis_url, data_dir=args.data_dir, namespace=args.namespace,
-        admin_token=args.admin_token, admin_port=args.admin_port or None,
-    )
+    settings = serve_settings(args)
     lock = None
     if settings.redis_url is None:  # the embedded server: one serve per data directory
         lock = OwnerLock(settings.data_dir)
@@ -76,6 +82,8 @@ def serve(args: argparse.Namespace) -> int:
         os.environ["FLASHCLAIM_REDIS_URL"] = redis_url
         os.environ["FLASHCLAIM_DATA_DIR"] = str(settings.data_dir)
         os.environ["FLASHCLAIM_NAMESPACE"] = settings.namespace
+        if settings.ledger_dsn:
+            os.environ["FLASHCLAIM_LEDGER_DSN"] = settings.ledger_dsn
         os.environ[PARENT_ENV] = str(os.getpid())  # workers die with this process
         if args.workers > 1:  # every worker's /metrics reports the sum over all workers
             metrics_dir = settings.data_dir / "metrics"
@@ -339,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--admin-token", help="FLASHCLAIM_ADMIN_TOKEN; unset: generated, kept in "
                                          "<data dir>/admin-token")
+    _ledger_dsn(p)
     p.set_defaults(run=serve)
 
     p = command("ledger", "carry every claim into the SQL ledger")

@@ -48,3 +48,31 @@ def test_every_setting_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = sorted(name for name in settings if f"`{name}`" not in readme)
     assert not missing, f"settings missing from the README's table: {missing}"
+
+
+SETTINGS_ROW = re.compile(r"\| (`FLASHCLAIM_[A-Z_]+`(?:, `FLASHCLAIM_[A-Z_]+`)*) \| ([^|]*) \|")
+FLAG_SAMPLES = {"--redis-url": "redis://127.0.0.1:1/0", "--admin-token": "sample-token",
+                "--data-dir": "/tmp/sample-data", "--namespace": "sample",
+                "--ledger-dsn": "sqlite:////tmp/sample.sqlite3", "--admin-port": "8123"}
+
+
+def settings_rows() -> list[tuple[str, str]]:
+    """(variable, flag cell) of every row of the README's settings table."""
+    return [(names.split("`")[1], flag.strip()) for names, flag in
+            SETTINGS_ROW.findall((ROOT / "README.md").read_text())]
+
+
+def test_every_settings_row_is_a_flag_serve_takes_or_says_env_only() -> None:
+    from flashclaim.cli import build_parser, serve_settings
+
+    rows = settings_rows()
+    assert len(rows) >= 25
+    for variable, flag_cell in rows:
+        if flag_cell == "env only":
+            continue
+        flag = flag_cell.strip("`")
+        assert flag in FLAG_SAMPLES, f"{variable}: the flag cell says {flag_cell!r}"
+        args = build_parser().parse_args(["serve", flag, FLAG_SAMPLES[flag]])
+        field = variable.removeprefix("FLASHCLAIM_").lower()
+        value = getattr(serve_settings(args), field)
+        assert str(value) == FLAG_SAMPLES[flag], (variable, flag, value)
