@@ -419,8 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="keep everything here, and reuse it on a re-run "
                                       "(unset: a temp dir, removed)")
     p.add_argument("--keep", action="store_true",
-                   help="after the verdict, keep the service and the ledger running (and the "
-                        "data dir) until Ctrl-C, and print the pages' URLs")
+                   help="after the verdict, keep the service and the ledger running until "
+                        "Ctrl-C or SIGTERM, and print the pages' URLs (a temp data dir is "
+                        "removed then; --data-dir keeps it)")
     p.set_defaults(run=demo)
 
     p = command("bench", "claim paths as fractions of the server's ceiling")

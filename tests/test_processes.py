@@ -187,3 +187,56 @@ def test_a_signal_stops_the_demo_cleanly(sig: signal.Signals, code: int) -> None
     assert "Traceback" not in err, err
     assert not data_dir.exists()
     wait_until(lambda: not any(alive(k) for k in kids), what="the demo's children to stop")
+
+
+def as_background_job() -> None:
+    """What a non-interactive shell does to a job it starts with `&`: SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_a_demo_started_with_an_ampersand_stops_on_sigterm() -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "flashclaim", "demo", "--requests", "400000", "--users", "1000",
+         "--concurrency", "20"], env=children.clean_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, preexec_fn=as_background_job)
+    try:
+        assert demo.stdout is not None
+        first = demo.stdout.readline()
+        data_dir = Path(first.split(" data in ", 1)[1].split(",", 1)[0])
+        assert "campaign" in demo.stdout.readline()  # the crowd is starting
+        kids = descendants(demo.pid)
+        demo.send_signal(signal.SIGTERM)
+        _, err = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 143, err
+    assert "Traceback" not in err, err
+    assert not data_dir.exists()
+    wait_until(lambda: not any(alive(k) for k in kids), what="the demo's children to stop")
+
+
+def test_demo_keep_stops_on_sigterm_and_removes_its_temp_dir() -> None:
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "flashclaim", "demo", "--stock", "20", "--requests", "200",
+         "--users", "100", "--concurrency", "10", "--keep"], env=children.clean_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=as_background_job)
+    try:
+        assert demo.stdout is not None
+        first = demo.stdout.readline()
+        data_dir = Path(first.split(" data in ", 1)[1].split(",", 1)[0])
+        for line in demo.stdout:  # until it says the stack keeps running
+            if "operator dashboard:" in line:
+                break
+        kids = descendants(demo.pid)
+        assert kids and data_dir.exists()
+        demo.send_signal(signal.SIGTERM)
+        out, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, out  # the verdict's code: PASS
+    assert "Traceback" not in out, out
+    assert not data_dir.exists()
+    wait_until(lambda: not any(alive(k) for k in kids), what="the demo's children to stop")

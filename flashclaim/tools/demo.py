@@ -123,8 +123,11 @@ _terminated: list[int] = []
 
 def _on_sigterm(signum: int, frame: object) -> None:
     """SIGTERM, taken the way Ctrl-C is (asyncio cancels the crowd cleanly on SIGINT):
-    unwind, clean up, exit 143."""
+    unwind, clean up, exit 143. A job a script started with `&` has SIGINT ignored (the
+    shell's doing): there, SIGINT would do nothing, so the interrupt is raised here."""
     _terminated.append(signum)
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
+        raise KeyboardInterrupt
     signal.raise_signal(signal.SIGINT)
 
 
@@ -201,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
         for proc in (ledger_proc, service):
             if proc is not None:
                 children.stop(proc)
-        if not args.data_dir and not args.keep:
+        if not args.data_dir:  # a temp dir of its own: gone with the demo (--keep too)
             shutil.rmtree(data_dir, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -42,6 +42,12 @@ class WalletProbe:
         self._thread.join()
 
     def _run(self) -> None:
+        try:
+            self._probe()
+        except httpx.HTTPError:  # the service went away: the demo is being stopped
+            return
+
+    def _probe(self) -> None:
         with httpx.Client(base_url=self._base, timeout=10) as http:
             n = 0
             while not self._stop.is_set():
