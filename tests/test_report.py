@@ -176,7 +176,7 @@ def test_the_command_prints_the_report(
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "claims 5 (50.0%)" in out and "used 3 (30.0%)" in out, out
-    assert "discount cost 1300 CNY" in out and "expired 1" in out, out
+    assert "discount cost 13.00 CNY" in out and "expired 1" in out, out  # major units
     assert any(line.split()[:4] == ["grab", "3", "6", "2"] for line in out.splitlines()), out
     as_json = subprocess.run([*command, "--format", "json"], env=children.clean_env(),
                              capture_output=True, text=True, timeout=60)

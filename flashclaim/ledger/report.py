@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flashclaim.ledger.db import Cursor, Ledger
+from flashclaim.money import format_amounts
 from flashclaim.tables import text_table
 from flashclaim.timefmt import to_rfc3339
 
@@ -162,9 +163,6 @@ def campaign_body(report: Report, campaign_id: str, name: str | None, stock: int
 
 def format_report(body: dict[str, Any]) -> str:
     """The campaign report for a terminal: the headline figures, then each split."""
-    def amounts(costs: dict[str, int]) -> str:
-        return ", ".join(f"{amount} {currency}" for currency, amount in costs.items()) or "0"
-
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value * 100:.1f}%"
 
@@ -172,11 +170,11 @@ def format_report(body: dict[str, Any]) -> str:
              f"  issued {body['issued'] if body['issued'] is not None else '-'}"
              f"  claims {body['claims']} ({pct(body['claim_rate'])})"
              f"  coupons {body['coupons']}  used {body['used']} ({pct(body['use_rate'])})"
-             f"  expired {body['expired']}  discount cost {amounts(body['discount_cost'])}"]
+             f"  expired {body['expired']}  discount cost {format_amounts(body['discount_cost'])}"]
     for split, key in (("by_channel", "channel"), ("by_segment", "segment"),
                        ("by_source", "source")):
         rows = [(str(g[key]), str(g["claims"]), str(g["coupons"]), str(g["used"]),
-                 pct(g["use_rate"]), amounts(g["discount_cost"])) for g in body[split]]
+                 pct(g["use_rate"]), format_amounts(g["discount_cost"])) for g in body[split]]
         if rows:
             header = (key, "claims", "coupons", "used", "use rate", "discount cost")
             lines += [""] + ["  " + line for line in text_table(header, rows)]

@@ -34,6 +34,7 @@ from flashclaim.checks.invariants import answered_breaches, tally
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import open_ledger
 from flashclaim.ledger.reconcile import Reconciliation, reconcile_campaign, wait_for_ledger
+from flashclaim.money import format_amounts
 from flashclaim.settings import SettingsError
 from flashclaim.store.embedded import free_port, running_url
 from flashclaim.tools import children, loadgen
@@ -280,7 +281,7 @@ def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: C
     print(f"checkout            {used.redeemed} redeemed, {used.released} released: use rate "
           f"{(report.get('use_rate') or 0) * 100:.1f}% ({report.get('used')} of "
           f"{report.get('coupons')} coupons), discount cost "
-          f"{report.get('discount_cost', {}).get('CNY', 0) / 100:,.2f} CNY")
+          f"{format_amounts(report.get('discount_cost', {}))}")
     print(f"ledger              {rec.ledger_rows} + {pack.ledger_rows} rows, lag {lag}")
     verdict = "consistent" if rec.ok and pack.ok else "MISMATCH"
     print(f"reconcile           {verdict}")
