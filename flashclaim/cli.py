@@ -13,7 +13,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from flashclaim import __version__
+from flashclaim.ledger.db import LedgerMissing, LedgerUnavailable
 from flashclaim.runtime.lifeline import PARENT_ENV, die_with_parent
 from flashclaim.runtime.owner_lock import DataDirBusy, OwnerLock
 from flashclaim.runtime.private_files import private_dir, write_private
@@ -202,7 +206,7 @@ def expiring(args: argparse.Namespace) -> int:
     from flashclaim.ledger.expiring import write_report
 
     settings = _settings(args)
-    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
+    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir, must_exist=True)
     try:
         ledger_db.migrate()  # a ledger no consumer has written yet is empty, not an error
         rows = rows_expiring(ledger_db, int(time.time() * 1000), args.within, args.campaign)
@@ -232,7 +236,7 @@ def report(args: argparse.Namespace) -> int:
     meta = r.hgetall(KeySpace(settings.namespace).campaign(args.campaign).meta)
     view = CampaignView.from_meta({str(k): str(v) for k, v in meta.items()}) if meta else None
     now = time_reply_ms(r.time())
-    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
+    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir, must_exist=True)
     try:
         ledger_db.migrate()
         built = build_report(ledger_db, Population(campaign_id=args.campaign), now,
@@ -462,8 +466,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.run(args)
-    except (SettingsError, DataDirBusy) as exc:
+    except (SettingsError, DataDirBusy, LedgerMissing, LedgerUnavailable) as exc:
         print(f"flashclaim {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        print(f"flashclaim {args.command}: Redis is unreachable ({exc})", file=sys.stderr)
         return 2
     except EmbeddedError as exc:
         print(f"flashclaim {args.command}: the embedded server: {exc}", file=sys.stderr)

@@ -18,8 +18,9 @@ from flashclaim.stream import ClaimRecord
 _open_ledger = ledger_db.open_ledger
 
 
-def _open_crashing(dsn: str | None, data_dir: Path) -> ledger_db.Ledger:
-    ledger = _open_ledger(dsn, data_dir)
+def _open_crashing(dsn: str | None, data_dir: Path, *, must_exist: bool = False
+                   ) -> ledger_db.Ledger:
+    ledger = _open_ledger(dsn, data_dir, must_exist=must_exist)
     write = ledger.write
 
     def write_then_die(records: list[ClaimRecord]) -> int:

@@ -166,9 +166,9 @@ def test_admin_api_on_its_own_port(tmp_path: Path) -> None:
         assert stats["granted"] == 1
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flashclaim", *args],
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flashclaim", *args], cwd=cwd,
                           env=children.clean_env(**(env or {})), capture_output=True, text=True,
                           timeout=timeout)
 
@@ -254,3 +254,47 @@ def test_the_ledger_waits_out_an_outage_and_stops_cleanly(
     assert code == 0, text
     assert "Traceback" not in text
     assert text.count("unavailable") == 1  # one warning, not one per retry
+
+
+def assert_one_line_exit_2(result: subprocess.CompletedProcess[str], says: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and says in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_users_file_that_cannot_be_read_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9\n".encode("latin-1"))
+    url = "redis://127.0.0.1:1"
+    for path, says in ((tmp_path / "missing.txt", "No such file"), (tmp_path, "directory"),
+                       (latin1, "not UTF-8")):
+        result = run_cli("grant", "c1", "--users-file", str(path), "--redis-url", url)
+        assert_one_line_exit_2(result, says)
+
+
+def test_a_tab_separates_a_user_from_its_tags(tmp_path: Path) -> None:
+    from flashclaim.tools.grant_file import read_users
+
+    users = tmp_path / "users.txt"
+    users.write_text("alice\tvip,new\nbob   new\ncarol\n")
+    assert [(u.user_id, u.tags) for u in read_users(users)] == [
+        ("alice", ("vip", "new")), ("bob", ("new",)), ("carol", ())]
+
+
+def test_commands_say_in_one_line_when_redis_is_unreachable(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}"  # nothing listens there
+    (tmp_path / "ledger.sqlite3").touch()
+    for args in (("reconcile",), ("report", "c1"), ("grant", "c1", "--users-file",
+                                                    str(tmp_path / "ledger.sqlite3"))):
+        result = run_cli(*args, "--redis-url", url, "--data-dir", str(tmp_path))
+        if args[0] == "grant":  # an empty file is refused before Redis is asked
+            assert_one_line_exit_2(result, "no users")
+            continue
+        assert_one_line_exit_2(result, "Redis is unreachable")
+
+
+def test_expiring_without_a_ledger_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    result = run_cli("expiring", cwd=tmp_path)
+    assert_one_line_exit_2(result, "no ledger at")
+    assert list(tmp_path.iterdir()) == []  # no data dir, no empty ledger

@@ -434,9 +434,14 @@ class Ledger:
             self._conn = None
 
 
-def open_ledger(dsn: str | None, data_dir: Path) -> Ledger:
+class LedgerMissing(RuntimeError):
+    """A command that only reads the ledger found no SQLite ledger file to read."""
+
+
+def open_ledger(dsn: str | None, data_dir: Path, *, must_exist: bool = False) -> Ledger:
     """PostgreSQL for postgresql:// or postgres:// DSNs; otherwise SQLite (sqlite:///path, or
-    <data dir>/ledger.sqlite3 when no DSN is given)."""
+    <data dir>/ledger.sqlite3 when no DSN is given). must_exist: a reader's call, which
+    must not create an empty SQLite ledger where there is none (LedgerMissing)."""
     if dsn and dsn.startswith(("postgresql://", "postgres://")):
         import psycopg
 
@@ -447,6 +452,9 @@ def open_ledger(dsn: str | None, data_dir: Path) -> Ledger:
     if dsn and not dsn.startswith("sqlite:///"):  # Settings refuses it first; a direct call too
         raise ValueError("FLASHCLAIM_LEDGER_DSN must start with postgresql:// or sqlite:///")
     path = Path(dsn.removeprefix("sqlite:///")) if dsn else data_dir / "ledger.sqlite3"
+    if must_exist and not path.is_file():
+        raise LedgerMissing(f"no ledger at {path}: run `flashclaim ledger` there first, or set "
+                            "FLASHCLAIM_LEDGER_DSN")
     private_dir(path.parent)
     touch_private(path)  # SQLite gives its -wal and -shm files the database's mode
 

@@ -33,14 +33,25 @@ BAR_WIDTH = 40
 
 
 def read_users(path: Path) -> list[GrantUser]:
+    """The file's users; SettingsError (one line, exit 2) for a file that cannot be read
+    or a line that is not `user_id [tag,tag...]` (spaces or tabs between the two)."""
+    try:
+        return _users_of(path)
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SettingsError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _users_of(path: Path) -> list[GrantUser]:
     users = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             text = line.strip()
             if not text or text.startswith("#"):
                 continue
-            user_id, _, rest = text.partition(" ")
-            tags = tuple(t for t in rest.strip().split(",") if t)
+            user_id, *rest = text.split(None, 1)
+            tags = tuple(t for t in (rest[0] if rest else "").strip().split(",") if t)
             if not USER_ID_RE.fullmatch(user_id) or not all(TAG_RE.fullmatch(t) for t in tags):
                 raise SettingsError(f"{path}:{number}: not `user_id [tag,tag...]`: {text[:80]!r}")
             users.append(GrantUser(user_id, tags))
