@@ -37,7 +37,7 @@ MAX_BUCKETS = 16  # hash tags one campaign's stock may be spread over
 STATUSES = ("scheduled", "live", "paused", "sold_out", "ended")
 # Fields PATCH /v1/admin/campaigns/{id} may change (coupons only before the first grant).
 PATCHABLE = ("name", "ends_at", "per_user_limit", "per_user_daily_limit", "channels",
-             "segments", "exclude_segments", "rate_limit", "coupons")
+             "segments", "exclude_segments", "rate_limit", "coupons", "listed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +73,7 @@ class CampaignSpec:
     rate_limit: dict[str, int]
     body: dict[str, Any]  # the request as accepted, templates pinned: PATCH re-reads it
     buckets: int = 1  # hash tags the stock is spread over (flashclaim/store/buckets.py)
+    listed: bool = True  # shown by GET /v1/campaigns (False: internal, claimable by id)
 
 
 def template_refs(body: object) -> set[tuple[str, int | None]]:
@@ -129,6 +130,7 @@ def parse_campaign_spec(body: object, now_ms: int, templates: TemplateLookup | N
         }
         rl.done()
     buckets = o.integer("buckets", 1, MAX_BUCKETS, default=1)
+    listed = o.boolean("listed", default=True)
     o.done()
     accepted = {
         "id": campaign_id, "name": name, "stock": stock, "per_user_limit": per_user_limit,
@@ -140,9 +142,11 @@ def parse_campaign_spec(body: object, now_ms: int, templates: TemplateLookup | N
     }
     if buckets > 1:
         accepted["buckets"] = buckets
+    if not listed:
+        accepted["listed"] = False
     return CampaignSpec(
         campaign_id, name, stock, per_user_limit, daily, timezone, starts_at, ends_at, coupons,
-        channels, segments, excluded, rate_limit, accepted, buckets,
+        channels, segments, excluded, rate_limit, accepted, buckets, listed,
     )
 
 
@@ -302,6 +306,7 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "rate_limit": spec.rate_limit,
         "per_user_daily_limit": spec.per_user_daily_limit,
         "timezone": spec.timezone,
+        "listed": spec.listed,
     }
     stock: str | int = "" if spec.stock is None else spec.stock  # "": unlimited
     return {
@@ -378,6 +383,11 @@ class CampaignView:
         )
 
     @property
+    def listed(self) -> bool:
+        """Shown on the public list (a campaign made before the setting: yes)."""
+        return self.definition.get("listed", True) is not False
+
+    @property
     def per_user_daily_limit(self) -> int | None:
         limit = self.definition.get("per_user_daily_limit")
         return limit if isinstance(limit, int) else None
@@ -413,4 +423,5 @@ class CampaignView:
             "exclude_segments": d.get("exclude_segments", []),
             "rate_limit": d["rate_limit"],
             "buckets": self.buckets,
+            "listed": self.listed,
         }

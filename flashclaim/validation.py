@@ -105,6 +105,15 @@ class Obj:
             raise invalid_request(f"{self._path(name)} must not contain control characters.")
         return value
 
+    def boolean(self, name: str, default: bool) -> bool:
+        """true or false (never 0 or 1); the default when absent or null."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise invalid_request(f"{self._path(name)} must be true or false.")
+        return value
+
     def timestamp(self, name: str, default: int | None = None) -> int | None:
         value = self.raw(name)
         if value is None:

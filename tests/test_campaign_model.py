@@ -227,3 +227,47 @@ def test_claim_ids_stay_distinct_across_the_random_pool_and_a_fork() -> None:
     os.waitpid(pid, 0)
     child = os.read(read, 64).decode()
     assert child != new_claim_id("c") and child not in ids
+
+
+async def test_the_public_list_leaves_out_internal_campaigns_and_says_what_a_user_may_do(
+    client: httpx.AsyncClient,
+) -> None:
+    await create_campaign(client, id="sale", stock=5)
+    await create_campaign(client, id="vip-only", stock=5, segments=["vip"])
+    await create_campaign(client, id="app-only", stock=5, channels=["app"])
+    await create_campaign(client, id="probe", stock=None, listed=False)
+    assert (await claim(client, "sale", "alice")).status_code == 201
+    anonymous = (await client.get("/v1/campaigns")).json()["campaigns"]
+    assert sorted(c["id"] for c in anonymous) == ["app-only", "sale", "vip-only"]
+    assert all("can_claim" not in c for c in anonymous)
+    mine = (await client.get("/v1/campaigns", params={"channel": "web"},
+                             headers={"X-User-Id": "alice"})).json()
+    seen = {c["id"]: (c["can_claim"], c["refusal"]) for c in mine["campaigns"]}
+    assert seen == {"sale": (False, "already_claimed"), "vip-only": (False, "not_eligible"),
+                    "app-only": (False, "not_eligible")}
+    vip = (await client.get("/v1/campaigns", params={"channel": "app"},
+                            headers={"X-User-Id": "bob", "X-User-Tags": "vip"})).json()
+    assert all(c["can_claim"] and c["refusal"] is None for c in vip["campaigns"])
+    # the internal campaign is claimable by id, and says it is not listed
+    assert (await claim(client, "probe", "carol")).status_code == 201
+    assert (await client.get("/v1/campaigns/probe")).json()["listed"] is False
+
+
+async def test_personal_answers_are_private_and_claimed_today_needs_a_daily_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    await create_campaign(client, id="plain", stock=5, per_user_limit=2)
+    await create_campaign(client, id="daily", stock=5, per_user_limit=2, per_user_daily_limit=1)
+    for campaign_id in ("plain", "daily"):
+        assert (await claim(client, campaign_id, "alice")).status_code == 201
+    me = {"X-User-Id": "alice"}
+    plain = await client.get("/v1/campaigns/plain", headers=me)
+    daily = await client.get("/v1/campaigns/daily", headers=me)
+    assert (plain.json()["claimed"], plain.json()["claimed_today"]) == (1, None)
+    assert (daily.json()["claimed_today"], daily.json()["refusal"]) == (1, "daily_limit")
+    for r in (plain, daily, await client.get("/v1/campaigns", headers=me),
+              await client.get("/v1/me/coupons", headers=me)):
+        assert r.headers["cache-control"] == "private, no-store", r.url
+        assert "X-User-Id" in r.headers["vary"]
+    assert "private" not in (await client.get("/v1/campaigns/plain")).headers.get(
+        "cache-control", "")

@@ -157,9 +157,11 @@ def test_secrets_and_data_are_private_from_the_start(tmp_path: Path,
     finally:
         os.umask(old_umask)
     data = tmp_path / "data"
+    children.start(["--version"], children.clean_env(), tmp_path / "child.log").wait(30)
     for path, mode in [(data / "redis.conf", 0o600), (data / "embedded.json", 0o600),
                        (data / "redis", 0o700), (data, 0o700), (data / "ledger.sqlite3", 0o600),
-                       (tmp_path / "token", 0o600)]:
+                       (tmp_path / "token", 0o600), (data / "redis.log", 0o600),
+                       (tmp_path / "child.log", 0o600)]:
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
 
 

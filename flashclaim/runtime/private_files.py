@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 
 def private_dir(path: Path) -> Path:
@@ -37,3 +38,8 @@ def touch_private(path: Path) -> None:
     """Create an empty 0600 file if none exists (before another library opens it)."""
     with contextlib.suppress(FileExistsError):
         write_private(path, "", exclusive=True)
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """A log to append to, created 0600 (a server's or a child's log may name users)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")

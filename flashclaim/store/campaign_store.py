@@ -39,8 +39,12 @@ class Standing:
     """One user's place in one campaign, for a grab button (claim.lua still decides)."""
 
     claimed: int
-    claimed_today: int
-    can_claim: bool  # live, eligible by segment, under both limits (blocklist aside)
+    claimed_today: int | None  # None: the campaign has no daily limit (nothing is counted)
+    refusal: str | None  # the code a grab now would be refused with (stock aside); None: may
+
+    @property
+    def can_claim(self) -> bool:
+        return self.refusal is None
 
 
 class CampaignStore:
@@ -123,26 +127,19 @@ class CampaignStore:
         return {campaign_id: None if raw is None else str(orjson.loads(raw)["name"])
                 for campaign_id, raw in zip(campaign_ids, found, strict=True)}
 
-    async def standing(self, view: CampaignView, user_id: str, tags: tuple[str, ...],
-                       now_ms: int) -> Standing:
-        keys = self._keyspace.campaign(
-            bucket_key_id(view.id, home_bucket(user_id, view.buckets), view.buckets))
-        held = await self._redis.hget(keys.users, user_id)
-        today = await self._redis.hget(keys.daily, user_id)
-        claimed = int(held or 0)
-        claimed_today = 0
-        if today:
-            day, _, count = (today.decode() if isinstance(today, bytes) else today).partition(":")
-            if int(day) == local_day(view.definition.get("timezone", DEFAULT_TIMEZONE), now_ms):
-                claimed_today = int(count)
-        d = view.definition
-        held_tags = set(tags)
-        eligible = (not d["segments"] or bool(held_tags & set(d["segments"]))) and \
-            not held_tags & set(d.get("exclude_segments", []))
-        daily = view.per_user_daily_limit
-        can = view.status(now_ms) == "live" and eligible and claimed < view.per_user_limit \
-            and (daily is None or claimed_today < daily)
-        return Standing(claimed, claimed_today, can)
+    async def standings(self, views: list[CampaignView], user_id: str,
+                        tags: tuple[str, ...], channel: str | None, now_ms: int
+                        ) -> list[Standing]:
+        """The user's standing in each campaign, in one round trip (blocklist aside)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for view in views:
+            keys = self._keyspace.campaign(
+                bucket_key_id(view.id, home_bucket(user_id, view.buckets), view.buckets))
+            pipe.hget(keys.users, user_id)
+            pipe.hget(keys.daily, user_id)
+        replies = await pipe.execute()
+        return [_standing(view, int(held or 0), today, tags, channel, now_ms)
+                for view, held, today in zip(views, replies[0::2], replies[1::2], strict=True)]
 
     async def stats(self, view: CampaignView) -> dict[str, Any]:
         """The live counts of a campaign just read (its counters are not read again)."""
@@ -212,7 +209,8 @@ class CampaignStore:
         over += [v.id for v in views if v.status(now_ms) == "ended"]
         if over:
             await self._redis.zrem(index, *over)
-        open_views = [v for v in views if v.status(now_ms) in ("scheduled", "live")]
+        open_views = [v for v in views
+                      if v.listed and v.status(now_ms) in ("scheduled", "live")]
         return open_views[:LIST_LIMIT]  # the index is ordered by starts_at
 
     async def _metas(self, ids: list[str]) -> list[dict[str, str]]:
@@ -321,6 +319,37 @@ class CampaignStore:
             if remaining > 0:
                 await move_stock(self._redis, self._scripts, parts, b, 0, remaining)
         return len(parts) > 1
+
+
+def _standing(view: CampaignView, claimed: int, today: bytes | str | None,
+              tags: tuple[str, ...], channel: str | None, now_ms: int) -> Standing:
+    """What claim.lua would answer this user now, in its order (window, pause, eligibility,
+    limits), without the rate limits and stock: the grab button's view."""
+    d = view.definition
+    daily = view.per_user_daily_limit
+    claimed_today = None
+    if daily is not None:
+        claimed_today = 0
+        day, _, count = _text(today or "").partition(":")
+        if day and int(day) == local_day(d.get("timezone", DEFAULT_TIMEZONE), now_ms):
+            claimed_today = int(count)
+    held_tags = set(tags)
+    eligible = (not d["channels"] or channel in d["channels"]) and \
+        (not d["segments"] or bool(held_tags & set(d["segments"]))) and \
+        not held_tags & set(d.get("exclude_segments", []))
+    status = view.status(now_ms)
+    refusal: str | None = None
+    if status in ("scheduled", "ended", "paused"):
+        refusal = {"scheduled": "not_started"}.get(status, status)
+    elif not eligible:
+        refusal = "not_eligible"
+    elif claimed >= view.per_user_limit:
+        refusal = "already_claimed"
+    elif daily is not None and claimed_today is not None and claimed_today >= daily:
+        refusal = "daily_limit"
+    elif status == "sold_out":
+        refusal = "sold_out"
+    return Standing(claimed, claimed_today, refusal)
 
 
 def _text(value: bytes | str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import redis
 
 from flashclaim.runtime.lifeline import die_with_parent
-from flashclaim.runtime.private_files import private_dir, write_private
+from flashclaim.runtime.private_files import open_private_log, private_dir, write_private
 
 log = logging.getLogger("flashclaim")
 
@@ -109,7 +109,7 @@ class EmbeddedServer:
         binary = self.binary or find_server_binary()
         config = self.data_dir / "redis.conf"
         write_private(config, self._config())  # it holds the password
-        out = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - owned by the child
+        out = open_private_log(self.data_dir / "redis.log")  # owned by the child
         self.process = subprocess.Popen([str(binary), str(config)], stdout=out, stderr=out,
                                         preexec_fn=die_with_parent,
                                         start_new_session=True)  # serve stops it, not Ctrl-C

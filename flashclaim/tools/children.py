@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from flashclaim.runtime.lifeline import die_with_parent
+from flashclaim.runtime.private_files import open_private_log
 
 
 def clean_env(**settings: str) -> dict[str, str]:
@@ -24,7 +25,7 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`flashclaim <args>`, its output appended to `log`."""
-    with open(log, "ab") as out:
+    with open_private_log(log) as out:
         return subprocess.Popen([sys.executable, "-m", "flashclaim", *args], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 

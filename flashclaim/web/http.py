@@ -156,6 +156,15 @@ def json_response(
     return Response(orjson.dumps(data), status_code=status, headers=headers, media_type=_JSON)
 
 
+def personal(response: Response, request: Request) -> Response:
+    """An answer that depends on who asks (a wallet, a user's view of a campaign): never
+    kept by a shared cache, and varied on the identity headers where it is anonymous."""
+    if "x-user-id" in request.headers or "authorization" in request.headers:
+        response.headers["cache-control"] = "private, no-store"
+    response.headers["vary"] = "X-User-Id, X-User-Tags, Authorization"
+    return response
+
+
 def error_body(err: ApiError) -> bytes:
     return orjson.dumps({"error": err.code, "message": err.message})
 

@@ -129,6 +129,8 @@ _CAMPAIGN_FIELDS: dict[str, Any] = {
     "segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": _text(TAG_RE)},
     "exclude_segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": _text(TAG_RE)},
     "rate_limit": _RATE_LIMIT,
+    "listed": {"type": "boolean", "description": "shown by GET /v1/campaigns (default true; "
+                                                 "false: internal, claimable by id)"},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -184,12 +186,21 @@ SCHEMAS: dict[str, Any] = {
             "exclude_segments": _TAG_LIST,
             "rate_limit": _RATE_LIMIT,
             "buckets": {"type": "integer", "minimum": 1},
+            "listed": {"type": "boolean",
+                       "description": "shown by GET /v1/campaigns (false: internal)"},
             "server_time": _TIME,
             "claimed": {"type": "integer", "minimum": 0,
                         "description": "with an identity: the caller's grants"},
-            "claimed_today": {"type": "integer", "minimum": 0},
+            "claimed_today": {"type": ["integer", "null"], "minimum": 0,
+                              "description": "with an identity: the caller's grants today "
+                                             "(null: the campaign has no daily limit)"},
             "can_claim": {"type": "boolean",
                           "description": "with an identity: a grab now could be granted"},
+            "refusal": {"type": ["string", "null"],
+                        "description": "with an identity: the error a grab now would get "
+                                       "(not_started, ended, paused, not_eligible, blocked, "
+                                       "already_claimed, daily_limit, sold_out); null when it "
+                                       "could be granted"},
         },
     },
     "AdminCampaignList": {
@@ -527,15 +538,18 @@ def _admin_action(summary: str, body: str | None = None) -> dict[str, Any]:
 
 PATHS: dict[str, Any] = {
     "/v1/campaigns": {
-        "get": {"summary": "Campaigns that are scheduled or live",
+        "get": {"summary": "Campaigns that are scheduled or live (and listed); with an "
+                           "identity, also the caller's claimed, can_claim and refusal each",
+                "security": [{}, {"userToken": []}],
+                "parameters": [*_USER, _query("channel", _text(CHANNEL_RE))],
                 "responses": {"200": _json(_ref("CampaignList"), "Open campaigns"),
-                              **_errors(503)}}
+                              **_errors(400, 401, 503)}}
     },
     "/v1/campaigns/{campaign_id}": {
         "get": {"summary": "One campaign with its status and remaining stock; with an "
-                           "identity, also the caller's claimed and can_claim",
+                           "identity, also the caller's claimed, can_claim and refusal",
                 "security": [{}, {"userToken": []}],
-                "parameters": [_CAMPAIGN_ID_PARAM, *_USER],
+                "parameters": [_CAMPAIGN_ID_PARAM, *_USER, _query("channel", _text(CHANNEL_RE))],
                 "responses": {"200": _json(_ref("Campaign"), "The campaign"),
                               **_errors(400, 401, 404, 503)}}
     },

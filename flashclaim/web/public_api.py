@@ -6,38 +6,64 @@ countdown runs on the server's time, not the phone's.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from flashclaim.campaigns import CampaignView
+from flashclaim.errors import invalid_request
 from flashclaim.timefmt import to_rfc3339
-from flashclaim.web.http import campaign_id_of, json_response
-from flashclaim.web.services import services
+from flashclaim.validation import CHANNEL_RE
+from flashclaim.web.http import campaign_id_of, json_response, personal
+from flashclaim.web.services import Services, services
+
+
+def _channel(request: Request) -> str | None:
+    """?channel=: the channel a page would grab on (a campaign limited to others refuses)."""
+    channel = request.query_params.get("channel")
+    if channel is not None and not CHANNEL_RE.fullmatch(channel):
+        raise invalid_request("channel must match " + CHANNEL_RE.pattern)
+    return channel
+
+
+async def _with_standings(s: Services, request: Request, views: list[CampaignView],
+                          now: int) -> list[dict[str, Any]]:
+    """Each campaign's public view; with the caller's identity (optional here) also what
+    this user may do: claimed, claimed_today (null without a daily limit), can_claim and
+    the refusal a grab now would get."""
+    bodies = [v.public(now) for v in views]
+    if not s.authenticator.presented(request.headers):
+        return bodies
+    who = s.authenticator.authenticate(request.headers)
+    standings = await s.campaigns.standings(views, who.user_id, who.tags, _channel(request),
+                                            now)
+    blocked = await s.claims.blocklist.is_blocked(who.user_id)
+    for body, standing in zip(bodies, standings, strict=True):
+        refusal = standing.refusal
+        if blocked and refusal not in ("not_started", "ended", "paused", "not_eligible"):
+            refusal = "blocked"  # claim.lua decides the blocklist after eligibility
+        body.update(claimed=standing.claimed, claimed_today=standing.claimed_today,
+                    can_claim=refusal is None, refusal=refusal)
+    return bodies
 
 
 async def list_campaigns(request: Request) -> Response:
-    store = services(request).campaigns
-    now = await store.now()
-    return json_response({"campaigns": [v.public(now) for v in await store.list_open(now)],
-                          "server_time": to_rfc3339(now)})
+    s = services(request)
+    now = await s.campaigns.now()
+    bodies = await _with_standings(s, request, await s.campaigns.list_open(now), now)
+    return personal(json_response({"campaigns": bodies, "server_time": to_rfc3339(now)}),
+                     request)
 
 
 async def get_campaign(request: Request) -> Response:
-    """With the caller's identity (optional here), also what this user may do."""
     s = services(request)
     view = await s.campaigns.get(campaign_id_of(request))
-    who = s.authenticator.authenticate(request.headers) \
-        if s.authenticator.presented(request.headers) else None
     now = await s.campaigns.now()
-    body = view.public(now)
-    if who is not None:
-        standing = await s.campaigns.standing(view, who.user_id, who.tags, now)
-        body["claimed"] = standing.claimed
-        body["claimed_today"] = standing.claimed_today
-        body["can_claim"] = standing.can_claim and \
-            not await s.claims.blocklist.is_blocked(who.user_id)
+    [body] = await _with_standings(s, request, [view], now)
     body["server_time"] = to_rfc3339(now)
-    return json_response(body)
+    return personal(json_response(body), request)
 
 
 routes = [

@@ -13,7 +13,7 @@ from flashclaim.errors import invalid_request
 from flashclaim.ledger.wallet import WALLET_STATUSES, wallet_page
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import ascii_int
-from flashclaim.web.http import json_response, query_limit
+from flashclaim.web.http import json_response, personal, query_limit
 from flashclaim.web.services import services
 
 WALLET_LIMIT_RANGE = (1, 100)
@@ -51,9 +51,9 @@ async def my_coupons(request: Request) -> Response:
             if name in c:
                 c[name] = to_rfc3339(int(c[name]))
         coupons.append(c)
-    return json_response({"coupons": coupons,
-                          "next": None if page.next is None else f"{page.next[0]}.{page.next[1]}",
-                          "server_time": to_rfc3339(now)})
+    return personal(json_response({
+        "coupons": coupons, "next": None if page.next is None else f"{page.next[0]}.{page.next[1]}",
+        "server_time": to_rfc3339(now)}), request)
 
 
 routes = [Route("/v1/me/coupons", my_coupons, methods=["GET"])]
