@@ -95,6 +95,19 @@ def make_codes(http: requests.Session, host: str, token: str, campaign_id: str, 
     return [line.split(",")[0] for line in export.text.splitlines()[1:] if line]
 
 
+def end_all(host: str, token: str, campaign_ids: list[str]) -> list[str]:
+    """End the run's campaigns (a run leaves no live campaign on the coupon centre);
+    returns the ids that could not be ended (already ended ones count as ended)."""
+    left = []
+    with requests.Session() as http:
+        for campaign_id in campaign_ids:
+            response = http.post(f"{host}/v1/admin/campaigns/{campaign_id}/end", timeout=10,
+                                 headers={"Authorization": f"Bearer {token}"})
+            if response.status_code not in (200, 409):
+                left.append(campaign_id)
+    return left
+
+
 def admin_token_problem(host: str, token: str) -> str | None:
     """Why the run cannot set up its campaigns, in one line; None when the token works."""
     if not token:

@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from flashclaim.checks.verdict import Breach, ClientFacts, format_verdict, judge
 
-from campaigns import Plan, admin_token_problem, create_all, server_facts
+from campaigns import Plan, admin_token_problem, create_all, end_all, server_facts
 
 log = logging.getLogger("flashclaim.loadtest")
 EXPECTED = {200, 201, 403, 409, 410, 429}  # answers that are the service working as designed
@@ -65,6 +65,9 @@ def _options(parser: Any) -> None:
     parser.add_argument("--reconcile-command", default="",
                         help="run at the end (e.g. 'flashclaim reconcile --wait 30' where a "
                              "ledger consumer runs); a non-zero exit fails the verdict")
+    parser.add_argument("--keep-campaigns", action="store_true", default=False,
+                        help="leave the run's campaigns live after the verdict (by default "
+                             "they are ended, so no test campaign stays on the coupon centre)")
     parser.add_argument("--fc-plan", default="", include_in_web_ui=False,
                        help="(internal) the campaigns, sent from master to workers")
 
@@ -143,6 +146,10 @@ def _verdict(environment: Environment, **_: Any) -> None:
         if result.returncode != 0:
             breaches.append(Breach("ledger", f"{command!r} exited {result.returncode}"))
     print(format_verdict(rows, breaches))
+    if not options.keep_campaigns:
+        left = end_all(str(environment.host), options.admin_token, plan.all())
+        if left:
+            print(f"WARNING: could not end {', '.join(left)}")
     if breaches:
         environment.process_exit_code = 1
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from flashclaim.checks.verdict import ClientFacts, ServerFacts, judge
@@ -111,6 +112,8 @@ def test_headless_smoke_run_passes(tmp_path: Path, backend: str,
                  "--reconcile-command", reconcile],
                 env=env, capture_output=True, text=True, timeout=180,
             )
+            # the run's campaigns were ended: none is left on the public list
+            left_open = httpx.get(base + "/v1/campaigns").json()["campaigns"]
         finally:
             ledger.terminate()
             ledger.wait(30)
@@ -118,6 +121,7 @@ def test_headless_smoke_run_passes(tmp_path: Path, backend: str,
     assert result.returncode == 0, output[-4000:]
     assert "VERDICT: PASS" in output and "all consistent" in output
     assert "flash   60     60" in output  # the flash crowd sold out exactly
+    assert left_open == [], [c["id"] for c in left_open]
 
 
 @pytest.mark.parametrize(("token", "says"), [("", "no admin token"),

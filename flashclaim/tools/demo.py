@@ -172,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
         created.raise_for_status()
         probe_id = "probe-" + secrets.token_hex(3)
         httpx.post(base + "/v1/admin/campaigns", headers=admin, json={
-            "id": probe_id, "name": "Wallet probe", "stock": None,
+            "id": probe_id, "name": "Wallet probe", "stock": None, "listed": False,
             "coupons": [{"type": "cash", "value": 100}]}).raise_for_status()
         requests = crowd_requests(campaign_id, args.users, args.requests)
         print(f"campaign {campaign_id!r}: stock {args.stock}; {len(requests)} taps from "

@@ -43,7 +43,8 @@ def issue_other_ways(base: str, admin: dict[str, str]) -> IssuanceReport:
     report = IssuanceReport(campaign_id)
     with httpx.Client(base_url=base, headers=admin, timeout=30) as http:
         http.post("/v1/admin/campaigns", json={
-            "id": campaign_id, "name": "New-user pack", "stock": None, "per_user_limit": 1,
+            "id": campaign_id, "name": "New-user pack", "stock": None, "listed": False,
+            "per_user_limit": 1,
             "per_user_daily_limit": 1, "exclude_segments": ["risky"], "channels": ["grant", "app"],
             "coupons": [{"type": "cash", "value": 1000, "validity": {"days": 14}},
                         {"type": "discount", "percent_off": 10, "max_discount": 3000}],
