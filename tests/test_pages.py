@@ -65,9 +65,13 @@ def page(browser: Browser) -> Iterator[Page]:
     p.on("console", lambda m: errors.append(m.text) if m.type == "error"
          and not m.text.startswith("Failed to load resource") else None)
     p.on("pageerror", lambda e: errors.append(str(e)))
+    missing: list[str] = []  # a page's own files (its icon too) are all there
+    p.on("response", lambda r: missing.append(r.url) if r.status == 404
+         and "/v1/" not in r.url else None)
     yield p
     context.close()
     assert not errors, errors  # no script error, no CSP violation
+    assert not missing, missing
 
 
 def campaign(base: str, **fields: Any) -> dict[str, Any]:
@@ -115,16 +119,15 @@ def test_countdown_then_grab_then_already_claimed_and_sold_out(base: str, page: 
     expect(soon.locator(".status")).to_have_text("live", timeout=10_000)  # the countdown ran out
     soon.locator("button").click()
     expect(soon.locator(".answer")).to_have_text("Granted: ¥20 off ¥100.")
-    soon.locator("button").click()
-    expect(soon.locator(".answer")).to_contain_text("Already claimed")
+    expect(soon.locator("button")).to_be_disabled()  # alice holds her one: no second offer
+    expect(soon.locator(".why")).to_have_text("You hold this coupon.")
     expect(soon.locator(".stock")).to_have_text("4 of 5 left")
     gone = card(page, "gone")
     expect(gone.locator(".stock")).to_have_text("1 of 1 left")
     assert httpx.post(base + "/v1/campaigns/gone/claims",  # someone else is faster
                       headers={"X-User-Id": "early"}).status_code == 201
-    gone.locator("button").click()
-    expect(gone.locator(".answer")).to_have_text("Sold out.")
     expect(gone.locator(".status")).to_have_text("sold out")
+    expect(gone.locator("button")).to_be_disabled()
 
 
 def test_an_operator_creates_pauses_and_watches_a_crowd(base: str, browser: Browser,
@@ -221,10 +224,67 @@ def test_a_code_is_redeemed_and_the_coupons_show_in_the_wallet(base_with_ledger:
     page.click("#redeem button")  # carol, with the same single-use code: used up
     expect(page.locator("#redeem-answer")).to_have_text("This code has been used up.")
     page.fill("#user", "bob")
-    wanted = ("Grab me: ¥20 off ¥100, unused", "Code gift: ¥5 off, unused")
+    wanted = ("Grab me: ¥20 off ¥100, unused, valid until 20", "Code gift: ¥5 off, unused")
     deadline = time.monotonic() + 15
     while not all(w in " | ".join(page.locator("#coupons li").all_inner_texts())
                   for w in wanted):
         assert time.monotonic() < deadline, page.locator("#coupons li").all_inner_texts()
         page.click("#wallet-refresh")  # the ledger carries the claims within a moment
         page.wait_for_timeout(100)
+
+
+def test_the_centre_offers_only_the_grabs_this_user_can_win(base: str, page: Page) -> None:
+    campaign(base, id="shoes", name="Shoe week", stock=5, coupons=[
+        {"type": "threshold", "value": 2000, "min_spend": 10000,
+         "scope": {"categories": ["shoes"], "exclude_skus": ["sku-gift-card"]}}])
+    campaign(base, id="vip-only", name="VIP night", stock=5, segments=["vip"])
+    campaign(base, id="app-only", name="App only", stock=5, channels=["app"])
+    campaign(base, id="probe", name="Internal probe", stock=None, listed=False)
+    page.goto(base + "/")
+    expect(card(page, "shoes")).to_be_visible()
+    expect(card(page, "probe")).to_have_count(0)  # internal: never on the public list
+    expect(card(page, "shoes").locator(".scope")).to_have_text("on shoes; not on sku-gift-card")
+    page.fill("#user", "bad id")
+    page.dispatch_event("#user", "change")
+    card(page, "shoes").locator("button").click()
+    expect(card(page, "shoes").locator(".answer")).to_contain_text("A user id is up to 128")
+    page.fill("#user", "dora")
+    page.dispatch_event("#user", "change")  # the advice about the old id goes with it
+    expect(card(page, "shoes").locator(".answer")).to_have_text("")
+    for refused in ("vip-only", "app-only"):  # not for dora, or not on this page (web)
+        expect(card(page, refused).locator("button")).to_be_disabled()
+        expect(card(page, refused).locator(".why")).to_have_text("Not available to you.")
+    card(page, "shoes").locator("button").click()
+    expect(card(page, "shoes").locator(".answer")).to_have_text("Granted: ¥20 off ¥100.")
+    expect(card(page, "shoes").locator("button")).to_be_disabled()  # can_claim is now false
+    expect(card(page, "shoes").locator(".why")).to_have_text("You hold this coupon.")
+
+
+def test_the_dashboard_counts_unlimited_grants_and_explains_its_figures(
+        base: str, page: Page) -> None:
+    page.goto(base + "/admin")
+    expect(page.locator("#login-hint")).to_contain_text(".flashclaim/admin-token")
+    campaign(base, id="endless", name="Endless", stock=None)
+    for i in range(3):
+        assert httpx.post(base + "/v1/campaigns/endless/claims",
+                          headers={"X-User-Id": f"e{i}"}).status_code == 201
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    expect(page.locator("#login-hint")).to_be_hidden()
+    row = page.locator('tr[data-id="endless"]')
+    expect(row.locator("td").nth(3)).to_have_text("3")  # granted, with no stock to subtract
+    expect(row.locator("td").nth(4)).to_have_text("unlimited")
+    page.fill("#new-id", "small")
+    page.fill("#new-name", "Small sale")
+    page.fill("#new-stock", "4")
+    page.click("#create button")
+    expect(page.locator("#note")).to_have_text("Created small.")
+    expect(page.locator("#new-name")).to_have_value("")  # the form starts afresh
+    expect(page.locator("#new-stock")).to_have_value("1000")
+    for i in range(2):
+        httpx.post(base + "/v1/campaigns/small/claims", headers={"X-User-Id": f"s{i}"})
+    expect(page.locator("#live-granted")).to_have_text("2", timeout=10_000)
+    expect(page.locator("#live-claim-rate")).to_have_text("50.0%")  # 2 of 4, the same moment
+    # no ledger runs here: the use rate's line says the ledger has none of them
+    expect(page.locator("#live-ledger")).to_contain_text("2 of the granted not yet",
+                                                         timeout=10_000)

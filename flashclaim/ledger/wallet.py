@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from flashclaim.ledger.db import Cursor, Ledger
 
 WALLET_STATUSES = ("unused", "used", "expired")
@@ -40,7 +42,8 @@ def wallet_page(ledger: Ledger, user_id: str, status: str | None, now_ms: int,
     sql = (
         "SELECT co.coupon_id, co.campaign_id, co.type, co.value, co.min_spend, co.percent_off,"
         " co.max_discount, co.currency, co.valid_from_ms, co.valid_until_ms, co.status,"
-        " co.order_id, co.discount, co.used_at_ms, cl.claimed_at_ms, cl.claim_id, cl.source"
+        " co.order_id, co.discount, co.used_at_ms, cl.claimed_at_ms, cl.claim_id, cl.source,"
+        " co.scope_json"
         " FROM coupons co JOIN claims cl ON cl.claim_id = co.claim_id"
         f" WHERE {' AND '.join(where)}"
         " ORDER BY cl.claimed_at_ms DESC, co.coupon_id DESC LIMIT ?")
@@ -60,13 +63,14 @@ def wallet_page(ledger: Ledger, user_id: str, status: str | None, now_ms: int,
 def _coupon(r: tuple[Any, ...], now_ms: int) -> dict[str, Any]:
     (coupon_id, campaign_id, kind, value, min_spend, percent_off, max_discount, currency,
      valid_from, valid_until, status, order_id, discount, used_at, claimed_at, claim_id,
-     source) = r
+     source, scope_json) = r
     if status == "unused" and valid_until <= now_ms:
         status = "expired"
     coupon: dict[str, Any] = {
         "coupon_id": coupon_id, "campaign_id": campaign_id, "claim_id": claim_id,
         "source": source, "type": kind, "currency": currency, "status": status,
         "valid_from": valid_from, "valid_until": valid_until, "claimed_at": claimed_at,
+        "scope": orjson.loads(scope_json or "{}"),
     }
     for name, amount in (("value", value), ("min_spend", min_spend),
                          ("percent_off", percent_off), ("max_discount", max_discount)):

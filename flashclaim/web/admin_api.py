@@ -71,7 +71,8 @@ async def list_campaigns(request: Request) -> Response:
     now = await s.campaigns.now()
     views, last = await s.campaigns.list_all(status, after, limit, now)
     return json_response({
-        "campaigns": [{**v.public(now), "created_at": to_rfc3339(v.created_at)} for v in views],
+        "campaigns": [{**v.public(now), "granted": v.granted,
+                       "created_at": to_rfc3339(v.created_at)} for v in views],
         "next": None if last is None else f"{last[0]}.{last[1]}",
     })
 

@@ -188,6 +188,8 @@ SCHEMAS: dict[str, Any] = {
             "buckets": {"type": "integer", "minimum": 1},
             "listed": {"type": "boolean",
                        "description": "shown by GET /v1/campaigns (false: internal)"},
+            "granted": {"type": "integer", "minimum": 0,
+                        "description": "(the admin listing) claims granted so far"},
             "server_time": _TIME,
             "claimed": {"type": "integer", "minimum": 0,
                         "description": "with an identity: the caller's grants"},
@@ -336,7 +338,7 @@ SCHEMAS: dict[str, Any] = {
             "value": _MONEY, "min_spend": _MONEY, "percent_off": {"type": "integer"},
             "max_discount": _MONEY, "valid_from": _TIME, "valid_until": _TIME,
             "claimed_at": _TIME, "order_id": {"type": "string"}, "discount": _MONEY,
-            "used_at": _TIME,
+            "used_at": _TIME, "scope": {"type": "object"},
         },
     },
     "Figures": {

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from flashclaim.errors import ApiError
 
 _TYPES = {"html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8",
-          "css": "text/css; charset=utf-8"}
+          "css": "text/css; charset=utf-8", "svg": "image/svg+xml"}
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "

@@ -32,6 +32,7 @@ function signedOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   $("desk").hidden = true;
   $("login").hidden = false;
+  $("login-hint").hidden = false;
   $("logout").hidden = true;
   note(message || "", false);
 }
@@ -39,6 +40,7 @@ function signedOut(message) {
 function signedIn() {
   $("desk").hidden = false;
   $("login").hidden = true;
+  $("login-hint").hidden = true;
   $("logout").hidden = false;
   note("");
   list();
@@ -69,8 +71,8 @@ async function list() {
   for (const c of data.campaigns.slice().reverse()) {  // newest first
     const tr = document.createElement("tr");
     tr.dataset.id = c.id;
-    const cells = [c.id, c.name, c.status.replace("_", " "), c.stock === null
-      ? "" : String(c.stock - c.remaining), c.remaining === null ? "unlimited" : String(c.remaining)];
+    const cells = [c.id, c.name, c.status.replace("_", " "), String(c.granted),
+      c.remaining === null ? "unlimited" : String(c.remaining)];
     for (const text of cells) {
       const td = document.createElement("td");
       td.textContent = text;
@@ -111,6 +113,7 @@ async function create(event) {
   const { status, data } = await api("POST", "/v1/admin/campaigns", body);
   if (status === 201) {
     note(`Created ${data.id}.`, true);
+    $("create").reset();  // the next campaign starts from the defaults, not this one
     watch(data.id);
   } else {
     note(data.message || `The service answered ${status}.`, false);
@@ -121,6 +124,7 @@ async function create(event) {
 function watch(id) {
   watched = id;
   last = null;
+  ledgerView = null;
   $("live").hidden = false;
   poll();
   report();
@@ -144,6 +148,9 @@ async function poll() {
   $("live-status").className = `status ${data.status}`;
   $("live-granted").textContent = granted.toLocaleString();
   $("live-remaining").textContent = data.remaining === null ? "unlimited" : data.remaining.toLocaleString();
+  // Claim rate from the same moment as granted (Redis); only the use rate is the ledger's.
+  $("live-claim-rate").textContent = data.stock ? percent(granted / data.stock) : "–";
+  showLedger();
   const rejected = $("live-rejected");
   rejected.innerHTML = "";
   const reasons = Object.entries(data.stats.rejected);
@@ -160,19 +167,33 @@ async function poll() {
   }
 }
 
+let ledgerView = null;  // {claims, at} of the last report read from the ledger
+
+function showLedger() {
+  // The use rate is the ledger's: say how far it has got, against the live granted count.
+  if (!ledgerView || !last) {
+    $("live-ledger").textContent = "";
+    return;
+  }
+  const behind = Math.max(0, last.granted - ledgerView.claims);
+  $("live-ledger").textContent = `Use rate from the ledger as of ${ledgerView.at}: it holds ` +
+    `${ledgerView.claims.toLocaleString()} claims` +
+    (behind ? `, ${behind.toLocaleString()} of the granted not yet.` : ", all of the granted.");
+}
+
 async function report() {
-  // Claim and use rate come from the ledger: slower to change, read every 5 s.
+  // The use rate comes from the ledger: read every 2 s.
   if (!watched || !token()) return;
   const { status, data } = await api("GET", `/v1/admin/campaigns/${encodeURIComponent(watched)}/report`);
   if (status !== 200) {
-    $("live-claim-rate").textContent = "–";
     $("live-use-rate").textContent = "–";
+    ledgerView = null;
+    showLedger();
     return;
   }
-  $("live-claim-rate").textContent = percent(data.claim_rate);
   $("live-use-rate").textContent = percent(data.use_rate);
-  $("live-ledger").textContent = data.ledger_lag === null || data.ledger_lag === undefined
-    ? "" : `Claim and use rate are the ledger's; ${data.ledger_lag.toLocaleString()} claims not in it yet.`;
+  ledgerView = { claims: data.claims, at: new Date(data.server_time).toLocaleTimeString() };
+  showLedger();
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -186,6 +207,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("create").addEventListener("submit", create);
   if (token()) signedIn();
   setInterval(poll, 1000);
-  setInterval(report, 5000);
+  setInterval(report, 2000);
   setInterval(() => { if (token()) list(); }, 1000);
 });

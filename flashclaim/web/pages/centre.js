@@ -29,16 +29,52 @@ function learnClock(body) {
   if (body && body.server_time) skewMs = Date.parse(body.server_time) - Date.now();
 }
 
+const USER_ID = /^[A-Za-z0-9_.:@-]{1,128}$/;  // what the service accepts as a user id
+const NOT_NOW = {  // why a card's grab button is off for this user
+  already_claimed: "You hold this coupon.",
+  daily_limit: "Today's limit reached: try again tomorrow.",
+  not_eligible: "Not available to you.",
+  blocked: "This account cannot claim coupons.",
+};
+
+function money(minor, currency) {
+  const amount = (minor / 100).toFixed(minor % 100 ? 2 : 0);
+  return currency && currency !== "CNY" ? `${amount} ${currency}` : `¥${amount}`;
+}
+
 function describe(coupon) {
-  const money = (cents) => (cents / 100).toFixed(cents % 100 ? 2 : 0);
-  if (coupon.type === "cash") return `¥${money(coupon.value)} off`;
-  if (coupon.type === "threshold") return `¥${money(coupon.value)} off ¥${money(coupon.min_spend)}`;
-  if (coupon.type === "discount") return `${coupon.percent_off}% off (up to ¥${money(coupon.max_discount)})`;
+  const cur = coupon.currency;
+  if (coupon.type === "cash") return `${money(coupon.value, cur)} off`;
+  if (coupon.type === "threshold") return `${money(coupon.value, cur)} off ${money(coupon.min_spend, cur)}`;
+  if (coupon.type === "discount") return `${coupon.percent_off}% off (up to ${money(coupon.max_discount, cur)})`;
   return coupon.type;
 }
 
-function userHeaders() {
+function scopeWords(scope) {
+  // A coupon's scope in plain words: what it applies to, and what it leaves out.
+  if (!scope || typeof scope !== "object") return "";
+  const list = (key) => (Array.isArray(scope[key]) ? scope[key] : []);
+  const parts = [];
+  const on = [...list("categories"), ...list("skus"), ...list("merchants").map((m) => `shop ${m}`)];
+  if (on.length) parts.push(`on ${on.join(", ")}`);
+  const off = [...list("exclude_categories"), ...list("exclude_skus")];
+  if (off.length) parts.push(`not on ${off.join(", ")}`);
+  return parts.join("; ");
+}
+
+function day(iso) {  // 2026-12-09, in this browser's time zone
+  const d = new Date(iso);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+function userId() {
   const user = $("user").value.trim();
+  return USER_ID.test(user) ? user : "";
+}
+
+function userHeaders() {
+  const user = userId();
   return user ? { "X-User-Id": user } : {};
 }
 
@@ -78,6 +114,10 @@ function card(c) {
   const coupon = document.createElement("div");
   coupon.className = "coupon";
   coupon.textContent = c.coupons.map(describe).join(" + ");
+  const scope = document.createElement("div");
+  scope.className = "muted scope";
+  scope.textContent = c.coupons.map((x) => scopeWords(x.scope)).filter(Boolean).join(" · ")
+    || "on everything";
   const status = document.createElement("div");
   status.className = "status";
   const stock = document.createElement("div");
@@ -89,7 +129,9 @@ function card(c) {
   const answer = document.createElement("p");
   answer.className = "answer";
   answer.setAttribute("role", "status");
-  el.append(title, coupon, status, stock, button, answer);
+  const why = document.createElement("div");
+  why.className = "muted why";
+  el.append(title, coupon, scope, status, stock, button, why, answer);
   return el;
 }
 
@@ -119,7 +161,10 @@ function paint() {
       : status.replace("_", " ");
     el.querySelector(".stock").textContent = c.stock === null
       ? "unlimited stock" : `${c.remaining} of ${c.stock} left`;
-    el.querySelector("button").disabled = status !== "live";
+    // The server says what this user may do (can_claim); the clock moves the status.
+    const refused = userId() && c.can_claim === false && status === c.status;
+    el.querySelector("button").disabled = status !== "live" || Boolean(refused);
+    el.querySelector(".why").textContent = refused ? (NOT_NOW[c.refusal] || "") : "";
     const shown = answers.get(c.id);
     const answer = el.querySelector(".answer");
     answer.textContent = shown ? shown.text : "";
@@ -128,7 +173,8 @@ function paint() {
 }
 
 async function load() {
-  const { status, data } = await call("GET", "/v1/campaigns");
+  // With the user's id, each campaign also says what this user may do on this page (web).
+  const { status, data } = await call("GET", "/v1/campaigns?channel=web", { headers: userHeaders() });
   if (status !== 200) {
     $("note").textContent = data.message || `The service answered ${status}.`;
     return;
@@ -140,7 +186,8 @@ async function load() {
   const gone = campaigns.filter((c) => !listed.has(c.id));
   const kept = [];
   for (const c of gone) {
-    const one = await call("GET", `/v1/campaigns/${encodeURIComponent(c.id)}`);
+    const one = await call("GET", `/v1/campaigns/${encodeURIComponent(c.id)}?channel=web`,
+      { headers: userHeaders() });
     if (one.status === 200) kept.push(one.data);
   }
   campaigns = [...data.campaigns, ...kept];
@@ -157,9 +204,18 @@ function explain(status, data, retryAfter) {
   return { good: false, text };
 }
 
+function userProblem() {
+  // A plain word before any call: no id yet, or one the service would refuse.
+  const user = $("user").value.trim();
+  if (!user) return ANSWERS.unauthenticated;
+  if (!USER_ID.test(user)) return "A user id is up to 128 letters, digits or _ . : @ -.";
+  return "";
+}
+
 async function grab(id) {
-  if (!$("user").value.trim()) {
-    answers.set(id, { good: false, text: ANSWERS.unauthenticated });
+  const problem = userProblem();
+  if (problem) {
+    answers.set(id, { good: false, text: problem });
     paint();
     return;
   }
@@ -176,8 +232,9 @@ async function grab(id) {
 async function redeem(event) {
   event.preventDefault();
   const out = $("redeem-answer");
-  if (!$("user").value.trim()) {
-    out.textContent = ANSWERS.unauthenticated;
+  const problem = userProblem();
+  if (problem) {
+    out.textContent = problem;
     out.className = "answer bad";
     return;
   }
@@ -191,7 +248,7 @@ async function redeem(event) {
 
 async function wallet() {
   const list = $("coupons");
-  if (!$("user").value.trim()) return;
+  if (!userId()) return;
   const { status, data } = await call("GET", "/v1/me/coupons", { headers: userHeaders() });
   list.innerHTML = "";
   const item = (text, cls) => {
@@ -206,8 +263,9 @@ async function wallet() {
   }
   if (!data.coupons.length) item("No coupons yet (a new one shows within a second or so).", "muted");
   for (const c of data.coupons) {
-    const until = new Date(c.valid_until).toLocaleDateString();
-    item(`${c.campaign_name || c.campaign_id}: ${describe(c)}, ${c.status}, valid until ${until}`);
+    const scope = scopeWords(c.scope);
+    item(`${c.campaign_name || c.campaign_id}: ${describe(c)}${scope ? ` (${scope})` : ""}, ` +
+      `${c.status}, valid until ${day(c.valid_until)}`);
   }
 }
 
@@ -215,6 +273,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("user").value = sessionStorage.getItem("flashclaim-user") || "";
   $("user").addEventListener("change", () => {
     sessionStorage.setItem("flashclaim-user", $("user").value.trim());
+    answers.clear();  // what was said to the previous id (or a mistyped one) no longer holds
+    $("redeem-answer").textContent = "";
+    load();
     wallet();
   });
   $("redeem").addEventListener("submit", redeem);
