@@ -242,3 +242,27 @@ def test_demo_keep_stops_on_sigterm_and_removes_its_temp_dir() -> None:
     assert "Traceback" not in out, out
     assert not data_dir.exists()
     wait_until(lambda: not any(alive(k) for k in kids), what="the demo's children to stop")
+
+
+def test_a_rewritten_state_file_is_never_seen_empty(tmp_path: Path) -> None:
+    """embedded.json is read by other commands while serve rewrites it (a restarted server):
+    a reader sees the old content or the new, never a truncated file."""
+    import threading
+
+    state = tmp_path / "embedded.json"
+    write_private(state, '{"pid": 0}')
+    seen: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.append(state.read_text())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for pid in range(2000):
+        write_private(state, json.dumps({"pid": pid}))
+    done.set()
+    reader.join()
+    assert seen and all(json.loads(text)["pid"] >= 0 for text in seen)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600

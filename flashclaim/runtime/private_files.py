@@ -27,11 +27,17 @@ def private_dir(path: Path) -> Path:
 
 
 def write_private(path: Path, text: str, *, exclusive: bool = False) -> None:
-    """Write `text` to a 0600 file, replacing any content; with `exclusive`, only create
-    it (FileExistsError if it exists: of two racing writers, one wins)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    with os.fdopen(os.open(path, flags, 0o600), "w") as f:
+    """Write `text` to a 0600 file, replacing it whole (written beside it, then renamed over
+    it: a reader sees the old content or the new, never an empty file); with `exclusive`,
+    only create it (FileExistsError if it exists: of two racing writers, one wins)."""
+    if exclusive:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(text)
+        return
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with os.fdopen(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(text)
+    os.replace(staged, path)
 
 
 def touch_private(path: Path) -> None:
