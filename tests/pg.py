@@ -28,8 +28,9 @@ def _as_postgres_user(owner_of: Path) -> Callable[[], None] | None:
     if os.geteuid() != 0:
         return None
     user = pwd.getpwnam("postgres")
-    for path in [owner_of, *owner_of.rglob("*")]:
-        os.chown(path, user.pw_uid, user.pw_gid)
+    # The folder only: what is inside it the server made as that user (walking it while the
+    # server runs met files it was removing).
+    os.chown(owner_of, user.pw_uid, user.pw_gid)
 
     def demote() -> None:
         os.setgid(user.pw_gid)
