@@ -278,7 +278,10 @@ async def test_a_fault_inside_the_redis_client_is_a_lost_connection_not_a_500() 
     from flashclaim.store.connection import client_fault
     from flashclaim.web.claim_endpoint import _answer_for
 
-    torn = Connection()  # never connected: no writer, as after a concurrent disconnect
+    # A writer torn down under a task that writes (redis-py 8 checks for a missing writer
+    # itself; a half-closed one still fails inside the client).
+    torn = Connection()
+    torn._writer = object()  # type: ignore[assignment]
     try:
         await torn._send_packed_command([b"PING"])
     except AttributeError as exc:
@@ -288,6 +291,8 @@ async def test_a_fault_inside_the_redis_client_is_a_lost_connection_not_a_500() 
         assert answer.retry_after == 1
     else:
         raise AssertionError("a connection without a writer wrote")
+    finally:
+        torn._writer = None  # nothing was opened: nothing to close
     try:
         getattr(torn, "no_such_attribute")  # noqa: B009  (our own code's AttributeError)
     except AttributeError as exc:

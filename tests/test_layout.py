@@ -14,13 +14,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "flashclaim"
 LAYERS = {
     "foundation": 0,  # flashclaim/*.py: settings, errors, validation, times, tables, the
     "runtime": 0,     # campaign model, key names, the stream record; and the process helpers
-    "store": 1,
-    "claim": 2,
-    "checks": 2,
-    "ledger": 3,
-    "web": 4,  # the service reads the ledger for wallets and reports
-    "tools": 5,
-    "cli": 6,
+    "schemas": 1,  # the API's request and response shapes, and the rules across fields
+    "store": 2,
+    "claim": 3,
+    "checks": 3,
+    "ledger": 4,
+    "web": 5,  # the service reads the ledger for wallets and reports
+    "tools": 6,
+    "cli": 7,
 }
 
 
