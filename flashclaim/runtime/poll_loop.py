@@ -22,5 +22,9 @@ async def poll_forever(work: Callable[[], Awaitable[None]], wake: asyncio.Event,
             await work()
         except RedisError as exc:
             log.warning("%s: %s", what, exc)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that lands as the wait ends, and the job then outlives its service (seen as a test
+        # whose event loop never closed).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), poll_s)
+            async with asyncio.timeout(poll_s):
+                await wake.wait()

@@ -212,10 +212,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _keep_running(base: str, admin_token: str) -> None:
     """After the verdict: the stack stays up for a look at the pages, until Ctrl-C."""
-    print(f"\nThe stack keeps running (Ctrl-C stops it):\n"
-          f"  coupon centre:       {base}/\n"
-          f"  operator dashboard:  {base}/admin  (admin token: {admin_token})", flush=True)
-    try:
+    try:  # before the lines a watcher acts on: a signal right after them is a clean stop
+        print(f"\nThe stack keeps running (Ctrl-C stops it):\n"
+              f"  coupon centre:       {base}/\n"
+              f"  operator dashboard:  {base}/admin  (admin token: {admin_token})", flush=True)
         while True:
             signal.pause()
     except KeyboardInterrupt:

@@ -1,0 +1,30 @@
+"""The background jobs' loop (runtime/poll_loop.py) stops when its service stops."""
+
+from __future__ import annotations
+
+import asyncio
+
+from flashclaim.runtime.poll_loop import poll_forever
+
+
+async def test_a_loop_cancelled_as_it_is_woken_stops() -> None:
+    """A wake-up and a cancellation in the same turn (a change that wakes the job just as the
+    service shuts down): the cancellation wins. asyncio.wait_for on Python 3.11 returned the
+    wake-up and dropped the cancellation, and the job ran on after its service."""
+    wake = asyncio.Event()
+    rounds = 0
+
+    async def work() -> None:
+        nonlocal rounds
+        rounds += 1
+
+    task = asyncio.create_task(poll_forever(work, wake, 60, "test job"))
+    for _ in range(100):  # until the first round is done and the loop waits
+        await asyncio.sleep(0)
+        if rounds:
+            break
+    await asyncio.sleep(0)
+    wake.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert task in done and task.cancelled(), f"still running after {rounds} rounds"
