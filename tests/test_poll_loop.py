@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from flashclaim.runtime.poll_loop import poll_forever
 
@@ -28,3 +29,20 @@ async def test_a_loop_cancelled_as_it_is_woken_stops() -> None:
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5)
     assert task in done and task.cancelled(), f"still running after {rounds} rounds"
+
+
+async def test_a_loop_stops_when_its_work_absorbed_the_cancellation() -> None:
+    """The Redis client can swallow a cancellation that lands during a command (the command
+    returns normally): the job must stop all the same, not outlive its service."""
+    started = asyncio.Event()
+
+    async def work() -> None:  # as redis-py's client does now and then
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(poll_forever(work, asyncio.Event(), 0.01, "test job"))
+    await started.wait()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert task in done and task.cancelled()

@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from flashclaim.keys import KeySpace
+from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.store.connection import server_time_ms, text_map
 from flashclaim.store.scripts import Scripts
 from flashclaim.timefmt import to_rfc3339
@@ -91,12 +91,7 @@ class Blocklist:
         return True
 
     async def refresh_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_s)
-            try:
-                await self.refresh()
-            except RedisError as exc:
-                log.warning("could not refresh the blocklist: %s", exc)
+        await poll_forever(self.refresh, asyncio.Event(), self.refresh_s, "blocklist refresh")
 
     def _change_keys(self) -> list[str]:
         ks = self._keyspace

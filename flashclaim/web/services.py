@@ -15,6 +15,7 @@ from flashclaim.claim.identity import Authenticator, make_authenticator
 from flashclaim.claim.redemption import Redeemer
 from flashclaim.claim.service import ClaimService
 from flashclaim.keys import KeySpace
+from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.settings import Settings
 from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.campaign_store import CampaignStore
@@ -92,9 +93,7 @@ class Services:
             log.warning("could not flush rejection counts: %s", exc)
 
     async def flush_gate_forever(self, every: float = 1.0) -> None:
-        while True:
-            await asyncio.sleep(every)
-            await self.flush_gate()
+        await poll_forever(self.flush_gate, asyncio.Event(), every, "rejection counts")
 
     async def close(self) -> None:
         self.ledger.close()
