@@ -1,23 +1,22 @@
-"""Campaigns: validate a create request, lay it out as the meta hash, read it back as a view."""
+"""Campaigns: a validated definition laid out as the meta hash, read back as a view.
+
+(The create and patch bodies are decoded and checked in flashclaim/schemas/campaigns.py.)"""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from flashclaim.errors import ApiError, invalid_request
 from flashclaim.timefmt import to_rfc3339
-from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, CURRENCY_RE, TAG_RE, Obj
 from flashclaim.zones import DEFAULT_TIMEZONE, offset_rules, zone
 
 MAX_STOCK = 1_000_000_000
 MAX_MONEY = 100_000_000_000  # minor units: one billion in major units
 MAX_SCOPE_BYTES = 1024
-# Every bound of a create request, once: the parser below enforces them and
-# /openapi.json states them (web/openapi.py reads these names).
+# Every bound of a create request, once: the schemas (flashclaim/schemas/campaigns.py)
+# enforce them, and /openapi.json states them from there.
 NAME_MAX_LEN = 200
 STOCK_RANGE = (1, MAX_STOCK)
 PER_USER_LIMIT_RANGE = (1, 100)
@@ -29,15 +28,13 @@ RATE_MAX_RANGE = (1, 10_000)
 RATE_SECONDS_RANGE = (1, 3600)
 PERCENT_OFF_RANGE = (1, 99)
 VALIDITY_DAYS_RANGE = (1, 3650)
+TEMPLATE_VERSION_RANGE = (1, 1_000_000)
 COUPON_TYPES = ("cash", "threshold", "discount")
 DEFAULT_VALIDITY_DAYS = 30
 # A person tapping fast never reaches 10 taps a second; a script does at once.
 DEFAULT_RATE_LIMIT = {"max": 10, "per_seconds": 1}
 MAX_BUCKETS = 16  # hash tags one campaign's stock may be spread over
 STATUSES = ("scheduled", "live", "paused", "sold_out", "ended")
-# Fields PATCH /v1/admin/campaigns/{id} may change (coupons only before the first grant).
-PATCHABLE = ("name", "ends_at", "per_user_limit", "per_user_daily_limit", "channels",
-             "segments", "exclude_segments", "rate_limit", "coupons", "listed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,162 +73,6 @@ class CampaignSpec:
     listed: bool = True  # shown by GET /v1/campaigns (False: internal, claimable by id)
 
 
-def template_refs(body: object) -> set[tuple[str, int | None]]:
-    """The templates a create or patch body names, to be looked up before it is parsed
-    (malformed references are left for the parser to refuse)."""
-    coupons = body.get("coupons") if isinstance(body, dict) else None
-    refs: set[tuple[str, int | None]] = set()
-    for c in coupons[:COUPONS_RANGE[1]] if isinstance(coupons, list) else []:
-        if isinstance(c, dict) and isinstance(c.get("template"), str):
-            version = c.get("version")
-            refs.add((c["template"], version if type(version) is int else None))
-    return refs
-
-
-def parse_campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = None
-                        ) -> CampaignSpec:
-    o = Obj(body, "body")
-    campaign_id = o.string("id", CAMPAIGN_ID_RE, max_len=64, default="") or secrets.token_hex(8)
-    name = o.string("name", max_len=NAME_MAX_LEN)
-    if not o.present("stock"):
-        raise invalid_request("stock is required (null for unlimited stock).")
-    stock = o.optional_integer("stock", *STOCK_RANGE)
-    per_user_limit = o.integer("per_user_limit", *PER_USER_LIMIT_RANGE, default=1)
-    daily = o.optional_integer("per_user_daily_limit", *DAILY_LIMIT_RANGE)
-    if daily is not None and daily > per_user_limit:
-        raise invalid_request("per_user_daily_limit must not exceed per_user_limit.")
-    timezone = o.string("timezone", max_len=64, default=DEFAULT_TIMEZONE)
-    zone(timezone)
-    starts_at = o.timestamp("starts_at", default=now_ms)
-    assert starts_at is not None
-    ends_at = o.timestamp("ends_at")
-    if ends_at is not None and ends_at <= starts_at:
-        raise invalid_request("ends_at must be after starts_at.")
-    coupons: list[dict[str, Any]] = []
-    coupon_inputs: list[Any] = []
-    for i, c in enumerate(o.array("coupons", *COUPONS_RANGE)):
-        coupon, pinned = _parse_coupon_or_template(c, f"coupons[{i}]", templates or {})
-        coupons.append(coupon)
-        coupon_inputs.append(pinned)
-    for i, c in enumerate(coupons):
-        if c["validity"].get("until", starts_at + 1) <= starts_at:
-            raise invalid_request(f"coupons[{i}].validity.until must be after starts_at.")
-    channels = o.strings("channels", CHANNEL_RE, MAX_CHANNELS)
-    segments = o.strings("segments", TAG_RE, MAX_SEGMENTS)
-    excluded = o.strings("exclude_segments", TAG_RE, MAX_SEGMENTS)
-    if set(segments) & set(excluded):
-        raise invalid_request("A segment cannot be both targeted and excluded.")
-    rate_limit = dict(DEFAULT_RATE_LIMIT)
-    rl = o.nested("rate_limit")
-    if rl is not None:
-        rate_limit = {
-            "max": rl.integer("max", *RATE_MAX_RANGE),
-            "per_seconds": rl.integer("per_seconds", *RATE_SECONDS_RANGE),
-        }
-        rl.done()
-    buckets = o.integer("buckets", 1, MAX_BUCKETS, default=1)
-    listed = o.boolean("listed", default=True)
-    o.done()
-    accepted = {
-        "id": campaign_id, "name": name, "stock": stock, "per_user_limit": per_user_limit,
-        "per_user_daily_limit": daily, "timezone": timezone,
-        "starts_at": to_rfc3339(starts_at),
-        "ends_at": None if ends_at is None else to_rfc3339(ends_at),
-        "coupons": coupon_inputs, "channels": channels, "segments": segments,
-        "exclude_segments": excluded, "rate_limit": rate_limit,
-    }
-    if buckets > 1:
-        accepted["buckets"] = buckets
-    if not listed:
-        accepted["listed"] = False
-    return CampaignSpec(
-        campaign_id, name, stock, per_user_limit, daily, timezone, starts_at, ends_at, coupons,
-        channels, segments, excluded, rate_limit, accepted, buckets, listed,
-    )
-
-
-def parse_campaign_patch(body: object, accepted: dict[str, Any], now_ms: int,
-                         templates: TemplateLookup | None = None) -> CampaignSpec:
-    """A PATCH body over the campaign as accepted: the result is validated as a whole,
-    exactly as a create request would be."""
-    o = Obj(body, "body")
-    o.done(allowed_extra=PATCHABLE)  # refuses id, stock, starts_at, timezone, typos
-    if not o.keys():
-        raise invalid_request(f"Send at least one of {', '.join(PATCHABLE)}.")
-    merged = {**accepted, **o.items()}
-    return parse_campaign_spec(merged, now_ms, templates)
-
-
-def _parse_coupon_or_template(value: object, where: str, templates: TemplateLookup
-                              ) -> tuple[dict[str, Any], Any]:
-    """A coupon, written out or copied from a template version; and its input form,
-    with the template's version pinned."""
-    if isinstance(value, dict) and "template" in value:
-        t = Obj(value, where)
-        template_id = t.string("template", CAMPAIGN_ID_RE, max_len=64)
-        version = t.integer("version", 1, 1_000_000) if t.has("version") else None
-        t.done()
-        ref = templates.get((template_id, version))
-        if ref is None:
-            raise ApiError(404, "template_not_found",
-                           f"{where}: no template {template_id!r}"
-                           + ("" if version is None else f" version {version}") + ".")
-        coupon = parse_coupon(ref.coupon, where)
-        coupon["template"] = {"id": ref.id, "version": ref.version}
-        return coupon, {"template": ref.id, "version": ref.version}
-    coupon = parse_coupon(value, where)
-    return coupon, value
-
-
-def parse_coupon(value: object, where: str) -> dict[str, Any]:
-    c = Obj(value, where)
-    kind = c.string("type", max_len=20)
-    coupon: dict[str, Any] = {"type": kind}
-    if kind == "cash":
-        coupon["value"] = c.integer("value", 1, MAX_MONEY)
-    elif kind == "threshold":
-        coupon["value"] = c.integer("value", 1, MAX_MONEY)
-        coupon["min_spend"] = c.integer("min_spend", coupon["value"], MAX_MONEY)
-    elif kind == "discount":
-        coupon["percent_off"] = c.integer("percent_off", *PERCENT_OFF_RANGE)
-        coupon["max_discount"] = c.integer("max_discount", 1, MAX_MONEY)
-        coupon["min_spend"] = c.integer("min_spend", 0, MAX_MONEY, default=0)
-    else:
-        raise invalid_request(f"{where}.type must be one of {', '.join(COUPON_TYPES)}.")
-    coupon["currency"] = c.string("currency", CURRENCY_RE, max_len=3, default="CNY")
-    coupon["validity"] = _parse_validity(c.nested("validity"), f"{where}.validity")
-    coupon["scope"] = _parse_scope(c.raw("scope"), f"{where}.scope")
-    c.done()
-    return coupon
-
-
-def _parse_validity(v: Obj | None, where: str) -> dict[str, int]:
-    if v is None:
-        return {"days": DEFAULT_VALIDITY_DAYS}
-    if v.has("days"):
-        validity = {"days": v.integer("days", *VALIDITY_DAYS_RANGE)}
-    else:
-        start, until = v.timestamp("from"), v.timestamp("until")
-        if start is None or until is None or until <= start:
-            raise invalid_request(
-                f"{where} must be {{\"days\": n}} or {{\"from\": t, \"until\": t}}"
-                " with until > from."
-            )
-        validity = {"from": start, "until": until}
-    v.done()
-    return validity
-
-
-def _parse_scope(value: object, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise invalid_request(f"{where} must be a JSON object.")
-    if len(orjson.dumps(value)) > MAX_SCOPE_BYTES:
-        raise invalid_request(f"{where} must be at most {MAX_SCOPE_BYTES} bytes of JSON.")
-    return value
-
-
 def _lua_coupon_template(coupon: dict[str, Any]) -> dict[str, Any]:
     """What claim.lua needs per coupon: a ready JSON fragment and the validity rule.
 
@@ -268,7 +109,7 @@ def public_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
 
 
 # The campaign's meta hash: every field name, once. The Lua scripts read and write
-# these names (tests/test_scripts.py checks that they use no other); the audit and
+# these names (tests/store/test_scripts.py checks that they use no other); the audit and
 # reconcile read them through CampaignView.from_meta.
 META_FIELDS = (
     "id", "stock", "remaining", "granted", "paused", "starts_at", "ends_at", "per_user_limit",
@@ -404,24 +245,6 @@ class CampaignView:
             return "sold_out"
         return "live"
 
-    def public(self, now_ms: int) -> dict[str, Any]:
-        d = self.definition
-        return {
-            "id": self.id,
-            "name": d["name"],
-            "status": self.status(now_ms),
-            "starts_at": to_rfc3339(self.starts_at),
-            "ends_at": None if self.ends_at is None else to_rfc3339(self.ends_at),
-            "stock": self.stock,
-            "remaining": self.remaining,
-            "per_user_limit": self.per_user_limit,
-            "per_user_daily_limit": self.per_user_daily_limit,
-            "timezone": d.get("timezone", DEFAULT_TIMEZONE),
-            "coupons": d["coupons"],
-            "channels": d["channels"],
-            "segments": d["segments"],
-            "exclude_segments": d.get("exclude_segments", []),
-            "rate_limit": d["rate_limit"],
-            "buckets": self.buckets,
-            "listed": self.listed,
-        }
+    @property
+    def timezone(self) -> str:
+        return str(self.definition.get("timezone", DEFAULT_TIMEZONE))

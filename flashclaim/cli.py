@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import secrets
-import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -18,31 +13,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashclaim import __version__
 from flashclaim.ledger.db import LedgerMissing, LedgerUnavailable
-from flashclaim.runtime.lifeline import PARENT_ENV, die_with_parent
-from flashclaim.runtime.owner_lock import DataDirBusy, OwnerLock
-from flashclaim.runtime.private_files import private_dir, write_private
+from flashclaim.runtime.embedded import EmbeddedError
+from flashclaim.runtime.owner_lock import DataDirBusy
 from flashclaim.settings import Settings, SettingsError
-from flashclaim.store.connection import sync_client
-from flashclaim.store.embedded import EmbeddedError, EmbeddedServer
+from flashclaim.stream import LEDGER_GROUP
 
 log = logging.getLogger("flashclaim")
-
-
-def _admin_token(settings: Settings) -> tuple[str, bool]:
-    """The configured token, else one generated once and kept in the data directory;
-    and whether it was generated just now."""
-    return _kept_secret(settings.admin_token, settings.data_dir / "admin-token", 24)
-
-
-def _kept_secret(configured: str | None, path: Path, size: int) -> tuple[str, bool]:
-    if configured:
-        return configured, False
-    if path.exists():
-        return path.read_text().strip(), False
-    secret = secrets.token_urlsafe(size)
-    private_dir(path.parent)
-    write_private(path, secret + "\n", exclusive=True)
-    return secret, True
 
 
 def serve_settings(args: argparse.Namespace) -> Settings:
@@ -55,81 +31,9 @@ def serve_settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from flashclaim.web import listener
+    from flashclaim.web.serve import serve as run_serve
 
-    settings = serve_settings(args)
-    lock = None
-    if settings.redis_url is None:  # the embedded server: one serve per data directory
-        lock = OwnerLock(settings.data_dir)
-        lock.acquire()
-    embedded = None
-    admin = None
-    try:
-        # Workers are separate processes: they read their settings from the environment.
-        token, generated = _admin_token(settings)
-        os.environ["FLASHCLAIM_ADMIN_TOKEN"] = token
-        # Redemption codes are keyed hashes: the key must outlive restarts (it is kept).
-        code_secret, _ = _kept_secret(settings.code_secret, settings.data_dir / "code-secret", 32)
-        os.environ["FLASHCLAIM_CODE_SECRET"] = code_secret
-        checkout, _ = _kept_secret(settings.checkout_token, settings.data_dir / "checkout-token",
-                                   24)
-        os.environ["FLASHCLAIM_CHECKOUT_TOKEN"] = checkout
-        if generated:
-            log.info("admin token generated and kept in %s", settings.data_dir / "admin-token")
-        redis_url = settings.redis_url
-        if redis_url is None:
-            embedded = EmbeddedServer(settings.data_dir)
-            redis_url = embedded.start()
-            embedded.supervise()
-            log.info("embedded server on 127.0.0.1:%d, data in %s (AOF, fsync always)",
-                     embedded.port, settings.data_dir / "redis")
-        os.environ["FLASHCLAIM_REDIS_URL"] = redis_url
-        os.environ["FLASHCLAIM_DATA_DIR"] = str(settings.data_dir)
-        os.environ["FLASHCLAIM_NAMESPACE"] = settings.namespace
-        if settings.ledger_dsn:
-            os.environ["FLASHCLAIM_LEDGER_DSN"] = settings.ledger_dsn
-        os.environ[PARENT_ENV] = str(os.getpid())  # workers die with this process
-        if args.workers > 1:  # every worker's /metrics reports the sum over all workers
-            metrics_dir = settings.data_dir / "metrics"
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-            private_dir(metrics_dir)
-            os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
-        if settings.admin_port:
-            # The admin API on its own listener (bind it to a private interface); the public
-            # one serves no admin route at all.
-            admin = subprocess.Popen(
-                [sys.executable, "-m", "flashclaim.web.listener", args.admin_host,
-                 str(settings.admin_port)],
-                env={**os.environ, "FLASHCLAIM_ROLE": "admin"}, preexec_fn=die_with_parent)
-            os.environ["FLASHCLAIM_ROLE"] = "public"
-            log.info("admin API on %s:%d; not on the public port", args.admin_host,
-                     settings.admin_port)
-        # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into
-        # SystemExit so the `finally` below still stops the embedded server.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        listener.run(args.host, args.port, args.workers, Settings.from_env())
-    finally:
-        if admin is not None:
-            admin.terminate()
-            admin.wait(30)
-        if embedded is not None:
-            embedded.stop()
-        if lock is not None:
-            lock.release()
-    return 0
-
-
-def _redis_url(settings: Settings) -> str:
-    """FLASHCLAIM_REDIS_URL, else the embedded server `serve` runs on this data directory."""
-    from flashclaim.store.embedded import running_url
-
-    url = settings.redis_url or running_url(settings.data_dir)
-    if url is None:
-        raise SettingsError(
-            f"no Redis: set FLASHCLAIM_REDIS_URL, or run `flashclaim serve` with data dir "
-            f"{settings.data_dir}"
-        )
-    return url
+    return run_serve(serve_settings(args), args.host, args.port, args.workers, args.admin_host)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -140,11 +44,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def ledger(args: argparse.Namespace) -> int:
-    from flashclaim.keys import KeySpace
-    from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
-    from flashclaim.ledger.db import open_ledger
+    from flashclaim.ledger.consumer import ConsumerOptions, run_ledger
 
-    settings = _settings(args)
     options = ConsumerOptions(
         group=args.group, batch=args.batch, block_ms=args.block_ms,
         claim_idle_ms=args.claim_idle_ms, retain_ms=args.retain_ms,
@@ -152,105 +53,25 @@ def ledger(args: argparse.Namespace) -> int:
         progress_ms=int(args.progress_s * 1000),
         **({"consumer": args.consumer} if args.consumer else {}),
     )
-    r = sync_client(_redis_url(settings), socket_timeout=options.block_ms / 1000 + 5)
-    consumer = LedgerConsumer(r, open_ledger(settings.ledger_dsn, settings.data_dir),
-                              KeySpace(settings.namespace), options)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: consumer.request_stop())
-    log.info("ledger consumer %s of group %s started", options.consumer, options.group)
-    stats = consumer.run()
-    log.info("ledger consumer stopped: %s", stats)
-    consumer.ledger.close()
-    return 0
+    return run_ledger(_settings(args), options)
 
 
 def reconcile(args: argparse.Namespace) -> int:
-    from flashclaim.keys import KeySpace
-    from flashclaim.ledger.db import open_ledger
-    from flashclaim.ledger.reconcile import (
-        format_table,
-        reconcile_campaign,
-        repair_campaign,
-        wait_for_ledger,
-    )
+    from flashclaim.ledger.reconcile import run_reconcile
 
-    settings = _settings(args)
-    keyspace = KeySpace(settings.namespace)
-    r = sync_client(_redis_url(settings))
-    ids = [args.campaign] if args.campaign else [
-        str(i) for i in r.zrange(keyspace.registry, 0, -1)]
-    if args.wait:
-        wait_for_ledger(r, keyspace, ids, args.wait, args.group)
-    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
-    ledger_db.migrate()  # a ledger no consumer has written yet is empty, not an error
-    if args.repair:
-        for campaign_id in ids:
-            written = repair_campaign(r, ledger_db, keyspace, campaign_id)
-            print(f"{campaign_id}: {written} missing claims written to the ledger")
-    results = [reconcile_campaign(r, ledger_db, keyspace, c, args.group) for c in ids]
-    ledger_db.close()
-    print(format_table(results))
-    lag = sum(x.lag for x in results)
-    if lag:
-        print(f"the ledger lags by {lag} entries (pending or not yet delivered)")
-    bad = [x for x in results if not x.ok]
-    print("MISMATCH" if bad else "all consistent")
-    return 1 if bad else 0
+    return run_reconcile(_settings(args), args.campaign, args.wait, args.repair, args.group)
 
 
 def expiring(args: argparse.Namespace) -> int:
-    import time
+    from flashclaim.ledger.expiring import run_expiring
 
-    from flashclaim.ledger.db import open_ledger
-    from flashclaim.ledger.expiring import expiring as rows_expiring
-    from flashclaim.ledger.expiring import write_report
-
-    settings = _settings(args)
-    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir, must_exist=True)
-    try:
-        ledger_db.migrate()  # a ledger no consumer has written yet is empty, not an error
-        rows = rows_expiring(ledger_db, int(time.time() * 1000), args.within, args.campaign)
-        write_report(rows, args.format)
-    finally:
-        ledger_db.close()
-    return 0
+    return run_expiring(_settings(args), args.within, args.campaign, args.format)
 
 
 def report(args: argparse.Namespace) -> int:
-    import orjson
+    from flashclaim.ledger.report import run_report
 
-    from flashclaim.campaigns import CampaignView
-    from flashclaim.keys import KeySpace
-    from flashclaim.ledger.db import open_ledger
-    from flashclaim.ledger.report import (
-        BUCKETS_MS,
-        Population,
-        build_report,
-        campaign_body,
-        format_report,
-    )
-    from flashclaim.store.connection import time_reply_ms
-
-    settings = _settings(args)
-    r = sync_client(_redis_url(settings))
-    meta = r.hgetall(KeySpace(settings.namespace).campaign(args.campaign).meta)
-    view = CampaignView.from_meta({str(k): str(v) for k, v in meta.items()}) if meta else None
-    now = time_reply_ms(r.time())
-    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir, must_exist=True)
-    try:
-        ledger_db.migrate()
-        built = build_report(ledger_db, Population(campaign_id=args.campaign), now,
-                             BUCKETS_MS[args.bucket])
-    finally:
-        ledger_db.close()
-    if view is None and built.total.claims == 0:
-        print(f"flashclaim report: no campaign {args.campaign!r} in Redis or the ledger",
-              file=sys.stderr)
-        return 1
-    body = campaign_body(built, args.campaign, view.definition["name"] if view else None,
-                         view.stock if view else None, args.bucket)
-    print(orjson.dumps(body).decode() if args.format == "json" else format_report(body))
-    return 0
+    return run_report(_settings(args), args.campaign, args.bucket, args.format)
 
 
 def _within(value: str) -> int:
@@ -263,10 +84,11 @@ def _within(value: str) -> int:
 
 
 def grant(args: argparse.Namespace) -> int:
+    from flashclaim.store.connection import redis_url_of
     from flashclaim.tools.grant_file import run_grant
 
     settings = _settings(args)
-    return run_grant(args, _redis_url(settings), settings.namespace)
+    return run_grant(args, redis_url_of(settings), settings.namespace)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -357,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("ledger", "carry every claim into the SQL ledger")
     _common(p)
     _ledger_dsn(p)
-    p.add_argument("--group", default="ledger", help="consumer group")
+    p.add_argument("--group", default=LEDGER_GROUP, help="consumer group")
     p.add_argument("--consumer", help="consumer name (unset: <host>-<pid>)")
     p.add_argument("--batch", type=_positive, default=500, help="entries per read and commit")
     p.add_argument("--block-ms", type=_positive, default=1000,
@@ -377,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("campaign", nargs="?", help="one campaign id (unset: all)")
     _ledger_dsn(p)
-    p.add_argument("--group", default="ledger", help="the ledger's consumer group")
+    p.add_argument("--group", default=LEDGER_GROUP, help="the ledger's consumer group")
     p.add_argument("--wait", type=float, default=0,
                    help="first wait up to this many seconds for the ledger to catch up")
     p.add_argument("--repair", action="store_true",

@@ -2,19 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
-from redis.exceptions import (
-    BusyLoadingError,
-    NoPermissionError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-)
-
-log = logging.getLogger("flashclaim")
-
 
 class ApiError(Exception):
     """An error answered as {"error": code, "message": message} with an HTTP status."""
@@ -43,17 +30,6 @@ def campaign_not_found(campaign_id: str) -> ApiError:
 
 def unavailable(message: str = "The coupon store is unavailable; try again shortly.") -> ApiError:
     return ApiError(503, "unavailable", message, retry_after=1)
-
-
-def store_failure(exc: RedisError) -> ApiError:
-    """The store failed (down, stalled, out of memory, cannot persist): logged, then 503."""
-    expected = (OutOfMemoryError, ReadOnlyError, BusyLoadingError, NoPermissionError)
-    if isinstance(exc, ResponseError) and not isinstance(exc, expected) and \
-            not str(exc).startswith(("MISCONF", "BUSY")):
-        log.error("unexpected Redis reply: %s", exc)
-    else:
-        log.warning("Redis unavailable: %s: %s", exc.__class__.__name__, exc)
-    return unavailable()
 
 
 def payload_too_large(limit: int) -> ApiError:

@@ -1,4 +1,5 @@
-"""The only place Redis key names are built.
+"""The only place Redis key names are built (the layouts of values joined by \x1f that
+some of them hold are in packed.py).
 
 Every key of one campaign carries the campaign id as its hash tag, so one script
 can touch them all on Redis Cluster. Ids that users supply are validated to

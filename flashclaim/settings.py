@@ -1,13 +1,15 @@
-"""One frozen configuration object, read from the environment (flags override it in cli)."""
+"""One frozen configuration object, read from the environment (flags override it in cli).
+
+Each setting is declared once, as a field: default, environment variable, bounds."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -20,104 +22,145 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Env:
+    """Where a setting comes from and what it may be: its environment variable, how the
+    text becomes a value, and its bounds (a number) or choices (a word)."""
+
+    name: str
+    parse: Callable[[str], Any] = str
+    kind: str = "a string"  # what the text must be, for the error
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+
+
+def setting(default: Any, env: str, parse: Callable[[str], Any] = str, kind: str = "a string",
+            lo: float | None = None, hi: float | None = None,
+            choices: tuple[str, ...] = ()) -> Any:
+    """A setting, declared once: its default, its environment variable, its bounds."""
+    return field(default=default,
+                 metadata={"env": Env(env, parse, kind, lo, hi, choices)})
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.strip() for w in text.split(",") if w.strip())
+
+
+def _rate(text: str) -> tuple[int, int]:
+    """"50/1": at most 50 per 1 second, as (50, 1000)."""
+    taps, _, seconds = text.partition("/")
+    limit = (int(taps), int(seconds) * 1000)
+    if limit[0] < 1 or limit[1] < 1000:
+        raise ValueError("taps and seconds must be at least 1")
+    return limit
+
+
+INT, NUMBER = (int, "an integer"), (float, "a number")
+DEFAULT_DATA_DIR = Path(".flashclaim")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
-    redis_url: str | None = None
-    admin_token: str | None = None
-    auth_mode: str = "header"
-    data_dir: Path = Path(".flashclaim")
-    namespace: str = "fc"
-    ledger_dsn: str | None = None
+    """Every setting of the service: its default, environment variable and bounds are the
+    field's declaration (README.md's settings table lists them; a test keeps it true)."""
+
+    redis_url: str | None = setting(None, "FLASHCLAIM_REDIS_URL")
+    admin_token: str | None = setting(None, "FLASHCLAIM_ADMIN_TOKEN")
+    auth_mode: str = setting("header", "FLASHCLAIM_AUTH", choices=("header", "jwt"))
+    data_dir: Path = setting(DEFAULT_DATA_DIR, "FLASHCLAIM_DATA_DIR", Path, "a path")
+    namespace: str = setting("fc", "FLASHCLAIM_NAMESPACE")
+    ledger_dsn: str | None = setting(None, "FLASHCLAIM_LEDGER_DSN")
     # A claim that Redis has not answered within this bound gets 503 (the claim may
     # still have been granted: an Idempotency-Key retry returns it).
-    redis_timeout_ms: int = 500
-    redis_connections: int = 64
+    redis_timeout_ms: int = setting(500, "FLASHCLAIM_REDIS_TIMEOUT_MS", *INT, lo=10)
+    redis_connections: int = setting(64, "FLASHCLAIM_REDIS_CONNECTIONS", *INT, lo=1, hi=10_000)
     # Claims in flight per process beyond this are shed at once with 503 (never queued).
-    max_in_flight: int = 2000
+    max_in_flight: int = setting(2000, "FLASHCLAIM_MAX_IN_FLIGHT", *INT, lo=1)
     # Which routes this process serves: "all", or "public" and "admin" when the admin API
     # listens on its own port (FLASHCLAIM_ADMIN_PORT, see cli.serve).
-    role: str = "all"
+    role: str = setting("all", "FLASHCLAIM_ROLE", choices=("all", "public", "admin"))
     # The admin API on its own port (0: with the public API), see cli.serve.
-    admin_port: int = 0
+    admin_port: int = setting(0, "FLASHCLAIM_ADMIN_PORT", *INT, lo=0, hi=65535)
     # Optional per-client-IP limit on claims, per campaign: (taps, window ms), and the
     # header a trusted proxy sets to the client's address (else the peer address is used).
-    ip_rate_limit: tuple[int, int] | None = None
-    client_ip_header: str | None = None
-    max_claim_body: int = 4096
+    ip_rate_limit: tuple[int, int] | None = setting(
+        None, "FLASHCLAIM_IP_RATE_LIMIT", _rate, "taps/seconds, such as 50/1")
+    client_ip_header: str | None = setting(None, "FLASHCLAIM_CLIENT_IP_HEADER")
+    max_claim_body: int = 4096  # (not configurable)
     max_admin_body: int = 65536
-    # HTTP limits (see flashclaim.http_server): a request body must arrive within
+    # HTTP limits (see web/http_server.py): a request body must arrive within
     # body_timeout_s; a request head within header_timeout_s and header_max_bytes; idle
     # keep-alive connections close after keepalive_s; connections beyond max_connections
     # per process are closed at once.
-    body_timeout_s: float = 5.0
-    header_timeout_s: float = 10.0
-    header_max_bytes: int = 16_384
-    keepalive_s: int = 5
-    max_connections: int = 10_000
+    body_timeout_s: float = setting(5.0, "FLASHCLAIM_HTTP_BODY_TIMEOUT_S", *NUMBER,
+                                    lo=0.1, hi=3600)
+    header_timeout_s: float = setting(10.0, "FLASHCLAIM_HTTP_HEADER_TIMEOUT_S", *NUMBER,
+                                      lo=0.1, hi=3600)
+    header_max_bytes: int = setting(16_384, "FLASHCLAIM_HTTP_MAX_HEADER_BYTES", *INT,
+                                    lo=1024, hi=1_048_576)
+    keepalive_s: int = setting(5, "FLASHCLAIM_HTTP_KEEPALIVE_S", *INT, lo=1, hi=3600)
+    max_connections: int = setting(10_000, "FLASHCLAIM_HTTP_MAX_CONNECTIONS", *INT, lo=1)
     # jwt identity mode: the algorithms accepted (never "none"; HMAC and public-key
-    # algorithms never mixed), the HMAC secret or PEM public key, optional iss/aud.
-    jwt_algorithms: tuple[str, ...] = ("HS256",)
-    jwt_key: str | None = None
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    jwt_tags_claim: str = "tags"
+    # algorithms never mixed), the HMAC secret or PEM public key (or a file holding it:
+    # FLASHCLAIM_JWT_KEY_FILE), optional iss/aud.
+    jwt_algorithms: tuple[str, ...] = setting(("HS256",), "FLASHCLAIM_JWT_ALGORITHMS", _words,
+                                              "algorithm names, comma-separated")
+    jwt_key: str | None = setting(None, "FLASHCLAIM_JWT_KEY")
+    jwt_issuer: str | None = setting(None, "FLASHCLAIM_JWT_ISSUER")
+    jwt_audience: str | None = setting(None, "FLASHCLAIM_JWT_AUDIENCE")
+    jwt_tags_claim: str = setting("tags", "FLASHCLAIM_JWT_TAGS_CLAIM")
     # The key of the redemption codes' HMAC (at least 32 characters). `serve` generates
     # one on first start and keeps it in <data dir>/code-secret when none is set.
-    code_secret: str | None = None
+    code_secret: str | None = setting(None, "FLASHCLAIM_CODE_SECRET")
     # The bearer token of the checkout system (redeem/release write-back): its own scope,
     # not the admin token. `serve` generates one into <data dir>/checkout-token when unset.
-    checkout_token: str | None = None
+    checkout_token: str | None = setting(None, "FLASHCLAIM_CHECKOUT_TOKEN")
     # Replica durability: before a claim is answered, WAIT until this many replicas have it
     # (at most replica_timeout_ms; fewer in time: 503, and a retry is a replay). 0: no wait.
-    replica_acks: int = 0
-    replica_timeout_ms: int = 100
+    replica_acks: int = setting(0, "FLASHCLAIM_REPLICA_ACKS", *INT, lo=0, hi=16)
+    replica_timeout_ms: int = setting(100, "FLASHCLAIM_REPLICA_TIMEOUT_MS", *INT, lo=1)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The settings the environment gives (absent or empty: the default), then the
+        overrides that are not None (command-line flags), validated together."""
         e = os.environ if env is None else env
-        settings = cls(
-            redis_url=e.get("FLASHCLAIM_REDIS_URL") or None,
-            admin_token=e.get("FLASHCLAIM_ADMIN_TOKEN") or None,
-            auth_mode=e.get("FLASHCLAIM_AUTH", "header"),
-            data_dir=Path(e.get("FLASHCLAIM_DATA_DIR", ".flashclaim")),
-            namespace=e.get("FLASHCLAIM_NAMESPACE", "fc"),
-            ledger_dsn=e.get("FLASHCLAIM_LEDGER_DSN") or None,
-            redis_timeout_ms=_int(e, "FLASHCLAIM_REDIS_TIMEOUT_MS", 500),
-            max_in_flight=_int(e, "FLASHCLAIM_MAX_IN_FLIGHT", 2000),
-            role=e.get("FLASHCLAIM_ROLE", "all"),
-            admin_port=_int(e, "FLASHCLAIM_ADMIN_PORT", 0),
-            ip_rate_limit=_rate(e, "FLASHCLAIM_IP_RATE_LIMIT"),
-            client_ip_header=e.get("FLASHCLAIM_CLIENT_IP_HEADER") or None,
-            redis_connections=_int(e, "FLASHCLAIM_REDIS_CONNECTIONS", 64),
-            body_timeout_s=_float(e, "FLASHCLAIM_HTTP_BODY_TIMEOUT_S", 5.0),
-            header_timeout_s=_float(e, "FLASHCLAIM_HTTP_HEADER_TIMEOUT_S", 10.0),
-            header_max_bytes=_int(e, "FLASHCLAIM_HTTP_MAX_HEADER_BYTES", 16_384),
-            keepalive_s=_int(e, "FLASHCLAIM_HTTP_KEEPALIVE_S", 5),
-            max_connections=_int(e, "FLASHCLAIM_HTTP_MAX_CONNECTIONS", 10_000),
-            jwt_algorithms=tuple(
-                a.strip() for a in e.get("FLASHCLAIM_JWT_ALGORITHMS", "HS256").split(",")
-                if a.strip()),
-            jwt_key=_jwt_key(e),
-            jwt_issuer=e.get("FLASHCLAIM_JWT_ISSUER") or None,
-            jwt_audience=e.get("FLASHCLAIM_JWT_AUDIENCE") or None,
-            jwt_tags_claim=e.get("FLASHCLAIM_JWT_TAGS_CLAIM", "tags"),
-            code_secret=e.get("FLASHCLAIM_CODE_SECRET") or None,
-            checkout_token=e.get("FLASHCLAIM_CHECKOUT_TOKEN") or None,
-            replica_acks=_int(e, "FLASHCLAIM_REPLICA_ACKS", 0),
-            replica_timeout_ms=_int(e, "FLASHCLAIM_REPLICA_TIMEOUT_MS", 100),
-        )
-        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            source: Env | None = f.metadata.get("env")
+            raw = e.get(source.name) if source else None
+            if source is not None and raw:
+                try:
+                    values[f.name] = source.parse(raw)
+                except ValueError:
+                    raise SettingsError(
+                        f"{source.name} must be {source.kind}, got {raw!r}") from None
+        key_file = e.get("FLASHCLAIM_JWT_KEY_FILE")
+        if key_file:
+            try:
+                values["jwt_key"] = Path(key_file).read_text()
+            except OSError as exc:
+                raise SettingsError(f"FLASHCLAIM_JWT_KEY_FILE: {exc}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        for f in fields(self):
+            source: Env | None = f.metadata.get("env")
+            value = getattr(self, f.name)
+            if source is None or value is None:
+                continue
+            if source.choices and value not in source.choices:
+                raise SettingsError(f"{source.name} must be one of {', '.join(source.choices)}")
+            if (source.lo is not None and value < source.lo) or \
+                    (source.hi is not None and value > source.hi):
+                raise SettingsError(f"{source.name} must be {_range(source)}")
         if self.code_secret is not None and len(self.code_secret) < 32:
             raise SettingsError("FLASHCLAIM_CODE_SECRET must be at least 32 characters")
-        if self.auth_mode not in ("header", "jwt"):
-            raise SettingsError("FLASHCLAIM_AUTH must be 'header' or 'jwt'")
         if not NAMESPACE_RE.fullmatch(self.namespace):
             raise SettingsError("FLASHCLAIM_NAMESPACE must match " + NAMESPACE_RE.pattern)
-        if not 1 <= self.redis_connections <= 10_000:
-            raise SettingsError("FLASHCLAIM_REDIS_CONNECTIONS must be from 1 to 10000")
         if self.redis_url is not None and not self.redis_url.startswith(
                 ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")):
             raise SettingsError("FLASHCLAIM_REDIS_URL must start with redis://, rediss://, "
@@ -126,28 +169,9 @@ class Settings:
                 ("postgresql://", "postgres://", "sqlite:///")):
             raise SettingsError("FLASHCLAIM_LEDGER_DSN must start with postgresql:// or "
                                 "sqlite:///")
-        if not 0 <= self.admin_port <= 65535:
-            raise SettingsError("FLASHCLAIM_ADMIN_PORT must be a port number (1-65535)")
-        if self.role not in ("all", "public", "admin"):
-            raise SettingsError("FLASHCLAIM_ROLE must be all, public or admin")
-        if self.max_in_flight < 1:
-            raise SettingsError("FLASHCLAIM_MAX_IN_FLIGHT must be at least 1")
-        if not 0 <= self.replica_acks <= 16:
-            raise SettingsError("FLASHCLAIM_REPLICA_ACKS must be from 0 to 16")
-        if not 1 <= self.replica_timeout_ms < self.redis_timeout_ms:
+        if self.replica_timeout_ms >= self.redis_timeout_ms:
             raise SettingsError("FLASHCLAIM_REPLICA_TIMEOUT_MS must be at least 1 and below "
                                 "FLASHCLAIM_REDIS_TIMEOUT_MS")
-        if self.redis_timeout_ms < 10:
-            raise SettingsError("FLASHCLAIM_REDIS_TIMEOUT_MS must be at least 10")
-        for name, seconds in (("FLASHCLAIM_HTTP_BODY_TIMEOUT_S", self.body_timeout_s),
-                              ("FLASHCLAIM_HTTP_HEADER_TIMEOUT_S", self.header_timeout_s),
-                              ("FLASHCLAIM_HTTP_KEEPALIVE_S", float(self.keepalive_s))):
-            if not 0.1 <= seconds <= 3600:
-                raise SettingsError(f"{name} must be from 0.1 to 3600 seconds")
-        if not 1024 <= self.header_max_bytes <= 1_048_576:
-            raise SettingsError("FLASHCLAIM_HTTP_MAX_HEADER_BYTES must be from 1024 to 1048576")
-        if self.max_connections < 1:
-            raise SettingsError("FLASHCLAIM_HTTP_MAX_CONNECTIONS must be at least 1")
         if self.auth_mode == "jwt":
             self._validate_jwt()
 
@@ -166,48 +190,9 @@ class Settings:
             raise SettingsError("an HMAC secret (FLASHCLAIM_JWT_KEY) needs at least 32 chars")
 
 
-def _jwt_key(env: Mapping[str, str]) -> str | None:
-    path = env.get("FLASHCLAIM_JWT_KEY_FILE")
-    if path:
-        try:
-            return Path(path).read_text()
-        except OSError as exc:
-            raise SettingsError(f"FLASHCLAIM_JWT_KEY_FILE: {exc}") from None
-    return env.get("FLASHCLAIM_JWT_KEY") or None
-
-
-def _rate(env: Mapping[str, str], name: str) -> tuple[int, int] | None:
-    """"50/1": at most 50 per 1 second, as (50, 1000)."""
-    raw = env.get(name)
-    if not raw:
-        return None
-    taps, _, seconds = raw.partition("/")
-    try:
-        limit = (int(taps), int(seconds) * 1000)
-    except ValueError:
-        raise SettingsError(f"{name} must look like 50/1 (taps per seconds)") from None
-    if limit[0] < 1 or limit[1] < 1000:
-        raise SettingsError(f"{name}: taps and seconds must be at least 1")
-    return limit
-
-
-_T = TypeVar("_T")
-
-
-def _parsed(env: Mapping[str, str], name: str, parse: Callable[[str], _T], default: _T,
-            kind: str) -> _T:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return parse(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    return _parsed(env, name, float, default, "a number")
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    return _parsed(env, name, int, default, "an integer")
+def _range(source: Env) -> str:
+    if source.hi is None:
+        return f"at least {source.lo:g}"
+    if source.lo is None:
+        return f"at most {source.hi:g}"
+    return f"from {source.lo:g} to {source.hi:g}"

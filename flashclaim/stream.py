@@ -22,15 +22,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
 SCHEMA_VERSION = 2
+LEDGER_GROUP = "ledger"  # the ledger's consumer group on every claim and event stream
 FIELDS = (
     "v", "claim_id", "campaign_id", "user_id", "seq", "claimed_at", "channel",
     "idempotency_key", "source", "source_ref", "tags", "claim",
 )
+
+
+class Source(StrEnum):
+    """How a coupon was issued; recorded with every grant (the record's `source`)."""
+
+    GRAB = "grab"  # a user's tap on the grab button
+    GRANT = "grant"  # an operator grant or a server-to-server trigger
+    CODE = "code"  # a redemption code
+
+
 # Fields a version-1 entry lacks, and what they mean there.
 _V1_DEFAULTS = {"source": "grab", "source_ref": "", "tags": ""}
 

@@ -18,6 +18,7 @@ ARGV:
   ARGV[3]   integer the most to give; "" for half of what remains (rounded up)
 Returns the amount given (0: nothing here to give, or no such bucket; nothing written).
 ]]
+--#include now_ms
 
 local remaining = tonumber(redis.call('HGET', KEYS[1], 'remaining') or '')
 if not remaining or remaining <= 0 then
@@ -30,8 +31,7 @@ end
 if amount <= 0 then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HINCRBY', KEYS[1], 'remaining', -amount)
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '\31' .. amount .. '\31' .. now)
 return amount

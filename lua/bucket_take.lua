@@ -15,8 +15,9 @@ Returns:
   0         this transfer was added before (nothing written)
   -1        no such bucket yet (nothing written; the sweeper creates it, then retries)
 ]]
+--#include campaign_missing
 
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if campaign_missing(KEYS[1]) then
   return -1
 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then

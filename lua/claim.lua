@@ -75,6 +75,7 @@ and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
 Stream entry fields: v, claim_id, campaign_id, user_id, seq, claimed_at,
 channel, idempotency_key, source, source_ref, tags, claim (see docs/stream.md).
 ]]
+--#include now_ms
 
 local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key, codes_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -116,8 +117,7 @@ local daily_limit = tonumber(m[13] or '')  -- nil: no daily limit
 local bucket = tonumber(m[15] or '0')
 local buckets = tonumber(m[16] or '1')
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 
 -- Today's number and the ms to the next midnight, in the campaign's time zone.
 -- tz_rules: "<offset ms>" or "<offset>;<from ms>:<offset>;..." (UTC offsets and the

@@ -13,9 +13,9 @@ ARGV: none
 Returns an array of n strings: batch i's nonce (hex) when it was ready and not yet
 exported (now it is), else "".
 ]]
+--#include now_ms
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local out = {}
 for i = 1, #KEYS do
   local b = redis.call('HMGET', KEYS[i], 'state', 'nonce')

@@ -22,8 +22,10 @@ Returns an array {code, issued}:
                                     and a user's counts would live in different slots
   {"too_many_codes", issued}        the cap would be passed (nothing written)
 ]]
+--#include campaign_missing
+--#include now_ms
 
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if campaign_missing(KEYS[1]) then
   return {'campaign_not_found', 0}
 end
 if tonumber(redis.call('HGET', KEYS[1], 'buckets') or '1') > 1 then
@@ -34,8 +36,7 @@ local count = tonumber(ARGV[2])
 if issued + count > tonumber(ARGV[5]) then
   return {'too_many_codes', issued}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 issued = redis.call('INCRBY', KEYS[2], count)
 redis.call('HSET', KEYS[3], 'count', count, 'uses', ARGV[3], 'per_user', ARGV[6], 'generated', 0,
   'nonce', ARGV[4], 'state', 'generating', 'created_at', now)

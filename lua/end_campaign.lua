@@ -11,13 +11,13 @@ Returns an array {code, ends_at}:
   {"already_ended", ends_at}        it had ended before (nothing written)
   {"campaign_not_found", ""}        no such campaign (nothing written)
 ]]
+--#include now_ms
 
 local m = redis.call('HMGET', KEYS[1], 'id', 'ends_at')
 if not m[1] then
   return {'campaign_not_found', ''}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 if m[2] ~= '' and tonumber(m[2]) <= now then
   return {'already_ended', m[2]}
 end

@@ -10,8 +10,9 @@ Returns:
   1         done (also when it was already in that state)
   0         no such campaign (nothing written)
 ]]
+--#include campaign_missing
 
-if redis.call('EXISTS', KEYS[1]) == 0 then
+if campaign_missing(KEYS[1]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'paused', ARGV[1])

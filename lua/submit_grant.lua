@@ -32,12 +32,13 @@ Returns an array {code, added, total, state, at}:
   {"at_fixed", 0, total, state, at}     the grant exists with another start (nothing written)
   {"campaign_not_found", 0, 0, "", ""}  (nothing written)
 ]]
+--#include campaign_missing
+--#include now_ms
 
-if redis.call('EXISTS', KEYS[4]) == 0 then
+if campaign_missing(KEYS[4]) then
   return {'campaign_not_found', 0, 0, '', ''}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local existing = redis.call('HMGET', KEYS[1], 'at', 'total', 'state')
 if existing[1] and ARGV[2] ~= '' and ARGV[2] ~= existing[1] then
   return {'at_fixed', 0, tonumber(existing[2]), existing[3], existing[1]}

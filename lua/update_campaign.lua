@@ -21,13 +21,13 @@ Returns an array {code, detail}:
   {"coupons_fixed", granted}      coupons cannot change once one is granted
   {"ends_in_past", now}           the new ends_at is not in the future
 ]]
+--#include now_ms
 
 local m = redis.call('HMGET', KEYS[1], 'id', 'rev', 'ends_at', 'granted')
 if not m[1] then
   return {'campaign_not_found', ''}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 if tonumber(m[2] or '0') ~= tonumber(ARGV[1]) then
   return {'conflict', m[2] or '0'}
 end

@@ -32,6 +32,7 @@ Returns an array {code, campaign, user, valid_until, order, discount, at}:
   {"order_mismatch", ...}    release by an order that does not hold it (nothing written)
   {"coupon_not_found"}       no such coupon (nothing written)
 ]]
+--#include now_ms
 
 local granted = redis.call('HGET', KEYS[1], ARGV[2])
 if not granted then
@@ -40,8 +41,7 @@ end
 local f = {}
 for part in string.gmatch(granted .. '\31', '([^\31]*)\31') do f[#f + 1] = part end
 local campaign, till, user, cap = f[1], f[2], f[3], tonumber(f[4] or '')
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local used = redis.call('HGET', KEYS[2], ARGV[2])
 local order, discount, at = '', '', ''
 if used then

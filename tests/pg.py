@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from flashclaim.store.embedded import free_port
+from flashclaim.runtime.embedded import free_port
 
 
 def pg_bindir() -> Path:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 
+from flashclaim.claim.decision import ClaimDecision, ClaimRequest
 from flashclaim.keys import KeySpace
-from flashclaim.store.scripts import ClaimDecision, ClaimRequest, Scripts
+from flashclaim.store.scripts import Scripts
 
 # Upper bound of claims in one script call: keeps each call short on the server.
 MAX_BATCH = 128
@@ -60,7 +61,7 @@ class ClaimCoalescer:
                     continue
                 for (_, future), decision in zip(batch, decisions, strict=True):
                     if not future.done():  # its client may have gone away
-                        future.set_result(decision)
+                        future.set_result(ClaimDecision.of(decision))
         finally:
             # No await between the last emptiness check and this: nothing can slip in.
             del self._queues[campaign_id]

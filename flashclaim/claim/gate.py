@@ -11,10 +11,11 @@ their limit. The gate remembers, per process:
   operator may raise the limit (PATCH), which every process sees within that bound.
   A daily limit is never remembered (it lifts at midnight).
 
-It only learns from claim.lua's answers. Requests with an Idempotency-Key never
-use it (they may be replays of a grant). Answers from memory skip the
-eligibility and rate-limit checks: "sold out" is true for everyone. They are
-tallied and added to the campaign's rejection counts by `flush()`.
+It only learns from claim.lua's answers. A request with an Idempotency-Key may be the
+replay of a grant: when the gate knows the answer, the claim service still looks for this
+key's claim (one read, claim/idempotency.peek) and answers the replay if there is one.
+Answers from memory skip the eligibility and rate-limit checks: "sold out" is true for
+everyone. They are tallied and added to the campaign's rejection counts by `flush()`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from flashclaim.claim.decision import ClaimCode, ClaimDecision
 from flashclaim.keys import KeySpace
-from flashclaim.store.scripts import ClaimCode, ClaimDecision
 
 _FOREVER = float("inf")
 

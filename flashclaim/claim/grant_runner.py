@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 import orjson
 
+from flashclaim.claim.decision import ClaimCode
 from flashclaim.claim.identity import Identity
 from flashclaim.claim.service import ClaimService
 from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.store.grant_store import GrantStore
-from flashclaim.store.scripts import ClaimCode
 
 BATCH = 500  # users per claim.lua call: one call stays a few milliseconds on the server
 LEASE_MS = 30_000

@@ -15,9 +15,7 @@ from starlette.datastructures import Headers
 
 from flashclaim.errors import invalid_request, unauthenticated
 from flashclaim.settings import Settings, SettingsError
-from flashclaim.validation import TAG_RE, USER_ID_RE
-
-MAX_TAGS = 32
+from flashclaim.validation import MAX_TAGS, TAG_RE, USER_ID_RE
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import math
 
+from flashclaim.claim.decision import ClaimCode, rejection
 from flashclaim.claim.identity import Identity
 from flashclaim.claim.service import ClaimOutcome, ClaimService
 from flashclaim.codes import code_hash, normalize, slot_of, slot_tag
-from flashclaim.errors import CLAIM_REJECTIONS, ApiError
+from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
 from flashclaim.store.code_store import CodeStore
-from flashclaim.store.scripts import ClaimCode, Source
-
-
-def code_not_found() -> ApiError:
-    status, message = CLAIM_REJECTIONS[ClaimCode.CODE_NOT_FOUND]
-    return ApiError(status, ClaimCode.CODE_NOT_FOUND.value, message)
+from flashclaim.stream import Source
 
 
 class Redeemer:
@@ -29,7 +25,7 @@ class Redeemer:
                      idempotency_key: str | None, client_ip: str) -> ClaimOutcome:
         code = normalize(typed)
         if code is None:  # a typo the check character catches: no Redis call at all
-            raise code_not_found()
+            raise rejection(ClaimCode.CODE_NOT_FOUND)
         secret = self._codes.secret
         wait_ms = await self._codes.take_attempt(who.user_id, client_ip)
         if wait_ms is not None:
@@ -40,7 +36,7 @@ class Redeemer:
         campaign_id = await self._codes.owner(slot_codes, hashed)
         if campaign_id is None:
             await self._codes.failed(client_ip)
-            raise code_not_found()
+            raise rejection(ClaimCode.CODE_NOT_FOUND)
         try:
             outcome = await self._claims.claim(campaign_id, who, channel, idempotency_key,
                                                client_ip, Source.CODE, hashed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -10,18 +10,19 @@ import orjson
 from redis.asyncio import Redis
 
 from flashclaim.claim.coalescer import ClaimCoalescer
+from flashclaim.claim.decision import ClaimCode, ClaimDecision, ClaimRequest, rejection
 from flashclaim.claim.gate import ClaimGate
+from flashclaim.claim.idempotency import Binding, IdempotencyKeys, fingerprint, key_token
 from flashclaim.claim.identity import Identity
 from flashclaim.coupons import new_claim_id
-from flashclaim.errors import CLAIM_REJECTIONS, IDEMPOTENCY_KEY_REUSED, ApiError
-from flashclaim.keys import KeySpace, key_digest
+from flashclaim.keys import KeySpace
 from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.buckets import REFILL_ROUNDS, BucketRouter, Route
-from flashclaim.store.scripts import ClaimCode, ClaimDecision, ClaimRequest, Scripts, Source
+from flashclaim.store.scripts import Scripts
+from flashclaim.stream import Source
 from flashclaim.timefmt import to_rfc3339
 
-# How long an Idempotency-Key stays bound to the campaign and body it was first used with.
-IDEMPOTENCY_BINDING_MS = 24 * 3600 * 1000
+_Decide = Callable[[list[ClaimRequest]], Awaitable[list[ClaimDecision]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,17 +32,31 @@ class ClaimOutcome:
 
 
 class ClaimService:
-    def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace,
-                 gate: ClaimGate | None = None, ip_limit: tuple[int, int] | None = None,
-                 blocklist: Blocklist | None = None) -> None:
+    """Decides claims. Its collaborators come from the composition root (web/services.py);
+    `ClaimService.over` builds the default ones, for tools and tests."""
+
+    def __init__(self, *, redis: Redis, scripts: Scripts, keyspace: KeySpace, gate: ClaimGate,
+                 blocklist: Blocklist, buckets: BucketRouter, coalescer: ClaimCoalescer,
+                 idempotency: IdempotencyKeys, ip_limit: tuple[int, int] | None = None) -> None:
         self._redis = redis
         self._scripts = scripts
-        self._ip_limit = ip_limit
-        self.blocklist = blocklist or Blocklist(redis, scripts, keyspace)
         self._keyspace = keyspace
-        self._coalescer = ClaimCoalescer(scripts, keyspace)
-        self.gate = gate or ClaimGate()
-        self.buckets = BucketRouter(redis, scripts, keyspace)
+        self.gate = gate
+        self.blocklist = blocklist
+        self.buckets = buckets
+        self._coalescer = coalescer
+        self._keys = idempotency
+        self._ip_limit = ip_limit
+
+    @classmethod
+    def over(cls, redis: Redis, scripts: Scripts, keyspace: KeySpace, *,
+             gate: ClaimGate | None = None, ip_limit: tuple[int, int] | None = None
+             ) -> ClaimService:
+        return cls(redis=redis, scripts=scripts, keyspace=keyspace, gate=gate or ClaimGate(),
+                   blocklist=Blocklist(redis, scripts, keyspace),
+                   buckets=BucketRouter(redis, scripts, keyspace),
+                   coalescer=ClaimCoalescer(scripts, keyspace),
+                   idempotency=IdempotencyKeys(redis, scripts, keyspace), ip_limit=ip_limit)
 
     async def claim(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None,
@@ -52,7 +67,7 @@ class ClaimService:
         if idempotency_key is None:
             known = self.gate.answer(campaign_id, who.user_id)
             if known is not None:  # what Redis would say, without asking it
-                raise _rejection(known, "")
+                raise rejection(known)
         else:
             known = self.gate.answer(campaign_id, who.user_id, tally=False)
             if known is not None:  # the answer is known, unless this key's claim exists
@@ -60,27 +75,25 @@ class ClaimService:
                                                      idempotency_key, source_ref, known)
         route = await self.buckets.route(campaign_id, who.user_id)
         claim_id = new_claim_id(route.key_id)  # names the slot its coupons are kept in
-        binding: tuple[str, str] | None = None
+        binding: Binding | None = None
         if idempotency_key is None:
             # A server-made token still lets claim.lua recognise a client-library retry.
             token = "r:" + claim_id
         else:
-            binding = await self._bind_idempotency_key(campaign_id, who, channel,
-                                                       idempotency_key, source_ref)
-            token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
+            binding = await self._keys.bind(who.user_id, idempotency_key,
+                                            fingerprint(campaign_id, channel, source_ref))
+            token = key_token(who.user_id, idempotency_key)
         request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key,
                                client_ip, self._ip_limit, source, source_ref,
                                await self.blocklist.is_blocked(who.user_id))
         decision = await self._coalescer.decide(route.key_id, request)
-        rounds = REFILL_ROUNDS if route.buckets > 1 else 0
-        while decision.code is ClaimCode.SOLD_OUT and rounds and await self.buckets.refill(route):
-            rounds -= 1  # stock moved in (or is on its way): ask the bucket again
-            decision = await self._coalescer.decide(route.key_id, replace(request, retry=True))
+        if decision.code is ClaimCode.SOLD_OUT and route.buckets > 1:
+            [decision] = await self._refilled(route, [request], [decision], self._one(route))
         self.gate.learn(campaign_id, who.user_id, decision)
         if binding is not None and decision.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY):
             # Nothing was granted under this key: it must not stay bound (a later, correct
             # retry with it must work, and refused keys must not pile up in Redis).
-            await self._scripts.release_idempotency(*binding)
+            await self._keys.release(binding)
         if decision.code is ClaimCode.GRANTED:
             return ClaimOutcome(201, render_claim(decision.payload))
         if decision.code is ClaimCode.REPLAY:
@@ -88,7 +101,7 @@ class ClaimService:
             # lost): to this client it is the original grant.
             status = 201 if idempotency_key is None else 200
             return ClaimOutcome(status, render_claim(decision.payload))
-        raise _rejection(decision.code, decision.payload)
+        raise rejection(decision.code, decision.payload)
 
     async def grant(self, campaign_id: str, grant_id: str, users: list[Identity]
                     ) -> list[ClaimDecision]:
@@ -110,25 +123,48 @@ class ClaimService:
     async def _decide_routed(self, routes: list[Route], requests: list[ClaimRequest]
                              ) -> list[ClaimDecision]:
         """A batch over users of one campaign: one claim.lua call per bucket, in order within
-        it; the claims a bucket refused as sold out are retried there after a refill."""
+        it (refilled like a single claim)."""
         decided: dict[int, ClaimDecision] = {}
         by_bucket: dict[int, list[int]] = {}
         for i, route in enumerate(routes):
             by_bucket.setdefault(route.bucket, []).append(i)
         for indices in by_bucket.values():
             route = routes[indices[0]]
-            keys = self._keyspace.campaign(route.key_id)
-            todo, rounds = indices, REFILL_ROUNDS
-            while todo and rounds:
-                retry = rounds < REFILL_ROUNDS  # after a refill (its sold_out was counted)
-                rounds -= 1
-                found = await self._scripts.claim(
-                    keys, [replace(requests[i], retry=retry) for i in todo])
-                decided.update(zip(todo, found, strict=True))
-                todo = [i for i in todo if decided[i].code is ClaimCode.SOLD_OUT]
-                if not todo or route.buckets == 1 or not await self.buckets.refill(route):
-                    break
+            batch = [requests[i] for i in indices]
+            decide = self._batch(route)
+            found = await self._refilled(route, batch, await decide(batch), decide)
+            decided.update(zip(indices, found, strict=True))
         return [decided[i] for i in range(len(requests))]
+
+    async def _refilled(self, route: Route, requests: list[ClaimRequest],
+                        decided: list[ClaimDecision], decide: _Decide) -> list[ClaimDecision]:
+        """The decisions, after asking again for those the bucket refused as sold out once
+        stock moved in from another bucket (at most REFILL_ROUNDS times; a campaign of one
+        bucket has nowhere to take stock from). The one refill rule of claims and grants."""
+        decided = list(decided)
+        todo = [i for i, d in enumerate(decided) if d.code is ClaimCode.SOLD_OUT]
+        rounds = REFILL_ROUNDS
+        while todo and route.buckets > 1 and rounds and await self.buckets.refill(route):
+            rounds -= 1  # stock moved in (or is on its way): ask the bucket again
+            again = await decide([replace(requests[i], retry=True) for i in todo])
+            for i, d in zip(todo, again, strict=True):
+                decided[i] = d
+            todo = [i for i in todo if decided[i].code is ClaimCode.SOLD_OUT]
+        return decided
+
+    def _one(self, route: Route) -> _Decide:
+        """A user's own claim: through the coalescer, batched with others of the bucket."""
+        async def decide(requests: list[ClaimRequest]) -> list[ClaimDecision]:
+            return [await self._coalescer.decide(route.key_id, r) for r in requests]
+        return decide
+
+    def _batch(self, route: Route) -> _Decide:
+        """A grant's users: one script call of their own."""
+        keys = self._keyspace.campaign(route.key_id)
+
+        async def decide(requests: list[ClaimRequest]) -> list[ClaimDecision]:
+            return [ClaimDecision.of(d) for d in await self._scripts.claim(keys, requests)]
+        return decide
 
     async def flush_tallies(self) -> None:
         """Add the rejections answered from memory to the campaigns' stats in Redis."""
@@ -147,50 +183,13 @@ class ClaimService:
         holds the limit): claim.lua would only add a replay of this key's claim, or, before
         it, a conflicting use of the key. One round trip reads both; nothing is bound, as a
         refused key must not stay bound anyway (the full path binds, then releases it)."""
-        key = self._keyspace.idempotency(who.user_id, idempotency_key)
-        token = f"k:{who.user_id}:{key_digest(idempotency_key)}"
         home = (await self.buckets.route(campaign_id, who.user_id)).key_id  # holds its replays
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.get(key)
-        pipe.hget(self._keyspace.campaign(home).dedup, token)
-        bound, stored = await pipe.execute()
-        if bound is not None and bound != _fingerprint(campaign_id, channel, source_ref):
-            raise ApiError(*IDEMPOTENCY_KEY_REUSED)
+        stored = await self._keys.peek(who.user_id, idempotency_key,
+                                       fingerprint(campaign_id, channel, source_ref), home)
         if stored is not None:
             return ClaimOutcome(200, render_claim(stored))
         self.gate.count(campaign_id, known)
-        raise _rejection(known, "")
-
-    async def _bind_idempotency_key(
-        self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str,
-        source_ref: str,
-    ) -> tuple[str, str] | None:
-        """The first use of a key fixes its campaign and body; any other use is a conflict.
-
-        SET NX GET makes the binding atomic on its own; the grant itself is still
-        decided by claim.lua alone, which replays the stored claim for this key.
-        Returns (key, fingerprint) when this request made the binding, else None.
-        """
-        fingerprint = _fingerprint(campaign_id, channel, source_ref)
-        key = self._keyspace.idempotency(who.user_id, idempotency_key)
-        previous = await self._redis.set(key, fingerprint, nx=True, px=IDEMPOTENCY_BINDING_MS,
-                                         get=True)
-        if previous is not None and previous != fingerprint:
-            raise ApiError(*IDEMPOTENCY_KEY_REUSED)
-        return (key, fingerprint) if previous is None else None
-
-
-def _fingerprint(campaign_id: str, channel: str | None, source_ref: str) -> str:
-    """What an Idempotency-Key is bound to: the campaign and the request's body."""
-    return f"{campaign_id}\n{channel or ''}" + (f"\n{source_ref}" if source_ref else "")
-
-
-def _rejection(code: ClaimCode, payload: str) -> ApiError:
-    status, message = CLAIM_REJECTIONS[code]
-    retry_after = None
-    if code in (ClaimCode.RATE_LIMITED, ClaimCode.DAILY_LIMIT):
-        retry_after = max(1, math.ceil(int(payload) / 1000))
-    return ApiError(status, code.value, message, retry_after=retry_after)
+        raise rejection(known)
 
 
 def render_claim(payload: str) -> dict[str, Any]:

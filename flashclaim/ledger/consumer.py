@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -41,12 +42,13 @@ from redis.typing import EncodableT, FieldT
 
 from flashclaim.coupons import CouponEvent, EventError
 from flashclaim.keys import KeySpace
-from flashclaim.ledger.db import Ledger, LedgerUnavailable
+from flashclaim.ledger.db import Ledger, LedgerUnavailable, open_ledger
 from flashclaim.ledger.reconcile import ledger_lag
 from flashclaim.ledger.retention import expire_ended
-from flashclaim.store.buckets import bucketed_campaigns_sync
-from flashclaim.store.connection import time_reply_ms
-from flashclaim.stream import ClaimRecord, RecordError, entry_order
+from flashclaim.settings import Settings
+from flashclaim.store.connection import redis_url_of, sync_client, time_reply_ms
+from flashclaim.store.reads import bucketed_campaigns, run
+from flashclaim.stream import LEDGER_GROUP, ClaimRecord, RecordError, entry_order
 
 log = logging.getLogger("flashclaim.ledger")
 COUPON_EVENTS = "*coupon-events*"  # the owner recorded for a coupon-event stream
@@ -58,7 +60,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class ConsumerOptions:
-    group: str = "ledger"
+    group: str = LEDGER_GROUP
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     batch: int = 500
     block_ms: int = 1000
@@ -222,7 +224,7 @@ class LedgerConsumer:
         kept = set(registered) | {COUPON_EVENTS}
         self._streams = {s: c for s, c in self._streams.items() if c in kept}
         self._quiet = {s: q for s, q in self._quiet.items() if q[0] in kept}
-        layouts = bucketed_campaigns_sync(self.redis, self.keyspace)
+        layouts = run(self.redis, bucketed_campaigns(self.keyspace))
         wanted = [(keys.stream, c) for c in registered
                   for keys in self.keyspace.buckets(c, layouts.get(c, 1))]
         # and the slots' coupon-event streams (redemption write-back)
@@ -486,3 +488,17 @@ class _Outage:
         if since is not None:
             self._next.pop(what, None)
             log.info("%s is back after %.1fs", what, time.monotonic() - since)
+
+
+def run_ledger(settings: Settings, options: ConsumerOptions) -> int:
+    """`flashclaim ledger`: consume until SIGTERM or SIGINT, then close."""
+    r = sync_client(redis_url_of(settings), socket_timeout=options.block_ms / 1000 + 5)
+    consumer = LedgerConsumer(r, open_ledger(settings.ledger_dsn, settings.data_dir),
+                              KeySpace(settings.namespace), options)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: consumer.request_stop())
+    log.info("ledger consumer %s of group %s started", options.consumer, options.group)
+    stats = consumer.run()
+    log.info("ledger consumer stopped: %s", stats)
+    consumer.ledger.close()
+    return 0

@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import re
 import sys
+import time
 from collections.abc import Iterator
 from typing import TextIO
 
-from flashclaim.ledger.db import Cursor, Ledger
+from flashclaim.ledger.db import Cursor, Ledger, open_ledger
+from flashclaim.settings import Settings
 from flashclaim.tables import text_table
 from flashclaim.timefmt import to_rfc3339
 
@@ -79,3 +81,14 @@ def write_report(rows: Iterator[tuple[str, str, str, int]], fmt: str,
     users = len({row[0] for row in table})
     print(f"{len(table)} unused coupons held by {users} users expire in this window", file=out)
     return len(table)
+
+
+def run_expiring(settings: Settings, within_ms: int, campaign: str | None, fmt: str) -> int:
+    """`flashclaim expiring`: the report, from a ledger that must exist."""
+    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir, must_exist=True)
+    try:
+        ledger_db.migrate()  # a ledger no consumer has written yet is empty, not an error
+        write_report(expiring(ledger_db, int(time.time() * 1000), within_ms, campaign), fmt)
+    finally:
+        ledger_db.close()
+    return 0

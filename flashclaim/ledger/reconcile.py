@@ -12,7 +12,6 @@ checks that lag cannot explain are made.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,10 +29,20 @@ from flashclaim.checks.invariants import (
 )
 from flashclaim.checks.issuance import blocked_times, issuance_breaches
 from flashclaim.keys import CampaignKeys, CouponSlotKeys, KeySpace
-from flashclaim.ledger.db import Ledger
-from flashclaim.store.buckets import bucket_seq, transfer_amount
-from flashclaim.store.connection import as_entries, as_map, text_map
-from flashclaim.stream import PAGE, ClaimRecord, RecordError, entry_order, next_page_start
+from flashclaim.ledger.db import Ledger, open_ledger
+from flashclaim.packed import Transfer, event_count_field
+from flashclaim.settings import Settings
+from flashclaim.store.buckets import bucket_seq
+from flashclaim.store.connection import as_entries, as_map, redis_url_of, sync_client, text_map
+from flashclaim.store.reads import lag_from, ledger_lags, run
+from flashclaim.stream import (
+    LEDGER_GROUP,
+    PAGE,
+    ClaimRecord,
+    RecordError,
+    entry_order,
+    next_page_start,
+)
 from flashclaim.tables import text_table
 
 
@@ -56,23 +65,9 @@ class Reconciliation:
 
 
 def ledger_lag(r: redis.Redis, stream: str, group: str) -> int:
-    """Entries of the stream the group has not acknowledged: pending plus not yet delivered."""
-    if not r.exists(stream):
-        return 0
-    return _lag(r.xinfo_groups(stream), group,
-                lambda: int(r.xinfo_stream(stream)["entries-added"]),
-                lambda after: len(r.xrange(stream, "(" + after, "+") or []))
-
-
-def _lag(groups: list[dict[str, Any]], group: str, added: Callable[[], int],
-         count_after: Callable[[str], int]) -> int:
-    g = next((x for x in groups if str(x["name"]) == group), None)
-    if g is None:  # the group has not joined this stream yet: everything is lag
-        return added()
-    undelivered = g.get("lag")
-    if undelivered is None:  # unknown after some deletions: count by reading ids
-        undelivered = count_after(str(g["last-delivered-id"]))
-    return int(g["pending"]) + int(undelivered)
+    """Entries of the stream the group has not acknowledged (store/reads.ledger_lags)."""
+    [lag] = run(r, ledger_lags([stream], group))
+    return lag
 
 
 @dataclass(frozen=True)
@@ -104,7 +99,7 @@ def _snapshot(r: redis.Redis, stream: str, meta_key: str) -> _Snapshot:
 
 
 def reconcile_campaign(
-    r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str, group: str = "ledger",
+    r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str, group: str = LEDGER_GROUP,
     stuck_ms: int | None = None,
 ) -> Reconciliation:
     """Compare one campaign, also under live traffic: each bucket's Redis state is read in
@@ -201,7 +196,7 @@ def _reconcile_bucket(ledger: Ledger, campaign_id: str, group: str, bucket: tupl
     def count_after(after: str) -> int:
         return sum(1 for i in snap.entry_ids if entry_order(i) > entry_order(after))
 
-    lag = _lag(snap.groups, group, lambda: snap.added, count_after)
+    lag = lag_from(snap.groups, group, snap.added, count_after)
     rec.lag += lag
     top = bucket_seq(granted, b, n) if granted else 0
     rows = ledger.summary(campaign_id, max_seq=top, bucket=bucket).rows
@@ -243,7 +238,7 @@ def _counter_check(r: redis.Redis, parts: list[CampaignKeys], view: CampaignView
         before = now
     counters, logs = now[0::2], now[1::2]
     granted = sum(int(g or 0) for _, g in counters)
-    moving = sum(transfer_amount(e) for entries in logs for e in entries)
+    moving = sum(Transfer.unpack(e).amount for entries in logs for e in entries)
     remaining = None if view.stock is None else sum(int(x or 0) for x, _ in counters) + moving
     rec.stock, rec.remaining = view.stock, remaining
     if now == before:
@@ -258,7 +253,7 @@ def _redemption_check(r: redis.Redis, ledger: Ledger, slots: set[CouponSlotKeys]
                       campaign_id: str, group: str, rec: Reconciliation) -> list[str]:
     """Redeem and release events: Redis's counts, then the ledger, then Redis again (summed
     over the hash slots the campaign's coupons live in: one per bucket)."""
-    fields = [f"{campaign_id}\x1fredeemed", f"{campaign_id}\x1freleased"]
+    fields = [event_count_field(campaign_id, e) for e in ("redeemed", "released")]
 
     def counts() -> EventCounts:
         pairs = [r.hmget(slot.event_counts, fields) for slot in slots]
@@ -306,7 +301,7 @@ def campaign_parts(r: redis.Redis, keyspace: KeySpace, campaign_id: str) -> list
 
 
 def wait_for_ledger(r: redis.Redis, keyspace: KeySpace, campaign_ids: list[str], timeout: float,
-                    group: str = "ledger") -> int:
+                    group: str = LEDGER_GROUP) -> int:
     """Poll until the ledger group has acknowledged everything (or the deadline); the lag left."""
     deadline = time.monotonic() + timeout
     parts = [part for c in campaign_ids for part in campaign_parts(r, keyspace, c)]
@@ -328,3 +323,28 @@ def format_table(results: list[Reconciliation]) -> str:
     for x in results:
         lines.extend(f"  {x.campaign_id}: {problem}" for problem in x.mismatches)
     return "\n".join(lines)
+
+
+def run_reconcile(settings: Settings, campaign: str | None, wait_s: float, repair: bool,
+                  group: str) -> int:
+    """`flashclaim reconcile`: one campaign or all; exit 1 on any mismatch."""
+    keyspace = KeySpace(settings.namespace)
+    r = sync_client(redis_url_of(settings))
+    ids = [campaign] if campaign else [str(i) for i in r.zrange(keyspace.registry, 0, -1)]
+    if wait_s:
+        wait_for_ledger(r, keyspace, ids, wait_s, group)
+    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir)
+    ledger_db.migrate()  # a ledger no consumer has written yet is empty, not an error
+    if repair:
+        for campaign_id in ids:
+            written = repair_campaign(r, ledger_db, keyspace, campaign_id)
+            print(f"{campaign_id}: {written} missing claims written to the ledger")
+    results = [reconcile_campaign(r, ledger_db, keyspace, c, group) for c in ids]
+    ledger_db.close()
+    print(format_table(results))
+    lag = sum(x.lag for x in results)
+    if lag:
+        print(f"the ledger lags by {lag} entries (pending or not yet delivered)")
+    bad = [x for x in results if not x.ok]
+    print("MISMATCH" if bad else "all consistent")
+    return 1 if bad else 0

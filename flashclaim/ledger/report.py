@@ -17,17 +17,34 @@ a window [from, to). Of it:
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from flashclaim.ledger.db import Cursor, Ledger
+from flashclaim.campaigns import CampaignView
+from flashclaim.keys import KeySpace
+from flashclaim.ledger.db import Cursor, Ledger, open_ledger
 from flashclaim.money import format_amounts
+from flashclaim.schemas.after import (
+    CampaignFigures,
+    CampaignReport,
+    ChannelFigures,
+    SegmentFigures,
+    SourceFigures,
+    TimelinePoint,
+)
+from flashclaim.schemas.after import Figures as Figures_
+from flashclaim.schemas.after import Report as ReportAnswer
+from flashclaim.schemas.base import encode
+from flashclaim.settings import Settings
+from flashclaim.store.connection import redis_url_of, sync_client, time_reply_ms
 from flashclaim.tables import text_table
 from flashclaim.timefmt import to_rfc3339
 
 UNTAGGED = "untagged"
 BUCKETS_MS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
+T = TypeVar("T", bound=Figures_)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +87,8 @@ class Figures:
     def cost(self, currency: str, amount: int) -> None:
         self.discount_cost[currency] = self.discount_cost.get(currency, 0) + amount
 
-    def as_dict(self) -> dict[str, Any]:
+    def shown(self) -> dict[str, Any]:
+        """The figures as every answer carries them (the fields of schemas' Figures)."""
         return {"claims": self.claims, "coupons": self.coupons, "used": self.used,
                 "use_rate": rate(self.used, self.coupons), "expired": self.expired,
                 "discount_cost": dict(sorted(self.discount_cost.items()))}
@@ -95,21 +113,28 @@ class Report:
         return [self.total, self.by_channel[channel], self.by_source[source],
                 self.by_campaign[campaign], *(self.by_segment[s] for s in segments)]
 
-    def as_dict(self, *, with_campaigns: bool) -> dict[str, Any]:
-        def split(groups: dict[str, Figures], name: str) -> list[dict[str, Any]]:
-            return [{name: key, **figures.as_dict()} for key, figures in sorted(groups.items())]
-
-        body: dict[str, Any] = {
-            **self.total.as_dict(),
-            "by_channel": split(self.by_channel, "channel"),
-            "by_segment": split(self.by_segment, "segment"),
-            "by_source": split(self.by_source, "source"),
-            "timeline": [{"at": to_rfc3339(at), "claims": n[0], "uses": n[1]}
+    def splits(self) -> dict[str, Any]:
+        """The fields of schemas' Splits: the totals, each split, the timeline."""
+        return {
+            **self.total.shown(),
+            "by_channel": _split(self.by_channel, "channel", ChannelFigures),
+            "by_segment": _split(self.by_segment, "segment", SegmentFigures),
+            "by_source": _split(self.by_source, "source", SourceFigures),
+            "timeline": [TimelinePoint(at=to_rfc3339(at), claims=n[0], uses=n[1])
                          for at, n in sorted(self.timeline.items())],
         }
-        if with_campaigns:
-            body["campaigns"] = split(self.by_campaign, "campaign_id")
-        return body
+
+    def across(self, start_ms: int, end_ms: int, bucket: str, now_ms: int) -> ReportAnswer:
+        """GET /v1/admin/report: every campaign's claims made in [start, end)."""
+        return ReportAnswer(
+            from_=to_rfc3339(start_ms), to=to_rfc3339(end_ms), bucket=bucket,
+            campaigns=_split(self.by_campaign, "campaign_id", CampaignFigures),
+            server_time=to_rfc3339(now_ms), **self.splits())
+
+
+def _split(groups: dict[str, Figures], name: str, shape: type[T]) -> list[T]:
+    """Each group's figures, named by its key (the shape's `name` field)."""
+    return [shape(**{name: key, **figures.shown()}) for key, figures in sorted(groups.items())]
 
 
 def build_report(ledger: Ledger, population: Population, now_ms: int, bucket_ms: int) -> Report:
@@ -153,33 +178,60 @@ def build_report(ledger: Ledger, population: Population, now_ms: int, bucket_ms:
 
 
 def campaign_body(report: Report, campaign_id: str, name: str | None, stock: int | None,
-                  bucket: str) -> dict[str, Any]:
+                  bucket: str) -> CampaignReport:
     """GET /v1/admin/campaigns/{id}/report and `flashclaim report`: issued is the stock
     (None: unlimited, or the campaign has left Redis after its retention)."""
-    return {"campaign_id": campaign_id, "name": name, "issued": stock,
-            "claim_rate": rate(report.total.claims, stock), "bucket": bucket,
-            **report.as_dict(with_campaigns=False)}
+    return CampaignReport(campaign_id=campaign_id, name=name, issued=stock,
+                          claim_rate=rate(report.total.claims, stock), bucket=bucket,
+                          **report.splits())
 
 
-def format_report(body: dict[str, Any]) -> str:
+def format_report(report: CampaignReport) -> str:
     """The campaign report for a terminal: the headline figures, then each split."""
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value * 100:.1f}%"
 
-    lines = [f"campaign {body['campaign_id']} ({body['name'] or 'no longer in Redis'})",
-             f"  issued {body['issued'] if body['issued'] is not None else '-'}"
-             f"  claims {body['claims']} ({pct(body['claim_rate'])})"
-             f"  coupons {body['coupons']}  used {body['used']} ({pct(body['use_rate'])})"
-             f"  expired {body['expired']}  discount cost {format_amounts(body['discount_cost'])}"]
-    for split, key in (("by_channel", "channel"), ("by_segment", "segment"),
-                       ("by_source", "source")):
-        rows = [(str(g[key]), str(g["claims"]), str(g["coupons"]), str(g["used"]),
-                 pct(g["use_rate"]), format_amounts(g["discount_cost"])) for g in body[split]]
+    r = report
+    lines = [f"campaign {r.campaign_id} ({r.name or 'no longer in Redis'})",
+             f"  issued {r.issued if r.issued is not None else '-'}"
+             f"  claims {r.claims} ({pct(r.claim_rate)})"
+             f"  coupons {r.coupons}  used {r.used} ({pct(r.use_rate)})"
+             f"  expired {r.expired}  discount cost {format_amounts(r.discount_cost)}"]
+    splits: list[tuple[str, list[tuple[str, Figures_]]]] = [
+        ("channel", [(g.channel, g) for g in r.by_channel]),
+        ("segment", [(g.segment, g) for g in r.by_segment]),
+        ("source", [(g.source, g) for g in r.by_source])]
+    for key, groups in splits:
+        rows = [(name, str(g.claims), str(g.coupons), str(g.used), pct(g.use_rate),
+                 format_amounts(g.discount_cost)) for name, g in groups]
         if rows:
             header = (key, "claims", "coupons", "used", "use rate", "discount cost")
             lines += [""] + ["  " + line for line in text_table(header, rows)]
-    timeline = [(str(t["at"]), str(t["claims"]), str(t["uses"])) for t in body["timeline"]]
+    timeline = [(t.at, str(t.claims), str(t.uses)) for t in r.timeline]
     if timeline:
-        lines += ["", f"per {body['bucket']}"] + [
+        lines += ["", f"per {r.bucket}"] + [
             "  " + line for line in text_table(("from", "claims", "uses"), timeline)]
     return "\n".join(lines)
+
+
+def run_report(settings: Settings, campaign: str, bucket: str, fmt: str) -> int:
+    """`flashclaim report`: the campaign's report, as a table or as the API's JSON."""
+    r = sync_client(redis_url_of(settings))
+    meta = r.hgetall(KeySpace(settings.namespace).campaign(campaign).meta)
+    view = CampaignView.from_meta({str(k): str(v) for k, v in meta.items()}) if meta else None
+    now = time_reply_ms(r.time())
+    ledger_db = open_ledger(settings.ledger_dsn, settings.data_dir, must_exist=True)
+    try:
+        ledger_db.migrate()
+        built = build_report(ledger_db, Population(campaign_id=campaign), now,
+                             BUCKETS_MS[bucket])
+    finally:
+        ledger_db.close()
+    if view is None and built.total.claims == 0:
+        print(f"flashclaim report: no campaign {campaign!r} in Redis or the ledger",
+              file=sys.stderr)
+        return 1
+    body = campaign_body(built, campaign, view.definition["name"] if view else None,
+                         view.stock if view else None, bucket)
+    print(encode(body).decode() if fmt == "json" else format_report(body))
+    return 0

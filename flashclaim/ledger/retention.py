@@ -20,7 +20,7 @@ import redis
 from flashclaim.keys import CampaignKeys, KeySpace
 from flashclaim.ledger.db import Ledger
 from flashclaim.ledger.reconcile import campaign_parts, ledger_lag, unrecorded_dead_letters
-from flashclaim.store.code_store import code_owner
+from flashclaim.packed import IssuedCoupon, code_of_code_user, code_owner, event_count_field
 
 log = logging.getLogger("flashclaim.ledger")
 SWEEP_BATCH = 100  # campaigns looked at per sweep
@@ -61,8 +61,8 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, ledger: Ledger, retention_m
         for slot, coupons in found:
             _hdel_all(r, slot.coupons, coupons or [])
             _hdel_all(r, slot.uses, coupons or [])
-            r.hdel(slot.event_counts, f"{campaign_id}\x1fredeemed",
-                   f"{campaign_id}\x1freleased")
+            r.hdel(slot.event_counts, *(event_count_field(campaign_id, e)
+                                        for e in ("redeemed", "released")))
         doomed = [k for part in parts[1:] for k in part.all_keys()] + keys.all_keys()
         for grant_id in r.zrange(keys.grants, 0, -1):
             g = keys.grant(str(grant_id))
@@ -89,7 +89,7 @@ def _drop_codes(r: redis.Redis, keys: CampaignKeys, campaign_id: str) -> None:
     _hdel_all(r, keys.codes(), sorted(ours))
     _hdel_all(r, keys.code_users(), [
         str(field) for field, _ in r.hscan_iter(keys.code_users(), count=1000)
-        if str(field).partition("\x1f")[0] in ours])
+        if code_of_code_user(str(field)) in ours])
 
 
 def _coupons_of(r: redis.Redis, slot_coupons: str, campaign_id: str, now_ms: int
@@ -97,9 +97,9 @@ def _coupons_of(r: redis.Redis, slot_coupons: str, campaign_id: str, now_ms: int
     """The campaign's coupons in its slot's coupons hash; None while any is still valid."""
     ours = []
     for field, value in r.hscan_iter(slot_coupons, count=1000):
-        owner, valid_until, _ = str(value).split("\x1f", 2)
-        if owner == campaign_id:
-            if int(valid_until) > now_ms:
+        coupon = IssuedCoupon.unpack(str(value))
+        if coupon.campaign_id == campaign_id:
+            if coupon.valid_until > now_ms:
                 return None
             ours.append(str(field))
     return ours

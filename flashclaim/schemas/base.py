@@ -4,7 +4,7 @@ patterns, and the field types used across shapes."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -22,6 +22,8 @@ from flashclaim.validation import (
 )
 
 T = TypeVar("T")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -41,20 +43,32 @@ def whole(rx: re.Pattern[str]) -> str:
     return rf"\A(?:{rx.pattern})\Z"
 
 
-def text(rx: re.Pattern[str], description: str | None = None) -> Any:
-    return Annotated[str, msgspec.Meta(pattern=whole(rx), description=description)]
+# A list none of whose items repeats: stated in the schema, checked by `distinct` after
+# decoding (msgspec states uniqueItems but does not enforce it).
+UNIQUE = {"uniqueItems": True}
 
 
-def bounded(lo: int, hi: int, description: str | None = None) -> Any:
-    return Annotated[int, msgspec.Meta(ge=lo, le=hi, description=description)]
+def distinct(values: list[str], name: str) -> list[str]:
+    if len(set(values)) != len(values):
+        raise invalid_request(f"{name} must not repeat an item.")
+    return values
 
 
-Id = text(CAMPAIGN_ID_RE)
-UserId = text(USER_ID_RE)
-Tag = text(TAG_RE)
-Channel = text(CHANNEL_RE)
-Currency = text(CURRENCY_RE)
+def printable(value: str, name: str) -> str:
+    """Free text without control characters (a name shown on a page and in logs)."""
+    if not value.isprintable():
+        raise invalid_request(f"{name} must not contain control characters.")
+    return value
+
+
+Id = Annotated[str, msgspec.Meta(pattern=whole(CAMPAIGN_ID_RE))]
+UserId = Annotated[str, msgspec.Meta(pattern=whole(USER_ID_RE))]
+Tag = Annotated[str, msgspec.Meta(pattern=whole(TAG_RE))]
+Channel = Annotated[str, msgspec.Meta(pattern=whole(CHANNEL_RE))]
+Currency = Annotated[str, msgspec.Meta(pattern=whole(CURRENCY_RE))]
 Time = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339, with an offset")]
+# A time in an answer: already RFC 3339 text with milliseconds and Z (timefmt.to_rfc3339).
+TimeText = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 
 
 def decode(value: object, into: type[T], where: str = "body") -> T:
@@ -69,6 +83,7 @@ def decode(value: object, into: type[T], where: str = "body") -> T:
 
 _AT = re.compile(r"(?P<what>.*) - at `\$(?P<path>[^`]*)`\Z", re.S)
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]*)`\Z")
+_MISSING = re.compile(r"Object missing required field `(?P<field>[^`]*)`\Z")
 
 
 def describe(exc: msgspec.ValidationError, where: str = "body") -> str:
@@ -79,6 +94,9 @@ def describe(exc: msgspec.ValidationError, where: str = "body") -> str:
     unknown = _UNKNOWN.fullmatch(what)
     if unknown:
         return f"Unknown field {_join(where, path + '.' + unknown['field'])!r}."
+    missing = _MISSING.fullmatch(what)
+    if missing:
+        return f"{_join(where, path + '.' + missing['field'])} is required."
     return f"{_join(where, path)}: {what[0].lower() + what[1:]}."
 
 
@@ -91,20 +109,15 @@ def _join(where: str, path: str) -> str:
 
 def epoch_ms(t: datetime, name: str) -> int:
     """An accepted time as epoch ms, within the years the service takes (2000..2200)."""
-    ms = int(t.timestamp() * 1000)
+    ms = (t - _EPOCH) // _MS
     if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
         raise invalid_request(f"{name} must be between the years 2000 and 2200.")
     return ms
 
 
 def to_builtins(value: object) -> Any:
-    """An answer (a Struct, or anything holding Structs) as plain JSON values, times as
-    RFC 3339 with milliseconds and Z (the API's one time format)."""
-    return msgspec.to_builtins(value, enc_hook=_enc)
-
-
-def _enc(value: Any) -> Any:
-    raise TypeError(f"cannot render {type(value).__name__}")
+    """An answer (a Struct, or anything holding Structs) as plain JSON values."""
+    return msgspec.to_builtins(value)
 
 
 def encode(value: object) -> bytes:

@@ -24,13 +24,13 @@ from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
 from flashclaim.runtime.poll_loop import poll_forever
+from flashclaim.schemas.issuance import Blocked, BlocklistPage
 from flashclaim.store.connection import server_time_ms, text_map
 from flashclaim.store.scripts import Scripts
 from flashclaim.timefmt import to_rfc3339
 
 log = logging.getLogger("flashclaim")
 REFRESH_S = 1.0
-REASON_MAX_LEN = 500
 BLOCKLIST_LIMIT_RANGE = (1, 1000)
 LOG_KEPT = 10_000  # changes the log keeps for processes that are behind
 
@@ -97,7 +97,7 @@ class Blocklist:
         ks = self._keyspace
         return [ks.blocklist, ks.blocklist_rev, ks.blocklist_changes, ks.blocklist_index]
 
-    async def block(self, user_id: str, reason: str) -> dict[str, Any]:
+    async def block(self, user_id: str, reason: str) -> Blocked:
         entry = {"reason": reason, "blocked_at": await server_time_ms(self._redis)}
         await self._scripts.blocklist_change(self._change_keys(), "block", user_id,
                                              orjson.dumps(entry).decode(), LOG_KEPT)
@@ -115,7 +115,7 @@ class Blocklist:
         raw = text_map(await self._redis.hgetall(self._keyspace.blocklist))
         return {user: orjson.loads(v) for user, v in raw.items()}
 
-    async def page(self, after: str, limit: int) -> dict[str, Any]:
+    async def page(self, after: str, limit: int) -> BlocklistPage:
         """Entries ordered by user id, `limit` a page, after the user id `after`: a range of
         the index, then those entries (never the whole list)."""
         ks = self._keyspace
@@ -126,8 +126,8 @@ class Blocklist:
                                                                start=0, num=limit)]
         values = await self._redis.hmget(ks.blocklist, users) if users else []
         found = [(u, orjson.loads(v)) for u, v in zip(users, values, strict=True) if v]
-        return {"blocked": [_public(u, entry) for u, entry in found],
-                "next": users[-1] if len(users) == limit else None}
+        return BlocklistPage(blocked=[_public(u, entry) for u, entry in found],
+                         next=users[-1] if len(users) == limit else None)
 
     async def _reindex(self) -> None:
         """The index from the list (a list written before the index existed)."""
@@ -140,6 +140,6 @@ class Blocklist:
             await pipe.execute()
 
 
-def _public(user_id: str, entry: dict[str, Any]) -> dict[str, Any]:
-    return {"user_id": user_id, "reason": entry["reason"],
-            "blocked_at": to_rfc3339(int(entry["blocked_at"]))}
+def _public(user_id: str, entry: dict[str, Any]) -> Blocked:
+    return Blocked(user_id=user_id, reason=entry["reason"],
+                   blocked_at=to_rfc3339(int(entry["blocked_at"])))

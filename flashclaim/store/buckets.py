@@ -31,13 +31,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import redis as sync_redis
 from redis.asyncio import Redis
 
 from flashclaim.campaigns import BUCKET_OWN, CampaignView
 from flashclaim.keys import CampaignKeys, KeySpace, bucket_key_id, home_bucket
+from flashclaim.packed import Transfer
 from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.store.connection import run_pipeline, server_time_ms, text_map
+from flashclaim.store.reads import bucketed_campaigns, run_async
 from flashclaim.store.scripts import Scripts
 
 log = logging.getLogger("flashclaim")
@@ -204,27 +205,6 @@ async def mirror_definition(redis: Redis, scripts: Scripts, keyspace: KeySpace,
         await scripts.mirror_campaign(parts[b], b, n, defv, meta["stock"] == "", fields)
 
 
-async def bucketed_campaigns(redis: Redis, keyspace: KeySpace) -> dict[str, int]:
-    """Every campaign with more than one bucket, and its bucket count. The index lists
-    candidates (written before the campaign); each campaign's own meta is the truth."""
-    candidates = list(text_map(await redis.hgetall(keyspace.bucketed)))
-    async with redis.pipeline(transaction=False) as pipe:
-        for campaign_id in candidates:
-            pipe.hget(keyspace.campaign(campaign_id).meta, "buckets")
-        counts = await pipe.execute()
-    return {c: int(n) for c, n in zip(candidates, counts, strict=True) if n and int(n) > 1}
-
-
-def bucketed_campaigns_sync(r: sync_redis.Redis, keyspace: KeySpace) -> dict[str, int]:
-    """bucketed_campaigns, for the synchronous tools (ledger consumer, reconcile)."""
-    candidates = list(text_map(r.hgetall(keyspace.bucketed)))
-    pipe = r.pipeline(transaction=False)
-    for campaign_id in candidates:
-        pipe.hget(keyspace.campaign(campaign_id).meta, "buckets")
-    counts = pipe.execute()
-    return {c: int(n) for c, n in zip(candidates, counts, strict=True) if n and int(n) > 1}
-
-
 async def sweep(redis: Redis, scripts: Scripts, keyspace: KeySpace,
                 grace_ms: int = TRANSFER_GRACE_MS) -> int:
     """Every bucketed campaign: copy its definition where behind, and complete transfers
@@ -232,18 +212,18 @@ async def sweep(redis: Redis, scripts: Scripts, keyspace: KeySpace,
     Idempotent, so every service may run it at once. Returns the transfers completed."""
     done = 0
     now = await server_time_ms(redis)
-    for campaign_id, n in (await bucketed_campaigns(redis, keyspace)).items():
+    for campaign_id, n in (await run_async(redis, bucketed_campaigns(keyspace))).items():
         await mirror_definition(redis, scripts, keyspace, campaign_id, n)
         parts = keyspace.buckets(campaign_id, n)
         for keys in parts:
             log_ = text_map(await redis.hgetall(keys.transfers_out))
             for transfer_id, entry in log_.items():
-                to, amount, at = entry.split("\x1f")
-                if now - int(at) >= grace_ms and await _finish(
-                        redis, scripts, keys, parts[int(to)], transfer_id, int(amount)):
+                t = Transfer.unpack(entry)
+                if now - t.at >= grace_ms and await _finish(
+                        redis, scripts, keys, parts[t.to], transfer_id, t.amount):
                     done += 1
                     log.info("campaign %s: completed stock transfer %s (%s coupons)",
-                             campaign_id, transfer_id, amount)
+                             campaign_id, transfer_id, t.amount)
     return done
 
 
@@ -259,7 +239,7 @@ async def totals(redis: Redis, keyspace: KeySpace, campaign_id: str, n: int) -> 
     counters, logs = replies[0::2], replies[1::2]
     unlimited = counters[0][0] in (b"", "")
     remaining = None if unlimited else sum(int(r or 0) for r, _ in counters)
-    in_transfer = sum(transfer_amount(e) for entries in logs for e in entries)
+    in_transfer = sum(Transfer.unpack(e).amount for entries in logs for e in entries)
     return Totals(remaining, sum(int(g or 0) for _, g in counters), in_transfer)
 
 
@@ -278,7 +258,3 @@ def bucket_seq(k: int, bucket: int, n: int) -> int:
     return (k - 1) * n + bucket + 1
 
 
-def transfer_amount(entry: bytes | str) -> int:
-    """The amount of one transfers-out entry ("<to>\\x1f<amount>\\x1f<at ms>")."""
-    text = entry.decode() if isinstance(entry, bytes) else entry
-    return int(text.split("\x1f")[1])

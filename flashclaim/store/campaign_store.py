@@ -18,6 +18,8 @@ from flashclaim.campaigns import (
 )
 from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import CampaignKeys, KeySpace, bucket_key_id, home_bucket
+from flashclaim.schemas.campaigns import CampaignStats
+from flashclaim.schemas.claims import Record, Records
 from flashclaim.store.buckets import create_buckets, mirror_definition, move_stock, summed_view
 from flashclaim.store.connection import server_time_ms, text_map
 from flashclaim.store.scripts import Scripts, StockCode
@@ -141,7 +143,7 @@ class CampaignStore:
         return [_standing(view, int(held or 0), today, tags, channel, now_ms)
                 for view, held, today in zip(views, replies[0::2], replies[1::2], strict=True)]
 
-    async def stats(self, view: CampaignView) -> dict[str, Any]:
+    async def stats(self, view: CampaignView) -> CampaignStats:
         """The live counts of a campaign just read (its counters are not read again)."""
         rejected: dict[str, int] = {}
         recorded = 0
@@ -149,12 +151,8 @@ class CampaignStore:
             for code, n in text_map(await self._redis.hgetall(keys.rejected)).items():
                 rejected[code] = rejected.get(code, 0) + int(n)
             recorded += await self._recorded(keys.stream)
-        return {
-            "granted": view.granted,
-            "remaining": view.remaining,
-            "recorded": recorded,
-            "rejected": dict(sorted(rejected.items())),
-        }
+        return CampaignStats(granted=view.granted, remaining=view.remaining, recorded=recorded,
+                             rejected=dict(sorted(rejected.items())))
 
     async def _recorded(self, stream: str) -> int:
         """Entries ever added to the claim stream (trimming does not lower it)."""
@@ -164,7 +162,7 @@ class CampaignStore:
         return int(info["entries-added"])
 
     async def records(self, campaign_id: str, cursor: tuple[int, str], limit: int
-                      ) -> dict[str, Any]:
+                      ) -> Records:
         """A page of the claim streams: what was recorded, for load-test verdicts and audits.
         cursor: (bucket, entry id after which to read; "" from the start). A campaign with
         buckets is read bucket after bucket; its entry ids carry "<bucket>/" before them."""
@@ -174,7 +172,7 @@ class CampaignStore:
             raise campaign_not_found(campaign_id)
         parts = self._keyspace.buckets(campaign_id, int(n or 1))
         bucket, after = cursor
-        claims: list[dict[str, Any]] = []
+        claims: list[Record] = []
         while bucket < len(parts) and len(claims) < limit:
             # nothing follows the last possible id ("(" would overflow): the next bucket
             last = bool(after) and entry_order(after) == LAST_ENTRY
@@ -182,14 +180,16 @@ class CampaignStore:
                 parts[bucket].stream, "(" + after if after else "-", "+",
                 count=limit - len(claims)) or []
             mark = f"{bucket}/" if len(parts) > 1 else ""
-            claims += [{"entry_id": mark + str(entry_id), "seq": int(fields["seq"]),
-                        "claim_id": fields["claim_id"], "user_id": fields["user_id"],
-                        "source": fields.get("source", "grab"),
-                        "source_ref": fields.get("source_ref", "")}
+            claims += [Record(entry_id=mark + str(entry_id), seq=int(fields["seq"]),
+                              claim_id=str(fields["claim_id"]),
+                              user_id=str(fields["user_id"]),
+                              source=str(fields.get("source", "grab")),
+                              source_ref=str(fields.get("source_ref", "")))
                        for entry_id, fields in page if fields]
             if len(claims) < limit:
                 bucket, after = bucket + 1, ""
-        return {"claims": claims, "next": claims[-1]["entry_id"] if len(claims) == limit else None}
+        return Records(claims=claims,
+                       next=claims[-1].entry_id if len(claims) == limit else None)
 
     async def all_ids(self) -> list[str]:
         ids = await self._redis.zrange(self._keyspace.registry, 0, -1)

@@ -12,22 +12,25 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from redis.asyncio import Redis
 
 from flashclaim.codes import campaign_slot, code_hash, make_code
 from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import KeySpace
+from flashclaim.packed import code_owner
 from flashclaim.runtime.poll_loop import poll_forever
+from flashclaim.schemas.issuance import (
+    MAX_CODES_PER_CAMPAIGN,
+    CodeBatch,
+    CodeBatchCreate,
+    CodeBatches,
+)
 from flashclaim.store.connection import text_map
 from flashclaim.store.scripts import Scripts
 from flashclaim.timefmt import to_rfc3339
-from flashclaim.validation import Obj
 
-MAX_CODES_PER_CAMPAIGN = 1_000_000
-COUNT_RANGE = (1, MAX_CODES_PER_CAMPAIGN)
-USES_RANGE = (1, 1000)
 STEP = 1000  # codes per store_codes.lua call
 EXPORT_STEP = 2000  # codes per chunk of the CSV export (each made on a thread)
 LEASE_MS = 30_000
@@ -56,22 +59,6 @@ class _Export:
     per_user: int
 
 
-@dataclass(frozen=True, slots=True)
-class CodeBatchRequest:
-    count: int
-    uses_per_code: int
-    uses_per_user: int  # how often one user may redeem one code (a shared code: 1)
-
-
-def parse_code_batch(body: object) -> CodeBatchRequest:
-    o = Obj(body, "body")
-    count = o.integer("count", *COUNT_RANGE)
-    uses = o.integer("uses_per_code", *USES_RANGE, default=1)
-    per_user = o.integer("uses_per_user", 1, uses, default=1)
-    o.done()
-    return CodeBatchRequest(count, uses, per_user)
-
-
 class CodeStore:
     def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace,
                  secret: bytes | None, limit: FailureLimit | None = None) -> None:
@@ -90,7 +77,7 @@ class CodeStore:
                            "Redemption codes need FLASHCLAIM_CODE_SECRET.")
         return self._secret
 
-    async def create_batch(self, campaign_id: str, request: CodeBatchRequest) -> dict[str, Any]:
+    async def create_batch(self, campaign_id: str, request: CodeBatchCreate) -> CodeBatch:
         self.secret  # noqa: B018 (refuse before writing anything when codes are not set up)
         keys = self._keyspace.campaign(campaign_id)
         batch_id = secrets.token_hex(6)
@@ -112,7 +99,7 @@ class CodeStore:
         self._wake.set()
         return await self.batch(campaign_id, batch_id)
 
-    async def batch(self, campaign_id: str, batch_id: str) -> dict[str, Any]:
+    async def batch(self, campaign_id: str, batch_id: str) -> CodeBatch:
         m = text_map(await self._redis.hgetall(
             self._keyspace.campaign(campaign_id).code_batch(batch_id)))
         if not m:
@@ -120,17 +107,17 @@ class CodeStore:
         state = m["state"]
         if state == "ready" and not m.get("nonce"):
             state = "exported"
-        return {"batch_id": batch_id, "campaign_id": campaign_id, "state": state,
-                "count": int(m["count"]), "generated": int(m["generated"]),
-                "uses_per_code": int(m["uses"]), "uses_per_user": _per_user(m),
-                "created_at": to_rfc3339(int(m["created_at"]))}
+        return CodeBatch(batch_id=batch_id, campaign_id=campaign_id, state=state,
+                         count=int(m["count"]), generated=int(m["generated"]),
+                         uses_per_code=int(m["uses"]), uses_per_user=_per_user(m),
+                         created_at=to_rfc3339(int(m["created_at"])))
 
-    async def batches(self, campaign_id: str) -> list[dict[str, Any]]:
+    async def batches(self, campaign_id: str) -> CodeBatches:
         keys = self._keyspace.campaign(campaign_id)
         if not await self._redis.exists(keys.meta):
             raise campaign_not_found(campaign_id)
         ids = cast(list[str], await self._redis.zrange(keys.code_batches, 0, -1))
-        return [await self.batch(campaign_id, b) for b in ids]
+        return CodeBatches(batches=[await self.batch(campaign_id, b) for b in ids])
 
     # -- generation -----------------------------------------------------------------
 
@@ -240,11 +227,6 @@ class CodeStore:
         if entry is None:
             return None
         return code_owner(str(entry))
-
-
-def code_owner(entry: str) -> str:
-    """The campaign of a codes-hash value ("<campaign>:<uses left>[:<uses per user>]")."""
-    return entry.partition(":")[0]
 
 
 def _per_user(batch: dict[str, str]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,13 +16,40 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode
+from redis.exceptions import (
+    BusyLoadingError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 
-from flashclaim.settings import Settings
+from flashclaim.errors import ApiError, unavailable
+from flashclaim.runtime.embedded import running_url
+from flashclaim.settings import Settings, SettingsError
 from flashclaim.validation import ascii_int
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+log = logging.getLogger("flashclaim")
+
+# The store's one failure: anything that keeps Redis from answering. The parts above the
+# store catch this name (and map it with `store_failure`); only the store knows it is
+# redis-py's.
+StoreError = RedisError
+Client = Redis  # the asyncio client the service holds (a cluster client behaves as one)
+
+
+def store_failure(exc: StoreError) -> ApiError:
+    """The store failed (down, stalled, out of memory, cannot persist): logged, then 503."""
+    expected = (OutOfMemoryError, ReadOnlyError, BusyLoadingError, NoPermissionError)
+    if isinstance(exc, ResponseError) and not isinstance(exc, expected) and \
+            not str(exc).startswith(("MISCONF", "BUSY")):
+        log.error("unexpected Redis reply: %s", exc)
+    else:
+        log.warning("Redis unavailable: %s: %s", exc.__class__.__name__, exc)
+    return unavailable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,3 +230,15 @@ def client_fault(exc: BaseException) -> RedisError | None:
     if f"{os.sep}redis{os.sep}" not in where:
         return None  # our own bug: a 500, logged
     return RedisConnectionError(f"connection lost inside the Redis client ({exc})")
+
+
+def redis_url_of(settings: Settings) -> str:
+    """FLASHCLAIM_REDIS_URL, else the embedded server `serve` runs on this data directory
+    (the commands other than serve reach Redis this way)."""
+    url = settings.redis_url or running_url(settings.data_dir)
+    if url is None:
+        raise SettingsError(
+            f"no Redis: set FLASHCLAIM_REDIS_URL, or run `flashclaim serve` with data dir "
+            f"{settings.data_dir}"
+        )
+    return url

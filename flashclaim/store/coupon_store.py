@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from redis.asyncio import Redis
 
 from flashclaim.coupons import slot_of_coupon
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
-from flashclaim.store.scripts import Scripts
+from flashclaim.schemas.after import CouponState
+from flashclaim.store.scripts import Scripts, UseCode
 from flashclaim.timefmt import to_rfc3339
 
 
@@ -20,8 +20,8 @@ def coupon_not_found(coupon_id: str) -> ApiError:
 
 @dataclass(frozen=True, slots=True)
 class CouponUse:
-    code: str  # use_coupon.lua's answer
-    body: dict[str, Any]
+    code: UseCode
+    state: CouponState
 
 
 class CouponStore:
@@ -39,21 +39,17 @@ class CouponStore:
         # The stream joins the consumers' list first: an event is never written where no
         # ledger consumer looks (a set of at most one stream per slot).
         await self._redis.sadd(ks.coupon_event_streams, keys.events)
-        reply = await self._scripts.use_coupon(keys, action, coupon_id, order_id, discount)
-        code = reply[0]
-        if code == "coupon_not_found":
+        code, reply = await self._scripts.use_coupon(keys, action, coupon_id, order_id,
+                                                     discount)
+        if code is UseCode.COUPON_NOT_FOUND:
             raise coupon_not_found(coupon_id)
-        campaign, user, till, order, given, at = reply[1:]
-        if code == "discount_too_large":  # until the checkout computes it, bounded here
+        campaign, user, till, order, given, at = reply
+        if code is UseCode.DISCOUNT_TOO_LARGE:  # until the checkout computes it, bounded here
             raise ApiError(400, "discount_exceeds_coupon",
                            f"This coupon takes at most {given} off an order (minor units).")
-        body: dict[str, Any] = {
-            "coupon_id": coupon_id, "campaign_id": campaign, "user_id": user,
-            "valid_until": to_rfc3339(int(till)),
-        }
+        state = CouponState(coupon_id=coupon_id, campaign_id=campaign, user_id=user,
+                            valid_until=to_rfc3339(int(till)), status="unused")
         if order:
-            body.update(status="used", order_id=order, discount=int(given),
-                        used_at=to_rfc3339(int(at)))
-        else:
-            body["status"] = "unused"
-        return CouponUse(code, body)
+            state.status, state.order_id = "used", order
+            state.discount, state.used_at = int(given), to_rfc3339(int(at))
+        return CouponUse(code, state)

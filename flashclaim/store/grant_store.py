@@ -8,22 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from redis.asyncio import Redis
 
-from flashclaim.errors import ApiError, campaign_not_found, invalid_request
+from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import KeySpace
+from flashclaim.packed import grant_user, grant_user_of
+from flashclaim.schemas.base import UNSET, epoch_ms
+from flashclaim.schemas.issuance import Grant, GrantCreate, GrantUserOutcome
 from flashclaim.store.connection import server_time_ms, text_map
 from flashclaim.store.scripts import Scripts
 from flashclaim.timefmt import to_rfc3339
-from flashclaim.validation import CAMPAIGN_ID_RE, TAG_RE, USER_ID_RE, Obj
 
-MAX_USERS_PER_CALL = 10_000
 MAX_GRANT_BODY = 2 * 1024 * 1024  # 10,000 users with tags fit
-MAX_TAGS = 32
 GRANT_USERS_LIMIT_RANGE = (1, 10_000)
-SEP = "\x1f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +31,11 @@ class GrantUser:
     tags: tuple[str, ...] = ()
 
     def packed(self) -> str:
-        tags = "," + ",".join(self.tags) + "," if self.tags else ""
-        return self.user_id + SEP + tags
+        return grant_user(self.user_id, self.tags)
 
     @classmethod
     def unpack(cls, packed: str) -> GrantUser:
-        user, _, tags = packed.partition(SEP)
-        return cls(user, tuple(t for t in tags.split(",") if t))
+        return cls(*grant_user_of(packed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,26 +45,10 @@ class GrantRequest:
     at: int | None  # epoch ms; None: now
 
 
-def parse_grant(body: object) -> GrantRequest:
-    o = Obj(body, "body")
-    grant_id = o.string("grant_id", CAMPAIGN_ID_RE, max_len=64)
-    raw = o.array("users", 1, MAX_USERS_PER_CALL)
-    users = [_parse_user(u, f"users[{i}]") for i, u in enumerate(raw)]
-    at = o.timestamp("at")
-    o.done()
-    return GrantRequest(grant_id, users, at)
-
-
-def _parse_user(value: object, where: str) -> GrantUser:
-    if isinstance(value, str):
-        if not USER_ID_RE.fullmatch(value):
-            raise invalid_request(f"{where} must match {USER_ID_RE.pattern}.")
-        return GrantUser(value)
-    u = Obj(value, where)
-    user_id = u.string("user_id", USER_ID_RE, max_len=128)
-    tags = u.strings("tags", TAG_RE, MAX_TAGS)
-    u.done()
-    return GrantUser(user_id, tuple(tags))
+def grant_request(body: GrantCreate) -> GrantRequest:
+    users = [GrantUser(u) if isinstance(u, str) else GrantUser(u.user_id, tuple(u.tags))
+             for u in body.users]
+    return GrantRequest(body.grant_id, users, None if body.at is None else epoch_ms(body.at, "at"))
 
 
 def grant_not_found(grant_id: str) -> ApiError:
@@ -80,7 +61,7 @@ class GrantStore:
         self._scripts = scripts
         self._keyspace = keyspace
 
-    async def submit(self, campaign_id: str, request: GrantRequest) -> dict[str, Any]:
+    async def submit(self, campaign_id: str, request: GrantRequest) -> Grant:
         """Queue the users not yet in the grant; the runner takes it from there."""
         keys = self._keyspace.campaign(campaign_id)
         if not await self._redis.exists(keys.meta):  # (the script checks again)
@@ -101,9 +82,10 @@ class GrantStore:
         await self._redis.zadd(self._keyspace.pending_grants,
                                {_member(campaign_id, request.grant_id): at})
         status = await self.status(campaign_id, request.grant_id)
-        return {**status, "added": added, "already_in_grant": len(request.users) - added}
+        status.added, status.already_in_grant = added, len(request.users) - added
+        return status
 
-    async def status(self, campaign_id: str, grant_id: str) -> dict[str, Any]:
+    async def status(self, campaign_id: str, grant_id: str) -> Grant:
         meta = text_map(await self._redis.hgetall(
             self._keyspace.campaign(campaign_id).grant(grant_id).meta))
         if not meta:
@@ -113,15 +95,15 @@ class GrantStore:
         if state == "pending":
             now = await server_time_ms(self._redis)
             state = "scheduled" if int(meta["at"]) > now else "running"
-        return {
-            "grant_id": grant_id, "campaign_id": campaign_id, "state": state,
-            "at": to_rfc3339(int(meta["at"])), "created_at": to_rfc3339(int(meta["created_at"])),
-            "total": int(meta["total"]), "processed": int(meta["done"]),
-            "outcomes": dict(sorted(outcomes.items())),
-        }
+        return Grant(
+            grant_id=grant_id, campaign_id=campaign_id, state=state,
+            at=to_rfc3339(int(meta["at"])), created_at=to_rfc3339(int(meta["created_at"])),
+            total=int(meta["total"]), processed=int(meta["done"]),
+            outcomes=dict(sorted(outcomes.items())),
+        )
 
     async def users_page(self, campaign_id: str, grant_id: str, start: int, limit: int
-                         ) -> tuple[list[dict[str, Any]], int | None]:
+                         ) -> tuple[list[GrantUserOutcome], int | None]:
         """Users in submission order from index `start`, with their outcomes."""
         keys = self._keyspace.campaign(campaign_id).grant(grant_id)
         packed = [_s(p) for p in await self._redis.lrange(keys.users, start, start + limit - 1)]
@@ -131,8 +113,8 @@ class GrantStore:
         for user, raw in zip(users, outcomes, strict=True):
             outcome = _s(raw or "")
             code, _, claim_id = outcome.partition(":")
-            page.append({"user_id": user, "outcome": code or "pending",
-                         **({"claim_id": claim_id} if claim_id else {})})
+            page.append(GrantUserOutcome(user_id=user, outcome=code or "pending",
+                                         claim_id=claim_id or UNSET))
         return page, (start + limit if len(page) == limit else None)
 
     async def due(self, limit: int = 64) -> list[tuple[str, str]]:

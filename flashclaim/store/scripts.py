@@ -7,13 +7,14 @@ is transparent. No SHA is cached here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
@@ -32,45 +33,48 @@ def lua_dir() -> Traversable:
     return Path(__file__).resolve().parents[2] / "lua"
 
 
+_INCLUDE = re.compile(r"^--#include ([a-z_]+)$", re.MULTILINE)
+
+
 def load_sources() -> dict[str, str]:
-    """Every lua/*.lua file by its stem: adding a file is all it takes to ship a script."""
+    """Every lua/*.lua file by its stem, its `--#include name` lines replaced by
+    lua/include/<name>.lua (a piece several scripts share: the server clock, the campaign
+    guard). Adding a file is all it takes to ship a script."""
+    root = lua_dir()
+    pieces = {f.name.removesuffix(".lua"): f.read_text(encoding="utf-8")
+              for f in (root / "include").iterdir() if f.name.endswith(".lua")}
     return {
-        f.name.removesuffix(".lua"): f.read_text(encoding="utf-8")
-        for f in lua_dir().iterdir()
+        f.name.removesuffix(".lua"): _INCLUDE.sub(lambda m: pieces[m[1]].rstrip("\n"),
+                                                  f.read_text(encoding="utf-8"))
+        for f in root.iterdir()
         if f.name.endswith(".lua")
     }
 
 
-class ClaimCode(StrEnum):
-    """Mirrors the return codes of claim.lua."""
+class ScriptClaim(Protocol):
+    """A claim as claim.lua takes it (flashclaim.claim.decision.ClaimRequest)."""
 
-    GRANTED = "granted"
-    REPLAY = "replay"
-    CODE_NOT_FOUND = "code_not_found"
-    CODE_USED = "code_used"
-    CODE_ALREADY_REDEEMED = "code_already_redeemed"
-    CAMPAIGN_NOT_FOUND = "campaign_not_found"
-    NOT_STARTED = "not_started"
-    ENDED = "ended"
-    PAUSED = "paused"
-    NOT_ELIGIBLE = "not_eligible"
-    BLOCKED = "blocked"
-    RATE_LIMITED = "rate_limited"
-    ALREADY_CLAIMED = "already_claimed"
-    DAILY_LIMIT = "daily_limit"
-    SOLD_OUT = "sold_out"
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def client_ip(self) -> str | None: ...
+    @property
+    def ip_limit(self) -> tuple[int, int] | None: ...
+    def packed(self) -> str: ...
 
 
-class Source(StrEnum):
-    """How a coupon was issued; recorded with every grant."""
+# claim.lua's answer for one claim: (code, payload, the user now holds its limit).
+ScriptDecision = tuple[str, str, bool]
 
-    GRAB = "grab"  # a user's tap on the grab button
-    GRANT = "grant"  # an operator grant or a server-to-server trigger
-    CODE = "code"  # a redemption code
+
+# Each script answers in one convention, its header's "Returns" block: a status word first
+# (then values), or a number. Each status has an enum here, and the wrapper returns it
+# (tests/store/test_scripts.py holds each enum to its script's header). claim.lua's codes are
+# flashclaim.claim.decision.ClaimCode.
 
 
 class StockCode(StrEnum):
-    """Mirrors the return codes of adjust_stock.lua."""
+    """adjust_stock.lua"""
 
     OK = "ok"
     CAMPAIGN_NOT_FOUND = "campaign_not_found"
@@ -79,41 +83,100 @@ class StockCode(StrEnum):
     UNLIMITED_STOCK = "unlimited_stock"
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimRequest:
-    """One claim as claim.lua receives it (see the ARGV block of its header)."""
+class UpdateCode(StrEnum):
+    """update_campaign.lua"""
 
-    claim_id: str
-    dedup_token: str
-    user_id: str
-    tags: tuple[str, ...]
-    channel: str | None
-    idempotency_key: str | None
-    client_ip: str | None = None  # set when the service limits taps per client IP
-    ip_limit: tuple[int, int] | None = None  # (taps, window ms)
-    source: Source = Source.GRAB
-    source_ref: str = ""  # the grant id, or the code's hash prefix
-    blocked: bool = False  # on the blocklist, as this process last read it
-    retry: bool = False  # counted by the rate limits already (retried after a stock move)
-
-    def packed(self) -> str:
-        """One ARGV string: the thirteen fields joined by the unit separator (none contains
-        it: ids, tags and channel are validated, an Idempotency-Key is printable ASCII)."""
-        tags = "," + ",".join(self.tags) + "," if self.tags else ""
-        ip, taps, window = "", "", ""
-        if self.client_ip and self.ip_limit:
-            ip, taps, window = self.client_ip, str(self.ip_limit[0]), str(self.ip_limit[1])
-        return "\x1f".join((
-            self.claim_id, self.dedup_token, self.user_id, tags, self.channel or "",
-            self.idempotency_key or "", self.source.value, self.source_ref,
-            "1" if self.blocked else "0", ip, taps, window, "1" if self.retry else "0"))
+    OK = "ok"
+    CAMPAIGN_NOT_FOUND = "campaign_not_found"
+    CONFLICT = "conflict"
+    ENDED = "ended"
+    COUPONS_FIXED = "coupons_fixed"
+    ENDS_IN_PAST = "ends_in_past"
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimDecision:
-    code: ClaimCode
-    payload: str
-    holds_limit: bool = False  # the user now holds per_user_limit grants
+class EndCode(StrEnum):
+    """end_campaign.lua"""
+
+    OK = "ok"
+    ALREADY_ENDED = "already_ended"
+    CAMPAIGN_NOT_FOUND = "campaign_not_found"
+
+
+class SubmitCode(StrEnum):
+    """submit_grant.lua"""
+
+    OK = "ok"
+    AT_FIXED = "at_fixed"
+    CAMPAIGN_NOT_FOUND = "campaign_not_found"
+
+
+class FinishCode(StrEnum):
+    """finish_grant.lua"""
+
+    DONE = "done"
+    MORE = "more"
+    MISSING = "missing"
+
+
+class RecordCode(StrEnum):
+    """record_grant_outcomes.lua, store_codes.lua"""
+
+    OK = "ok"
+    MOVED = "moved"
+
+
+class BatchCode(StrEnum):
+    """create_code_batch.lua"""
+
+    OK = "ok"
+    CAMPAIGN_NOT_FOUND = "campaign_not_found"
+    BUCKETED = "bucketed"
+    TOO_MANY_CODES = "too_many_codes"
+
+
+class UseCode(StrEnum):
+    """use_coupon.lua"""
+
+    USED = "used"
+    REPLAY = "replay"
+    COUPON_USED = "coupon_used"
+    COUPON_EXPIRED = "coupon_expired"
+    DISCOUNT_TOO_LARGE = "discount_too_large"
+    RELEASED = "released"
+    ORDER_MISMATCH = "order_mismatch"
+    COUPON_NOT_FOUND = "coupon_not_found"
+
+
+class CreateCode(IntEnum):
+    """create_campaign.lua"""
+
+    CREATED = 1
+    EXISTS = 0
+    RETIRED = -1
+
+
+class TakeCode(IntEnum):
+    """bucket_take.lua"""
+
+    ADDED = 1
+    TAKEN_BEFORE = 0
+    NO_BUCKET = -1
+
+
+class MirrorCode(IntEnum):
+    """mirror_campaign.lua"""
+
+    CREATED = 2
+    UPDATED = 1
+    SAME = 0
+
+
+REPLY_CODES: dict[str, type[StrEnum] | type[IntEnum]] = {
+    "adjust_stock": StockCode, "update_campaign": UpdateCode, "end_campaign": EndCode,
+    "submit_grant": SubmitCode, "finish_grant": FinishCode, "record_grant_outcomes": RecordCode,
+    "store_codes": RecordCode, "create_code_batch": BatchCode, "use_coupon": UseCode,
+    "create_campaign": CreateCode, "bucket_take": TakeCode, "mirror_campaign": MirrorCode,
+}
 
 
 class NotReplicated(RedisError):
@@ -152,17 +215,25 @@ class Scripts:
         """Script texts, in the order of `shas`."""
         return [_text(s.script) for s in self._by_name.values()]
 
-    async def claim(self, keys: CampaignKeys, requests: list[ClaimRequest]) -> list[ClaimDecision]:
+    async def ensure_loaded(self) -> None:
+        """The server answers and holds every script: after a restart or SCRIPT FLUSH they
+        are loaded now rather than on a claim (the same text gives the same SHA)."""
+        await self._redis.ping()
+        loaded = await self._redis.script_exists(*self.shas)
+        for source, ok in zip(self.sources, loaded, strict=True):
+            if not ok:
+                await self._redis.script_load(source)
+
+    async def claim(self, keys: CampaignKeys, requests: Sequence[ScriptClaim]
+                    ) -> list[ScriptDecision]:
         """Decide a batch of claims on one campaign, in order, in one atomic call."""
         script_keys = keys.script_keys() + [keys.rate_limit(r.user_id) for r in requests]
         if any(r.client_ip and r.ip_limit for r in requests):  # KEYS[9+n+i], one per claim
             script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
         args = [r.packed() for r in requests]
         flat = await self._durably("claim", script_keys, args)
-        return [
-            ClaimDecision(ClaimCode(_text(flat[i])), _text(flat[i + 1]), _text(flat[i + 2]) == "1")
-            for i in range(0, len(flat), 3)
-        ]
+        return [(_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2]) == "1")
+                for i in range(0, len(flat), 3)]
 
     async def _durably(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """A script whose effect is answered for (a grant, a stock transfer): with replica
@@ -199,26 +270,26 @@ class Scripts:
     async def release_idempotency(self, key: str, fingerprint: str) -> bool:
         return bool(await self._script("release_idempotency")(keys=[key], args=[fingerprint]))
 
-    async def create_campaign(self, keys: CampaignKeys, fields: list[str | int]) -> int:
-        """1 created, 0 the id is taken, -1 the id was retired (create_campaign.lua)."""
-        return int(await self._script("create_campaign")(keys=[keys.meta, keys.retired],
-                                                         args=fields))
+    async def create_campaign(self, keys: CampaignKeys, fields: list[str | int]) -> CreateCode:
+        return CreateCode(int(await self._script("create_campaign")(
+            keys=[keys.meta, keys.retired], args=fields)))
 
     async def set_paused(self, keys: CampaignKeys, paused: bool) -> bool:
         args = ["1" if paused else "0"]
         return bool(await self._script("set_paused")(keys=[keys.meta], args=args))
 
     async def update_campaign(self, keys: CampaignKeys, rev: int, coupons_change: bool,
-                              ends_at: int | None, fields: list[str | int]) -> tuple[str, str]:
+                              ends_at: int | None, fields: list[str | int]
+                              ) -> tuple[UpdateCode, str]:
         code, detail = await self._script("update_campaign")(
             keys=[keys.meta],
             args=[rev, "1" if coupons_change else "0", "" if ends_at is None else ends_at,
                   *fields])
-        return _text(code), _text(detail)
+        return UpdateCode(_text(code)), _text(detail)
 
-    async def end_campaign(self, keys: CampaignKeys) -> tuple[str, str]:
+    async def end_campaign(self, keys: CampaignKeys) -> tuple[EndCode, str]:
         code, detail = await self._script("end_campaign")(keys=[keys.meta], args=[])
-        return _text(code), _text(detail)
+        return EndCode(_text(code)), _text(detail)
 
     async def add_template_version(self, key: str, index: str, template_id: str, body: str,
                                    max_versions: int) -> int:
@@ -226,40 +297,41 @@ class Scripts:
             keys=[key, index], args=[template_id, body, max_versions]))
 
     async def submit_grant(self, keys: CampaignKeys, grant_id: str, at: int | None,
-                           users: list[str]) -> tuple[str, int, int]:
+                           users: list[str]) -> tuple[SubmitCode, int, int]:
         """(code, users added, the grant's start in epoch ms); see submit_grant.lua."""
         grant = keys.grant(grant_id)
         code, added, _, _, start = await self._script("submit_grant")(
             keys=[grant.meta, grant.users, grant.outcomes, keys.meta, keys.grants,
                   keys.grants_undone],
             args=[grant_id, "" if at is None else at, *users])
-        return _text(code), int(added), int(start or 0)
+        return SubmitCode(_text(code)), int(added), int(start or 0)
 
-    async def finish_grant(self, keys: CampaignKeys, grant_id: str) -> str:
-        """"done", "more" or "missing"; see finish_grant.lua."""
+    async def finish_grant(self, keys: CampaignKeys, grant_id: str) -> FinishCode:
         code, *_ = await self._script("finish_grant")(
             keys=[keys.grant(grant_id).meta, keys.grants_undone], args=[grant_id])
-        return _text(code)
+        return FinishCode(_text(code))
 
     async def record_grant_outcomes(self, grant: GrantKeys, start: int, end: int,
-                                    outcomes: Sequence[tuple[str, str]]) -> tuple[str, int, int]:
+                                    outcomes: Sequence[tuple[str, str]]
+                                    ) -> tuple[RecordCode, int, int]:
         code, done, total = await self._script("record_grant_outcomes")(
             keys=[grant.meta, grant.outcomes],
             args=[start, end, *(x for pair in outcomes for x in pair)])
-        return _text(code), int(done), int(total)
+        return RecordCode(_text(code)), int(done), int(total)
 
     async def create_code_batch(self, keys: CampaignKeys, batch_id: str, count: int, uses: int,
-                                per_user: int, nonce: str, max_codes: int) -> tuple[str, int]:
+                                per_user: int, nonce: str, max_codes: int
+                                ) -> tuple[BatchCode, int]:
         code, issued = await self._script("create_code_batch")(
             keys=[keys.meta, keys.codes_issued, keys.code_batch(batch_id), keys.code_batches],
             args=[batch_id, count, uses, nonce, max_codes, per_user])
-        return _text(code), int(issued)
+        return BatchCode(_text(code)), int(issued)
 
     async def store_codes(self, keys: CampaignKeys, batch_id: str, start: int, value: str,
-                          hashes: list[str]) -> tuple[str, int]:
+                          hashes: list[str]) -> tuple[RecordCode, int]:
         code, generated = await self._script("store_codes")(
             keys=[keys.code_batch(batch_id), keys.codes()], args=[start, value, *hashes])
-        return _text(code), int(generated)
+        return RecordCode(_text(code)), int(generated)
 
     async def claim_code_export(self, batch_keys: list[str]) -> list[str]:
         """Each batch's nonce, taken out of it, or "" (claim_code_export.lua)."""
@@ -267,11 +339,12 @@ class Scripts:
                                                                           args=[])]
 
     async def use_coupon(self, keys: CouponSlotKeys, action: str, coupon_id: str,
-                         order_id: str, discount: int) -> list[str]:
-        reply = await self._script("use_coupon")(
+                         order_id: str, discount: int) -> tuple[UseCode, list[str]]:
+        """The code, and the coupon's campaign, user, valid_until, order, discount, at."""
+        code, *rest = await self._script("use_coupon")(
             keys=[keys.coupons, keys.uses, keys.events, keys.event_counts],
             args=[action, coupon_id, order_id, discount])
-        return [_text(x) for x in reply]
+        return UseCode(_text(code)), [_text(x) for x in rest]
 
     async def bucket_give(self, keys: CampaignKeys, transfer_id: str, to_bucket: int,
                           most: int | None) -> int:
@@ -279,15 +352,15 @@ class Scripts:
         return int(await self._durably("bucket_give", [keys.meta, keys.transfers_out],
                                        [transfer_id, to_bucket, "" if most is None else most]))
 
-    async def bucket_take(self, keys: CampaignKeys, transfer_id: str, amount: int) -> int:
+    async def bucket_take(self, keys: CampaignKeys, transfer_id: str, amount: int) -> TakeCode:
         # Durable before the transfer is settled: a failover must not lose the stock.
-        return int(await self._durably("bucket_take", [keys.meta, keys.transfers_in],
-                                       [transfer_id, amount]))
+        return TakeCode(int(await self._durably("bucket_take", [keys.meta, keys.transfers_in],
+                                                [transfer_id, amount])))
 
     async def mirror_campaign(self, keys: CampaignKeys, bucket: int, n: int, defv: int,
-                              unlimited: bool, fields: list[str]) -> int:
-        return int(await self._script("mirror_campaign")(
-            keys=[keys.meta], args=[bucket, n, defv, "1" if unlimited else "0", *fields]))
+                              unlimited: bool, fields: list[str]) -> MirrorCode:
+        return MirrorCode(int(await self._script("mirror_campaign")(
+            keys=[keys.meta], args=[bucket, n, defv, "1" if unlimited else "0", *fields])))
 
     async def blocklist_change(self, keys: list[str], op: str, user_id: str, entry: str,
                                log_kept: int) -> tuple[bool, int]:

@@ -7,19 +7,19 @@ records its number, so a template in use never changes under a campaign.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
+import msgspec
 import orjson
 from redis.asyncio import Redis
 
-from flashclaim.campaigns import NAME_MAX_LEN, TemplateLookup, TemplateRef, parse_coupon
+from flashclaim.campaigns import TemplateLookup, TemplateRef
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
+from flashclaim.schemas.issuance import Template, TemplateList, TemplateVersion
 from flashclaim.store.connection import text_map
 from flashclaim.store.scripts import Scripts
 from flashclaim.timefmt import to_rfc3339
-from flashclaim.validation import CAMPAIGN_ID_RE, Obj
 
 MAX_VERSIONS = 1000
 TEMPLATES_LIMIT_RANGE = (1, 500)
@@ -29,17 +29,6 @@ def template_not_found(template_id: str) -> ApiError:
     return ApiError(404, "template_not_found", f"No template with id {template_id!r}.")
 
 
-def parse_template(body: object) -> tuple[str, dict[str, Any]]:
-    """(id, version JSON) of a POST /v1/admin/templates body."""
-    o = Obj(body, "body")
-    template_id = o.string("id", CAMPAIGN_ID_RE, max_len=64, default="") or secrets.token_hex(8)
-    name = o.string("name", max_len=NAME_MAX_LEN)
-    coupon = o.raw("coupon")
-    parse_coupon(coupon, "coupon")  # validated as a campaign's coupon is; stored as sent
-    o.done()
-    return template_id, {"name": name, "coupon": coupon}
-
-
 class TemplateStore:
     def __init__(self, redis: Redis, scripts: Scripts, keyspace: KeySpace) -> None:
         self._redis = redis
@@ -47,7 +36,7 @@ class TemplateStore:
         self._keyspace = keyspace
 
     async def add_version(self, template_id: str, version: dict[str, Any], now_ms: int
-                          ) -> dict[str, Any]:
+                          ) -> Template:
         body = {**version, "created_at": now_ms}
         number = await self._scripts.add_template_version(
             self._keyspace.template(template_id), self._keyspace.templates, template_id,
@@ -57,16 +46,16 @@ class TemplateStore:
                            f"Template {template_id!r} has {MAX_VERSIONS} versions; use a new id.")
         return await self.get(template_id)
 
-    async def get(self, template_id: str) -> dict[str, Any]:
+    async def get(self, template_id: str) -> Template:
         stored = text_map(await self._redis.hgetall(self._keyspace.template(template_id)))
         if not stored:
             raise template_not_found(template_id)
         latest = int(stored["latest"])
         versions = [_public(template_id, n, stored[str(n)]) for n in range(latest, 0, -1)
                     if str(n) in stored]
-        return {**versions[0], "versions": versions}
+        return Template(**msgspec.structs.asdict(versions[0]), versions=versions)
 
-    async def list(self, after: str, limit: int) -> dict[str, Any]:
+    async def list(self, after: str, limit: int) -> TemplateList:
         """Templates by id, `limit` a page, after the id `after`."""
         start = f"({after}" if after else "-"
         ids = [i.decode() if isinstance(i, bytes) else str(i) for i in await self._redis.zrange(
@@ -74,12 +63,10 @@ class TemplateStore:
         items = []
         for template_id in ids:
             try:
-                t = await self.get(template_id)
+                items.append((await self.get(template_id)).versions[0])
             except ApiError:
                 continue
-            t.pop("versions")
-            items.append(t)
-        return {"templates": items, "next": ids[-1] if len(ids) == limit else None}
+        return TemplateList(templates=items, next=ids[-1] if len(ids) == limit else None)
 
     async def lookup(self, refs: set[tuple[str, int | None]]) -> TemplateLookup:
         """The template versions a campaign body names (None where there is none)."""
@@ -96,7 +83,7 @@ class TemplateStore:
         return found
 
 
-def _public(template_id: str, number: int, raw: str) -> dict[str, Any]:
+def _public(template_id: str, number: int, raw: str) -> TemplateVersion:
     v = orjson.loads(raw)
-    return {"id": template_id, "version": number, "name": v["name"], "coupon": v["coupon"],
-            "created_at": to_rfc3339(v["created_at"])}
+    return TemplateVersion(id=template_id, version=number, name=v["name"], coupon=v["coupon"],
+                           created_at=to_rfc3339(v["created_at"]))

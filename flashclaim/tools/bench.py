@@ -28,7 +28,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from flashclaim.checks.audit import audit_campaign
 from flashclaim.keys import KeySpace
-from flashclaim.store.embedded import EmbeddedServer, free_port
+from flashclaim.runtime.embedded import EmbeddedServer, free_port
 from flashclaim.tables import text_table
 from flashclaim.tools import children, loadgen
 from flashclaim.validation import ascii_int

@@ -25,7 +25,7 @@ import uvloop
 
 from flashclaim.coupons import new_claim_id
 from flashclaim.ledger.db import open_ledger
-from flashclaim.store.embedded import EmbeddedServer
+from flashclaim.runtime.embedded import EmbeddedServer
 from flashclaim.tools import loadgen
 from flashclaim.tools.bench import TOKEN, Result, Service, _summary, format_results
 

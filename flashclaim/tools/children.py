@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from flashclaim.runtime.embedded import free_port
 from flashclaim.runtime.lifeline import die_with_parent
 from flashclaim.runtime.private_files import open_private_log
 
@@ -56,3 +59,21 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+@contextmanager
+def serving(data_dir: Path, *args: str, redis_url: str | None = None) -> Iterator[str]:
+    """`flashclaim serve` on a free port with this data directory (and the embedded server,
+    or `redis_url`), until the block ends: its base URL."""
+    port = free_port()
+    log_path = data_dir.parent / f"serve-{port}.log"
+    env = clean_env(**({"FLASHCLAIM_REDIS_URL": redis_url} if redis_url else {}))
+    proc = start(["serve", "--port", str(port), "--data-dir", str(data_dir), *args], env,
+                 log_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, proc)
+        yield base
+    finally:
+        if stop(proc) != 0:
+            raise RuntimeError(f"serve did not stop cleanly: {log_path.read_text()[-2000:]}")

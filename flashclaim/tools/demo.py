@@ -35,8 +35,8 @@ from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import open_ledger
 from flashclaim.ledger.reconcile import Reconciliation, reconcile_campaign, wait_for_ledger
 from flashclaim.money import format_amounts
+from flashclaim.runtime.embedded import free_port, running_url
 from flashclaim.settings import SettingsError
-from flashclaim.store.embedded import free_port, running_url
 from flashclaim.tools import children, loadgen
 from flashclaim.tools.demo_after import AfterReport, WalletProbe, check_report, redeem_share
 from flashclaim.tools.demo_issuance import IssuanceReport, issue_other_ways

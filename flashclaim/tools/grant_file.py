@@ -23,9 +23,10 @@ from flashclaim.claim.grant_runner import GrantRunner
 from flashclaim.claim.service import ClaimService
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
+from flashclaim.schemas.issuance import MAX_USERS_PER_CALL, Grant
 from flashclaim.settings import SettingsError
 from flashclaim.store.connection import tool_client
-from flashclaim.store.grant_store import MAX_USERS_PER_CALL, GrantRequest, GrantStore, GrantUser
+from flashclaim.store.grant_store import GrantRequest, GrantStore, GrantUser
 from flashclaim.store.scripts import Scripts
 from flashclaim.validation import CAMPAIGN_ID_RE, TAG_RE, USER_ID_RE
 
@@ -74,7 +75,7 @@ class ProgressBar:
 
 
 async def grant_from_file(redis_url: str, namespace: str, campaign_id: str, grant_id: str,
-                          users: list[GrantUser], out: TextIO) -> dict[str, object]:
+                          users: list[GrantUser], out: TextIO) -> Grant:
     redis = tool_client(redis_url, timeout_s=30)
     try:
         keyspace = KeySpace(namespace)
@@ -83,7 +84,7 @@ async def grant_from_file(redis_url: str, namespace: str, campaign_id: str, gran
         for start in range(0, len(users), MAX_USERS_PER_CALL):
             await store.submit(campaign_id, GrantRequest(
                 grant_id, users[start:start + MAX_USERS_PER_CALL], None))
-        runner = GrantRunner(store, ClaimService(redis, scripts, keyspace))
+        runner = GrantRunner(store, ClaimService.over(redis, scripts, keyspace))
         bar = ProgressBar(out)
         while True:
             await runner.run(campaign_id, grant_id, progress=bar)
@@ -115,8 +116,6 @@ def run_grant(args: argparse.Namespace, redis_url: str, namespace: str) -> int:
         print(f"flashclaim grant: {exc.message}", file=sys.stderr)
         return 1
     seconds = time.monotonic() - started
-    outcomes = status["outcomes"]
-    assert isinstance(outcomes, dict)
-    print(f"grant {grant_id}: {status['processed']:,} of {status['total']:,} processed in "
-          f"{seconds:.1f}s; " + ", ".join(f"{k} {v:,}" for k, v in outcomes.items()))
+    print(f"grant {grant_id}: {status.processed:,} of {status.total:,} processed in "
+          f"{seconds:.1f}s; " + ", ".join(f"{k} {v:,}" for k, v in status.outcomes.items()))
     return 0

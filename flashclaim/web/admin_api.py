@@ -4,65 +4,62 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.campaigns import (
-    MAX_STOCK,
-    STATUSES,
-    parse_campaign_patch,
-    parse_campaign_spec,
+from flashclaim.campaigns import STATUSES
+from flashclaim.errors import ApiError, invalid_request
+from flashclaim.schemas.base import decode
+from flashclaim.schemas.campaigns import (
+    AdminCampaign,
+    AdminCampaignList,
+    StockDelta,
+    campaign_answer,
+    campaign_patch,
+    campaign_spec,
     template_refs,
 )
-from flashclaim.errors import ApiError, invalid_request
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
 from flashclaim.stream import split_records_cursor
 from flashclaim.timefmt import to_rfc3339
-from flashclaim.validation import CAMPAIGN_ID_RE, Obj, ascii_int
+from flashclaim.validation import CAMPAIGN_ID_RE, ascii_int
 from flashclaim.web.http import (
+    answer,
     campaign_id_of,
-    json_response,
     query_limit,
     read_json,
-    require_bearer,
 )
-from flashclaim.web.services import Services, services
+from flashclaim.web.services import services
 
 audit = logging.getLogger("flashclaim.audit")
 
 
-def admin(request: Request) -> Services:
-    """The services, once the caller has shown the admin token (compared in constant time)."""
-    s = services(request)
-    require_bearer(request, s.settings.admin_token, "The admin API needs a valid bearer token.")
-    return s
-
-
 async def create_campaign(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     body = await read_json(request, s.settings.max_admin_body, required=True,
                            body_deadline_s=s.settings.body_timeout_s)
     now = await s.campaigns.now()
-    spec = parse_campaign_spec(body, now, await s.templates.lookup(template_refs(body)))
+    spec = campaign_spec(body, now, await s.templates.lookup(template_refs(body)))
     view = await s.campaigns.create(spec, now)
     audit.info("campaign created id=%s stock=%d", view.id, view.stock)
-    return json_response(view.public(now), 201)
+    return answer(campaign_answer(view, now), 201)
 
 
 async def get_campaign(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     campaign_id = campaign_id_of(request)
     view = await s.campaigns.get(campaign_id)
-    body = view.public(await s.campaigns.now())
+    shown = campaign_answer(view, await s.campaigns.now())
     await s.flush_gate()  # this process's answers from memory; other workers' within a second
-    body["stats"] = await s.campaigns.stats(view)
-    return json_response(body)
+    return answer(AdminCampaign(**msgspec.structs.asdict(shown),
+                                stats=await s.campaigns.stats(view)))
 
 
 async def list_campaigns(request: Request) -> Response:
     """Every campaign, oldest first, paged; ?status= keeps one status."""
-    s = admin(request)
+    s = services(request)
     status = request.query_params.get("status")
     if status is not None and status not in STATUSES:
         raise invalid_request(f"status must be one of {', '.join(STATUSES)}.")
@@ -70,11 +67,11 @@ async def list_campaigns(request: Request) -> Response:
     after = _campaign_cursor(request.query_params.get("cursor", ""))
     now = await s.campaigns.now()
     views, last = await s.campaigns.list_all(status, after, limit, now)
-    return json_response({
-        "campaigns": [{**v.public(now), "granted": v.granted,
-                       "created_at": to_rfc3339(v.created_at)} for v in views],
-        "next": None if last is None else f"{last[0]}.{last[1]}",
-    })
+    shown = [campaign_answer(v, now) for v in views]
+    for c, v in zip(shown, views, strict=True):
+        c.granted, c.created_at = v.granted, to_rfc3339(v.created_at)
+    return answer(AdminCampaignList(campaigns=shown,
+                                    next=None if last is None else f"{last[0]}.{last[1]}"))
 
 
 def _campaign_cursor(raw: str) -> tuple[int, str] | None:
@@ -91,7 +88,7 @@ _PATCH_ATTEMPTS = 3  # PATCHes racing on one campaign: each retries on the newer
 
 
 async def patch_campaign(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     campaign_id = campaign_id_of(request)
     body = await read_json(request, s.settings.max_admin_body, required=True,
                            body_deadline_s=s.settings.body_timeout_s)
@@ -99,7 +96,7 @@ async def patch_campaign(request: Request) -> Response:
     for attempt in range(_PATCH_ATTEMPTS):
         base = await s.campaigns.get(campaign_id)
         now = await s.campaigns.now()
-        spec = parse_campaign_patch(body, base.accepted or {}, now, templates)
+        spec = campaign_patch(body, base.accepted or {}, now, templates)
         try:
             view = await s.campaigns.patch(spec, base)
         except ApiError as exc:
@@ -108,16 +105,16 @@ async def patch_campaign(request: Request) -> Response:
             raise
         s.claims.campaign_changed(campaign_id)
         audit.info("campaign patched id=%s fields=%s", campaign_id, ",".join(sorted(body)))
-        return json_response(view.public(now))
+        return answer(campaign_answer(view, now))
     raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 async def end_campaign(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     view = await s.campaigns.end(campaign_id_of(request))
     s.claims.campaign_changed(view.id)
     audit.info("campaign ended id=%s", view.id)
-    return json_response(view.public(await s.campaigns.now()))
+    return answer(campaign_answer(view, await s.campaigns.now()))
 
 
 async def pause(request: Request) -> Response:
@@ -129,30 +126,28 @@ async def resume(request: Request) -> Response:
 
 
 async def _set_paused(request: Request, paused: bool) -> Response:
-    s = admin(request)
+    s = services(request)
     view = await s.campaigns.set_paused(campaign_id_of(request), paused)
     s.claims.campaign_changed(view.id)
     audit.info("campaign %s id=%s", "paused" if paused else "resumed", view.id)
-    return json_response(view.public(await s.campaigns.now()))
+    return answer(campaign_answer(view, await s.campaigns.now()))
 
 
 async def adjust_stock(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     campaign_id = campaign_id_of(request)
-    o = Obj(await read_json(request, s.settings.max_admin_body, required=True,
-                            body_deadline_s=s.settings.body_timeout_s), "body")
-    delta = o.integer("delta", -MAX_STOCK, MAX_STOCK)
-    o.done()
+    delta = decode(await read_json(request, s.settings.max_admin_body, required=True,
+                                   body_deadline_s=s.settings.body_timeout_s), StockDelta).delta
     if delta == 0:
         raise invalid_request("delta must not be 0.")
     view = await s.campaigns.adjust_stock(campaign_id, delta)
     s.claims.campaign_changed(campaign_id)
     audit.info("campaign stock id=%s delta=%d stock=%d", view.id, delta, view.stock)
-    return json_response(view.public(await s.campaigns.now()))
+    return answer(campaign_answer(view, await s.campaigns.now()))
 
 
 async def records(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     campaign_id = campaign_id_of(request)
     after = request.query_params.get("after", "")
     cursor = split_records_cursor(after) if after else (0, "")
@@ -160,17 +155,17 @@ async def records(request: Request) -> Response:
         raise invalid_request("after must be the `next` of a previous page, such as "
                               "1731283200000-0 (or 2/1731283200000-0 with buckets).")
     limit = query_limit(request, RECORDS_LIMIT_RANGE, 1000)
-    return json_response(await s.campaigns.records(campaign_id, cursor, limit))
+    return answer(await s.campaigns.records(campaign_id, cursor, limit))
 
 
 routes = [
-    Route("/v1/admin/campaigns", create_campaign, methods=["POST"]),
-    Route("/v1/admin/campaigns", list_campaigns, methods=["GET"]),
-    Route("/v1/admin/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
-    Route("/v1/admin/campaigns/{campaign_id}", patch_campaign, methods=["PATCH"]),
-    Route("/v1/admin/campaigns/{campaign_id}/end", end_campaign, methods=["POST"]),
-    Route("/v1/admin/campaigns/{campaign_id}/pause", pause, methods=["POST"]),
-    Route("/v1/admin/campaigns/{campaign_id}/resume", resume, methods=["POST"]),
-    Route("/v1/admin/campaigns/{campaign_id}/stock", adjust_stock, methods=["POST"]),
-    Route("/v1/admin/campaigns/{campaign_id}/claims", records, methods=["GET"]),
+    Route("/campaigns", create_campaign, methods=["POST"]),
+    Route("/campaigns", list_campaigns, methods=["GET"]),
+    Route("/campaigns/{campaign_id}", get_campaign, methods=["GET"]),
+    Route("/campaigns/{campaign_id}", patch_campaign, methods=["PATCH"]),
+    Route("/campaigns/{campaign_id}/end", end_campaign, methods=["POST"]),
+    Route("/campaigns/{campaign_id}/pause", pause, methods=["POST"]),
+    Route("/campaigns/{campaign_id}/resume", resume, methods=["POST"]),
+    Route("/campaigns/{campaign_id}/stock", adjust_stock, methods=["POST"]),
+    Route("/campaigns/{campaign_id}/claims", records, methods=["GET"]),
 ]

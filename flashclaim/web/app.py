@@ -8,17 +8,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from flashclaim.errors import ApiError, store_failure
+from flashclaim.claim.decision import failure_answer
+from flashclaim.errors import ApiError
 from flashclaim.runtime.lifeline import tie_to_parent
+from flashclaim.schemas.claims import Error
 from flashclaim.settings import Settings
-from flashclaim.store.connection import client_fault
+from flashclaim.store.connection import StoreError
 from flashclaim.web import (
     admin_api,
     blocklist_api,
@@ -33,12 +34,23 @@ from flashclaim.web import (
     wallet_api,
 )
 from flashclaim.web.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
-from flashclaim.web.http import error_response, json_response
+from flashclaim.web.guards import (
+    ADMIN_REFUSAL,
+    CHECKOUT_REFUSAL,
+    admin_token,
+    checkout_token,
+    guarded,
+)
+from flashclaim.web.http import answer, error_response
 from flashclaim.web.services import Services
 
 log = logging.getLogger("flashclaim")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+class _Stopping(Exception):
+    """The lifespan is over: the background task group stops."""
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -49,21 +61,18 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "invalid_request")
-    return json_response({"error": code, "message": str(exc.detail)}, exc.status_code,
-                         dict(exc.headers or {}))
+    return answer(Error(error=code, message=str(exc.detail)), exc.status_code,
+                  dict(exc.headers or {}))
 
 
-async def _redis_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RedisError)
-    return error_response(store_failure(exc))
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    fault = client_fault(exc)
-    if fault is not None:
-        return error_response(store_failure(fault))
-    log.exception("unhandled error", exc_info=exc)
-    return json_response({"error": "internal", "message": "Internal error."}, 500)
+async def _failure(request: Request, exc: Exception) -> Response:
+    """A store failure, a fault inside the Redis client, or a bug (500, logged): the one
+    mapping every route and the claim endpoint share (claim/decision.failure_answer)."""
+    err = failure_answer(exc)
+    if err is None:
+        log.exception("unhandled error", exc_info=exc)
+        return answer(Error(error="internal", message="Internal error."), 500)
+    return error_response(err)
 
 
 def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
@@ -71,49 +80,59 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
     settings = settings or Settings.from_env()
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Services]]:
         services = Services.build(settings)
-        app.state.services = services
         try:
             await services.check_server()
-        except RedisError as exc:  # start anyway; /readyz reports it until Redis answers
+        except StoreError as exc:  # start anyway; /readyz reports it until Redis answers
             log.warning("Redis not reachable at start-up: %s", exc)
         # Everything built so far lives as long as the process: keep it out of the
         # collector's way, and collect young objects less often (each claim allocates).
         gc.freeze()
         gc.set_threshold(50_000, 20, 100)
-        background = [asyncio.create_task(services.flush_gate_forever()),
-                      asyncio.create_task(services.claims.blocklist.refresh_forever()),
-                      asyncio.create_task(services.grant_runner.run_forever()),
-                      asyncio.create_task(services.claims.buckets.sweep_forever()),
-                      asyncio.create_task(services.codes.generate_forever())]
         try:
-            yield
+            async with asyncio.TaskGroup() as background:
+                for job in (services.flush_gate_forever(),
+                            services.claims.blocklist.refresh_forever(),
+                            services.grant_runner.run_forever(),
+                            services.claims.buckets.sweep_forever(),
+                            services.codes.generate_forever()):
+                    background.create_task(job)
+                yield {"services": services}  # each request's scope["state"]
+                raise _Stopping  # ends the group: its tasks are cancelled and awaited
+        except* _Stopping:
+            pass
         finally:
-            for task in background:
-                task.cancel()
             await services.flush_gate()
             await services.close()
 
-    admin_routes = [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
-                    *grant_api.routes, *code_api.routes, *checkout_api.routes,
-                    *report_api.routes]
-    public_routes = [*public_api.routes, *code_api.public_routes, *wallet_api.routes]
-    routes = {"all": [*public_routes, *admin_routes, *ops_api.routes, *pages_api.all_routes],
-              "public": [*public_routes, *ops_api.routes, *pages_api.public_routes],
-              "admin": [*admin_routes, *ops_api.routes, *pages_api.admin_routes]}[settings.role]
+    # Each guarded group is one Mount, its guard the Mount's middleware: no handler checks a
+    # token. The checkout write-back (its own token) is matched before the admin API.
+    admin_routes: list[BaseRoute] = [
+        guarded("/v1/admin/coupons", checkout_api.routes, checkout_token, CHECKOUT_REFUSAL),
+        guarded("/v1/admin", [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
+                              *grant_api.routes, *code_api.routes, *report_api.routes],
+                admin_token, ADMIN_REFUSAL),
+    ]
+    public_routes: list[BaseRoute] = [*public_api.routes, *code_api.public_routes,
+                                      *wallet_api.routes]
+    by_role: dict[str, list[BaseRoute]] = {
+        "all": [*public_routes, *admin_routes, *ops_api.routes, *pages_api.all_routes],
+        "public": [*public_routes, *ops_api.routes, *pages_api.public_routes],
+        "admin": [*admin_routes, *ops_api.routes, *pages_api.admin_routes]}
+    routes = by_role[settings.role]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
-            RedisError: _redis_error,
-            Exception: _server_error,
+            StoreError: _failure,  # answered 503 (an Exception handler would re-raise it)
+            Exception: _failure,  # a fault inside the Redis client (503) or a bug (500)
         },
     )
     if settings.role == "admin":
         return ClaimFrontDoor(app, None)  # the admin listener takes no claims
-    claim = ClaimEndpoint(app, settings.max_in_flight)
+    claim = ClaimEndpoint(settings.max_in_flight)
     app.router.routes.append(Route("/v1/campaigns/{campaign_id}/claims", claim, methods=["POST"]))
     return ClaimFrontDoor(app, claim)

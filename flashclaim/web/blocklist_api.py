@@ -9,10 +9,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from flashclaim.errors import ApiError, invalid_request
-from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE, REASON_MAX_LEN
-from flashclaim.validation import USER_ID_RE, Obj
-from flashclaim.web.admin_api import admin
-from flashclaim.web.http import json_response, query_cursor, query_limit, read_json
+from flashclaim.schemas.issuance import block_reason
+from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE
+from flashclaim.validation import USER_ID_RE
+from flashclaim.web.http import answer, query_cursor, query_limit, read_json
+from flashclaim.web.services import services
 
 audit = logging.getLogger("flashclaim.audit")
 
@@ -25,19 +26,17 @@ def _user_id(request: Request) -> str:
 
 
 async def block(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     user_id = _user_id(request)
-    o = Obj(await read_json(request, s.settings.max_admin_body, required=True,
-                            body_deadline_s=s.settings.body_timeout_s), "body")
-    reason = o.string("reason", max_len=REASON_MAX_LEN)
-    o.done()
+    reason = block_reason(await read_json(request, s.settings.max_admin_body, required=True,
+                                          body_deadline_s=s.settings.body_timeout_s))
     entry = await s.claims.blocklist.block(user_id, reason)
     audit.info("user blocked user=%s", user_id)
-    return json_response(entry)
+    return answer(entry)
 
 
 async def unblock(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     user_id = _user_id(request)
     if not await s.claims.blocklist.unblock(user_id):
         raise ApiError(404, "not_blocked", f"User {user_id!r} is not on the blocklist.")
@@ -46,14 +45,14 @@ async def unblock(request: Request) -> Response:
 
 
 async def list_blocked(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     after = query_cursor(request, USER_ID_RE)
     limit = query_limit(request, BLOCKLIST_LIMIT_RANGE, 100)
-    return json_response(await s.claims.blocklist.page(after, limit))
+    return answer(await s.claims.blocklist.page(after, limit))
 
 
 routes = [
-    Route("/v1/admin/blocklist", list_blocked, methods=["GET"]),
-    Route("/v1/admin/blocklist/{user_id}", block, methods=["PUT"]),
-    Route("/v1/admin/blocklist/{user_id}", unblock, methods=["DELETE"]),
+    Route("/blocklist", list_blocked, methods=["GET"]),
+    Route("/blocklist/{user_id}", block, methods=["PUT"]),
+    Route("/blocklist/{user_id}", unblock, methods=["DELETE"]),
 ]

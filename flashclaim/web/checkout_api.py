@@ -12,20 +12,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.campaigns import MAX_MONEY
-from flashclaim.coupons import ORDER_ID_RE
 from flashclaim.errors import ApiError
-from flashclaim.validation import Obj
-from flashclaim.web.http import json_response, read_json, require_bearer
-from flashclaim.web.services import Services, services
+from flashclaim.schemas.after import coupon_use
+from flashclaim.store.scripts import UseCode
+from flashclaim.web.http import answer, read_json
+from flashclaim.web.services import services
 
 audit = logging.getLogger("flashclaim.audit")
 
 # use_coupon.lua's answers: HTTP status, and the error code for refusals
 _ANSWERS = {
-    "used": (200, None), "replay": (200, None), "released": (200, None),
-    "coupon_used": (409, "coupon_used"), "coupon_expired": (410, "coupon_expired"),
-    "order_mismatch": (409, "order_mismatch"),
+    UseCode.USED: (200, None), UseCode.REPLAY: (200, None), UseCode.RELEASED: (200, None),
+    UseCode.COUPON_USED: (409, "coupon_used"), UseCode.COUPON_EXPIRED: (410, "coupon_expired"),
+    UseCode.ORDER_MISMATCH: (409, "order_mismatch"),
 }
 _MESSAGES = {
     "coupon_used": "This coupon was used by another order.",
@@ -34,28 +33,19 @@ _MESSAGES = {
 }
 
 
-def checkout(request: Request) -> Services:
-    s = services(request)
-    require_bearer(request, s.settings.checkout_token,
-                   "Coupon write-back needs the checkout token.")
-    return s
-
-
 async def _use(request: Request, action: str) -> Response:
-    s = checkout(request)
+    s = services(request)
     coupon_id = request.path_params["coupon_id"]
-    o = Obj(await read_json(request, s.settings.max_claim_body, required=True,
-                            body_deadline_s=s.settings.body_timeout_s), "body")
-    order_id = o.string("order_id", ORDER_ID_RE, max_len=64)
-    discount = o.integer("discount", 0, MAX_MONEY) if action == "redeem" else 0
-    o.done()
+    order_id, discount = coupon_use(await read_json(
+        request, s.settings.max_claim_body, required=True,
+        body_deadline_s=s.settings.body_timeout_s), action)
     use = await s.coupons.use(action, coupon_id, order_id, discount)
     status, error = _ANSWERS[use.code]
     if error is not None:
         raise ApiError(status, error, _MESSAGES[error])
-    if use.code != "replay":
+    if use.code is not UseCode.REPLAY:
         audit.info("coupon %s id=%s order=%s", use.code, coupon_id, order_id)
-    return json_response(use.body, status)
+    return answer(use.state, status)
 
 
 async def redeem(request: Request) -> Response:
@@ -67,6 +57,6 @@ async def release(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/admin/coupons/{coupon_id}/redeem", redeem, methods=["POST"]),
-    Route("/v1/admin/coupons/{coupon_id}/release", release, methods=["POST"]),
+    Route("/{coupon_id}/redeem", redeem, methods=["POST"]),
+    Route("/{coupon_id}/release", release, methods=["POST"]),
 ]

@@ -14,21 +14,21 @@ import logging
 import time
 
 import orjson
-from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
+from flashclaim.claim.decision import failure_answer
+from flashclaim.claim.idempotency import checked_key
 from flashclaim.claim.identity import Identity
 from flashclaim.errors import (
     CLAIM_REJECTIONS,
     ApiError,
     invalid_request,
-    store_failure,
     unavailable,
 )
-from flashclaim.store.connection import client_fault
-from flashclaim.validation import CHANNEL_RE, IDEMPOTENCY_KEY_RE, Obj, campaign_id
+from flashclaim.schemas.claims import claim_channel
+from flashclaim.validation import campaign_id
 from flashclaim.web.http import (
     EMPTY,
     body_chunks,
@@ -55,8 +55,7 @@ _MAX_CACHED = 512
 class ClaimEndpoint:
     """The claim, from raw ASGI to raw ASGI."""
 
-    def __init__(self, app: Starlette, max_in_flight: int) -> None:
-        self._app = app  # its state holds the services, built by its lifespan
+    def __init__(self, max_in_flight: int) -> None:
         self._rejections: dict[tuple[str, str, int | None], bytes] = {}  # encoded once each
         self._max_in_flight = max_in_flight
         self._in_flight = 0
@@ -68,7 +67,7 @@ class ClaimEndpoint:
             status, body = await self._claim(scope, receive)
             outcome = "granted" if status == 201 else "replay"
         except Exception as exc:
-            err = _answer_for(exc)
+            err = failure_answer(exc)
             if err is None:
                 log.exception("unhandled error in a claim")
                 outcome, status, body = "internal", 500, _INTERNAL
@@ -97,7 +96,7 @@ class ClaimEndpoint:
         return body
 
     async def _claim(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
-        s: Services = self._app.state.services
+        s: Services = scope["state"]["services"]  # built by the app's lifespan
         campaign, who, channel, idempotency_key, headers = await self._read(s, scope, receive)
         ip = client_ip(scope, headers, s.settings.client_ip_header) \
             if s.settings.ip_rate_limit else None
@@ -118,17 +117,11 @@ class ClaimEndpoint:
         campaign = campaign_id(scope["path_params"]["campaign_id"])
         headers = Headers(scope=scope)
         who = s.authenticator.authenticate(headers)
-        idempotency_key = headers.get("idempotency-key")
-        if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.fullmatch(idempotency_key):
-            raise invalid_request("Idempotency-Key must be 1-255 printable ASCII characters.")
+        idempotency_key = checked_key(headers.get("idempotency-key"))
         body = await read_json_body(headers, body_chunks(receive), s.settings.max_claim_body,
                                     required=False, body_deadline_s=s.settings.body_timeout_s,
                                     deadline_kept=deadline_kept(scope))
-        channel = None
-        if body is not EMPTY:
-            o = Obj(body, "body")
-            channel = o.string("channel", CHANNEL_RE, max_len=32, default="") or None
-            o.done()
+        channel = None if body is EMPTY else claim_channel(body)
         return campaign, who, channel, idempotency_key, headers
 
 
@@ -170,14 +163,6 @@ class ClaimFrontDoor:
         if scope["type"] == "http" and scope["path"].startswith("/v1/admin"):
             send = _no_store(send)  # admin data is never cached, by a browser or a proxy
         await self.starlette(scope, receive, send)
-
-
-def _answer_for(exc: Exception) -> ApiError | None:
-    """The client's answer to a failed claim; None for a bug of ours (a 500)."""
-    if isinstance(exc, ApiError):
-        return exc
-    store = exc if isinstance(exc, RedisError) else client_fault(exc)
-    return None if store is None else store_failure(store)
 
 
 def _no_store(send: Send) -> Send:

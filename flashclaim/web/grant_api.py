@@ -9,30 +9,35 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from flashclaim.errors import invalid_request
-from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE, MAX_GRANT_BODY, parse_grant
+from flashclaim.schemas.issuance import grant_body
+from flashclaim.store.grant_store import (
+    GRANT_USERS_LIMIT_RANGE,
+    MAX_GRANT_BODY,
+    grant_request,
+)
 from flashclaim.validation import CAMPAIGN_ID_RE, ascii_int
-from flashclaim.web.admin_api import admin
-from flashclaim.web.http import campaign_id_of, json_response, query_limit, read_json
+from flashclaim.web.http import answer, campaign_id_of, query_limit, read_json
+from flashclaim.web.services import services
 
 audit = logging.getLogger("flashclaim.audit")
 
 
 async def submit_grant(request: Request) -> Response:
     """Queue users for a grant; 202 with its state. Idempotent per (grant_id, user)."""
-    s = admin(request)
+    s = services(request)
     campaign_id = campaign_id_of(request)
     body = await read_json(request, MAX_GRANT_BODY, required=True,
                            body_deadline_s=s.settings.body_timeout_s)
-    grant = parse_grant(body)
+    grant = grant_request(grant_body(body))
     status = await s.grants.submit(campaign_id, grant)
     s.grant_runner.wake()
     audit.info("grant submitted campaign=%s grant=%s users=%d", campaign_id, grant.grant_id,
                len(grant.users))
-    return json_response(status, 202)
+    return answer(status, 202)
 
 
 async def get_grant(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     campaign_id = campaign_id_of(request)
     grant_id = request.path_params["grant_id"]
     if not CAMPAIGN_ID_RE.fullmatch(grant_id):
@@ -43,11 +48,11 @@ async def get_grant(request: Request) -> Response:
     limit = query_limit(request, GRANT_USERS_LIMIT_RANGE, 1000)
     status = await s.grants.status(campaign_id, grant_id)
     users, after = await s.grants.users_page(campaign_id, grant_id, cursor, limit)
-    return json_response({**status, "users": users,
-                          "next": None if after is None else str(after)})
+    status.users, status.next = users, None if after is None else str(after)
+    return answer(status)
 
 
 routes = [
-    Route("/v1/admin/campaigns/{campaign_id}/grants", submit_grant, methods=["POST"]),
-    Route("/v1/admin/campaigns/{campaign_id}/grants/{grant_id}", get_grant, methods=["GET"]),
+    Route("/campaigns/{campaign_id}/grants", submit_grant, methods=["POST"]),
+    Route("/campaigns/{campaign_id}/grants/{grant_id}", get_grant, methods=["GET"]),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import re
 import time
@@ -24,6 +23,8 @@ from flashclaim.errors import (
     request_timeout,
     unsupported_media_type,
 )
+from flashclaim.schemas.base import Answer, encode
+from flashclaim.schemas.claims import Error
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import ascii_int, campaign_id
 
@@ -153,7 +154,13 @@ def _refuse_duplicate_keys(body: bytes | bytearray) -> None:
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
+    """A JSON answer of plain values (the API document itself; use `answer` for a shape)."""
     return Response(orjson.dumps(data), status_code=status, headers=headers, media_type=_JSON)
+
+
+def answer(body: Answer, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """An answer of one of the API's shapes (flashclaim/schemas), rendered from its type."""
+    return Response(encode(body), status_code=status, headers=headers, media_type=_JSON)
 
 
 def personal(response: Response, request: Request) -> Response:
@@ -166,21 +173,13 @@ def personal(response: Response, request: Request) -> Response:
 
 
 def error_body(err: ApiError) -> bytes:
-    return orjson.dumps({"error": err.code, "message": err.message})
+    return encode(Error(error=err.code, message=err.message))
 
 
 def error_response(err: ApiError) -> Response:
     headers = None if err.retry_after is None else {"Retry-After": str(err.retry_after)}
     return Response(with_server_time(error_body(err)), status_code=err.status, headers=headers,
                     media_type=_JSON)
-
-
-def require_bearer(request: Request, token: str | None, refusal: str) -> None:
-    """401 unless the request carries `Authorization: Bearer <token>` (compared in constant
-    time); a scope with no token configured admits nobody."""
-    sent = request.headers.get("authorization", "")
-    if not token or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-        raise ApiError(401, "unauthenticated", refusal)
 
 
 def campaign_id_of(request: Request) -> str:

@@ -1,44 +1,57 @@
-"""The OpenAPI 3.1 description of every route (tests keep it true to the app)."""
+"""The OpenAPI 3.1 description of every route (tests keep it true to the app).
+
+The routes are listed here; every body they take or answer is a type in flashclaim/schemas,
+whose component is generated from it (no shape is written twice)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
+
+import msgspec
 
 from flashclaim import __version__
-from flashclaim.campaigns import (
-    COUPON_TYPES,
-    COUPONS_RANGE,
-    DAILY_LIMIT_RANGE,
-    MAX_BUCKETS,
-    MAX_CHANNELS,
-    MAX_MONEY,
-    MAX_SEGMENTS,
-    MAX_STOCK,
-    NAME_MAX_LEN,
-    PER_USER_LIMIT_RANGE,
-    PERCENT_OFF_RANGE,
-    RATE_MAX_RANGE,
-    RATE_SECONDS_RANGE,
-    STATUSES,
-    STOCK_RANGE,
-    VALIDITY_DAYS_RANGE,
+from flashclaim.campaigns import STATUSES
+from flashclaim.schemas.after import (
+    CampaignReport,
+    CouponRedeem,
+    CouponRelease,
+    CouponState,
+    Report,
+    Wallet,
 )
-from flashclaim.coupons import ORDER_ID_RE
-from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE, REASON_MAX_LEN
+from flashclaim.schemas.campaigns import (
+    AdminCampaign,
+    AdminCampaignList,
+    AnyCoupon,
+    Campaign,
+    CampaignCreate,
+    CampaignList,
+    CampaignPatch,
+    StockDelta,
+    TemplateUse,
+)
+from flashclaim.schemas.claims import Claim, ClaimBody, Error, Health, Ready, Records
+from flashclaim.schemas.issuance import (
+    BlockBody,
+    Blocked,
+    BlocklistPage,
+    CodeBatch,
+    CodeBatchCreate,
+    CodeBatches,
+    Grant,
+    GrantCreate,
+    Redemption,
+    Template,
+    TemplateCreate,
+    TemplateList,
+)
+from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
-from flashclaim.store.code_store import COUNT_RANGE, USES_RANGE
-from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE, MAX_TAGS, MAX_USERS_PER_CALL
+from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE
 from flashclaim.store.templates import TEMPLATES_LIMIT_RANGE
 from flashclaim.stream import RECORDS_CURSOR_RE
-from flashclaim.validation import (
-    CAMPAIGN_ID_RE,
-    CHANNEL_RE,
-    CURRENCY_RE,
-    IDEMPOTENCY_KEY_RE,
-    TAG_RE,
-    USER_ID_RE,
-)
+from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, IDEMPOTENCY_KEY_RE, USER_ID_RE
 
 
 def _pattern(rx: re.Pattern[str]) -> str:
@@ -57,7 +70,6 @@ def _text(rx: re.Pattern[str]) -> dict[str, Any]:
 
 _ID = _text(CAMPAIGN_ID_RE)
 _TIME = {"type": "string", "format": "date-time"}
-_MONEY = _int((0, MAX_MONEY))
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -71,431 +83,6 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json(_ref("Error"), "Error") for s in statuses}
 
-
-_VALIDITY = {
-    "oneOf": [
-        {"type": "object", "required": ["days"], "additionalProperties": False,
-         "properties": {"days": _int(VALIDITY_DAYS_RANGE)}},
-        {"type": "object", "required": ["from", "until"], "additionalProperties": False,
-         "properties": {"from": _TIME, "until": _TIME}},
-    ]
-}
-_COUPON_TEMPLATE: dict[str, Any] = {
-    "type": "object",
-    "required": ["type"],
-    "additionalProperties": False,
-    "properties": {
-        "type": {"enum": list(COUPON_TYPES)},
-        "value": _MONEY,
-        "min_spend": _MONEY,
-        "percent_off": _int(PERCENT_OFF_RANGE),
-        "max_discount": _MONEY,
-        "currency": _text(CURRENCY_RE),
-        "validity": _VALIDITY,
-        "scope": {"type": "object"},
-    },
-}
-_RATE_LIMIT = {
-    "type": "object",
-    "required": ["max", "per_seconds"],
-    "additionalProperties": False,
-    "properties": {
-        "max": _int(RATE_MAX_RANGE),
-        "per_seconds": _int(RATE_SECONDS_RANGE),
-    },
-}
-_TAG_LIST = {"type": "array", "items": {"type": "string"}}
-
-_NULLABLE_INT = {"type": ["integer", "null"]}
-# A campaign's coupon as shown: the input form, plus the template version it copies.
-_CAMPAIGN_COUPON = {**_COUPON_TEMPLATE, "properties": {
-    **_COUPON_TEMPLATE["properties"],
-    "template": {"type": "object", "required": ["id", "version"],
-                 "properties": {"id": _ID, "version": {"type": "integer", "minimum": 1}}}}}
-_TEMPLATE_USE = {
-    "type": "object",
-    "required": ["template"],
-    "additionalProperties": False,
-    "properties": {"template": _ID, "version": _int((1, 1_000_000))},
-}
-_CAMPAIGN_FIELDS: dict[str, Any] = {
-    "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX_LEN},
-    "ends_at": {"oneOf": [_TIME, {"type": "null"}]},
-    "per_user_limit": _int(PER_USER_LIMIT_RANGE),
-    "per_user_daily_limit": {"oneOf": [_int(DAILY_LIMIT_RANGE), {"type": "null"}]},
-    "coupons": {"type": "array", "minItems": COUPONS_RANGE[0], "maxItems": COUPONS_RANGE[1],
-                "items": {"oneOf": [_ref("CouponTemplate"), _TEMPLATE_USE]}},
-    "channels": {"type": "array", "maxItems": MAX_CHANNELS, "items": _text(CHANNEL_RE)},
-    "segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": _text(TAG_RE)},
-    "exclude_segments": {"type": "array", "maxItems": MAX_SEGMENTS, "items": _text(TAG_RE)},
-    "rate_limit": _RATE_LIMIT,
-    "listed": {"type": "boolean", "description": "shown by GET /v1/campaigns (default true; "
-                                                 "false: internal, claimable by id)"},
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error", "message"],
-        "properties": {"error": {"type": "string"}, "message": {"type": "string"},
-                       "server_time": _TIME},
-    },
-    "CouponTemplate": _COUPON_TEMPLATE,
-    "CampaignCreate": {
-        "type": "object",
-        "required": ["name", "stock", "coupons"],
-        "additionalProperties": False,
-        "properties": {
-            "id": _ID,
-            "stock": {"oneOf": [_int(STOCK_RANGE), {"type": "null"}],
-                      "description": "null: unlimited stock (per-user limits still apply)"},
-            "starts_at": _TIME,
-            "timezone": {"type": "string", "maxLength": 64,
-                         "description": "IANA zone the daily limit counts days in"},
-            "buckets": {**_int((1, MAX_BUCKETS)),
-                        "description": "hash tags the stock is spread over (hot campaigns "
-                                       "on Redis Cluster); fixed at creation"},
-            **_CAMPAIGN_FIELDS,
-        },
-    },
-    "CampaignPatch": {
-        "type": "object",
-        "minProperties": 1,
-        "additionalProperties": False,
-        "properties": _CAMPAIGN_FIELDS,
-        "description": "coupons only before the first grant; an ended campaign cannot change",
-    },
-    "Campaign": {
-        "type": "object",
-        "required": ["id", "name", "status", "starts_at", "ends_at", "stock", "remaining",
-                     "per_user_limit", "coupons", "channels", "segments", "rate_limit"],
-        "properties": {
-            "id": _ID,
-            "name": {"type": "string"},
-            "status": {"enum": list(STATUSES)},
-            "starts_at": _TIME,
-            "ends_at": {"oneOf": [_TIME, {"type": "null"}]},
-            "stock": {"type": ["integer", "null"], "minimum": 0},
-            "remaining": {"type": ["integer", "null"], "minimum": 0},
-            "per_user_limit": {"type": "integer"},
-            "per_user_daily_limit": _NULLABLE_INT,
-            "timezone": {"type": "string"},
-            "coupons": {"type": "array", "items": _CAMPAIGN_COUPON},
-            "channels": _TAG_LIST,
-            "segments": _TAG_LIST,
-            "exclude_segments": _TAG_LIST,
-            "rate_limit": _RATE_LIMIT,
-            "buckets": {"type": "integer", "minimum": 1},
-            "listed": {"type": "boolean",
-                       "description": "shown by GET /v1/campaigns (false: internal)"},
-            "granted": {"type": "integer", "minimum": 0,
-                        "description": "(the admin listing) claims granted so far"},
-            "server_time": _TIME,
-            "claimed": {"type": "integer", "minimum": 0,
-                        "description": "with an identity: the caller's grants"},
-            "claimed_today": {"type": ["integer", "null"], "minimum": 0,
-                              "description": "with an identity: the caller's grants today "
-                                             "(null: the campaign has no daily limit)"},
-            "can_claim": {"type": "boolean",
-                          "description": "with an identity: a grab now could be granted"},
-            "refusal": {"type": ["string", "null"],
-                        "description": "with an identity: the error a grab now would get "
-                                       "(not_started, ended, paused, not_eligible, blocked, "
-                                       "already_claimed, daily_limit, sold_out); null when it "
-                                       "could be granted"},
-        },
-    },
-    "AdminCampaignList": {
-        "type": "object",
-        "required": ["campaigns", "next"],
-        "properties": {"campaigns": {"type": "array", "items": _ref("Campaign")},
-                       "next": {"type": ["string", "null"]}},
-    },
-    "TemplateCreate": {
-        "type": "object",
-        "required": ["name", "coupon"],
-        "additionalProperties": False,
-        "properties": {"id": _ID, "name": {"type": "string", "maxLength": NAME_MAX_LEN},
-                       "coupon": _ref("CouponTemplate")},
-    },
-    "TemplateVersion": {
-        "type": "object",
-        "required": ["id", "version", "name", "coupon", "created_at"],
-        "properties": {"id": _ID, "version": {"type": "integer", "minimum": 1},
-                       "name": {"type": "string"}, "coupon": _ref("CouponTemplate"),
-                       "created_at": _TIME},
-    },
-    "Template": {
-        "allOf": [_ref("TemplateVersion"), {
-            "type": "object", "required": ["versions"],
-            "properties": {"versions": {"type": "array", "items": _ref("TemplateVersion")}}}],
-    },
-    "TemplateList": {
-        "type": "object",
-        "required": ["templates", "next"],
-        "properties": {"templates": {"type": "array", "items": _ref("TemplateVersion")},
-                       "next": {"type": ["string", "null"]}},
-    },
-    "GrantCreate": {
-        "type": "object",
-        "required": ["grant_id", "users"],
-        "additionalProperties": False,
-        "properties": {
-            "grant_id": _ID,
-            "users": {"type": "array", "minItems": 1, "maxItems": MAX_USERS_PER_CALL,
-                      "items": {"oneOf": [_text(USER_ID_RE), {
-                          "type": "object", "required": ["user_id"],
-                          "additionalProperties": False,
-                          "properties": {"user_id": _text(USER_ID_RE),
-                                         "tags": {"type": "array", "maxItems": MAX_TAGS,
-                                                  "items": _text(TAG_RE)}}}]}},
-            "at": _TIME,
-        },
-    },
-    "Grant": {
-        "type": "object",
-        "required": ["grant_id", "campaign_id", "state", "at", "created_at", "total",
-                     "processed", "outcomes"],
-        "properties": {
-            "grant_id": _ID, "campaign_id": _ID,
-            "state": {"enum": ["scheduled", "running", "done"]},
-            "at": _TIME, "created_at": _TIME,
-            "total": {"type": "integer", "minimum": 0},
-            "processed": {"type": "integer", "minimum": 0},
-            "outcomes": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "added": {"type": "integer", "minimum": 0,
-                      "description": "(a submission's answer) users this call added"},
-            "already_in_grant": {"type": "integer", "minimum": 0,
-                                 "description": "(a submission's answer) users of this call "
-                                                "the grant held already: they keep the tags "
-                                                "of their first submission"},
-            "users": {"type": "array", "items": {
-                "type": "object", "required": ["user_id", "outcome"],
-                "properties": {"user_id": {"type": "string"}, "outcome": {"type": "string"},
-                               "claim_id": {"type": "string"}}}},
-            "next": {"type": ["string", "null"]},
-        },
-    },
-    "CodeBatchCreate": {
-        "type": "object",
-        "required": ["count"],
-        "additionalProperties": False,
-        "properties": {"count": _int(COUNT_RANGE), "uses_per_code": _int(USES_RANGE),
-                       "uses_per_user": {**_int(USES_RANGE), "description":
-                                         "how often one user may redeem one code (default 1; "
-                                         "at most uses_per_code)"}},
-    },
-    "CodeBatch": {
-        "type": "object",
-        "required": ["batch_id", "campaign_id", "state", "count", "generated",
-                     "uses_per_code", "created_at"],
-        "properties": {
-            "batch_id": {"type": "string"}, "campaign_id": _ID,
-            "state": {"enum": ["generating", "ready", "exported"]},
-            "count": {"type": "integer"}, "generated": {"type": "integer"},
-            "uses_per_code": {"type": "integer"}, "uses_per_user": {"type": "integer"},
-            "created_at": _TIME,
-        },
-    },
-    "CodeBatches": {
-        "type": "object", "required": ["batches"],
-        "properties": {"batches": {"type": "array", "items": _ref("CodeBatch")}},
-    },
-    "Redemption": {
-        "type": "object",
-        "required": ["code"],
-        "additionalProperties": False,
-        "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 64},
-                       "channel": _text(CHANNEL_RE)},
-    },
-    "CouponRedeem": {
-        "type": "object", "required": ["order_id", "discount"], "additionalProperties": False,
-        "properties": {"order_id": _text(ORDER_ID_RE), "discount": _MONEY},
-    },
-    "CouponRelease": {
-        "type": "object", "required": ["order_id"], "additionalProperties": False,
-        "properties": {"order_id": _text(ORDER_ID_RE)},
-    },
-    "CouponState": {
-        "type": "object",
-        "required": ["coupon_id", "campaign_id", "user_id", "valid_until", "status"],
-        "properties": {
-            "coupon_id": {"type": "string"}, "campaign_id": _ID, "user_id": {"type": "string"},
-            "valid_until": _TIME, "status": {"enum": ["used", "unused"]},
-            "order_id": {"type": "string"}, "discount": _MONEY, "used_at": _TIME,
-        },
-    },
-    "WalletCoupon": {
-        "type": "object",
-        "required": ["coupon_id", "campaign_id", "campaign_name", "claim_id", "source", "type",
-                     "currency", "status", "valid_from", "valid_until", "claimed_at"],
-        "properties": {
-            "coupon_id": {"type": "string"}, "campaign_id": _ID,
-            "campaign_name": {"type": ["string", "null"]}, "claim_id": {"type": "string"},
-            "source": {"enum": ["grab", "grant", "code"]},
-            "type": {"enum": list(COUPON_TYPES)}, "currency": {"type": "string"},
-            "status": {"enum": ["unused", "used", "expired"]},
-            "value": _MONEY, "min_spend": _MONEY, "percent_off": {"type": "integer"},
-            "max_discount": _MONEY, "valid_from": _TIME, "valid_until": _TIME,
-            "claimed_at": _TIME, "order_id": {"type": "string"}, "discount": _MONEY,
-            "used_at": _TIME, "scope": {"type": "object"},
-        },
-    },
-    "Figures": {
-        "type": "object",
-        "required": ["claims", "coupons", "used", "use_rate", "expired", "discount_cost"],
-        "properties": {
-            "claims": {"type": "integer"}, "coupons": {"type": "integer"},
-            "used": {"type": "integer"}, "use_rate": {"type": ["number", "null"]},
-            "expired": {"type": "integer"},
-            "discount_cost": {"type": "object", "additionalProperties": {"type": "integer"},
-                              "description": "per currency, minor units"},
-        },
-    },
-    "ReportSplits": {
-        "type": "object", "required": ["by_channel", "by_segment", "by_source", "timeline"],
-        "properties": {
-            "by_channel": {"type": "array", "items": _ref("Figures")},
-            "by_segment": {"type": "array", "items": _ref("Figures")},
-            "by_source": {"type": "array", "items": _ref("Figures")},
-            "timeline": {"type": "array", "items": {
-                "type": "object", "required": ["at", "claims", "uses"],
-                "properties": {"at": _TIME, "claims": {"type": "integer"},
-                               "uses": {"type": "integer"}}}},
-        },
-    },
-    "CampaignReport": {"allOf": [_ref("Figures"), _ref("ReportSplits"), {
-        "type": "object",
-        "required": ["campaign_id", "name", "issued", "claim_rate", "bucket", "ledger_lag",
-                     "server_time"],
-        "properties": {"campaign_id": _ID, "name": {"type": ["string", "null"]},
-                       "issued": {"type": ["integer", "null"]},
-                       "claim_rate": {"type": ["number", "null"]},
-                       "bucket": {"enum": ["minute", "hour", "day"]},
-                       "ledger_lag": {"type": ["integer", "null"]}, "server_time": _TIME},
-    }]},
-    "Report": {"allOf": [_ref("Figures"), _ref("ReportSplits"), {
-        "type": "object", "required": ["from", "to", "bucket", "campaigns", "server_time"],
-        "properties": {"from": _TIME, "to": _TIME, "bucket": {"enum": ["minute", "hour", "day"]},
-                       "campaigns": {"type": "array", "items": _ref("Figures")},
-                       "server_time": _TIME},
-    }]},
-    "Wallet": {
-        "type": "object", "required": ["coupons", "next", "server_time"],
-        "properties": {"coupons": {"type": "array", "items": _ref("WalletCoupon")},
-                       "next": {"type": ["string", "null"]}, "server_time": _TIME},
-    },
-    "BlockBody": {
-        "type": "object",
-        "required": ["reason"],
-        "additionalProperties": False,
-        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX_LEN}},
-    },
-    "Blocked": {
-        "type": "object",
-        "required": ["user_id", "reason", "blocked_at"],
-        "properties": {"user_id": {"type": "string"}, "reason": {"type": "string"},
-                       "blocked_at": _TIME},
-    },
-    "Blocklist": {
-        "type": "object",
-        "required": ["blocked", "next"],
-        "properties": {"blocked": {"type": "array", "items": _ref("Blocked")},
-                       "next": {"type": ["string", "null"]}},
-    },
-    "AdminCampaign": {
-        "allOf": [
-            _ref("Campaign"),
-            {
-                "type": "object",
-                "required": ["stats"],
-                "properties": {
-                    "stats": {
-                        "type": "object",
-                        "required": ["granted", "remaining", "recorded", "rejected"],
-                        "properties": {
-                            "granted": {"type": "integer", "minimum": 0},
-                            "remaining": {"type": ["integer", "null"], "minimum": 0},
-                            "recorded": {"type": "integer", "minimum": 0},
-                            "rejected": {"type": "object",
-                                         "additionalProperties": {"type": "integer"}},
-                        },
-                    }
-                },
-            },
-        ]
-    },
-    "CampaignList": {
-        "type": "object",
-        "required": ["campaigns"],
-        "properties": {"campaigns": {"type": "array", "items": _ref("Campaign")},
-                       "server_time": _TIME},
-    },
-    "ClaimBody": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {"channel": _text(CHANNEL_RE)},
-    },
-    "GrantedCoupon": {
-        "type": "object",
-        "required": ["coupon_id", "type", "currency", "valid_from", "valid_until", "scope"],
-        "properties": {
-            "coupon_id": {"type": "string"},
-            "type": {"enum": ["cash", "threshold", "discount"]},
-            "value": _MONEY,
-            "min_spend": _MONEY,
-            "percent_off": {"type": "integer"},
-            "max_discount": _MONEY,
-            "currency": {"type": "string"},
-            "valid_from": _TIME,
-            "valid_until": _TIME,
-            "scope": {"type": "object"},
-        },
-    },
-    "Claim": {
-        "type": "object",
-        "required": ["claim_id", "campaign_id", "user_id", "seq", "claimed_at", "channel",
-                     "coupons"],
-        "properties": {
-            "claim_id": {"type": "string"},
-            "campaign_id": _ID,
-            "user_id": {"type": "string"},
-            "seq": {"type": "integer", "minimum": 1},
-            "claimed_at": _TIME,
-            "channel": {"type": ["string", "null"]},
-            "source": {"enum": ["grab", "grant", "code"]},
-            "server_time": _TIME,
-            "coupons": {"type": "array", "minItems": 1, "items": _ref("GrantedCoupon")},
-        },
-    },
-    "StockDelta": {
-        "type": "object",
-        "required": ["delta"],
-        "additionalProperties": False,
-        "properties": {"delta": {**_int((-MAX_STOCK, MAX_STOCK)), "not": {"const": 0}}},
-    },
-    "Records": {
-        "type": "object",
-        "required": ["claims", "next"],
-        "properties": {
-            "claims": {"type": "array", "items": {
-                "type": "object", "required": ["entry_id", "seq", "claim_id", "user_id"],
-                "properties": {"entry_id": {"type": "string"}, "seq": {"type": "integer"},
-                               "claim_id": {"type": "string"}, "user_id": {"type": "string"},
-                               "source": {"enum": ["grab", "grant", "code"]},
-                               "source_ref": {"type": "string"}},
-            }},
-            "next": {"type": ["string", "null"]},
-        },
-    },
-    "Health": {"type": "object", "required": ["status"],
-               "properties": {"status": {"type": "string"}}},
-    "Ready": {
-        "type": "object",
-        "required": ["status", "warnings"],
-        "properties": {"status": {"const": "ready"}, "warnings": _TAG_LIST},
-    },
-}
 
 _CAMPAIGN_ID_PARAM = {"name": "campaign_id", "in": "path", "required": True, "schema": _ID}
 _USER = [
@@ -693,7 +280,7 @@ PATHS: dict[str, Any] = {
     "/v1/admin/blocklist": {
         "get": {"summary": "Blocked users by id, paged", "security": _ADMIN,
                 "parameters": [_CURSOR, _query("limit", _int(BLOCKLIST_LIMIT_RANGE))],
-                "responses": {"200": _json(_ref("Blocklist"), "A page of the blocklist"),
+                "responses": {"200": _json(_ref("BlocklistPage"), "A page of the blocklist"),
                               **_errors(400, 401, 503)}},
     },
     "/v1/admin/blocklist/{user_id}": {
@@ -786,6 +373,45 @@ PATHS: dict[str, Any] = {
                         "schema": {"type": "string"}}],
         "responses": {"200": {"description": "JavaScript or CSS"}, **_errors(404)}}},
 }
+
+
+# Every shape a route names: its component comes from the type (flashclaim/schemas).
+_SHAPES: tuple[Any, ...] = (
+    Error, Health, Ready,
+    CampaignCreate, CampaignPatch, StockDelta, Campaign, AdminCampaign, AdminCampaignList,
+    CampaignList, ClaimBody, Claim, Records,
+    TemplateCreate, Template, TemplateList, GrantCreate, Grant, CodeBatchCreate, CodeBatch,
+    CodeBatches, Redemption, BlockBody, Blocked, BlocklistPage,
+    CouponRedeem, CouponRelease, CouponState, Wallet, CampaignReport, Report,
+    TemplateUse,
+)
+
+
+def _components() -> dict[str, Any]:
+    (any_coupon, *_), schemas = msgspec.json.schema_components(
+        (AnyCoupon, *_SHAPES), ref_template="#/components/schemas/{name}")
+    schemas["AnyCoupon"] = any_coupon
+    return cast(dict[str, Any], _ecma_patterns(schemas))
+
+
+def _ecma_patterns(node: Any) -> Any:
+    """The schemas' whole-string patterns (`\\A(?:…)\\Z`, what msgspec matches) as JSON
+    Schema states them: ECMA-262, where `^…$` is the whole input."""
+    if isinstance(node, dict):
+        return {k: (_ecma(v) if k == "pattern" and isinstance(v, str) else _ecma_patterns(v))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_ecma_patterns(v) for v in node]
+    return node
+
+
+def _ecma(pattern: str) -> str:
+    if pattern.startswith("\\A") and pattern.endswith("\\Z"):
+        return f"^{pattern[2:-2]}$"
+    return pattern
+
+
+SCHEMAS = _components()
 
 
 def openapi_document() -> dict[str, Any]:

@@ -6,17 +6,16 @@ countdown runs on the server's time, not the phone's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from flashclaim.campaigns import CampaignView
 from flashclaim.errors import invalid_request
+from flashclaim.schemas.campaigns import Campaign, CampaignList, campaign_answer
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import CHANNEL_RE
-from flashclaim.web.http import campaign_id_of, json_response, personal
+from flashclaim.web.http import answer, campaign_id_of, personal
 from flashclaim.web.services import Services, services
 
 
@@ -29,11 +28,11 @@ def _channel(request: Request) -> str | None:
 
 
 async def _with_standings(s: Services, request: Request, views: list[CampaignView],
-                          now: int) -> list[dict[str, Any]]:
+                          now: int) -> list[Campaign]:
     """Each campaign's public view; with the caller's identity (optional here) also what
     this user may do: claimed, claimed_today (null without a daily limit), can_claim and
     the refusal a grab now would get."""
-    bodies = [v.public(now) for v in views]
+    bodies = [campaign_answer(v, now) for v in views]
     if not s.authenticator.presented(request.headers):
         return bodies
     who = s.authenticator.authenticate(request.headers)
@@ -44,8 +43,8 @@ async def _with_standings(s: Services, request: Request, views: list[CampaignVie
         refusal = standing.refusal
         if blocked and refusal not in ("not_started", "ended", "paused", "not_eligible"):
             refusal = "blocked"  # claim.lua decides the blocklist after eligibility
-        body.update(claimed=standing.claimed, claimed_today=standing.claimed_today,
-                    can_claim=refusal is None, refusal=refusal)
+        body.claimed, body.claimed_today = standing.claimed, standing.claimed_today
+        body.can_claim, body.refusal = refusal is None, refusal
     return bodies
 
 
@@ -53,8 +52,8 @@ async def list_campaigns(request: Request) -> Response:
     s = services(request)
     now = await s.campaigns.now()
     bodies = await _with_standings(s, request, await s.campaigns.list_open(now), now)
-    return personal(json_response({"campaigns": bodies, "server_time": to_rfc3339(now)}),
-                     request)
+    return personal(answer(CampaignList(campaigns=bodies, server_time=to_rfc3339(now))),
+                    request)
 
 
 async def get_campaign(request: Request) -> Response:
@@ -62,8 +61,8 @@ async def get_campaign(request: Request) -> Response:
     view = await s.campaigns.get(campaign_id_of(request))
     now = await s.campaigns.now()
     [body] = await _with_standings(s, request, [view], now)
-    body["server_time"] = to_rfc3339(now)
-    return personal(json_response(body), request)
+    body.server_time = to_rfc3339(now)
+    return personal(answer(body), request)
 
 
 routes = [

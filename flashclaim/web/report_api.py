@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -17,10 +15,12 @@ from starlette.routing import Route
 from flashclaim.errors import ApiError, campaign_not_found, invalid_request
 from flashclaim.ledger.db import Ledger
 from flashclaim.ledger.report import BUCKETS_MS, Population, build_report, campaign_body
+from flashclaim.store.reads import ledger_lags, run_async
+from flashclaim.stream import LEDGER_GROUP
 from flashclaim.timefmt import parse_rfc3339, to_rfc3339
 from flashclaim.validation import MAX_TIME_MS, MIN_TIME_MS
-from flashclaim.web.admin_api import admin
-from flashclaim.web.http import campaign_id_of, json_response
+from flashclaim.web.http import answer, campaign_id_of
+from flashclaim.web.services import services
 
 MAX_WINDOW_MS = 92 * 86_400_000  # a quarter
 MAX_BUCKETS = 10_000  # timeline points one window may ask for
@@ -47,20 +47,8 @@ def _time(request: Request, name: str) -> int:
     return ms
 
 
-async def ledger_lag(redis: Redis, stream: str, group: str = "ledger") -> int | None:
-    """Entries of the stream the ledger has not acknowledged (None: unknown right now)."""
-    try:
-        groups = await redis.xinfo_groups(stream)
-    except ResponseError:  # no stream yet: nothing to carry
-        return 0
-    for g in groups:
-        if str(g["name"]) == group:
-            return None if g.get("lag") is None else int(g["pending"]) + int(g["lag"])
-    return int((await redis.xinfo_stream(stream))["entries-added"])
-
-
 async def campaign_report(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     campaign_id = campaign_id_of(request)
     bucket = _bucket(request, "minute")
     name, stock, buckets = None, None, 1
@@ -78,15 +66,14 @@ async def campaign_report(request: Request) -> Response:
     if name is None and report.total.claims == 0:
         raise campaign_not_found(campaign_id)
     body = campaign_body(report, campaign_id, name, stock, bucket)
-    lags = [await ledger_lag(s.redis, part.stream)
-            for part in s.keyspace.buckets(campaign_id, buckets)]
-    body["ledger_lag"] = None if None in lags else sum(x or 0 for x in lags)
-    body["server_time"] = to_rfc3339(now)
-    return json_response(body)
+    streams = [part.stream for part in s.keyspace.buckets(campaign_id, buckets)]
+    body.ledger_lag = sum(await run_async(s.redis, ledger_lags(streams, LEDGER_GROUP)))
+    body.server_time = to_rfc3339(now)
+    return answer(body)
 
 
 async def report_across_campaigns(request: Request) -> Response:
-    s = admin(request)
+    s = services(request)
     start, end = _time(request, "from"), _time(request, "to")
     if not 0 < end - start <= MAX_WINDOW_MS:
         raise invalid_request("to must be after from, at most 92 days later.")
@@ -97,11 +84,10 @@ async def report_across_campaigns(request: Request) -> Response:
     population = Population(from_ms=start, to_ms=end)
     report = await s.reports.read(
         lambda ledger: build_report(ledger, population, now, BUCKETS_MS[bucket]))
-    return json_response({"from": to_rfc3339(start), "to": to_rfc3339(end), "bucket": bucket,
-                          **report.as_dict(with_campaigns=True), "server_time": to_rfc3339(now)})
+    return answer(report.across(start, end, bucket, now))
 
 
 routes = [
-    Route("/v1/admin/campaigns/{campaign_id}/report", campaign_report, methods=["GET"]),
-    Route("/v1/admin/report", report_across_campaigns, methods=["GET"]),
+    Route("/campaigns/{campaign_id}/report", campaign_report, methods=["GET"]),
+    Route("/report", report_across_campaigns, methods=["GET"]),
 ]

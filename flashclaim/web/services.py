@@ -6,11 +6,12 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from starlette.requests import Request
 
+from flashclaim.claim.coalescer import ClaimCoalescer
+from flashclaim.claim.gate import ClaimGate
 from flashclaim.claim.grant_runner import GrantRunner
+from flashclaim.claim.idempotency import IdempotencyKeys
 from flashclaim.claim.identity import Authenticator, make_authenticator
 from flashclaim.claim.redemption import Redeemer
 from flashclaim.claim.service import ClaimService
@@ -18,9 +19,10 @@ from flashclaim.keys import KeySpace
 from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.settings import Settings
 from flashclaim.store.blocklist import Blocklist
+from flashclaim.store.buckets import BucketRouter
 from flashclaim.store.campaign_store import CampaignStore
 from flashclaim.store.code_store import CodeStore
-from flashclaim.store.connection import connect, server_warnings
+from flashclaim.store.connection import Client, StoreError, connect, server_warnings
 from flashclaim.store.coupon_store import CouponStore
 from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.scripts import ReplicaWait, Scripts
@@ -33,7 +35,7 @@ log = logging.getLogger("flashclaim")
 @dataclass
 class Services:
     settings: Settings
-    redis: Redis
+    redis: Client
     scripts: Scripts
     keyspace: KeySpace
     campaigns: CampaignStore
@@ -56,8 +58,12 @@ class Services:
         redis = connect(settings, settings.redis_url)
         scripts = Scripts(redis, ReplicaWait(settings.replica_acks, settings.replica_timeout_ms))
         keyspace = KeySpace(settings.namespace)
-        claims = ClaimService(redis, scripts, keyspace, ip_limit=settings.ip_rate_limit,
-                              blocklist=Blocklist(redis, scripts, keyspace))
+        claims = ClaimService(redis=redis, scripts=scripts, keyspace=keyspace, gate=ClaimGate(),
+                              blocklist=Blocklist(redis, scripts, keyspace),
+                              buckets=BucketRouter(redis, scripts, keyspace),
+                              coalescer=ClaimCoalescer(scripts, keyspace),
+                              idempotency=IdempotencyKeys(redis, scripts, keyspace),
+                              ip_limit=settings.ip_rate_limit)
         grants = GrantStore(redis, scripts, keyspace)
         secret = settings.code_secret.encode() if settings.code_secret else None
         codes = CodeStore(redis, scripts, keyspace, secret)
@@ -89,7 +95,7 @@ class Services:
         """Count the rejections answered from memory; never fails the caller."""
         try:
             await self.claims.flush_tallies()
-        except RedisError as exc:
+        except StoreError as exc:
             log.warning("could not flush rejection counts: %s", exc)
 
     async def flush_gate_forever(self, every: float = 1.0) -> None:
@@ -102,5 +108,6 @@ class Services:
 
 
 def services(request: Request) -> Services:
-    s: Services = request.app.state.services
+    """The services the lifespan built, from the request's lifespan state."""
+    s: Services = request.state.services
     return s

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,9 +10,10 @@ from starlette.routing import Route
 
 from flashclaim.errors import invalid_request
 from flashclaim.ledger.wallet import WALLET_STATUSES, wallet_page
+from flashclaim.schemas.after import Wallet, WalletCoupon
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import ascii_int
-from flashclaim.web.http import json_response, personal, query_limit
+from flashclaim.web.http import answer, personal, query_limit
 from flashclaim.web.services import services
 
 WALLET_LIMIT_RANGE = (1, 100)
@@ -44,16 +44,14 @@ async def my_coupons(request: Request) -> Response:
         lambda ledger: wallet_page(ledger, who.user_id, status, now, after, limit))
     # a campaign removed after its retention has no name any more: the ledger outlives it
     names = await s.campaigns.names(sorted({c["campaign_id"] for c in page.coupons}))
-    coupons: list[dict[str, Any]] = []
+    coupons: list[WalletCoupon] = []
     for c in page.coupons:
-        c["campaign_name"] = names[c["campaign_id"]]
-        for name in _TIMES:
-            if name in c:
-                c[name] = to_rfc3339(int(c[name]))
-        coupons.append(c)
-    return personal(json_response({
-        "coupons": coupons, "next": None if page.next is None else f"{page.next[0]}.{page.next[1]}",
-        "server_time": to_rfc3339(now)}), request)
+        times = {name: to_rfc3339(int(c[name])) for name in _TIMES if name in c}
+        coupons.append(WalletCoupon(**{**c, **times},
+                                    campaign_name=names[c["campaign_id"]]))
+    more = None if page.next is None else f"{page.next[0]}.{page.next[1]}"
+    return personal(answer(Wallet(coupons=coupons, next=more, server_time=to_rfc3339(now))),
+                    request)
 
 
 routes = [Route("/v1/me/coupons", my_coupons, methods=["GET"])]

@@ -1,0 +1,74 @@
+"""Values Redis keeps as fields joined by the unit separator (\\x1f; `\\31` in Lua), each
+layout once. No id, tag or channel can contain the separator (they are validated), and
+an Idempotency-Key is printable ASCII. The Lua script that writes or reads each layout is
+named beside it; keys.py names the keys that hold them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEP = "\x1f"
+
+
+def join(*fields: str) -> str:
+    return SEP.join(fields)
+
+
+# claim.lua's ARGV: the thirteen fields of a claim (flashclaim.claim.decision.ClaimRequest).
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCoupon:
+    """A slot's coupons hash value, written by claim.lua, read by use_coupon.lua:
+    "<campaign>\\31<valid_until ms>\\31<user>\\31<most off, minor units>"."""
+
+    campaign_id: str
+    valid_until: int
+    user_id: str
+
+    @classmethod
+    def unpack(cls, value: str) -> IssuedCoupon:
+        campaign_id, valid_until, user_id, _ = value.split(SEP, 3)
+        return cls(campaign_id, int(valid_until), user_id)
+
+
+def event_count_field(campaign_id: str, event: str) -> str:
+    """A slot's event-counts field (use_coupon.lua): "<campaign>\\31<redeemed|released>"."""
+    return join(campaign_id, event)
+
+
+def code_owner(entry: str) -> str:
+    """The campaign of a codes-hash value (store_codes.lua, claim.lua):
+    "<campaign>:<uses left>[:<uses per user>]" (":" joins it: a campaign id has none)."""
+    return entry.partition(":")[0]
+
+
+def code_of_code_user(field: str) -> str:
+    """The code of a code-users hash field (claim.lua): "<code hash>\\31<user>"."""
+    return field.partition(SEP)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A bucket's transfers-out entry (bucket_give.lua): "<to>\\31<amount>\\31<at ms>"."""
+
+    to: int
+    amount: int
+    at: int
+
+    @classmethod
+    def unpack(cls, value: str | bytes) -> Transfer:
+        text = value.decode() if isinstance(value, bytes) else value
+        to, amount, at = text.split(SEP)
+        return cls(int(to), int(amount), int(at))
+
+
+def grant_user(user_id: str, tags: tuple[str, ...]) -> str:
+    """A grant's users list entry (submit_grant.lua): "<user>\\31<,tag,tag,>"."""
+    return join(user_id, "," + ",".join(tags) + "," if tags else "")
+
+
+def grant_user_of(value: str) -> tuple[str, tuple[str, ...]]:
+    user_id, _, tags = value.partition(SEP)
+    return user_id, tuple(t for t in tags.split(",") if t)

@@ -1,0 +1,134 @@
+"""After the grab: the checkout's write-back, the user's wallet, and the reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from flashclaim.coupons import ORDER_ID_RE
+from flashclaim.schemas.base import UNSET, Answer, Body, Id, TimeText, decode, whole
+from flashclaim.schemas.campaigns import Money
+from flashclaim.schemas.claims import CouponTerms, Source
+
+OrderId = Annotated[str, msgspec.Meta(pattern=whole(ORDER_ID_RE))]
+Bucket = Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["minute", "hour", "day"]})]
+
+
+class CouponRedeem(Body, kw_only=True):
+    """POST /v1/admin/coupons/{coupon_id}/redeem: this order used the coupon."""
+
+    order_id: OrderId
+    discount: Money
+
+
+class CouponRelease(Body, kw_only=True):
+    """POST /v1/admin/coupons/{coupon_id}/release: the order was cancelled."""
+
+    order_id: OrderId
+
+
+def coupon_use(body: object, action: str) -> tuple[str, int]:
+    """(order id, discount) of a write-back body; a release takes no discount."""
+    if action == "redeem":
+        redeem = decode(body, CouponRedeem)
+        return redeem.order_id, redeem.discount
+    return decode(body, CouponRelease).order_id, 0
+
+
+class CouponState(Answer, kw_only=True):
+    coupon_id: str
+    campaign_id: Id
+    user_id: str
+    valid_until: TimeText
+    status: Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["used", "unused"]})]
+    order_id: str = UNSET
+    discount: Money = UNSET
+    used_at: TimeText = UNSET
+
+
+class WalletCoupon(CouponTerms, kw_only=True):
+    campaign_id: Id
+    campaign_name: str | None
+    claim_id: str
+    source: Source
+    status: Annotated[str, msgspec.Meta(
+        extra_json_schema={"enum": ["unused", "used", "expired"]})]
+    claimed_at: TimeText
+    order_id: str = UNSET
+    discount: Money = UNSET
+    used_at: TimeText = UNSET
+    scope: dict[str, Any] = UNSET
+
+
+class Wallet(Answer, kw_only=True):
+    """GET /v1/me/coupons: the caller's coupons, newest first."""
+
+    coupons: list[WalletCoupon]
+    next: str | None
+    server_time: TimeText
+
+
+class Figures(Answer, kw_only=True):
+    """What a group of claims came to."""
+
+    claims: int
+    coupons: int
+    used: int
+    use_rate: float | None
+    expired: int
+    discount_cost: Annotated[dict[str, int], msgspec.Meta(
+        description="per currency, minor units")]
+
+
+class TimelinePoint(Answer, kw_only=True):
+    at: TimeText
+    claims: int
+    uses: int
+
+
+class ChannelFigures(Figures, kw_only=True):
+    channel: str
+
+
+class SegmentFigures(Figures, kw_only=True):
+    segment: str
+
+
+class SourceFigures(Figures, kw_only=True):
+    source: str
+
+
+class CampaignFigures(Figures, kw_only=True):
+    campaign_id: str
+
+
+class Splits(Figures, kw_only=True):
+    """The totals, split by channel, segment and source, and over time."""
+
+    by_channel: list[ChannelFigures]
+    by_segment: list[SegmentFigures]
+    by_source: list[SourceFigures]
+    timeline: list[TimelinePoint]
+
+
+class CampaignReport(Splits, kw_only=True):
+    """GET /v1/admin/campaigns/{id}/report."""
+
+    campaign_id: Id
+    name: str | None
+    issued: int | None
+    claim_rate: float | None
+    bucket: Bucket
+    ledger_lag: int | None = UNSET  # (the service's answer: not in `flashclaim report`)
+    server_time: TimeText = UNSET
+
+
+class Report(Splits, kw_only=True):
+    """GET /v1/admin/report: every campaign's claims made in [from, to)."""
+
+    from_: TimeText = msgspec.field(name="from")
+    to: TimeText
+    bucket: Bucket
+    campaigns: list[CampaignFigures]
+    server_time: TimeText

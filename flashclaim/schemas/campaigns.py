@@ -1,0 +1,412 @@
+"""Campaigns and their coupons: the create and patch bodies, and a campaign as answered."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+import msgspec
+import orjson
+
+from flashclaim.campaigns import (
+    COUPONS_RANGE,
+    DAILY_LIMIT_RANGE,
+    DEFAULT_RATE_LIMIT,
+    DEFAULT_VALIDITY_DAYS,
+    MAX_BUCKETS,
+    MAX_CHANNELS,
+    MAX_MONEY,
+    MAX_SCOPE_BYTES,
+    MAX_SEGMENTS,
+    NAME_MAX_LEN,
+    PER_USER_LIMIT_RANGE,
+    PERCENT_OFF_RANGE,
+    RATE_MAX_RANGE,
+    RATE_SECONDS_RANGE,
+    STATUSES,
+    STOCK_RANGE,
+    TEMPLATE_VERSION_RANGE,
+    VALIDITY_DAYS_RANGE,
+    CampaignSpec,
+    CampaignView,
+    TemplateLookup,
+)
+from flashclaim.errors import ApiError, invalid_request
+from flashclaim.schemas.base import (
+    UNIQUE,
+    UNSET,
+    Answer,
+    Body,
+    Channel,
+    Currency,
+    Id,
+    Tag,
+    Time,
+    TimeText,
+    decode,
+    distinct,
+    epoch_ms,
+    printable,
+)
+from flashclaim.timefmt import to_rfc3339
+from flashclaim.zones import DEFAULT_TIMEZONE, zone
+
+Money = Annotated[int, msgspec.Meta(ge=0, le=MAX_MONEY, description="minor units (fen, cents)")]
+PositiveMoney = Annotated[int, msgspec.Meta(ge=1, le=MAX_MONEY,
+                                            description="minor units (fen, cents)")]
+ValidityDays = Annotated[int, msgspec.Meta(ge=VALIDITY_DAYS_RANGE[0], le=VALIDITY_DAYS_RANGE[1])]
+PercentOff = Annotated[int, msgspec.Meta(ge=PERCENT_OFF_RANGE[0], le=PERCENT_OFF_RANGE[1])]
+TemplateVersionNo = Annotated[int, msgspec.Meta(ge=TEMPLATE_VERSION_RANGE[0],
+                                                le=TEMPLATE_VERSION_RANGE[1])]
+RateMax = Annotated[int, msgspec.Meta(ge=RATE_MAX_RANGE[0], le=RATE_MAX_RANGE[1])]
+RatePerSeconds = Annotated[int, msgspec.Meta(ge=RATE_SECONDS_RANGE[0], le=RATE_SECONDS_RANGE[1])]
+PerUserLimit = Annotated[int, msgspec.Meta(ge=PER_USER_LIMIT_RANGE[0], le=PER_USER_LIMIT_RANGE[1])]
+DailyLimit = Annotated[int, msgspec.Meta(ge=DAILY_LIMIT_RANGE[0], le=DAILY_LIMIT_RANGE[1])]
+Stock = Annotated[int, msgspec.Meta(ge=STOCK_RANGE[0], le=STOCK_RANGE[1])]
+Channels = Annotated[list[Channel], msgspec.Meta(max_length=MAX_CHANNELS,
+                                                  extra_json_schema=UNIQUE)]
+Segments = Annotated[list[Tag], msgspec.Meta(max_length=MAX_SEGMENTS, extra_json_schema=UNIQUE)]
+# A campaign's coupon: written out, or copied from a template (told apart by "template").
+CouponOrTemplate = Annotated[dict[str, Any], msgspec.Meta(extra_json_schema={"oneOf": [
+    {"$ref": "#/components/schemas/AnyCoupon"},
+    {"$ref": "#/components/schemas/TemplateUse"}]})]
+Coupons = Annotated[list[CouponOrTemplate], msgspec.Meta(
+    min_length=COUPONS_RANGE[0], max_length=COUPONS_RANGE[1])]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX_LEN)]
+Status = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(STATUSES)})]
+Scope = Annotated[dict[str, Any], msgspec.Meta(
+    description="free-form JSON object (at most 1,024 bytes), shown with the coupon")]
+
+
+class Validity(Body, kw_only=True):
+    """How long a granted coupon is valid: `days` from the grant, or a fixed window."""
+
+    days: ValidityDays | None = None
+    from_: Time | None = msgspec.field(default=None, name="from")
+    until: Time | None = None
+
+
+class Coupon(Body, tag_field="type", kw_only=True):
+    """What one claim grants; `type` says which kind."""
+
+    currency: Currency = "CNY"
+    validity: Validity | None = None
+    scope: Scope | None = None
+
+
+class CashCoupon(Coupon, tag="cash", kw_only=True):
+    """A fixed amount off."""
+
+    value: PositiveMoney
+
+
+class ThresholdCoupon(Coupon, tag="threshold", kw_only=True):
+    """`value` off an order of at least `min_spend` (min_spend >= value)."""
+
+    value: PositiveMoney
+    min_spend: PositiveMoney
+
+
+class DiscountCoupon(Coupon, tag="discount", kw_only=True):
+    """`percent_off` off, at most `max_discount`, from `min_spend` on."""
+
+    percent_off: PercentOff
+    max_discount: PositiveMoney
+    min_spend: Money = 0
+
+
+AnyCoupon = CashCoupon | ThresholdCoupon | DiscountCoupon
+
+
+class TemplateUse(Body, kw_only=True):
+    """A coupon copied from a template: its latest version, or the one named."""
+
+    template: Id
+    version: TemplateVersionNo | None = None
+
+
+class RateLimit(Body, kw_only=True):
+    """Taps one user (and one address) may make per window."""
+
+    max: RateMax
+    per_seconds: RatePerSeconds
+
+
+class CampaignFields(Body, kw_only=True):
+    """What a create and a patch share."""
+
+    name: Name | msgspec.UnsetType = UNSET
+    ends_at: Time | None = None
+    per_user_limit: PerUserLimit = 1
+    per_user_daily_limit: DailyLimit | None = None
+    coupons: Coupons | msgspec.UnsetType = UNSET
+    channels: Channels = msgspec.field(default_factory=list)
+    segments: Segments = msgspec.field(default_factory=list)
+    exclude_segments: Segments = msgspec.field(default_factory=list)
+    rate_limit: RateLimit | None = None
+    listed: Annotated[bool, msgspec.Meta(
+        description="shown by GET /v1/campaigns (false: internal, claimable by id)")] = True
+
+
+class CampaignCreate(CampaignFields, kw_only=True):
+    """POST /v1/admin/campaigns. `stock` is required (null: unlimited)."""
+
+    name: Name
+    coupons: Coupons
+    stock: Stock | None
+    id: Id | msgspec.UnsetType = UNSET
+    starts_at: Time | None = None
+    timezone: Annotated[str, msgspec.Meta(
+        min_length=1, max_length=64, description="IANA zone the daily limit counts days in"
+    )] | None = None
+    buckets: Annotated[int, msgspec.Meta(
+        ge=1, le=MAX_BUCKETS, description="hash tags the stock is spread over (hot campaigns "
+                                          "on Redis Cluster); fixed at creation")] = 1
+
+
+class CampaignPatch(CampaignFields, kw_only=True):
+    """PATCH /v1/admin/campaigns/{id}: any of these (coupons only before the first grant);
+    the result is validated whole, as a create is."""
+
+
+PATCHABLE = tuple(f.encode_name for f in msgspec.structs.fields(CampaignPatch))
+
+
+# ---- answers -------------------------------------------------------------------------
+
+
+class TemplateVersionRef(Answer, kw_only=True):
+    id: Id
+    version: int
+
+
+class ShownCoupon(Answer, kw_only=True):
+    """A campaign's coupon as shown: the input form, plus the template version it copies."""
+
+    type: Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["cash", "threshold",
+                                                                  "discount"]})]
+    currency: str
+    validity: dict[str, Any]
+    scope: dict[str, Any]
+    value: int = UNSET
+    min_spend: int = UNSET
+    percent_off: int = UNSET
+    max_discount: int = UNSET
+    template: TemplateVersionRef = UNSET
+
+
+class ShownRateLimit(Answer, kw_only=True):
+    max: int
+    per_seconds: int
+
+
+class Campaign(Answer, kw_only=True):
+    id: Id
+    name: str
+    status: Status
+    starts_at: TimeText
+    ends_at: TimeText | None
+    stock: Annotated[int, msgspec.Meta(ge=0)] | None
+    remaining: Annotated[int, msgspec.Meta(ge=0)] | None
+    per_user_limit: int
+    per_user_daily_limit: int | None = UNSET
+    timezone: str = UNSET
+    coupons: list[ShownCoupon]
+    channels: list[str]
+    segments: list[str]
+    exclude_segments: list[str] = UNSET
+    rate_limit: ShownRateLimit
+    buckets: Annotated[int, msgspec.Meta(ge=1)] = UNSET
+    listed: bool = UNSET
+    granted: Annotated[int, msgspec.Meta(
+        ge=0, description="(the admin listing) claims granted so far")] = UNSET
+    created_at: TimeText = UNSET
+    server_time: TimeText = UNSET
+    claimed: Annotated[int, msgspec.Meta(
+        ge=0, description="with an identity: the caller's grants")] = UNSET
+    claimed_today: Annotated[int, msgspec.Meta(ge=0)] | None = msgspec.field(
+        default=UNSET)
+    can_claim: Annotated[bool, msgspec.Meta(
+        description="with an identity: a grab now could be granted")] = UNSET
+    refusal: Annotated[str, msgspec.Meta(
+        description="with an identity: the error a grab now would get (not_started, ended, "
+                    "paused, not_eligible, blocked, already_claimed, daily_limit, sold_out); "
+                    "null when it could be granted")] | None = UNSET
+
+
+def campaign_answer(view: CampaignView, now_ms: int) -> Campaign:
+    """A campaign as every route shows it (the admin listing and a caller's standing add
+    their fields to it)."""
+    d = view.definition
+    return Campaign(
+        id=view.id, name=d["name"], status=view.status(now_ms),
+        starts_at=to_rfc3339(view.starts_at),
+        ends_at=None if view.ends_at is None else to_rfc3339(view.ends_at),
+        stock=view.stock, remaining=view.remaining, per_user_limit=view.per_user_limit,
+        per_user_daily_limit=view.per_user_daily_limit, timezone=view.timezone,
+        coupons=msgspec.convert(d["coupons"], list[ShownCoupon]),
+        channels=d["channels"], segments=d["segments"],
+        exclude_segments=d.get("exclude_segments", []),
+        rate_limit=ShownRateLimit(**d["rate_limit"]), buckets=view.buckets, listed=view.listed,
+    )
+
+
+class CampaignStats(Answer, kw_only=True):
+    granted: Annotated[int, msgspec.Meta(ge=0)]
+    remaining: Annotated[int, msgspec.Meta(ge=0)] | None
+    recorded: Annotated[int, msgspec.Meta(ge=0)]
+    rejected: dict[str, int]
+
+
+class AdminCampaign(Campaign, kw_only=True):
+    """GET /v1/admin/campaigns/{id}: the campaign and its live counters."""
+
+    stats: CampaignStats
+
+
+class AdminCampaignList(Answer, kw_only=True):
+    campaigns: list[Campaign]
+    next: str | None
+
+
+class CampaignList(Answer, kw_only=True):
+    campaigns: list[Campaign]
+    server_time: TimeText = UNSET
+
+
+class StockDelta(Body, kw_only=True):
+    """POST /v1/admin/campaigns/{id}/stock: add (> 0) or withdraw (< 0); never 0."""
+
+    delta: Annotated[int, msgspec.Meta(ge=-STOCK_RANGE[1], le=STOCK_RANGE[1],
+                                       extra_json_schema={"not": {"const": 0}})]
+
+
+# ---- the rules across fields, after decoding ------------------------------------------
+
+
+def template_refs(body: object) -> set[tuple[str, int | None]]:
+    """The templates a create or patch body names, to be looked up before it is decoded
+    (malformed references are left for the decoding to refuse)."""
+    coupons = body.get("coupons") if isinstance(body, dict) else None
+    refs: set[tuple[str, int | None]] = set()
+    for c in coupons[:COUPONS_RANGE[1]] if isinstance(coupons, list) else []:
+        if isinstance(c, dict) and isinstance(c.get("template"), str):
+            version = c.get("version")
+            refs.add((c["template"], version if type(version) is int else None))
+    return refs
+
+
+def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = None
+                  ) -> CampaignSpec:
+    """A create request, decoded and checked across its fields."""
+    c = decode(body, CampaignCreate)
+    name = printable(c.name, "name")
+    if c.per_user_daily_limit is not None and c.per_user_daily_limit > c.per_user_limit:
+        raise invalid_request("per_user_daily_limit must not exceed per_user_limit.")
+    timezone = DEFAULT_TIMEZONE if c.timezone is None else c.timezone
+    zone(timezone)
+    starts_at = now_ms if c.starts_at is None else epoch_ms(c.starts_at, "starts_at")
+    ends_at = None if c.ends_at is None else epoch_ms(c.ends_at, "ends_at")
+    if ends_at is not None and ends_at <= starts_at:
+        raise invalid_request("ends_at must be after starts_at.")
+    coupons: list[dict[str, Any]] = []
+    coupon_inputs: list[Any] = []
+    for i, raw in enumerate(c.coupons):
+        coupon, pinned = _coupon_or_template(raw, f"coupons[{i}]", templates or {})
+        if coupon["validity"].get("until", starts_at + 1) <= starts_at:
+            raise invalid_request(f"coupons[{i}].validity.until must be after starts_at.")
+        coupons.append(coupon)
+        coupon_inputs.append(pinned)
+    channels = distinct(c.channels, "channels")
+    segments = distinct(c.segments, "segments")
+    excluded = distinct(c.exclude_segments, "exclude_segments")
+    if set(segments) & set(excluded):
+        raise invalid_request("A segment cannot be both targeted and excluded.")
+    rate_limit = dict(DEFAULT_RATE_LIMIT) if c.rate_limit is None else {
+        "max": c.rate_limit.max, "per_seconds": c.rate_limit.per_seconds}
+    campaign_id = c.id or secrets.token_hex(8)
+    accepted: dict[str, Any] = {
+        "id": campaign_id, "name": name, "stock": c.stock, "per_user_limit": c.per_user_limit,
+        "per_user_daily_limit": c.per_user_daily_limit, "timezone": timezone,
+        "starts_at": to_rfc3339(starts_at),
+        "ends_at": None if ends_at is None else to_rfc3339(ends_at),
+        "coupons": coupon_inputs, "channels": channels, "segments": segments,
+        "exclude_segments": excluded, "rate_limit": rate_limit,
+    }
+    if c.buckets > 1:
+        accepted["buckets"] = c.buckets
+    if not c.listed:
+        accepted["listed"] = False
+    return CampaignSpec(
+        campaign_id, name, c.stock, c.per_user_limit, c.per_user_daily_limit, timezone,
+        starts_at, ends_at, coupons, channels, segments, excluded, rate_limit, accepted,
+        c.buckets, c.listed,
+    )
+
+
+def campaign_patch(body: object, accepted: dict[str, Any], now_ms: int,
+                   templates: TemplateLookup | None = None) -> CampaignSpec:
+    """A PATCH body over the campaign as accepted: the result is validated as a whole,
+    exactly as a create request would be."""
+    decode(body, CampaignPatch)  # refuses id, stock, starts_at, timezone, typos
+    assert isinstance(body, dict)  # (decoding refuses anything else)
+    if not body:
+        raise invalid_request(f"Send at least one of {', '.join(PATCHABLE)}.")
+    return campaign_spec({**accepted, **body}, now_ms, templates)
+
+
+def _coupon_or_template(value: dict[str, Any], where: str, templates: TemplateLookup
+                        ) -> tuple[dict[str, Any], Any]:
+    """A coupon, written out or copied from a template version; and its input form,
+    with the template's version pinned."""
+    if "template" not in value:
+        return coupon_of(value, where), value
+    use = decode(value, TemplateUse, where)
+    ref = templates.get((use.template, use.version))
+    if ref is None:
+        raise ApiError(404, "template_not_found",
+                       f"{where}: no template {use.template!r}"
+                       + ("" if use.version is None else f" version {use.version}") + ".")
+    coupon = coupon_of(ref.coupon, where)
+    coupon["template"] = {"id": ref.id, "version": ref.version}
+    return coupon, {"template": ref.id, "version": ref.version}
+
+
+def coupon_of(value: object, where: str) -> dict[str, Any]:
+    """A coupon body as the campaign model keeps it (times as epoch ms, defaults filled)."""
+    c: AnyCoupon = decode(value, AnyCoupon, where)  # type: ignore[arg-type]
+    coupon: dict[str, Any] = {"type": type(c).__struct_config__.tag}
+    if isinstance(c, CashCoupon):
+        coupon["value"] = c.value
+    elif isinstance(c, ThresholdCoupon):
+        if c.min_spend < c.value:
+            raise invalid_request(f"{where}.min_spend must be at least its value ({c.value}).")
+        coupon["value"], coupon["min_spend"] = c.value, c.min_spend
+    else:
+        coupon["percent_off"], coupon["max_discount"] = c.percent_off, c.max_discount
+        coupon["min_spend"] = c.min_spend
+    coupon["currency"] = c.currency
+    coupon["validity"] = _validity(c.validity, f"{where}.validity")
+    coupon["scope"] = _scope(c.scope, f"{where}.scope")
+    return coupon
+
+
+def _validity(v: Validity | None, where: str) -> dict[str, int]:
+    if v is None:
+        return {"days": DEFAULT_VALIDITY_DAYS}
+    if v.days is not None and v.from_ is None and v.until is None:
+        return {"days": v.days}
+    if v.days is None and v.from_ is not None and v.until is not None:
+        start, until = epoch_ms(v.from_, f"{where}.from"), epoch_ms(v.until, f"{where}.until")
+        if until > start:
+            return {"from": start, "until": until}
+    raise invalid_request(f"{where} must be {{\"days\": n}} or {{\"from\": t, \"until\": t}}"
+                          " with until > from.")
+
+
+def _scope(value: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if len(orjson.dumps(value)) > MAX_SCOPE_BYTES:
+        raise invalid_request(f"{where} must be at most {MAX_SCOPE_BYTES} bytes of JSON.")
+    return value

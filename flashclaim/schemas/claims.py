@@ -1,0 +1,88 @@
+"""A claim (grab, grant or code) and what is answered about it; the service's own answers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from flashclaim.campaigns import COUPON_TYPES
+from flashclaim.schemas.base import UNSET, Answer, Body, Channel, Id, TimeText, decode
+from flashclaim.schemas.campaigns import Money
+from flashclaim.stream import Source as IssuedBy
+
+Source = Annotated[str, msgspec.Meta(extra_json_schema={"enum": [s.value for s in IssuedBy]})]
+CouponType = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(COUPON_TYPES)})]
+
+
+class ClaimBody(Body, kw_only=True):
+    """POST /v1/campaigns/{id}/claims (the body is optional)."""
+
+    channel: Channel | None = None
+
+
+def claim_channel(body: object) -> str | None:
+    return decode(body, ClaimBody).channel
+
+
+class CouponTerms(Answer, kw_only=True):
+    """A coupon's kind, value and validity, as every answer about a coupon shows them."""
+
+    coupon_id: str
+    type: CouponType
+    currency: str
+    value: Money = UNSET
+    min_spend: Money = UNSET
+    percent_off: int = UNSET
+    max_discount: Money = UNSET
+    valid_from: TimeText
+    valid_until: TimeText
+
+
+class GrantedCoupon(CouponTerms, kw_only=True):
+    scope: dict[str, Any]
+
+
+class Claim(Answer, kw_only=True):
+    claim_id: str
+    campaign_id: Id
+    user_id: str
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    claimed_at: TimeText
+    channel: str | None
+    source: Source = UNSET
+    server_time: TimeText = UNSET
+    coupons: Annotated[list[GrantedCoupon], msgspec.Meta(min_length=1)]
+
+
+class Record(Answer, kw_only=True):
+    entry_id: str
+    seq: int
+    claim_id: str
+    user_id: str
+    source: Source = UNSET
+    source_ref: str = UNSET
+
+
+class Records(Answer, kw_only=True):
+    """GET /v1/admin/campaigns/{id}/claims: the claim stream, a page at a time."""
+
+    claims: list[Record]
+    next: str | None
+
+
+class Error(Answer, kw_only=True):
+    """Every refusal: a stable code, words for a person, and the server's clock."""
+
+    error: str
+    message: str
+    server_time: TimeText = UNSET
+
+
+class Health(Answer, kw_only=True):
+    status: str
+
+
+class Ready(Answer, kw_only=True):
+    status: Annotated[str, msgspec.Meta(extra_json_schema={"const": "ready"})]
+    warnings: list[str]

@@ -1,0 +1,289 @@
+"""The coupon centre (GET /) and the operator dashboard (GET /admin) in a real browser:
+Debian's chromium driven by Playwright, against `flashclaim serve` on a real Valkey."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from flashclaim.runtime.embedded import EmbeddedServer
+from flashclaim.tools import children
+from flashclaim.tools.children import serving
+
+TOKEN = "pages-admin-token"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> None:
+    """Every run takes it; FLASHCLAIM_UPDATE_SCREENSHOTS=1 also replaces the one in docs/."""
+    page.screenshot(path=str(tmp_path / name))
+    if os.environ.get("FLASHCLAIM_UPDATE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / name))
+
+
+def chromium_path() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.fail("Debian's chromium is needed: apt-get install chromium (.ci/test does)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def base(tmp_path: Path, server: EmbeddedServer) -> Iterator[str]:
+    with serving(tmp_path / "data", "--admin-token", TOKEN, redis_url=server.url) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    p = context.new_page()
+    errors: list[str] = []
+    # (an API's 4xx answer is logged as "Failed to load resource": expected, not an error)
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error"
+         and not m.text.startswith("Failed to load resource") else None)
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    missing: list[str] = []  # a page's own files (its icon too) are all there
+    p.on("response", lambda r: missing.append(r.url) if r.status == 404
+         and "/v1/" not in r.url else None)
+    yield p
+    context.close()
+    assert not errors, errors  # no script error, no CSP violation
+    assert not missing, missing
+
+
+def campaign(base: str, **fields: Any) -> dict[str, Any]:
+    body = {"name": "Double 11", "stock": 100,
+            "coupons": [{"type": "threshold", "value": 2000, "min_spend": 10000}], **fields}
+    r = httpx.post(base + "/v1/admin/campaigns", headers=ADMIN, json=body)
+    assert r.status_code == 201, r.text
+    created: dict[str, Any] = r.json()
+    return created
+
+
+def card(page: Page, campaign_id: str) -> Any:
+    return page.locator(f'article[data-id="{campaign_id}"]')
+
+
+def test_pages_are_served_with_their_security_headers(base: str) -> None:
+    centre = httpx.get(base + "/")
+    dashboard = httpx.get(base + "/admin")
+    for r in (centre, dashboard):
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+    assert dashboard.headers["cache-control"] == "no-store"
+    listing = httpx.get(base + "/v1/admin/campaigns", headers=ADMIN)
+    assert listing.headers["cache-control"] == "no-store"  # admin data is never cached
+    assert httpx.get(base + "/static/centre.js").headers["content-type"].startswith(
+        "text/javascript")
+    for missing in ("/static/nothing.js", "/static/centre.html", "/static/..%2Fpages_api.py"):
+        assert httpx.get(base + missing).status_code == 404, missing
+
+
+def test_countdown_then_grab_then_already_claimed_and_sold_out(base: str, page: Page,
+                                                              tmp_path: Path) -> None:
+    starts = datetime.now(UTC) + timedelta(seconds=3)
+    campaign(base, id="soon", name="Midnight sale", stock=5, starts_at=starts.isoformat())
+    campaign(base, id="gone", name="Last one", stock=1)
+    page.goto(base + "/")
+    soon = card(page, "soon")
+    expect(soon.locator(".status")).to_contain_text("starts in")
+    expect(soon.locator("button")).to_be_disabled()
+    page.fill("#user", "alice")
+    page.dispatch_event("#user", "change")
+    screenshot(page, "coupon-centre.png", tmp_path)
+    expect(soon.locator(".status")).to_have_text("live", timeout=10_000)  # the countdown ran out
+    soon.locator("button").click()
+    expect(soon.locator(".answer")).to_have_text("Granted: ¥20 off ¥100.")
+    expect(soon.locator("button")).to_be_disabled()  # alice holds her one: no second offer
+    expect(soon.locator(".why")).to_have_text("You hold this coupon.")
+    expect(soon.locator(".stock")).to_have_text("4 of 5 left")
+    gone = card(page, "gone")
+    expect(gone.locator(".stock")).to_have_text("1 of 1 left")
+    assert httpx.post(base + "/v1/campaigns/gone/claims",  # someone else is faster
+                      headers={"X-User-Id": "early"}).status_code == 201
+    expect(gone.locator(".status")).to_have_text("sold out")
+    expect(gone.locator("button")).to_be_disabled()
+
+
+def test_an_operator_creates_pauses_and_watches_a_crowd(base: str, browser: Browser,
+                                                        page: Page, tmp_path: Path) -> None:
+    page.goto(base + "/admin")
+    expect(page.locator("#desk")).to_be_hidden()
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    assert TOKEN not in page.url
+    page.fill("#new-id", "d11")
+    page.fill("#new-name", "Double 11 live")
+    page.fill("#new-stock", "300")
+    page.click("#create button")
+    row = page.locator('tr[data-id="d11"]')
+    expect(row).to_contain_text("Double 11 live")
+    expect(page.locator("#live-name")).to_have_text("Double 11 live")
+
+    # the live view's numbers move during a small flash crowd
+    def crowd() -> None:
+        with httpx.Client(base_url=base) as c:
+            for i in range(400):
+                c.post("/v1/campaigns/d11/claims", headers={"X-User-Id": f"crowd{i}"},
+                       json={"channel": "app"})
+
+    tapping = threading.Thread(target=crowd)
+    tapping.start()
+    expect(page.locator("#live-granted")).not_to_have_text("0", timeout=10_000)
+    tapping.join()
+    expect(page.locator("#live-granted")).to_have_text("300", timeout=10_000)
+    expect(page.locator("#live-remaining")).to_have_text("0")
+    expect(page.locator("#live-rejected")).to_contain_text("sold out: 100")
+    screenshot(page, "operator-dashboard.png", tmp_path)
+
+    # pause another campaign from the dashboard: the coupon centre shows it paused
+    campaign(base, id="calm", name="Calm sale")
+    shopper = browser.new_page()
+    shopper.goto(base + "/")
+    expect(card(shopper, "calm").locator(".status")).to_have_text("live")
+    calm = page.locator('tr[data-id="calm"]')
+    expect(calm).to_be_visible(timeout=10_000)
+    calm.get_by_role("button", name="Pause").click()
+    expect(calm).to_contain_text("paused")
+    expect(card(shopper, "calm").locator(".status")).to_have_text("paused")  # its next refresh
+    expect(card(shopper, "calm").locator("button")).to_be_disabled()
+    shopper.close()
+
+
+
+@pytest.fixture
+def base_with_ledger(tmp_path: Path, server: EmbeddedServer) -> Iterator[str]:
+    """The service and a ledger consumer on one data directory (the wallet reads the ledger)."""
+    data = tmp_path / "data"
+    with serving(data, "--admin-token", TOKEN, redis_url=server.url) as url:
+        env = children.clean_env(FLASHCLAIM_REDIS_URL=server.url, FLASHCLAIM_DATA_DIR=str(data))
+        ledger = children.start(["ledger", "--block-ms", "100"], env, tmp_path / "ledger.log")
+        try:
+            yield url
+        finally:
+            children.stop(ledger)
+
+
+def one_code(base: str, campaign_id: str) -> str:
+    """A single-use code of the campaign, generated and exported through the admin API."""
+    made = httpx.post(f"{base}/v1/admin/campaigns/{campaign_id}/codes", headers=ADMIN,
+                      json={"count": 1})
+    assert made.status_code == 202, made.text
+    deadline = time.monotonic() + 30
+    while not all(b["state"] == "ready" for b in httpx.get(
+            f"{base}/v1/admin/campaigns/{campaign_id}/codes", headers=ADMIN).json()["batches"]):
+        assert time.monotonic() < deadline, "the code batch was never ready"
+        time.sleep(0.05)
+    export = httpx.get(f"{base}/v1/admin/campaigns/{campaign_id}/codes.csv", headers=ADMIN)
+    return next(csv.DictReader(io.StringIO(export.text)))["code"]
+
+
+def test_a_code_is_redeemed_and_the_coupons_show_in_the_wallet(base_with_ledger: str,
+                                                                page: Page) -> None:
+    base = base_with_ledger
+    campaign(base, id="grab", name="Grab me", stock=10)
+    campaign(base, id="coded", name="Code gift", stock=10,
+             coupons=[{"type": "cash", "value": 500}])
+    code = one_code(base, "coded")
+    page.goto(base + "/")
+    page.fill("#user", "bob")
+    page.dispatch_event("#user", "change")
+    card(page, "grab").locator("button").click()
+    expect(card(page, "grab").locator(".answer")).to_have_text("Granted: ¥20 off ¥100.")
+    page.fill("#code", code)
+    page.click("#redeem button")
+    expect(page.locator("#redeem-answer")).to_have_text("Granted: ¥5 off.")
+    page.click("#redeem button")  # bob again: he holds this campaign's coupon
+    expect(page.locator("#redeem-answer")).to_contain_text("Already claimed")
+    page.fill("#user", "carol")
+    page.click("#redeem button")  # carol, with the same single-use code: used up
+    expect(page.locator("#redeem-answer")).to_have_text("This code has been used up.")
+    page.fill("#user", "bob")
+    wanted = ("Grab me: ¥20 off ¥100, unused, valid until 20", "Code gift: ¥5 off, unused")
+    deadline = time.monotonic() + 15
+    while not all(w in " | ".join(page.locator("#coupons li").all_inner_texts())
+                  for w in wanted):
+        assert time.monotonic() < deadline, page.locator("#coupons li").all_inner_texts()
+        page.click("#wallet-refresh")  # the ledger carries the claims within a moment
+        page.wait_for_timeout(100)
+
+
+def test_the_centre_offers_only_the_grabs_this_user_can_win(base: str, page: Page) -> None:
+    campaign(base, id="shoes", name="Shoe week", stock=5, coupons=[
+        {"type": "threshold", "value": 2000, "min_spend": 10000,
+         "scope": {"categories": ["shoes"], "exclude_skus": ["sku-gift-card"]}}])
+    campaign(base, id="vip-only", name="VIP night", stock=5, segments=["vip"])
+    campaign(base, id="app-only", name="App only", stock=5, channels=["app"])
+    campaign(base, id="probe", name="Internal probe", stock=None, listed=False)
+    page.goto(base + "/")
+    expect(card(page, "shoes")).to_be_visible()
+    expect(card(page, "probe")).to_have_count(0)  # internal: never on the public list
+    expect(card(page, "shoes").locator(".scope")).to_have_text("on shoes; not on sku-gift-card")
+    page.fill("#user", "bad id")
+    page.dispatch_event("#user", "change")
+    card(page, "shoes").locator("button").click()
+    expect(card(page, "shoes").locator(".answer")).to_contain_text("A user id is up to 128")
+    page.fill("#user", "dora")
+    page.dispatch_event("#user", "change")  # the advice about the old id goes with it
+    expect(card(page, "shoes").locator(".answer")).to_have_text("")
+    for refused in ("vip-only", "app-only"):  # not for dora, or not on this page (web)
+        expect(card(page, refused).locator("button")).to_be_disabled()
+        expect(card(page, refused).locator(".why")).to_have_text("Not available to you.")
+    card(page, "shoes").locator("button").click()
+    expect(card(page, "shoes").locator(".answer")).to_have_text("Granted: ¥20 off ¥100.")
+    expect(card(page, "shoes").locator("button")).to_be_disabled()  # can_claim is now false
+    expect(card(page, "shoes").locator(".why")).to_have_text("You hold this coupon.")
+
+
+def test_the_dashboard_counts_unlimited_grants_and_explains_its_figures(
+        base: str, page: Page) -> None:
+    page.goto(base + "/admin")
+    expect(page.locator("#login-hint")).to_contain_text(".flashclaim/admin-token")
+    campaign(base, id="endless", name="Endless", stock=None)
+    for i in range(3):
+        assert httpx.post(base + "/v1/campaigns/endless/claims",
+                          headers={"X-User-Id": f"e{i}"}).status_code == 201
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    expect(page.locator("#login-hint")).to_be_hidden()
+    row = page.locator('tr[data-id="endless"]')
+    expect(row.locator("td").nth(3)).to_have_text("3")  # granted, with no stock to subtract
+    expect(row.locator("td").nth(4)).to_have_text("unlimited")
+    page.fill("#new-id", "small")
+    page.fill("#new-name", "Small sale")
+    page.fill("#new-stock", "4")
+    page.click("#create button")
+    expect(page.locator("#note")).to_have_text("Created small.")
+    expect(page.locator("#new-name")).to_have_value("")  # the form starts afresh
+    expect(page.locator("#new-stock")).to_have_value("1000")
+    for i in range(2):
+        httpx.post(base + "/v1/campaigns/small/claims", headers={"X-User-Id": f"s{i}"})
+    expect(page.locator("#live-granted")).to_have_text("2", timeout=10_000)
+    expect(page.locator("#live-claim-rate")).to_have_text("50.0%")  # 2 of 4, the same moment
+    # no ledger runs here: the use rate's line says the ledger has none of them
+    expect(page.locator("#live-ledger")).to_contain_text("2 of the granted not yet",
+                                                         timeout=10_000)
