@@ -129,6 +129,7 @@ def test_two_consumers_in_parallel(sync_redis: SyncRedis, dsn: str, tmp_path: Pa
     stop = threading.Event()
     written: dict[str, int] = {}
     errors: list[BaseException] = []
+    both_reading = threading.Barrier(3)  # the grants come once both consumers read
 
     def work(name: str) -> None:
         client = sync_client(server.url)
@@ -137,6 +138,8 @@ def test_two_consumers_in_parallel(sync_redis: SyncRedis, dsn: str, tmp_path: Pa
             consumer=name, batch=20, block_ms=50, refresh_ms=0, trim_every_ms=10**9))
         try:
             consumer.start()
+            consumer.run_once()
+            both_reading.wait(30)
             while not stop.is_set():
                 consumer.run_once()
         except BaseException as exc:
@@ -150,6 +153,7 @@ def test_two_consumers_in_parallel(sync_redis: SyncRedis, dsn: str, tmp_path: Pa
     for t in threads:
         t.start()
     try:
+        both_reading.wait(30)
         assert sync_grant(sync_redis, KS, "c1", [f"u{i}" for i in range(1500)]) == 1500
         deadline = time.monotonic() + 30
         while ledger_lag(sync_redis, KS.campaign("c1").stream, "ledger") > 0 and not errors:
