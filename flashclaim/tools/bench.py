@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from redis.asyncio import Redis as AsyncRedis
 from flashclaim.checks.audit import audit_campaign
 from flashclaim.keys import KeySpace
 from flashclaim.runtime.embedded import EmbeddedServer, free_port
+from flashclaim.runtime.lifeline import die_with_parent
+from flashclaim.runtime.private_files import open_private_log
 from flashclaim.tables import text_table
 from flashclaim.tools import children, loadgen
 from flashclaim.validation import ascii_int
@@ -117,6 +120,21 @@ class Service:
 
     def stop(self) -> None:
         children.stop(self.proc)
+
+
+class Yardstick(Service):
+    """One of tools/bench_apps.py's apps (`bare` or `naive`) under the service's listener."""
+
+    def __init__(self, kind: str, redis_url: str, log: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = children.clean_env(FLASHCLAIM_REDIS_URL=redis_url, FLASHCLAIM_NAMESPACE=NAMESPACE)
+        with open_private_log(log) as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flashclaim.tools.bench_apps", kind, "127.0.0.1",
+                 str(self.port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent)
+        children.wait_ready(self.base, self.proc)
 
 
 class Load:
@@ -271,8 +289,17 @@ def run_bench(args: argparse.Namespace) -> int:
             base = service.base
             ceiling = show(service.measured(lambda: load.measure(
                 "/healthz (the ceiling)", base, "/healthz", method="GET")))
+            bare = show(yardstick("bare", url, data_dir, lambda y: load.measure(
+                "bare refusal (an ASGI app answering 410, the second ceiling)", y.base,
+                "/v1/campaigns/bare/claims", users="bare")))
             granted = show(service.measured(lambda: granted_claims(
                 service, load, url, "claim granted, appendfsync always", "plenty")))
+            service.campaign("naive-plenty", 10**9)
+            naive = show(yardstick("naive", url, data_dir, lambda y: load.measure(
+                "naive service granted (one EVALSHA a request), appendfsync always", y.base,
+                "/v1/campaigns/naive-plenty/claims", users="naive-plenty")))
+            naive.invariants = audit(url, "naive-plenty")
+            granted.note = f"x{granted.rps / naive.rps:.2f} of the naive service"
             show(service.measured(lambda: granted_claims(
                 service, load, url, "claim granted, no body (the old request)", "plenty-bare",
                 BARE)))
@@ -287,12 +314,14 @@ def run_bench(args: argparse.Namespace) -> int:
                 sold = service.measured(functools.partial(
                     load.measure, name, base, path, users=users, shape=shape))
                 sold.invariants = audit(url, "gone")
+                sold.note = f"x{sold.rps / bare.rps:.2f} of the bare refusal"
                 show(sold)
             path = service.campaign("again", 10**9)
             pre_claim(base, path, "again", 2000)
             repeat = service.measured(lambda: load.measure(
                 "repeat tap (user holds its limit)", base, path, users="again", pool=2000))
             repeat.invariants = audit(url, "again")
+            repeat.note = f"x{repeat.rps / bare.rps:.2f} of the bare refusal"
             show(repeat)
             path = service.campaign("paced", 10**9)
             rate = granted.rps / 2
@@ -377,6 +406,16 @@ def operator_grant(service: Service, url: str, users: int) -> Result:
                     note=f"{seconds:.1f}s in all")
     result.invariants = audit(url, "granted-by-operator")
     return result
+
+
+def yardstick(kind: str, url: str, data_dir: Path, run: Callable[[Service], Result]
+              ) -> Result:
+    """A scenario against one of the yardstick apps, with that app's CPU per request."""
+    app = Yardstick(kind, url, data_dir / f"{kind}.log")
+    try:
+        return app.measured(lambda: run(app))
+    finally:
+        app.stop()
 
 
 def granted_claims(service: Service, load: Load, url: str, name: str, campaign: str,

@@ -15,9 +15,11 @@ from flashclaim.settings import Settings
 from flashclaim.web.http_server import GuardedHttpToolsProtocol
 
 
-def run(host: str, port: int, workers: int, settings: Settings) -> None:
+def run(host: str, port: int, workers: int, settings: Settings,
+        app: str = "flashclaim.web.app:create_app", factory: bool = True) -> None:
+    """`app` under uvicorn with the HTTP limits (the benchmarks' yardsticks run the same way)."""
     uvicorn.run(
-        "flashclaim.web.app:create_app", factory=True, host=host, port=port, workers=workers,
+        app, factory=factory, host=host, port=port, workers=workers,
         loop="uvloop", http=GuardedHttpToolsProtocol, timeout_keep_alive=settings.keepalive_s,
         access_log=False, log_level="info",
     )
