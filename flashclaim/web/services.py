@@ -28,6 +28,7 @@ from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.scripts import ReplicaWait, Scripts
 from flashclaim.store.templates import TemplateStore
 from flashclaim.web.ledger_reader import LedgerReader
+from flashclaim.web.metrics import flush_claims
 
 log = logging.getLogger("flashclaim")
 
@@ -92,7 +93,9 @@ class Services:
             log.warning("Redis server: %s", warning)
 
     async def flush_gate(self) -> None:
-        """Count the rejections answered from memory; never fails the caller."""
+        """Count the rejections answered from memory, and hand this process's claim metrics
+        to Prometheus (once a second: other workers' scrapes see them); never fails."""
+        flush_claims()
         try:
             await self.claims.flush_tallies()
         except StoreError as exc:
