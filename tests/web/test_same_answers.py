@@ -1,0 +1,204 @@
+"""The claim's answers, byte for byte, for a table of requests over raw sockets to a real
+`flashclaim serve`: what any faster path for taps must answer too (the same status line, the
+same headers a client reads, the same body). Times and generated ids are masked; everything
+else is compared exactly.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flashclaim.tools.children import serving
+
+TOKEN = "same-answers-admin-token"
+SOLD_OUT = (b'{"error":"sold_out","message":"All coupons of this campaign have been claimed.",'
+            b'"server_time":"T"}')
+HELD = (b'{"error":"already_claimed","message":"This user already holds the most coupons this '
+        b'campaign allows.","server_time":"T"}')
+JSON = b"application/json"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: bytes  # the status line
+    headers: dict[bytes, bytes]  # lower-case names; content-length checked against the body
+    body: bytes  # times masked as "T", claim and coupon ids as "ID"
+
+
+def mask(body: bytes) -> bytes:
+    body = re.sub(rb'"(server_time|claimed_at|valid_from|valid_until)":"[^"]+"', rb'"\1":"T"',
+                  body)
+    return re.sub(rb'"(claim_id|coupon_id)":"[^"]+"', rb'"\1":"ID"', body)
+
+
+def read_answers(sock: socket.socket, count: int) -> list[Answer]:
+    """`count` responses from the connection, in order."""
+    buffer, answers = b"", list[Answer]()
+    sock.settimeout(10)
+    while len(answers) < count:
+        while b"\r\n\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            assert chunk, f"the connection closed after {len(answers)} answers"
+            buffer += chunk
+        head, buffer = buffer.split(b"\r\n\r\n", 1)
+        status, *lines = head.split(b"\r\n")
+        headers = {k.strip().lower(): v.strip()
+                   for k, v in (line.split(b":", 1) for line in lines)}
+        length = int(headers[b"content-length"])
+        while len(buffer) < length:
+            chunk = sock.recv(65536)
+            assert chunk, "the connection closed mid-body"
+            buffer += chunk
+        body, buffer = buffer[:length], buffer[length:]
+        answers.append(Answer(status, headers, mask(body)))
+    return answers
+
+
+def closed_after(sock: socket.socket) -> bool:
+    sock.settimeout(5)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, TimeoutError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    data = tmp_path_factory.mktemp("same") / "data"
+    with serving(data, "--admin-token", TOKEN) as base:
+        admin = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.Client(base_url=base, headers=admin) as http:
+            for cid, stock in (("gone", 1), ("open", 1000)):
+                http.post("/v1/admin/campaigns", json={
+                    "id": cid, "name": cid, "stock": stock, "per_user_limit": 1,
+                    "coupons": [{"type": "cash", "value": 500}]}).raise_for_status()
+            taken = http.post("/v1/campaigns/gone/claims", headers={"X-User-Id": "first"})
+            assert taken.status_code == 201
+            held = http.post("/v1/campaigns/open/claims", headers={"X-User-Id": "holder"})
+            assert held.status_code == 201
+        yield int(base.rsplit(":", 1)[1])
+
+
+def tap(campaign: str, user: str | None, body: bytes | None = b'{"channel":"app"}',
+        extra: bytes = b"", version: bytes = b"HTTP/1.1") -> bytes:
+    head = b"POST /v1/campaigns/" + campaign.encode() + b"/claims " + version + b"\r\n"
+    head += b"Host: t\r\n"
+    if user is not None:
+        head += b"X-User-Id: " + user.encode() + b"\r\n"
+    if body is not None:
+        head += b"Content-Type: application/json\r\nContent-Length: " \
+            + str(len(body)).encode() + b"\r\n"
+    return head + extra + b"\r\n" + (body or b"")
+
+
+def error(status: bytes, code: str, message: str) -> Answer:
+    body = (b'{"error":"' + code.encode() + b'","message":"' + message.encode()
+            + b'","server_time":"T"}')
+    return Answer(status, {b"content-type": JSON, b"content-length": str(len(body)).encode()},
+                  body)
+
+
+GONE = Answer(b"HTTP/1.1 410 Gone", {b"content-type": JSON,
+                                     b"content-length": str(len(SOLD_OUT)).encode()}, SOLD_OUT)
+HOLDS = Answer(b"HTTP/1.1 409 Conflict", {b"content-type": JSON,
+                                          b"content-length": str(len(HELD)).encode()}, HELD)
+
+CASES: list[tuple[str, bytes, list[Answer]]] = [
+    ("sold out, JSON body", tap("gone", "u1"), [GONE]),
+    ("sold out, no body", tap("gone", "u2", None), [GONE]),
+    ("sold out, again (from memory)", tap("gone", "u3"), [GONE]),
+    ("the user holds its limit", tap("open", "holder"), [HOLDS]),
+    ("no user", tap("gone", None),
+     [error(b"HTTP/1.1 401 Unauthorized", "unauthenticated",
+            "Send the user id in the X-User-Id header.")]),
+    ("a bad user id", tap("gone", "bad id"),
+     [error(b"HTTP/1.1 400 Bad Request", "invalid_request",
+            "X-User-Id must be 1-128 chars of A-Za-z0-9_.:@-.")]),
+    ("malformed JSON", tap("gone", "u4", b'{"channel":'),
+     [error(b"HTTP/1.1 400 Bad Request", "invalid_request", "The body is not valid JSON.")]),
+    ("an unknown field", tap("gone", "u5", b'{"chanel":"app"}'),
+     [error(b"HTTP/1.1 400 Bad Request", "invalid_request", "Unknown field 'chanel'.")]),
+    ("a channel of the wrong type", tap("gone", "u6", b'{"channel":7}'),
+     [error(b"HTTP/1.1 400 Bad Request", "invalid_request",
+            "channel: expected `str | null`, got `int`.")]),
+    ("a repeated key", tap("gone", "u7", b'{"channel":"a","channel":"b"}'),
+     [error(b"HTTP/1.1 400 Bad Request", "invalid_request",
+            "The key 'channel' appears twice in the JSON body.")]),
+    ("not JSON", tap("gone", "u8").replace(b"application/json", b"text/plain"),
+     [error(b"HTTP/1.1 415 Unsupported Media Type", "unsupported_media_type",
+            "Send the body as application/json.")]),
+    ("two taps pipelined", tap("gone", "u9") + tap("open", "holder"), [GONE, HOLDS]),
+    ("an Idempotency-Key too long", tap("gone", "u10", extra=b"Idempotency-Key: " + b"k" * 300
+                                         + b"\r\n"),
+     [error(b"HTTP/1.1 400 Bad Request", "invalid_request",
+            "Idempotency-Key must be 1-255 printable ASCII characters.")]),
+    ("a keyed tap after sell-out", tap("gone", "u11", extra=b"Idempotency-Key: k-1\r\n"),
+     [GONE]),
+    ("no such campaign", tap("nope", "u12"),
+     [error(b"HTTP/1.1 404 Not Found", "campaign_not_found", "No such campaign.")]),
+]
+
+
+@pytest.mark.parametrize(("name", "request_bytes", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_each_request_gets_exactly_its_answer(port: int, name: str, request_bytes: bytes,
+                                              expected: list[Answer]) -> None:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request_bytes)
+        got = read_answers(sock, len(expected))
+    for answer, want in zip(got, expected, strict=True):
+        assert answer.status == want.status, name
+        assert answer.body == want.body, name
+        for header, value in want.headers.items():
+            if header == b"content-length":  # the real length: the masked body's differs
+                continue
+            assert answer.headers[header] == value, (name, header)
+        assert int(answer.headers[b"content-length"]) > 0
+
+
+def test_the_framing_variants_get_the_same_answer(port: int) -> None:
+    """HTTP/1.0 (answered, then closed), Connection: close, a chunked body, and a body that
+    arrives after its head: each answered as the plain request is."""
+    variants = {
+        "HTTP/1.0": tap("gone", "f1", version=b"HTTP/1.0"),
+        "Connection: close": tap("gone", "f2", extra=b"Connection: close\r\n"),
+        "chunked": (b"POST /v1/campaigns/gone/claims HTTP/1.1\r\nHost: t\r\nX-User-Id: f3\r\n"
+                    b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"11\r\n{\"channel\":\"app\"}\r\n0\r\n\r\n"),
+    }
+    for name, raw in variants.items():
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(raw)
+            [answer] = read_answers(sock, 1)
+            assert (answer.status.split(b" ", 1)[1], answer.body) == (b"410 Gone", SOLD_OUT), name
+            if name != "chunked":
+                assert closed_after(sock), f"{name}: the connection stayed open"
+    with socket.create_connection(("127.0.0.1", port)) as sock:  # the body after its head
+        raw = tap("gone", "f4")
+        head, body = raw.split(b"\r\n\r\n", 1)
+        sock.sendall(head + b"\r\n\r\n")
+        time.sleep(0.2)  # the gap is the point here: the body has not come with its head
+        sock.sendall(body)
+        [answer] = read_answers(sock, 1)
+        assert (answer.status, answer.body) == (b"HTTP/1.1 410 Gone", SOLD_OUT)
+
+
+def test_a_granted_claim_and_its_keyed_replay(port: int, tmp_path: Path) -> None:
+    """A grant (201) and the same Idempotency-Key again (200): the same claim, byte for
+    byte, ids and times included."""
+    raw = tap("open", "g1", extra=b"Idempotency-Key: replay-1\r\n")
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(raw)
+        [granted] = read_answers(sock, 1)
+        sock.sendall(raw)
+        [replay] = read_answers(sock, 1)
+    assert granted.status == b"HTTP/1.1 201 Created" and replay.status == b"HTTP/1.1 200 OK"
+    assert granted.body == replay.body
+    assert granted.body.startswith(b'{"claim_id":"ID","campaign_id":"open","user_id":"g1",')
