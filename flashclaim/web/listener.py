@@ -21,6 +21,11 @@ def run(host: str, port: int, workers: int, settings: Settings,
     uvicorn.run(
         app, factory=factory, host=host, port=port, workers=workers,
         loop="uvloop", http=GuardedHttpToolsProtocol, timeout_keep_alive=settings.keepalive_s,
+        # The client's address is the connection's peer, or the header FLASHCLAIM_CLIENT_IP_HEADER
+        # names (web/claim_endpoint.client_ip): uvicorn's own rewrite from X-Forwarded-For
+        # (for peers it trusts, 127.0.0.1 by default) would add a second, unconfigured rule,
+        # and a middleware layer on every tap.
+        proxy_headers=False,
         access_log=False, log_level="info",
     )
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from flashclaim.keys import KeySpace
-from flashclaim.runtime.embedded import EmbeddedServer
+from flashclaim.runtime.embedded import EmbeddedServer, free_port
 from flashclaim.settings import Settings, SettingsError
+from flashclaim.tools import children
 
 from helpers import ADMIN_TOKEN, NAMESPACE, app_client, create_campaign
 
@@ -83,3 +85,25 @@ def test_the_setting_is_parsed() -> None:
     assert settings.ip_rate_limit == (50, 2000)
     with pytest.raises(SettingsError):
         Settings.from_env({"FLASHCLAIM_IP_RATE_LIMIT": "fifty"})
+
+
+def test_without_a_configured_header_the_peer_is_the_client(tmp_path: Path) -> None:
+    """A real serve: with no FLASHCLAIM_CLIENT_IP_HEADER, X-Forwarded-For (even from a local
+    peer, whom uvicorn would trust by default) does not change whose taps are counted."""
+    port = free_port()
+    env = children.clean_env(FLASHCLAIM_IP_RATE_LIMIT="2/60", FLASHCLAIM_ADMIN_TOKEN="t")
+    proc = children.start(["serve", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+                          env, tmp_path / "serve.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        children.wait_ready(base, proc)
+        with httpx.Client(base_url=base) as http:
+            http.post("/v1/admin/campaigns", headers={"Authorization": "Bearer t"}, json={
+                "id": "ip", "name": "ip", "stock": 100,
+                "coupons": [{"type": "cash", "value": 1}]}).raise_for_status()
+            codes = [http.post("/v1/campaigns/ip/claims", headers={
+                "X-User-Id": f"u{i}", "X-Forwarded-For": f"198.51.100.{i}"}).status_code
+                for i in range(3)]
+        assert codes == [201, 201, 429]  # one peer: its third tap is over its limit
+    finally:
+        assert children.stop(proc) == 0
