@@ -11,11 +11,18 @@ from typing import Protocol
 
 import jwt
 from jwt.types import Options
-from starlette.datastructures import Headers
 
 from flashclaim.errors import invalid_request, unauthenticated
 from flashclaim.settings import Settings, SettingsError
 from flashclaim.validation import MAX_TAGS, TAG_RE, USER_ID_RE
+
+
+class HeaderLookup(Protocol):
+    """What identity needs of a request's headers (Starlette's Headers, or the claim
+    endpoint's one-pass web.http.TapHeaders)."""
+
+    def get(self, key: str, /) -> str | None: ...
+    def __contains__(self, key: object) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,11 +32,11 @@ class Identity:
 
 
 class Authenticator(Protocol):
-    def authenticate(self, headers: Headers) -> Identity:
+    def authenticate(self, headers: HeaderLookup) -> Identity:
         """The caller's identity, or ApiError 401."""
         ...
 
-    def presented(self, headers: Headers) -> bool:
+    def presented(self, headers: HeaderLookup) -> bool:
         """Whether the request carries an identity at all (where one is optional)."""
         ...
 
@@ -39,16 +46,16 @@ class HeaderAuthenticator:
 
     No X-User-Id is 401; a malformed one is a bad header value, 400."""
 
-    def presented(self, headers: Headers) -> bool:
+    def presented(self, headers: HeaderLookup) -> bool:
         return "x-user-id" in headers
 
-    def authenticate(self, headers: Headers) -> Identity:
+    def authenticate(self, headers: HeaderLookup) -> Identity:
         user_id = headers.get("x-user-id")
         if user_id is None:
             raise unauthenticated("Send the user id in the X-User-Id header.")
         if not USER_ID_RE.fullmatch(user_id):
             raise invalid_request("X-User-Id must be 1-128 chars of A-Za-z0-9_.:@-.")
-        raw_tags = headers.get("x-user-tags", "")
+        raw_tags = headers.get("x-user-tags") or ""
         tags = tuple(t.strip() for t in raw_tags.split(",") if t.strip())
         if len(tags) > MAX_TAGS or not all(TAG_RE.fullmatch(t) for t in tags):
             raise invalid_request(
@@ -74,11 +81,11 @@ class JwtAuthenticator:
             ["aud"] if self._audience else [])
         self._options: Options = {"require": required}
 
-    def presented(self, headers: Headers) -> bool:
+    def presented(self, headers: HeaderLookup) -> bool:
         return "authorization" in headers
 
-    def authenticate(self, headers: Headers) -> Identity:
-        scheme, _, token = headers.get("authorization", "").partition(" ")
+    def authenticate(self, headers: HeaderLookup) -> Identity:
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise unauthenticated("Send a bearer token: Authorization: Bearer <JWT>.")
         try:

@@ -31,6 +31,7 @@ from flashclaim.schemas.claims import claim_channel
 from flashclaim.validation import campaign_id
 from flashclaim.web.http import (
     EMPTY,
+    TapHeaders,
     body_chunks,
     deadline_kept,
     error_body,
@@ -118,10 +119,10 @@ class ClaimEndpoint:
 
     @staticmethod
     async def _read(s: Services, scope: Scope, receive: Receive) -> tuple[
-            str, Identity, str | None, str | None, Headers]:
+            str, Identity, str | None, str | None, TapHeaders]:
         """The whole request, validated; the body complete and within its deadline."""
         campaign = campaign_id(scope["path_params"]["campaign_id"])
-        headers = Headers(scope=scope)
+        headers = TapHeaders(scope["headers"])
         who = s.authenticator.authenticate(headers)
         idempotency_key = checked_key(headers.get("idempotency-key"))
         body = await read_json_body(headers, body_chunks(receive), s.settings.max_claim_body,
@@ -131,7 +132,7 @@ class ClaimEndpoint:
         return campaign, who, channel, idempotency_key, headers
 
 
-def client_ip(scope: Scope, headers: Headers, trusted_header: str | None) -> str:
+def client_ip(scope: Scope, headers: TapHeaders | Headers, trusted_header: str | None) -> str:
     """The client's address: from the header a trusted proxy sets, else the peer of the
     connection. Only what the proxy appended counts: the last element of the LAST such
     header line (a client can send its own lines and elements before it)."""

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope
 
+from flashclaim.claim.identity import HeaderLookup
 from flashclaim.errors import (
     ApiError,
     incomplete_body,
@@ -29,6 +29,32 @@ from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import ascii_int, campaign_id
 
 _JSON = "application/json"
+
+
+class TapHeaders:
+    """A request's headers read in one pass (names arrive lower-cased from the server): the
+    claim endpoint asks for a handful, and a Starlette Headers scans the list for each."""
+
+    __slots__ = ("_first", "_raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        first: dict[bytes, bytes] = {}
+        for name, value in raw:
+            if name not in first:  # the first line of a name, as Headers.get answers
+                first[name] = value
+        self._first = first
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        value = self._first.get(key.encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.encode("latin-1") in self._first
+
+    def getlist(self, key: str) -> list[str]:
+        name = key.lower().encode("latin-1")
+        return [v.decode("latin-1") for k, v in self._raw if k == name]
 
 
 class _Empty:
@@ -77,7 +103,7 @@ async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
 
 
 async def read_json_body(
-    headers: Headers, chunks: AsyncIterator[bytes], limit: int, *, required: bool,
+    headers: HeaderLookup, chunks: AsyncIterator[bytes], limit: int, *, required: bool,
     body_deadline_s: float = 5.0, deadline_kept: bool = False,
 ) -> Any:
     """The decoded body, or EMPTY when none was sent and none is required.
@@ -112,7 +138,7 @@ async def read_json_body(
         if required:
             raise invalid_request("A JSON body is required.")
         return EMPTY
-    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media_type != _JSON:
         raise unsupported_media_type()
     try:
