@@ -46,6 +46,68 @@ class TemplateRef:
     coupon: dict[str, Any]  # the template's coupon, in input form
 
 
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """How long a granted coupon is valid: `days` from its grant, or the window
+    [start, until) (epoch ms)."""
+
+    days: int | None = None
+    start: int | None = None
+    until: int | None = None
+
+    def shown(self) -> dict[str, int | str]:
+        if self.days is not None:
+            return {"days": self.days}
+        assert self.start is not None and self.until is not None  # (one of the two forms)
+        return {"from": to_rfc3339(self.start), "until": to_rfc3339(self.until)}
+
+
+@dataclass(frozen=True, slots=True)
+class CouponDef:
+    """One coupon of a campaign, validated: what every claim of it grants."""
+
+    type: str  # cash, threshold, discount
+    currency: str
+    validity: Validity
+    scope: dict[str, object]  # free-form JSON, shown with the coupon
+    value: int | None = None  # cash and threshold
+    min_spend: int | None = None  # threshold and discount
+    percent_off: int | None = None  # discount
+    max_discount: int | None = None  # discount
+    template: tuple[str, int] | None = None  # (id, version) of the template it copies
+
+    @property
+    def cap(self) -> int:
+        """The most it can take off an order, minor units: a cash or threshold coupon's
+        value, a percentage coupon's max_discount."""
+        cap = self.max_discount if self.type == "discount" else self.value
+        assert cap is not None  # (each kind has its own)
+        return cap
+
+    def terms(self) -> dict[str, object]:
+        """The coupon less its validity, in the order a claim shows it."""
+        out: dict[str, object] = {"type": self.type}
+        for name in ("value", "percent_off", "max_discount", "min_spend"):
+            amount = getattr(self, name)
+            if amount is not None:
+                out[name] = amount
+        out["currency"] = self.currency
+        out["scope"] = self.scope
+        if self.template is not None:
+            out["template"] = {"id": self.template[0], "version": self.template[1]}
+        return out
+
+    def shown(self) -> dict[str, object]:
+        """The coupon as a campaign shows it (its definition in Redis, the API)."""
+        terms = self.terms()
+        out = {k: v for k, v in terms.items() if k not in ("scope", "template")}
+        out["validity"] = self.validity.shown()
+        out["scope"] = terms["scope"]
+        if "template" in terms:
+            out["template"] = terms["template"]
+        return out
+
+
 # What the caller found for each {"template": id[, "version": v]} of a body:
 # (id, version or None for the latest) -> the version, or None when there is none.
 TemplateLookup = dict[tuple[str, int | None], TemplateRef | None]
@@ -63,7 +125,7 @@ class CampaignSpec:
     timezone: str
     starts_at: int
     ends_at: int | None
-    coupons: list[dict[str, Any]]  # public form, times still epoch ms
+    coupons: list[CouponDef]
     channels: list[str]
     segments: list[str]
     exclude_segments: list[str]
@@ -73,39 +135,20 @@ class CampaignSpec:
     listed: bool = True  # shown by GET /v1/campaigns (False: internal, claimable by id)
 
 
-def _lua_coupon_template(coupon: dict[str, Any]) -> dict[str, Any]:
+def _lua_coupon_template(coupon: CouponDef) -> dict[str, object]:
     """What claim.lua needs per coupon: a ready JSON fragment and the validity rule.
 
     The fragment is spliced into the claim as is, so claim.lua never re-encodes
     the operator's scope (Lua's cjson would turn {} into [] and round numbers).
     """
-    static = {k: v for k, v in coupon.items() if k != "validity"}
-    template: dict[str, Any] = {"f": orjson.dumps(static).decode()[1:-1],
-                                "cap": coupon_cap(coupon)}
-    validity = coupon["validity"]
-    if "days" in validity:
-        template["days"] = validity["days"]
+    template: dict[str, object] = {"f": orjson.dumps(coupon.terms()).decode()[1:-1],
+                                   "cap": coupon.cap}
+    v = coupon.validity
+    if v.days is not None:
+        template["days"] = v.days
     else:
-        template["from"], template["till"] = validity["from"], validity["until"]
+        template["from"], template["till"] = v.start, v.until
     return template
-
-
-def coupon_cap(coupon: dict[str, Any]) -> int:
-    """The most a coupon can take off an order, minor units: a cash or threshold coupon's
-    value, a percentage coupon's max_discount."""
-    cap: int = coupon["max_discount"] if coupon["type"] == "discount" else coupon["value"]
-    return cap
-
-
-def public_coupon(coupon: dict[str, Any]) -> dict[str, Any]:
-    out = dict(coupon)
-    validity = coupon["validity"]
-    if "from" in validity:
-        out["validity"] = {
-            "from": to_rfc3339(validity["from"]),
-            "until": to_rfc3339(validity["until"]),
-        }
-    return out
 
 
 # The campaign's meta hash: every field name, once. The Lua scripts read and write
@@ -140,7 +183,7 @@ def patched_fields(spec: CampaignSpec) -> list[str | int]:
 def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
     definition = {
         "name": spec.name,
-        "coupons": [public_coupon(c) for c in spec.coupons],
+        "coupons": [c.shown() for c in spec.coupons],
         "channels": spec.channels,
         "segments": spec.segments,
         "exclude_segments": spec.exclude_segments,

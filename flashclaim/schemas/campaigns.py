@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Annotated, Any
 
 import msgspec
@@ -29,8 +30,10 @@ from flashclaim.campaigns import (
     VALIDITY_DAYS_RANGE,
     CampaignSpec,
     CampaignView,
+    CouponDef,
     TemplateLookup,
 )
+from flashclaim.campaigns import Validity as CouponValidity
 from flashclaim.errors import ApiError, invalid_request
 from flashclaim.schemas.base import (
     UNIQUE,
@@ -309,11 +312,11 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
     ends_at = None if c.ends_at is None else epoch_ms(c.ends_at, "ends_at")
     if ends_at is not None and ends_at <= starts_at:
         raise invalid_request("ends_at must be after starts_at.")
-    coupons: list[dict[str, Any]] = []
+    coupons: list[CouponDef] = []
     coupon_inputs: list[Any] = []
     for i, raw in enumerate(c.coupons):
         coupon, pinned = _coupon_or_template(raw, f"coupons[{i}]", templates or {})
-        if coupon["validity"].get("until", starts_at + 1) <= starts_at:
+        if coupon.validity.until is not None and coupon.validity.until <= starts_at:
             raise invalid_request(f"coupons[{i}].validity.until must be after starts_at.")
         coupons.append(coupon)
         coupon_inputs.append(pinned)
@@ -356,7 +359,7 @@ def campaign_patch(body: object, accepted: dict[str, Any], now_ms: int,
 
 
 def _coupon_or_template(value: dict[str, Any], where: str, templates: TemplateLookup
-                        ) -> tuple[dict[str, Any], Any]:
+                        ) -> tuple[CouponDef, Any]:
     """A coupon, written out or copied from a template version; and its input form,
     with the template's version pinned."""
     if "template" not in value:
@@ -367,39 +370,35 @@ def _coupon_or_template(value: dict[str, Any], where: str, templates: TemplateLo
         raise ApiError(404, "template_not_found",
                        f"{where}: no template {use.template!r}"
                        + ("" if use.version is None else f" version {use.version}") + ".")
-    coupon = coupon_of(ref.coupon, where)
-    coupon["template"] = {"id": ref.id, "version": ref.version}
+    coupon = replace(coupon_of(ref.coupon, where), template=(ref.id, ref.version))
     return coupon, {"template": ref.id, "version": ref.version}
 
 
-def coupon_of(value: object, where: str) -> dict[str, Any]:
+def coupon_of(value: object, where: str) -> CouponDef:
     """A coupon body as the campaign model keeps it (times as epoch ms, defaults filled)."""
     c: AnyCoupon = decode(value, AnyCoupon, where)  # type: ignore[arg-type]
-    coupon: dict[str, Any] = {"type": type(c).__struct_config__.tag}
+    currency, scope = c.currency, _scope(c.scope, f"{where}.scope")
+    validity = _validity(c.validity, f"{where}.validity")
     if isinstance(c, CashCoupon):
-        coupon["value"] = c.value
-    elif isinstance(c, ThresholdCoupon):
+        return CouponDef("cash", currency, validity, scope, value=c.value)
+    if isinstance(c, ThresholdCoupon):
         if c.min_spend < c.value:
             raise invalid_request(f"{where}.min_spend must be at least its value ({c.value}).")
-        coupon["value"], coupon["min_spend"] = c.value, c.min_spend
-    else:
-        coupon["percent_off"], coupon["max_discount"] = c.percent_off, c.max_discount
-        coupon["min_spend"] = c.min_spend
-    coupon["currency"] = c.currency
-    coupon["validity"] = _validity(c.validity, f"{where}.validity")
-    coupon["scope"] = _scope(c.scope, f"{where}.scope")
-    return coupon
+        return CouponDef("threshold", currency, validity, scope, value=c.value,
+                         min_spend=c.min_spend)
+    return CouponDef("discount", currency, validity, scope, percent_off=c.percent_off,
+                     max_discount=c.max_discount, min_spend=c.min_spend)
 
 
-def _validity(v: Validity | None, where: str) -> dict[str, int]:
+def _validity(v: Validity | None, where: str) -> CouponValidity:
     if v is None:
-        return {"days": DEFAULT_VALIDITY_DAYS}
+        return CouponValidity(days=DEFAULT_VALIDITY_DAYS)
     if v.days is not None and v.from_ is None and v.until is None:
-        return {"days": v.days}
+        return CouponValidity(days=v.days)
     if v.days is None and v.from_ is not None and v.until is not None:
         start, until = epoch_ms(v.from_, f"{where}.from"), epoch_ms(v.until, f"{where}.until")
         if until > start:
-            return {"from": start, "until": until}
+            return CouponValidity(start=start, until=until)
     raise invalid_request(f"{where} must be {{\"days\": n}} or {{\"from\": t, \"until\": t}}"
                           " with until > from.")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from flashclaim.campaigns import meta_fields
 from flashclaim.errors import ApiError
 from flashclaim.schemas.base import UNSET, decode, encode
 from flashclaim.schemas.campaigns import (
@@ -67,9 +68,13 @@ def test_rules_across_fields_follow_decoding(change: dict[str, Any], rule: str) 
 def test_an_accepted_create_keeps_the_model_the_store_writes() -> None:
     spec = campaign_spec({**GOOD, "coupons": [{"type": "discount", "percent_off": 20,
                                                "max_discount": 900}]}, NOW)
-    assert spec.coupons == [{"type": "discount", "percent_off": 20, "max_discount": 900,
-                             "min_spend": 0, "currency": "CNY", "validity": {"days": 30},
-                             "scope": {}}]
+    assert [c.shown() for c in spec.coupons] == [{
+        "type": "discount", "percent_off": 20, "max_discount": 900, "min_spend": 0,
+        "currency": "CNY", "validity": {"days": 30}, "scope": {}}]
+    # the fragment claim.lua splices into every claim: the same bytes as before the type
+    assert meta_fields(spec, NOW)[meta_fields(spec, NOW).index("coupons") + 1] == (
+        '[{"f":"\\"type\\":\\"discount\\",\\"percent_off\\":20,\\"max_discount\\":900,'
+        '\\"min_spend\\":0,\\"currency\\":\\"CNY\\",\\"scope\\":{}","cap":900,"days":30}]')
     assert spec.starts_at == NOW and spec.rate_limit == {"max": 10, "per_seconds": 1}
     # PATCH: what a create refuses is refused, and fields a patch may not name are named
     with pytest.raises(ApiError) as caught:
