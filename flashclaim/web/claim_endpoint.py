@@ -30,12 +30,13 @@ from flashclaim.errors import (
 from flashclaim.schemas.claims import claim_channel
 from flashclaim.validation import campaign_id
 from flashclaim.web.http import (
-    EMPTY,
+    Empty,
     TapHeaders,
     body_chunks,
     deadline_kept,
     error_body,
-    read_json_body,
+    parse_json,
+    read_body,
     with_server_time,
 )
 from flashclaim.web.metrics import record_claim
@@ -51,12 +52,16 @@ _INTERNAL = b'{"error":"internal","message":"Internal error."}'
 # the cache is bounded by this set times the few Retry-After values.
 _CACHEABLE = frozenset((code, message) for code, (_, message) in CLAIM_REJECTIONS.items())
 _MAX_CACHED = 512
+_MAX_BODIES = 256
 
 
 class ClaimEndpoint:
     """The claim, from raw ASGI to raw ASGI."""
 
     def __init__(self, max_in_flight: int) -> None:
+        # The channel of each body seen (a grab button sends the same few bytes every tap):
+        # bounded, as the bodies are the clients' choice; a body that is refused is not kept.
+        self._channels: dict[bytes, str | None] = {}
         self._rejections: dict[tuple[str, str, int | None], bytes] = {}  # encoded once each
         self._max_in_flight = max_in_flight
         self._in_flight = 0
@@ -117,19 +122,27 @@ class ClaimEndpoint:
             self._in_flight -= 1
         return outcome.status, orjson.dumps(outcome.claim)
 
-    @staticmethod
-    async def _read(s: Services, scope: Scope, receive: Receive) -> tuple[
+    async def _read(self, s: Services, scope: Scope, receive: Receive) -> tuple[
             str, Identity, str | None, str | None, TapHeaders]:
         """The whole request, validated; the body complete and within its deadline."""
         campaign = campaign_id(scope["path_params"]["campaign_id"])
         headers = TapHeaders(scope["headers"])
         who = s.authenticator.authenticate(headers)
         idempotency_key = checked_key(headers.get("idempotency-key"))
-        body = await read_json_body(headers, body_chunks(receive), s.settings.max_claim_body,
-                                    required=False, body_deadline_s=s.settings.body_timeout_s,
-                                    deadline_kept=deadline_kept(scope))
-        channel = None if body is EMPTY else claim_channel(body)
+        body = await read_body(headers, body_chunks(receive), s.settings.max_claim_body,
+                               required=False, body_deadline_s=s.settings.body_timeout_s,
+                               deadline_kept=deadline_kept(scope))
+        channel = None if isinstance(body, Empty) else self._channel_of(body)
         return campaign, who, channel, idempotency_key, headers
+
+
+    def _channel_of(self, body: bytes) -> str | None:
+        if body in self._channels:
+            return self._channels[body]
+        channel = claim_channel(parse_json(body))  # (a refused body raises: not kept)
+        if len(self._channels) < _MAX_BODIES:
+            self._channels[body] = channel
+        return channel
 
 
 def client_ip(scope: Scope, headers: TapHeaders | Headers, trusted_header: str | None) -> str:

@@ -57,11 +57,11 @@ class TapHeaders:
         return [v.decode("latin-1") for k, v in self._raw if k == name]
 
 
-class _Empty:
+class Empty:
     """No body was sent (distinct from a body of `null`)."""
 
 
-EMPTY = _Empty()
+EMPTY = Empty()
 # In a request scope's "extensions": the listener (web/http_server.py) keeps the body's
 # deadline on the connection, so reading the body needs no timer of its own.
 BODY_DEADLINE_KEPT = "flashclaim.body_deadline"
@@ -106,7 +106,18 @@ async def read_json_body(
     headers: HeaderLookup, chunks: AsyncIterator[bytes], limit: int, *, required: bool,
     body_deadline_s: float = 5.0, deadline_kept: bool = False,
 ) -> Any:
-    """The decoded body, or EMPTY when none was sent and none is required.
+    """The decoded body, or EMPTY when none was sent and none is required (read_body, then
+    parse_json)."""
+    body = await read_body(headers, chunks, limit, required=required,
+                           body_deadline_s=body_deadline_s, deadline_kept=deadline_kept)
+    return EMPTY if isinstance(body, Empty) else parse_json(body)
+
+
+async def read_body(
+    headers: HeaderLookup, chunks: AsyncIterator[bytes], limit: int, *, required: bool,
+    body_deadline_s: float = 5.0, deadline_kept: bool = False,
+) -> bytes | Empty:
+    """The body's bytes, sent as JSON, or EMPTY when none was sent and none is required.
 
     Reads at most `limit` bytes: an oversize body is refused before it is buffered. The
     whole body must arrive within `body_deadline_s` seconds (a slow client holds nothing longer),
@@ -141,6 +152,11 @@ async def read_json_body(
     media_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
     if media_type != _JSON:
         raise unsupported_media_type()
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a body; 400 when it is not JSON or an object repeats a key."""
     try:
         decoded = orjson.loads(body)
     except orjson.JSONDecodeError:
