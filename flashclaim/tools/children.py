@@ -62,12 +62,13 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
 
 
 @contextmanager
-def serving(data_dir: Path, *args: str, redis_url: str | None = None) -> Iterator[str]:
+def serving(data_dir: Path, *args: str, redis_url: str | None = None,
+            env: dict[str, str] | None = None) -> Iterator[str]:
     """`flashclaim serve` on a free port with this data directory (and the embedded server,
-    or `redis_url`), until the block ends: its base URL."""
+    or `redis_url`; `env` adds settings), until the block ends: its base URL."""
     port = free_port()
     log_path = data_dir.parent / f"serve-{port}.log"
-    env = clean_env(**({"FLASHCLAIM_REDIS_URL": redis_url} if redis_url else {}))
+    env = clean_env(**({"FLASHCLAIM_REDIS_URL": redis_url} if redis_url else {}), **(env or {}))
     proc = start(["serve", "--port", str(port), "--data-dir", str(data_dir), *args], env,
                  log_path)
     base = f"http://127.0.0.1:{port}"

@@ -80,6 +80,15 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
                 http.post("/v1/admin/campaigns", json={
                     "id": cid, "name": cid, "stock": stock, "per_user_limit": 1,
                     "coupons": [{"type": "cash", "value": 500}]}).raise_for_status()
+            for cid, extra in (("slow", {"rate_limit": {"max": 1, "per_seconds": 600},
+                                         "per_user_limit": 5}),
+                               ("daily", {"per_user_limit": 5, "per_user_daily_limit": 1})):
+                http.post("/v1/admin/campaigns", json={
+                    "id": cid, "name": cid, "stock": 100, **extra,
+                    "coupons": [{"type": "cash", "value": 500}]}).raise_for_status()
+            for cid in ("slow", "daily"):  # each user's first tap there: granted
+                assert http.post(f"/v1/campaigns/{cid}/claims",
+                                 headers={"X-User-Id": "limited"}).status_code == 201
             taken = http.post("/v1/campaigns/gone/claims", headers={"X-User-Id": "first"})
             assert taken.status_code == 201
             held = http.post("/v1/campaigns/open/claims", headers={"X-User-Id": "holder"})
@@ -161,6 +170,56 @@ def test_each_request_gets_exactly_its_answer(port: int, name: str, request_byte
                 continue
             assert answer.headers[header] == value, (name, header)
         assert int(answer.headers[b"content-length"]) > 0
+
+
+def test_the_limits_answer_with_their_wait(port: int) -> None:
+    """A tap over the rate limit and one over the daily limit: the refusal and a Retry-After
+    (its value is the time left, so only its range is fixed)."""
+    for campaign, code, message, most in (
+            ("slow", "rate_limited", "Too many taps; slow down.", 600),
+            ("daily", "daily_limit", "This user has claimed today's limit; try again tomorrow.",
+             86_400)):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(tap(campaign, "limited"))
+            [answer] = read_answers(sock, 1)
+        want = error(b"HTTP/1.1 429 Too Many Requests" if code == "rate_limited"
+                     else b"HTTP/1.1 409 Conflict", code, message)
+        assert (answer.status, answer.body) == (want.status, want.body), campaign
+        assert 1 <= int(answer.headers[b"retry-after"]) <= most, campaign
+
+
+def test_jwt_identity_answers_the_same_way(tmp_path: Path) -> None:
+    """The user from a bearer JWT instead of the gateway's header: the same answers, and
+    the same 401 for a missing or a bad token."""
+    import jwt
+
+    key = "same-answers-jwt-key-of-thirty-two-chars"
+    env = {"FLASHCLAIM_AUTH": "jwt", "FLASHCLAIM_JWT_KEY": key}
+    with serving(tmp_path / "data", "--admin-token", TOKEN, env=env) as base:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            http.post("/v1/admin/campaigns", json={
+                "id": "gone", "name": "gone", "stock": 1,
+                "coupons": [{"type": "cash", "value": 500}]}).raise_for_status()
+        port = int(base.rsplit(":", 1)[1])
+        good = jwt.encode({"sub": "j1", "exp": int(time.time()) + 600}, key, algorithm="HS256")
+        forged = jwt.encode({"sub": "j2", "exp": int(time.time()) + 600}, "x" * 32,
+                            algorithm="HS256")
+        cases = [
+            (b"Authorization: Bearer " + good.encode() + b"\r\n", b"HTTP/1.1 201 Created", None),
+            (b"Authorization: Bearer " + good.encode() + b"\r\n", b"HTTP/1.1 409 Conflict",
+             HELD),
+            (b"", b"HTTP/1.1 401 Unauthorized", error(
+                b"", "unauthenticated", "Send a bearer token: Authorization: Bearer <JWT>.").body),
+            (b"Authorization: Bearer " + forged.encode() + b"\r\n", b"HTTP/1.1 401 Unauthorized",
+             error(b"", "unauthenticated", "The bearer token is not valid.").body),
+        ]
+        for extra, status, body in cases:
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(tap("gone", None, extra=extra))
+                [answer] = read_answers(sock, 1)
+            assert answer.status == status, (extra, answer.body)
+            if body is not None:
+                assert answer.body == body
 
 
 def test_the_framing_variants_get_the_same_answer(port: int) -> None:
