@@ -5,7 +5,7 @@ arguments), receives their replies, and returns what it found. `run` and `run_as
 each batch as one pipeline on a synchronous or an asynchronous client, so the logic of a fact
 (how far the ledger is behind a stream, which campaigns are bucketed) exists once, and the
 two shells only carry it. A failed command's reply is the exception itself, for the read to
-judge (a stream that does not exist yet, say).
+judge: `missing` tells a key that is not there from a store that failed (which `ok` raises).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import redis
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from flashclaim.keys import KeySpace
 from flashclaim.store.connection import text_map
@@ -53,6 +54,22 @@ def _queued(r: redis.Redis | Redis, batch: Sequence[Command]) -> Any:
     return pipe
 
 
+def ok(reply: Any) -> Any:
+    """The reply, or the store's failure raised (a cluster down, a lost connection)."""
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+def missing(reply: Any) -> bool:
+    """The command found no such key (XINFO on a stream not created yet); any other failure
+    is raised."""
+    if isinstance(reply, ResponseError) and "no such key" in str(reply).lower():
+        return True
+    ok(reply)
+    return False
+
+
 def lag_from(groups: list[dict[str, Any]], group: str, added: int,
              count_after: Callable[[str], int]) -> int:
     """Entries of a stream the group has not acknowledged: pending plus not yet delivered;
@@ -76,7 +93,7 @@ def ledger_lags(streams: Sequence[str], group: str) -> Read[list[int]]:
     counts: dict[int, str] = {}  # stream index -> last delivered id, where lag is unknown
     lags: list[int] = []
     for i, (groups, info) in enumerate(zip(replies[::2], replies[1::2], strict=True)):
-        if isinstance(groups, Exception) or isinstance(info, Exception):
+        if missing(groups) or missing(info):
             lags.append(0)  # no such stream yet: nothing to carry
             continue
         lags.append(lag_from(groups, group, int(info["entries-added"]),
@@ -84,7 +101,7 @@ def ledger_lags(streams: Sequence[str], group: str) -> Read[list[int]]:
     if counts:
         found = yield [("xrange", streams[i], "(" + after, "+") for i, after in counts.items()]
         for i, entries in zip(counts, found, strict=True):
-            lags[i] += 0 if isinstance(entries, Exception) else len(entries or [])
+            lags[i] += len(ok(entries) or [])
     return lags
 
 
@@ -100,6 +117,7 @@ def bucketed_campaigns(keyspace: KeySpace) -> Read[dict[str, int]]:
     """Every campaign with more than one bucket, and its bucket count. The index lists
     candidates (written before the campaign); each campaign's own meta is the truth."""
     [index] = yield [("hgetall", keyspace.bucketed)]
-    candidates = list(text_map(index))
+    candidates = list(text_map(ok(index)))
     counts = yield [("hget", keyspace.campaign(c).meta, "buckets") for c in candidates]
-    return {c: int(n) for c, n in zip(candidates, counts, strict=True) if n and int(n) > 1}
+    return {c: int(n) for c, n in zip(candidates, map(ok, counts), strict=True)
+            if n and int(n) > 1}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from flashclaim.runtime.poll_loop import poll_forever
 
 
@@ -46,3 +48,26 @@ async def test_a_loop_stops_when_its_work_absorbed_the_cancellation() -> None:
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5)
     assert task in done and task.cancelled()
+
+
+async def test_a_failing_round_is_logged_and_the_job_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in one round (not a store failure) must not end the job, nor, through the
+    service's TaskGroup, every other background job."""
+    rounds = 0
+    done = asyncio.Event()
+
+    async def work() -> None:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:
+            raise ValueError("a bug")
+        done.set()
+
+    task = asyncio.create_task(poll_forever(work, asyncio.Event(), 0.01, "test job"))
+    try:
+        async with asyncio.timeout(5):
+            await done.wait()
+    finally:
+        task.cancel()
+    assert rounds >= 2 and "test job failed" in caplog.text
