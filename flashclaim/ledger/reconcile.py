@@ -193,10 +193,9 @@ def _reconcile_bucket(ledger: Ledger, campaign_id: str, group: str, bucket: tupl
     if good and [x.seq for x in good] != expected:
         m.append(f"{where}: retained seqs are not consecutive up to granted")
 
-    def count_after(after: str) -> int:
-        return sum(1 for i in snap.entry_ids if entry_order(i) > entry_order(after))
-
-    lag = lag_from(snap.groups, group, snap.added, count_after)
+    lag, after = lag_from(snap.groups, group, snap.added)
+    if after is not None:  # counted in the snapshot's ids (the server could not say)
+        lag += sum(1 for i in snap.entry_ids if entry_order(i) > entry_order(after))
     rec.lag += lag
     top = bucket_seq(granted, b, n) if granted else 0
     rows = ledger.summary(campaign_id, max_seq=top, bucket=bucket).rows

@@ -10,7 +10,7 @@ judge: `missing` tells a key that is not there from a store that failed (which `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
 import redis
@@ -70,19 +70,19 @@ def missing(reply: Any) -> bool:
     return False
 
 
-def lag_from(groups: list[dict[str, Any]], group: str, added: int,
-             count_after: Callable[[str], int]) -> int:
+def lag_from(groups: list[dict[str, Any]], group: str, added: int) -> tuple[int, str | None]:
     """Entries of a stream the group has not acknowledged: pending plus not yet delivered;
     every entry ever added when the group has not joined the stream yet. When the server
-    cannot say how many are undelivered (after deletions inside the stream), they are
-    counted by reading the ids after the group's last delivered one: exact, never a guess."""
+    cannot say how many are undelivered (after deletions inside the stream), the second
+    value is the group's last delivered id: the entries after it are to be counted too, by
+    reading them (exact, never a guess)."""
     g = next((x for x in groups if str(x["name"]) == group), None)
     if g is None:
-        return added
+        return added, None
     undelivered = g.get("lag")
     if undelivered is None:
-        undelivered = count_after(str(g["last-delivered-id"]))
-    return int(g["pending"]) + int(undelivered)
+        return int(g["pending"]), str(g["last-delivered-id"])
+    return int(g["pending"]) + int(undelivered), None
 
 
 def ledger_lags(streams: Sequence[str], group: str) -> Read[list[int]]:
@@ -96,21 +96,15 @@ def ledger_lags(streams: Sequence[str], group: str) -> Read[list[int]]:
         if missing(groups) or missing(info):
             lags.append(0)  # no such stream yet: nothing to carry
             continue
-        lags.append(lag_from(groups, group, int(info["entries-added"]),
-                             _count_later(counts, i)))
+        lag, count_after = lag_from(groups, group, int(info["entries-added"]))
+        lags.append(lag)
+        if count_after is not None:
+            counts[i] = count_after
     if counts:
         found = yield [("xrange", streams[i], "(" + after, "+") for i, after in counts.items()]
         for i, entries in zip(counts, found, strict=True):
             lags[i] += len(ok(entries) or [])
     return lags
-
-
-def _count_later(into: dict[int, str], i: int) -> Callable[[str], int]:
-    """Notes where stream i's undelivered entries start, to count them in the next batch."""
-    def note(after: str) -> int:
-        into[i] = after
-        return 0
-    return note
 
 
 def bucketed_campaigns(keyspace: KeySpace) -> Read[dict[str, int]]:
