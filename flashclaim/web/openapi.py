@@ -20,6 +20,7 @@ from flashclaim.schemas.after import (
     Report,
     Wallet,
 )
+from flashclaim.schemas.base import whole
 from flashclaim.schemas.campaigns import (
     AdminCampaign,
     AdminCampaignList,
@@ -54,10 +55,18 @@ from flashclaim.stream import RECORDS_CURSOR_RE
 from flashclaim.validation import CAMPAIGN_ID_RE, CHANNEL_RE, IDEMPOTENCY_KEY_RE, USER_ID_RE
 
 
+def _ecma(pattern: str) -> str:
+    """A whole-string pattern (`\\A(?:…)\\Z`, what msgspec and the service match) as JSON
+    Schema states it: ECMA-262, where `^…$` is the whole input."""
+    if pattern.startswith("\\A") and pattern.endswith("\\Z"):
+        return f"^{pattern[2:-2]}$"
+    return pattern
+
+
 def _pattern(rx: re.Pattern[str]) -> str:
-    """A validator's regex as a JSON Schema pattern. JSON Schema patterns are ECMA-262,
-    where `$` is the end of input; the service itself matches with re.fullmatch."""
-    return f"^(?:{rx.pattern})$"
+    """A validator's regex as a JSON Schema pattern, stated as every schema's is (`_ecma`);
+    the service itself matches it whole."""
+    return _ecma(whole(rx))
 
 
 def _int(bounds: tuple[int, int]) -> dict[str, Any]:
@@ -403,12 +412,6 @@ def _ecma_patterns(node: Any) -> Any:
     if isinstance(node, list):
         return [_ecma_patterns(v) for v in node]
     return node
-
-
-def _ecma(pattern: str) -> str:
-    if pattern.startswith("\\A") and pattern.endswith("\\Z"):
-        return f"^{pattern[2:-2]}$"
-    return pattern
 
 
 SCHEMAS = _components()
