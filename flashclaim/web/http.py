@@ -46,11 +46,11 @@ class TapHeaders:
         self._first = first
 
     def get(self, key: str, default: str | None = None) -> str | None:
-        value = self._first.get(key.encode("latin-1"))
+        value = self._first.get(key.lower().encode("latin-1"))
         return default if value is None else value.decode("latin-1")
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.encode("latin-1") in self._first
+        return isinstance(key, str) and key.lower().encode("latin-1") in self._first
 
     def getlist(self, key: str) -> list[str]:
         name = key.lower().encode("latin-1")

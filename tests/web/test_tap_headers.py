@@ -15,7 +15,7 @@ RAW = [
     [],
 ]
 NAMES = ["x-user-id", "x-user-tags", "content-type", "idempotency-key", "x-forwarded-for",
-         "authorization", "transfer-encoding"]
+         "authorization", "transfer-encoding", "X-Forwarded-For", "X-User-Id"]
 
 
 @pytest.mark.parametrize("raw", RAW)
