@@ -33,7 +33,7 @@ def lua_dir() -> Traversable:
     return Path(__file__).resolve().parents[2] / "lua"
 
 
-_INCLUDE = re.compile(r"^--#include ([a-z_]+)$", re.MULTILINE)
+_INCLUDE = re.compile(r"^--#include ([a-z_]+)(?=\n|\Z)", re.MULTILINE)
 
 
 def load_sources() -> dict[str, str]:

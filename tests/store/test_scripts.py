@@ -23,7 +23,7 @@ def test_every_script_in_lua_is_loaded_with_its_includes() -> None:
     used: set[str] = set()
     for name, text in on_disk.items():
         expanded = text
-        for piece in re.findall(r"^--#include ([a-z_]+)$", text, re.MULTILINE):
+        for piece in re.findall(r"^--#include ([a-z_]+)(?=\n|\Z)", text, re.MULTILINE):
             used.add(piece)
             expanded = expanded.replace(f"--#include {piece}", pieces[piece].rstrip("\n"))
         assert loaded[name] == expanded and "--#include" not in loaded[name], name
