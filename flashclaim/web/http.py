@@ -124,17 +124,11 @@ async def read_body(
     and as long as its Content-Length says. deadline_kept: the listener keeps that deadline
     (and answers 408 itself), so no timer is armed here.
     """
-    declared = headers.get("content-length")
-    length = None if declared is None else ascii_int(declared, 19)
-    if declared is not None:
-        if length is None:
-            raise invalid_request("Content-Length must be a number.")
-        if length > limit:
-            raise payload_too_large(limit)
+    length = declared_length(headers, limit)
     body = b""
     # HTTP/1.1 framing: without Content-Length or Transfer-Encoding (or with a length of
     # 0) there is no body to read. Most taps are like this: no read, no deadline to arm.
-    if length not in (None, 0) or "transfer-encoding" in headers:
+    if _framed(headers, length):
         if deadline_kept:
             body = await _collect(chunks, limit)
         else:
@@ -143,8 +137,45 @@ async def read_body(
                     body = await _collect(chunks, limit)
             except TimeoutError:
                 raise request_timeout(body_deadline_s) from None
-        if length is not None and len(body) != length:
-            raise incomplete_body()
+    return _json_body(headers, body, length, required)
+
+
+def whole_body(headers: HeaderLookup, body: bytes, limit: int, *, required: bool
+               ) -> bytes | Empty:
+    """read_body for a body that has all arrived (the listener holds it): the same checks,
+    in the same order, with the same answers."""
+    length = declared_length(headers, limit)
+    if not _framed(headers, length):
+        body = b""
+    elif len(body) > limit:
+        raise payload_too_large(limit)
+    return _json_body(headers, body, length, required)
+
+
+def declared_length(headers: HeaderLookup, limit: int) -> int | None:
+    """The Content-Length, if sent: a number, and within `limit` (refused before any of
+    the body is buffered)."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return None
+    length = ascii_int(declared, 19)
+    if length is None:
+        raise invalid_request("Content-Length must be a number.")
+    if length > limit:
+        raise payload_too_large(limit)
+    return length
+
+
+def _framed(headers: HeaderLookup, length: int | None) -> bool:
+    """Whether the request has a body to read (HTTP/1.1 framing)."""
+    return length not in (None, 0) or "transfer-encoding" in headers
+
+
+def _json_body(headers: HeaderLookup, body: bytes, length: int | None, required: bool
+               ) -> bytes | Empty:
+    """The body as read: as long as declared, present if required, sent as JSON."""
+    if length is not None and len(body) != length:
+        raise incomplete_body()
     if not body:
         if required:
             raise invalid_request("A JSON body is required.")
