@@ -65,7 +65,7 @@ class ClaimService:
         """A grab, or a code redemption (source CODE, source_ref the code's keyed hash):
         the user's own request."""
         if idempotency_key is None:
-            known = self.gate.answer(campaign_id, who.user_id)
+            known = self.refusal_from_memory(campaign_id, who)
             if known is not None:  # what Redis would say, without asking it
                 raise rejection(known)
         else:
@@ -102,6 +102,13 @@ class ClaimService:
             status = 201 if idempotency_key is None else 200
             return ClaimOutcome(status, render_claim(decision.payload))
         raise rejection(decision.code, decision.payload)
+
+    def refusal_from_memory(self, campaign_id: str, who: Identity) -> ClaimCode | None:
+        """The refusal of a tap without an Idempotency-Key that this process knows without
+        asking Redis (sold out, ended, paused, the user holds its limit): what claim.lua
+        would answer. Counted in the campaign's stats when made. The listener asks this for
+        a tap it holds whole (web/http_server.py); the claim path asks it first."""
+        return self.gate.answer(campaign_id, who.user_id)
 
     async def grant(self, campaign_id: str, grant_id: str, users: list[Identity]
                     ) -> list[ClaimDecision]:

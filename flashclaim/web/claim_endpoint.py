@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
-from flashclaim.claim.decision import failure_answer
+from flashclaim.claim.decision import ClaimCode, failure_answer, rejection
 from flashclaim.claim.idempotency import checked_key
 from flashclaim.claim.identity import Identity
 from flashclaim.errors import (
@@ -37,6 +37,7 @@ from flashclaim.web.http import (
     error_body,
     parse_json,
     read_body,
+    whole_body,
     with_server_time,
 )
 from flashclaim.web.metrics import record_claim
@@ -55,8 +56,17 @@ _MAX_CACHED = 512
 _MAX_BODIES = 256
 
 
+# An answer whole: status, headers (beyond the server's own), body.
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+def _whole(status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> Reply:
+    return status, [_JSON, (b"content-length", str(len(body)).encode()), *extra], body
+
+
 class ClaimEndpoint:
-    """The claim, from raw ASGI to raw ASGI."""
+    """The claim, from raw ASGI to raw ASGI; and, for a tap whose request the listener holds
+    whole, the answer when memory has it (answer_now: no ASGI cycle at all)."""
 
     def __init__(self, max_in_flight: int) -> None:
         # The channel of each body seen (a grab button sends the same few bytes every tap):
@@ -65,6 +75,8 @@ class ClaimEndpoint:
         self._rejections: dict[tuple[str, str, int | None], bytes] = {}  # encoded once each
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        # code -> (the millisecond it was made in, the reply): one per code the gate answers
+        self._memory_replies: dict[ClaimCode, tuple[int, Reply]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extra: list[tuple[bytes, bytes]] = []
@@ -77,11 +89,45 @@ class ClaimEndpoint:
             # traceback holds this frame, and a local naming it would make a reference cycle
             # on every refused claim (garbage only the cyclic collector frees, in pauses).
             outcome, status, body = self._refusal(exc, extra)
-        record_claim(outcome, time.perf_counter() - started)
-        body = with_server_time(body)  # a grab button's countdown runs on the server's clock
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [_JSON, (b"content-length", str(len(body)).encode()), *extra]})
+        status, headers, body = self._reply(outcome, started, status, body, extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    def answer_now(self, scope: Scope, received: bytes) -> Reply | None:
+        """The answer to a tap whose body has all arrived, if it needs nothing from Redis:
+        a refusal the gate knows, or the request's own error. The same checks in the same
+        order as the claim path, and the same bytes. None: the claim path must run (a tap
+        that may be granted, a keyed tap, a tap the claim path would shed)."""
+        started = time.perf_counter()
+        try:
+            known = self._known_refusal(scope, received)
+            if known is None:
+                return None
+        except Exception as exc:  # (a helper again: no cycle through this frame)
+            extra: list[tuple[bytes, bytes]] = []
+            outcome, status, body = self._refusal(exc, extra)
+            return self._reply(outcome, started, status, body, extra, in_listener=True)
+        return self._memory_reply(known, started)
+
+    def _memory_reply(self, code: ClaimCode, started: float) -> Reply:
+        """A refusal from memory, whole: made once a millisecond (its server_time changes
+        no more often), as the claim path would make it (no Retry-After: the gate answers
+        no rate or daily limit)."""
+        now_ms = int(time.time() * 1000)
+        made = self._memory_replies.get(code)
+        if made is None or made[0] != now_ms:
+            extra: list[tuple[bytes, bytes]] = []
+            _, status, body = self._refusal(rejection(code), extra)
+            made = (now_ms, _whole(status, with_server_time(body, now_ms), extra))
+            self._memory_replies[code] = made
+        record_claim(code.value, time.perf_counter() - started, in_listener=True)
+        return made[1]
+
+    def _reply(self, outcome: str, started: float, status: int, body: bytes,
+               extra: list[tuple[bytes, bytes]], in_listener: bool = False) -> Reply:
+        record_claim(outcome, time.perf_counter() - started, in_listener)
+        # a grab button's countdown runs on the server's clock
+        return _whole(status, with_server_time(body), extra)
 
     def _refusal(self, exc: Exception, extra: list[tuple[bytes, bytes]]
                  ) -> tuple[str, int, bytes]:
@@ -109,9 +155,12 @@ class ClaimEndpoint:
 
     async def _claim(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         s: Services = scope["state"]["services"]  # built by the app's lifespan
-        campaign, who, channel, idempotency_key, headers = await self._read(s, scope, receive)
-        ip = client_ip(scope, headers, s.settings.client_ip_header) \
-            if s.settings.ip_rate_limit else None
+        campaign, headers, who, idempotency_key = self._head(s, scope)
+        body = await read_body(headers, body_chunks(receive), s.settings.max_claim_body,
+                               required=False, body_deadline_s=s.settings.body_timeout_s,
+                               deadline_kept=deadline_kept(scope))
+        channel = self._channel(body)
+        ip = self._client_ip(s, scope, headers)
         # In flight only from here: a client still sending its body holds no slot.
         self._in_flight += 1
         try:
@@ -122,21 +171,31 @@ class ClaimEndpoint:
             self._in_flight -= 1
         return outcome.status, orjson.dumps(outcome.claim)
 
-    async def _read(self, s: Services, scope: Scope, receive: Receive) -> tuple[
-            str, Identity, str | None, str | None, TapHeaders]:
-        """The whole request, validated; the body complete and within its deadline."""
+    def _known_refusal(self, scope: Scope, received: bytes) -> ClaimCode | None:
+        """_claim up to the gate, for a body that is all here (raises what _claim raises)."""
+        s: Services = scope["state"]["services"]
+        campaign, headers, who, idempotency_key = self._head(s, scope)
+        self._channel(whole_body(headers, received, s.settings.max_claim_body, required=False))
+        self._client_ip(s, scope, headers)
+        if idempotency_key is not None or self._in_flight >= self._max_in_flight:
+            return None  # a keyed tap's replay is in Redis; a tap to shed is _claim's
+        return s.claims.refusal_from_memory(campaign, who)
+
+    def _head(self, s: Services, scope: Scope) -> tuple[str, TapHeaders, Identity, str | None]:
+        """What the request line and headers say: the campaign, the user, the key."""
         campaign = campaign_id(scope["path_params"]["campaign_id"])
         headers = TapHeaders(scope["headers"])
         who = s.authenticator.authenticate(headers)
-        idempotency_key = checked_key(headers.get("idempotency-key"))
-        body = await read_body(headers, body_chunks(receive), s.settings.max_claim_body,
-                               required=False, body_deadline_s=s.settings.body_timeout_s,
-                               deadline_kept=deadline_kept(scope))
-        channel = None if isinstance(body, Empty) else self._channel_of(body)
-        return campaign, who, channel, idempotency_key, headers
+        return campaign, headers, who, checked_key(headers.get("idempotency-key"))
 
+    def _client_ip(self, s: Services, scope: Scope, headers: TapHeaders) -> str | None:
+        if not s.settings.ip_rate_limit:
+            return None
+        return client_ip(scope, headers, s.settings.client_ip_header)
 
-    def _channel_of(self, body: bytes) -> str | None:
+    def _channel(self, body: bytes | Empty) -> str | None:
+        if isinstance(body, Empty):
+            return None
         if body in self._channels:
             return self._channels[body]
         channel = claim_channel(parse_json(body))  # (a refused body raises: not kept)
@@ -172,17 +231,34 @@ class ClaimFrontDoor:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.endpoint is not None and scope["type"] == "http" and scope["method"] == "POST":
-            path: str = scope["path"]
-            if path.startswith(_PREFIX) and path.endswith(_SUFFIX):
-                raw_id = path[len(_PREFIX):-len(_SUFFIX)]
-                if raw_id and "/" not in raw_id:  # as Starlette's {campaign_id}
-                    scope["path_params"] = {"campaign_id": raw_id}
-                    await self.endpoint(scope, receive, send)
-                    return
+        if self.endpoint is not None and _routed_to_claims(scope):
+            await self.endpoint(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["path"].startswith("/v1/admin"):
             send = _no_store(send)  # admin data is never cached, by a browser or a proxy
         await self.starlette(scope, receive, send)
+
+    def answer_now(self, scope: Scope, received: bytes) -> Reply | None:
+        """For the listener (web/http_server.py), which holds this request whole: its answer,
+        if it is a claim memory can answer (ClaimEndpoint.answer_now); else None."""
+        if self.endpoint is not None and _routed_to_claims(scope):
+            return self.endpoint.answer_now(scope, received)
+        return None
+
+
+def _routed_to_claims(scope: Scope) -> bool:
+    """Whether this is POST /v1/campaigns/{campaign_id}/claims, matched as Starlette would;
+    if so, the id (one path segment) is put in the scope's path_params, as a router does."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return False
+    path: str = scope["path"]
+    if not (path.startswith(_PREFIX) and path.endswith(_SUFFIX)):
+        return False
+    raw_id = path[len(_PREFIX):-len(_SUFFIX)]
+    if not raw_id or "/" in raw_id:
+        return False
+    scope["path_params"] = {"campaign_id": raw_id}
+    return True
 
 
 def _no_store(send: Send) -> Send:

@@ -29,14 +29,18 @@ CLAIMS = Counter("flashclaim_claims", "Claims answered, by outcome (granted, rep
                  "error code)", ["outcome"])
 LATENCY = Histogram("flashclaim_claim_seconds", "Time to answer a claim",
                     buckets=LATENCY_BUCKETS)
+IN_LISTENER = Counter("flashclaim_claims_in_listener", "Claims the listener answered from "
+                      "memory, without an ASGI cycle (web/http_server.py); also in claims")
 
 _outcomes: dict[str, int] = {}
 _in_bucket = [0] * (len(LATENCY_BUCKETS) + 1)  # the last: above every bound (+Inf)
 _seconds = [0.0]
+_in_listener = [0]
 
 
-def record_claim(outcome: str, seconds: float) -> None:
+def record_claim(outcome: str, seconds: float, in_listener: bool = False) -> None:
     _outcomes[outcome] = _outcomes.get(outcome, 0) + 1
+    _in_listener[0] += in_listener
     # a latency equal to a bound is in that bound's bucket (Prometheus' `le`)
     _in_bucket[bisect_left(LATENCY_BUCKETS, seconds)] += 1
     _seconds[0] += seconds
@@ -57,6 +61,9 @@ def flush_claims() -> None:
     LATENCY._sum.inc(_seconds[0])
     _in_bucket[:] = [0] * len(_in_bucket)
     _seconds[0] = 0.0
+    if _in_listener[0]:
+        IN_LISTENER.inc(_in_listener[0])
+        _in_listener[0] = 0
 
 
 def exposition() -> tuple[bytes, str]:

@@ -50,3 +50,34 @@ async def test_refused_claims_leave_no_cyclic_garbage(settings: Settings) -> Non
             gc.garbage.clear()
         assert set(statuses) == {410}
         assert left == [], f"{len(left)} refusals were freed only by the cyclic collector"
+
+
+async def test_answers_in_the_listener_leave_no_cyclic_garbage(settings: Settings) -> None:
+    """The listener's own answers (ClaimEndpoint.answer_now): a refusal from memory and a
+    request's error (no user: 401, raised and caught) leave nothing for the collector."""
+    app = app_client(settings)
+    async with app as client:
+        c = await create_campaign(client, stock=1)
+        assert (await claim(client, c["id"], "first")).status_code == 201
+        assert (await claim(client, c["id"], "second")).status_code == 410  # the gate learns
+
+        def tap(user: str | None) -> int:
+            headers = [] if user is None else [(b"x-user-id", user.encode())]
+            scope: dict[str, Any] = {
+                "type": "http", "method": "POST", "path": f"/v1/campaigns/{c['id']}/claims",
+                "client": ("127.0.0.1", 40000), "headers": headers, "state": dict(app.state)}
+            reply = app.app.answer_now(scope, b"")
+            assert reply is not None
+            return reply[0]
+
+        gc.collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            statuses = [tap(f"u{i}" if i % 2 else None) for i in range(300)]
+            gc.collect()
+            left = list(gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+        assert set(statuses) == {410, 401}
+        assert left == [], f"{len(left)} objects were freed only by the cyclic collector"
