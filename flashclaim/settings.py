@@ -100,6 +100,11 @@ class Settings:
                                     lo=1024, hi=1_048_576)
     keepalive_s: int = setting(5, "FLASHCLAIM_HTTP_KEEPALIVE_S", *INT, lo=1, hi=3600)
     max_connections: int = setting(10_000, "FLASHCLAIM_HTTP_MAX_CONNECTIONS", *INT, lo=1)
+    # "on": a tap whose answer is a refusal memory knows (sold out, ended, paused, the
+    # user holds its limit) is answered by the listener itself, without an ASGI cycle
+    # (web/http_server.py); "off": every tap goes through the app.
+    listener_answers: str = setting("on", "FLASHCLAIM_HTTP_LISTENER_ANSWERS",
+                                    choices=("on", "off"))
     # jwt identity mode: the algorithms accepted (never "none"; HMAC and public-key
     # algorithms never mixed), the HMAC secret or PEM public key (or a file holding it:
     # FLASHCLAIM_JWT_KEY_FILE), optional iss/aud.

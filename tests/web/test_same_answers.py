@@ -1,7 +1,8 @@
 """The claim's answers, byte for byte, for a table of requests over raw sockets to a real
-`flashclaim serve`: what any faster path for taps must answer too (the same status line, the
-same headers a client reads, the same body). Times and generated ids are masked; everything
-else is compared exactly.
+`flashclaim serve`, through both paths that answer claims: the listener's own answers from
+memory (FLASHCLAIM_HTTP_LISTENER_ANSWERS=on, web/http_server.py) and the app's ASGI endpoint
+(=off). Each path must give the same status line, the same headers in the same order, and
+the same body. Times and generated ids are masked; everything else is compared exactly.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class Answer:
     status: bytes  # the status line
     headers: dict[bytes, bytes]  # lower-case names; content-length checked against the body
     body: bytes  # times masked as "T", claim and coupon ids as "ID"
+    names: tuple[bytes, ...] = ()  # the header names as sent, in order
+
+
+# What uvicorn writes before the app's own headers, and the app's, in order.
+SERVER_HEADERS = (b"date", b"server")
+CLAIM_HEADERS = (b"content-type", b"content-length")
 
 
 def mask(body: bytes) -> bytes:
@@ -50,15 +57,15 @@ def read_answers(sock: socket.socket, count: int) -> list[Answer]:
             buffer += chunk
         head, buffer = buffer.split(b"\r\n\r\n", 1)
         status, *lines = head.split(b"\r\n")
-        headers = {k.strip().lower(): v.strip()
-                   for k, v in (line.split(b":", 1) for line in lines)}
+        pairs = [line.split(b": ", 1) for line in lines]
+        headers = {k: v for k, v in pairs}
         length = int(headers[b"content-length"])
         while len(buffer) < length:
             chunk = sock.recv(65536)
             assert chunk, "the connection closed mid-body"
             buffer += chunk
         body, buffer = buffer[:length], buffer[length:]
-        answers.append(Answer(status, headers, mask(body)))
+        answers.append(Answer(status, headers, mask(body), tuple(k for k, _ in pairs)))
     return answers
 
 
@@ -70,10 +77,17 @@ def closed_after(sock: socket.socket) -> bool:
         return False
 
 
+@pytest.fixture(scope="module", params=["on", "off"], ids=["listener", "app"])
+def listener_answers(request: pytest.FixtureRequest) -> str:
+    """FLASHCLAIM_HTTP_LISTENER_ANSWERS: every test of this module runs through both paths."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def port(tmp_path_factory: pytest.TempPathFactory, listener_answers: str) -> Iterator[int]:
     data = tmp_path_factory.mktemp("same") / "data"
-    with serving(data, "--admin-token", TOKEN) as base:
+    env = {"FLASHCLAIM_HTTP_LISTENER_ANSWERS": listener_answers}
+    with serving(data, "--admin-token", TOKEN, env=env) as base:
         admin = {"Authorization": f"Bearer {TOKEN}"}
         with httpx.Client(base_url=base, headers=admin) as http:
             for cid, stock in (("gone", 1), ("open", 1000)):
@@ -170,6 +184,56 @@ def test_each_request_gets_exactly_its_answer(port: int, name: str, request_byte
                 continue
             assert answer.headers[header] == value, (name, header)
         assert int(answer.headers[b"content-length"]) > 0
+        assert answer.names == SERVER_HEADERS + CLAIM_HEADERS, name
+        assert answer.headers[b"server"] == b"uvicorn"
+
+
+def test_a_tap_that_expects_100_continue_gets_it_first(port: int) -> None:
+    """The interim response the ASGI path sends when the body is asked for: a tap holding
+    its body back for it is never answered by the listener without it."""
+    raw = tap("gone", "c1", extra=b"Expect: 100-continue\r\n")
+    head, body = raw.split(b"\r\n\r\n", 1)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head + b"\r\n\r\n")
+        sock.settimeout(10)
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            chunk = sock.recv(1)
+            assert chunk, "closed before the interim response"
+            interim += chunk
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        [answer] = read_answers(sock, 1)
+    assert (answer.status, answer.body) == (GONE.status, GONE.body)
+
+
+def test_many_taps_in_one_packet_are_all_answered_in_order(port: int) -> None:
+    """Hundreds of taps pipelined in one write: every one answered, in order, on a connection
+    that then stays open for the next (an answer written by the listener leaves no stale
+    keep-alive timer behind)."""
+    taps = [tap("gone", f"p{i}") if i % 2 else tap("open", "holder") for i in range(600)]
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"".join(taps))
+        got = read_answers(sock, len(taps))
+        sock.sendall(tap("gone", "p-after"))
+        [after] = read_answers(sock, 1)
+    assert [a.status for a in got] == [GONE.status if i % 2 else HOLDS.status
+                                       for i in range(600)]
+    assert after.status == GONE.status
+
+
+def test_the_listener_answers_only_when_on(port: int, listener_answers: str) -> None:
+    """The table went through the path it names: with listener answers on, taps were
+    answered by the listener; off, none was."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for i in range(3):  # one at a time: each arrives whole, on a connection at rest
+            sock.sendall(tap("gone", f"m{i}"))
+            assert read_answers(sock, 1)[0].status == GONE.status
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    [line] = [x for x in metrics.splitlines()
+              if x.startswith("flashclaim_claims_in_listener_total ")]
+    answered = float(line.split()[1])
+    assert (answered >= 3) if listener_answers == "on" else (answered == 0), answered
 
 
 def test_the_limits_answer_with_their_wait(port: int) -> None:
@@ -186,15 +250,17 @@ def test_the_limits_answer_with_their_wait(port: int) -> None:
                      else b"HTTP/1.1 409 Conflict", code, message)
         assert (answer.status, answer.body) == (want.status, want.body), campaign
         assert 1 <= int(answer.headers[b"retry-after"]) <= most, campaign
+        assert answer.names == SERVER_HEADERS + CLAIM_HEADERS + (b"retry-after",), campaign
 
 
-def test_jwt_identity_answers_the_same_way(tmp_path: Path) -> None:
+def test_jwt_identity_answers_the_same_way(tmp_path: Path, listener_answers: str) -> None:
     """The user from a bearer JWT instead of the gateway's header: the same answers, and
     the same 401 for a missing or a bad token."""
     import jwt
 
     key = "same-answers-jwt-key-of-thirty-two-chars"
-    env = {"FLASHCLAIM_AUTH": "jwt", "FLASHCLAIM_JWT_KEY": key}
+    env = {"FLASHCLAIM_AUTH": "jwt", "FLASHCLAIM_JWT_KEY": key,
+           "FLASHCLAIM_HTTP_LISTENER_ANSWERS": listener_answers}
     with serving(tmp_path / "data", "--admin-token", TOKEN, env=env) as base:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             http.post("/v1/admin/campaigns", json={
@@ -237,7 +303,10 @@ def test_the_framing_variants_get_the_same_answer(port: int) -> None:
             sock.sendall(raw)
             [answer] = read_answers(sock, 1)
             assert (answer.status.split(b" ", 1)[1], answer.body) == (b"410 Gone", SOLD_OUT), name
-            if name != "chunked":
+            closing = (b"connection",) if name != "chunked" else ()
+            assert answer.names == SERVER_HEADERS + CLAIM_HEADERS + closing, name
+            assert answer.headers.get(b"connection", b"close") == b"close", name
+            if closing:
                 assert closed_after(sock), f"{name}: the connection stayed open"
     with socket.create_connection(("127.0.0.1", port)) as sock:  # the body after its head
         raw = tap("gone", "f4")
