@@ -61,7 +61,8 @@ class Shape:
     tokens: Path | None = None  # bearer JWTs, one a line (jwt identity); else X-User-Id
 
 
-REAL = Shape()  # the request a grab button sends
+REAL = Shape()  # the request a grab button sends (its client library keys every 10th)
+TAP = Shape(key_every=0)  # the same without keys: the request issue 23's targets are set on
 BARE = Shape(body=False, key_every=0)  # no body, no key: the old benchmark's request
 APP_BODY = b'{"channel": "app"}'
 
@@ -309,17 +310,22 @@ def run_bench(args: argparse.Namespace) -> int:
             admin.config_set("appendfsync", "always")
             path = service.campaign("gone", 1)
             pre_claim(base, path, "gone-first", 1)
-            for name, users, shape in (("claim after sell-out", "late", REAL),
+            for name, users, shape in (("claim after sell-out", "late", TAP),
+                                       ("claim after sell-out, every 10th keyed", "late-keyed",
+                                        REAL),
                                        ("claim after sell-out, no body", "late-bare", BARE)):
                 sold = service.measured(functools.partial(
                     load.measure, name, base, path, users=users, shape=shape))
                 sold.invariants = audit(url, "gone")
                 sold.note = f"x{sold.rps / bare.rps:.2f} of the bare refusal"
                 show(sold)
+                if shape is TAP:
+                    sold_out = sold
             path = service.campaign("again", 10**9)
             pre_claim(base, path, "again", 2000)
             repeat = service.measured(lambda: load.measure(
-                "repeat tap (user holds its limit)", base, path, users="again", pool=2000))
+                "repeat tap (user holds its limit)", base, path, users="again", pool=2000,
+                shape=TAP))
             repeat.invariants = audit(url, "again")
             repeat.note = f"x{repeat.rps / bare.rps:.2f} of the bare refusal"
             show(repeat)
@@ -349,6 +355,10 @@ def run_bench(args: argparse.Namespace) -> int:
                     f"claim granted, appendfsync always, {args.workers} workers",
                     f"plenty-{args.workers}w"))
                 two.note = f"x{two.rps / granted.rps:.2f} of 1 worker"
+                many = show(service.measured(functools.partial(
+                    load.measure, f"claim after sell-out, {args.workers} workers", service.base,
+                    "/v1/campaigns/gone/claims", users="late-workers", shape=TAP)))
+                many.note = f"x{many.rps / sold_out.rps:.2f} of 1 worker"
             finally:
                 service.stop()
     finally:
