@@ -10,11 +10,12 @@ from typing import Any
 import orjson
 
 from flashclaim.timefmt import to_rfc3339
+from flashclaim.use_rules import UseRules
 from flashclaim.zones import DEFAULT_TIMEZONE, offset_rules, zone
 
 MAX_STOCK = 1_000_000_000
 MAX_MONEY = 100_000_000_000  # minor units: one billion in major units
-MAX_SCOPE_BYTES = 1024
+MAX_SCOPE_BYTES = 8192  # a coupon's scope lists, as JSON
 # Every bound of a create request, once: the schemas (flashclaim/schemas/campaigns.py)
 # enforce them, and /openapi.json states them from there.
 NAME_MAX_LEN = 200
@@ -69,7 +70,7 @@ class CouponDef:
     type: str  # cash, threshold, discount
     currency: str
     validity: Validity
-    scope: dict[str, object]  # free-form JSON, shown with the coupon
+    rules: UseRules  # scope, use_channels, stacking (flashclaim/use_rules.py)
     value: int | None = None  # cash and threshold
     min_spend: int | None = None  # threshold and discount
     percent_off: int | None = None  # discount
@@ -92,7 +93,8 @@ class CouponDef:
             if amount is not None:
                 out[name] = amount
         out["currency"] = self.currency
-        out["scope"] = self.scope
+        out["scope"] = self.rules.scope.shown()
+        out.update(self.rules.shown())  # use_channels, stacking: only when not the default
         if self.template is not None:
             out["template"] = {"id": self.template[0], "version": self.template[1]}
         return out
@@ -100,9 +102,10 @@ class CouponDef:
     def shown(self) -> dict[str, object]:
         """The coupon as a campaign shows it (its definition in Redis, the API)."""
         terms = self.terms()
-        out = {k: v for k, v in terms.items() if k not in ("scope", "template")}
+        rules = ("scope", "use_channels", "stacking")
+        out = {k: v for k, v in terms.items() if k not in (*rules, "template")}
         out["validity"] = self.validity.shown()
-        out["scope"] = terms["scope"]
+        out.update((k, terms[k]) for k in rules if k in terms)
         if "template" in terms:
             out["template"] = terms["template"]
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import replace
 from typing import Annotated, Any
@@ -50,8 +51,12 @@ from flashclaim.schemas.base import (
     distinct,
     epoch_ms,
     printable,
+    whole,
 )
 from flashclaim.timefmt import to_rfc3339
+from flashclaim.use_rules import DEFAULT_GROUP, MAX_RULE_IDS, SCOPE_LISTS, UseRules
+from flashclaim.use_rules import Scope as RuleScope
+from flashclaim.use_rules import Stacking as RuleStacking
 from flashclaim.zones import DEFAULT_TIMEZONE, zone
 
 Money = Annotated[int, msgspec.Meta(ge=0, le=MAX_MONEY, description="minor units (fen, cents)")]
@@ -77,8 +82,32 @@ Coupons = Annotated[list[CouponOrTemplate], msgspec.Meta(
     min_length=COUPONS_RANGE[0], max_length=COUPONS_RANGE[1])]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX_LEN)]
 Status = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(STATUSES)})]
-Scope = Annotated[dict[str, Any], msgspec.Meta(
-    description="free-form JSON object (at most 1,024 bytes), shown with the coupon")]
+# A category, sku, merchant or stacking group: any text but control characters (category
+# names are often Chinese: 肉蛋水产).
+RuleId = Annotated[str, msgspec.Meta(pattern=whole(re.compile(r"[^\x00-\x1f\x7f-\x9f]{1,64}")))]
+RuleIds = Annotated[list[RuleId], msgspec.Meta(max_length=MAX_RULE_IDS,
+                                                extra_json_schema=UNIQUE)]
+
+
+class Scope(Body, kw_only=True):
+    """The goods a coupon covers: an item is in scope when it meets every include list
+    that is not empty (its sku, category or merchant is in it) and no exclude list.
+    Empty include lists: everything. Only in-scope items count towards `min_spend` and
+    take the discount."""
+
+    categories: RuleIds = msgspec.field(default_factory=list)
+    skus: RuleIds = msgspec.field(default_factory=list)
+    merchants: RuleIds = msgspec.field(default_factory=list)
+    exclude_skus: RuleIds = msgspec.field(default_factory=list)
+    exclude_categories: RuleIds = msgspec.field(default_factory=list)
+
+
+class Stacking(Body, kw_only=True):
+    """At most one coupon of a `group` in one order; an `exclusive` coupon combines with
+    nothing. Default: group "platform", not exclusive."""
+
+    group: RuleId = DEFAULT_GROUP
+    exclusive: bool = False
 
 
 class Validity(Body, kw_only=True):
@@ -90,11 +119,14 @@ class Validity(Body, kw_only=True):
 
 
 class Coupon(Body, tag_field="type", kw_only=True):
-    """What one claim grants; `type` says which kind."""
+    """What one claim grants; `type` says which kind; how it may be used: `scope`,
+    `use_channels` (where; absent or empty: anywhere), `stacking`."""
 
     currency: Currency = "CNY"
     validity: Validity | None = None
     scope: Scope | None = None
+    use_channels: Channels | None = None
+    stacking: Stacking | None = None
 
 
 class CashCoupon(Coupon, tag="cash", kw_only=True):
@@ -191,6 +223,8 @@ class ShownCoupon(Answer, kw_only=True):
     currency: str
     validity: dict[str, Any]
     scope: dict[str, Any]
+    use_channels: list[str] = UNSET
+    stacking: dict[str, Any] = UNSET
     value: int = UNSET
     min_spend: int = UNSET
     percent_off: int = UNSET
@@ -377,16 +411,16 @@ def _coupon_or_template(value: dict[str, Any], where: str, templates: TemplateLo
 def coupon_of(value: object, where: str) -> CouponDef:
     """A coupon body as the campaign model keeps it (times as epoch ms, defaults filled)."""
     c: AnyCoupon = decode(value, AnyCoupon, where)  # type: ignore[arg-type]
-    currency, scope = c.currency, _scope(c.scope, f"{where}.scope")
+    currency, rules = c.currency, _rules(c, where)
     validity = _validity(c.validity, f"{where}.validity")
     if isinstance(c, CashCoupon):
-        return CouponDef("cash", currency, validity, scope, value=c.value)
+        return CouponDef("cash", currency, validity, rules, value=c.value)
     if isinstance(c, ThresholdCoupon):
         if c.min_spend < c.value:
             raise invalid_request(f"{where}.min_spend must be at least its value ({c.value}).")
-        return CouponDef("threshold", currency, validity, scope, value=c.value,
+        return CouponDef("threshold", currency, validity, rules, value=c.value,
                          min_spend=c.min_spend)
-    return CouponDef("discount", currency, validity, scope, percent_off=c.percent_off,
+    return CouponDef("discount", currency, validity, rules, percent_off=c.percent_off,
                      max_discount=c.max_discount, min_spend=c.min_spend)
 
 
@@ -403,9 +437,13 @@ def _validity(v: Validity | None, where: str) -> CouponValidity:
                           " with until > from.")
 
 
-def _scope(value: dict[str, Any] | None, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if len(orjson.dumps(value)) > MAX_SCOPE_BYTES:
-        raise invalid_request(f"{where} must be at most {MAX_SCOPE_BYTES} bytes of JSON.")
-    return value
+def _rules(c: Coupon, where: str) -> UseRules:
+    scope = c.scope or Scope()
+    lists = {name: distinct(getattr(scope, name), f"{where}.scope.{name}")
+             for name in SCOPE_LISTS}
+    if len(orjson.dumps(lists)) > MAX_SCOPE_BYTES:
+        raise invalid_request(f"{where}.scope must be at most {MAX_SCOPE_BYTES} bytes of JSON.")
+    channels = distinct(c.use_channels or [], f"{where}.use_channels")
+    stacking = c.stacking or Stacking()
+    return UseRules(RuleScope(**{k: frozenset(v) for k, v in lists.items()}),
+                    frozenset(channels), RuleStacking(stacking.group, stacking.exclusive))

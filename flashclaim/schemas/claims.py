@@ -41,6 +41,8 @@ class CouponTerms(Answer, kw_only=True):
 
 class GrantedCoupon(CouponTerms, kw_only=True):
     scope: dict[str, Any]
+    use_channels: list[str] = UNSET  # where it may be used (absent: anywhere)
+    stacking: dict[str, Any] = UNSET  # absent: {"group": "platform", "exclusive": false}
 
 
 class Claim(Answer, kw_only=True):
@@ -76,6 +78,7 @@ class Error(Answer, kw_only=True):
 
     error: str
     message: str
+    details: dict[str, Any] = UNSET  # some refusals: what a program needs to act on it
     server_time: TimeText = UNSET
 
 

@@ -166,7 +166,8 @@ async def test_grant_writes_the_full_record(scripts_on_any: RedisScripts) -> Non
     cid = await make_campaign(
         r, scripts, coupons=[
             {"type": "threshold", "value": 2000, "min_spend": 10000, "validity": {"days": 7},
-             "scope": {"categories": ["shoes"], "empty": {}, "big": 12345678901234567}},
+             "scope": {"categories": ["shoes", "鞋"], "exclude_skus": ["gift \"card\""]},
+             "use_channels": ["store"], "stacking": {"group": "merchant", "exclusive": True}},
             {"type": "discount", "percent_off": 10, "max_discount": 3000, "currency": "USD",
              "validity": {"from": "2026-01-01T00:00:00Z", "until": "2199-01-01T00:00:00Z"}},
         ])
@@ -183,7 +184,12 @@ async def test_grant_writes_the_full_record(scripts_on_any: RedisScripts) -> Non
     assert claim["claimed_at"] == record.claimed_at
     first, second = claim["coupons"]
     assert first["coupon_id"] == "claim1-1" and second["coupon_id"] == "claim1-2"
-    assert first["scope"] == {"categories": ["shoes"], "empty": {}, "big": 12345678901234567}
+    # the rules of use, spliced as the service encoded them (Lua's cjson never re-encodes
+    # them: an empty scope stays {}, not [])
+    assert first["scope"] == {"categories": ["shoes", "鞋"], "exclude_skus": ['gift "card"']}
+    assert (first["use_channels"], first["stacking"]) == (
+        ["store"], {"group": "merchant", "exclusive": True})
+    assert second["scope"] == {} and "stacking" not in second
     assert first["valid_until"] - first["valid_from"] == 7 * 24 * HOUR
     assert first["valid_from"] == claim["claimed_at"]
     assert second["valid_until"] == 7_226_582_400_000 and second["currency"] == "USD"

@@ -97,14 +97,14 @@ async def test_create_returns_the_campaign(client: httpx.AsyncClient) -> None:
         client, id="d11", stock=1000, per_user_limit=2, ends_at=iso(timedelta(days=1)),
         channels=["app", "mini_program"], segments=["new"],
         rate_limit={"max": 5, "per_seconds": 2},
-        coupons=[{"type": "cash", "value": 500, "scope": {"cats": [1, 2]}},
+        coupons=[{"type": "cash", "value": 500, "scope": {"skus": ["b", "a"]}},
                  {"type": "threshold", "value": 2000, "min_spend": 10000, "currency": "USD",
                   "validity": {"days": 7}}],
     )
     assert c["id"] == "d11" and c["status"] == "live"
     assert (c["stock"], c["remaining"], c["per_user_limit"]) == (1000, 1000, 2)
     assert c["coupons"][0] == {"type": "cash", "value": 500, "currency": "CNY",
-                               "validity": {"days": 30}, "scope": {"cats": [1, 2]}}
+                               "validity": {"days": 30}, "scope": {"skus": ["a", "b"]}}
     assert c["channels"] == ["app", "mini_program"] and c["segments"] == ["new"]
     assert c["rate_limit"] == {"max": 5, "per_seconds": 2}
     public = (await client.get("/v1/campaigns/d11")).json()
