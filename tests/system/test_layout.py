@@ -19,9 +19,10 @@ LAYERS = {
     "claim": 3,
     "checks": 3,
     "ledger": 4,
-    "web": 5,  # the service reads the ledger for wallets and reports
-    "tools": 6,
-    "cli": 7,
+    "checkout": 5,  # the use side: quotes from the wallet, orders through the store
+    "web": 6,  # the service reads the ledger for wallets and reports
+    "tools": 7,
+    "cli": 8,
 }
 
 

@@ -1,0 +1,251 @@
+"""Which of a user's coupons apply to a cart, why not the others, for how much, and the best
+combination: pure functions of the coupons, the cart and the time (no I/O), so every rule
+is tested with exact amounts.
+
+The rules (docs/checkout.md says them for people):
+- A coupon is judged alone first, on the cart's prices: currency, validity, lock, channel,
+  scope, threshold, in that order; the first that fails is its `reason`.
+- Its discount alone: cash `value`, at most the in-scope amount; threshold `value` once the
+  in-scope amount reaches `min_spend`; percentage `percent_off` of the in-scope amount,
+  rounded down, at most `max_discount`.
+- In a combination coupons are applied in group order (use_rules.GROUP_ORDER, then by id),
+  each taking at most what the ones before left of its in-scope items. Thresholds stay
+  judged on the prices (a merchant coupon does not push a platform coupon under its
+  threshold).
+- Every discount is split over its in-scope items in proportion to what is left of each, in
+  integer minor units, by largest remainder: the parts add up to the discount exactly and
+  no item gives more than it has.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from flashclaim.use_rules import UseRules, group_rank
+
+# A combination search tries every choice of at most one coupon per group while there are
+# no more than this many choices; beyond it, each group keeps its best few coupons alone.
+MAX_COMBINATIONS = 4096
+
+REASONS = ("currency", "not_yet_valid", "expired", "locked", "wrong_channel",
+           "out_of_scope", "below_min_spend")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    sku: str
+    category: str
+    merchant: str
+    unit_price: int
+    quantity: int
+
+    @property
+    def amount(self) -> int:
+        return self.unit_price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class Cart:
+    channel: str
+    currency: str
+    items: tuple[Item, ...]
+    shipping: int = 0
+
+    @property
+    def subtotal(self) -> int:
+        """The goods before any discount: the order's GMV."""
+        return sum(i.amount for i in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldCoupon:
+    """A coupon the user holds, unused (perhaps locked by an order), with its terms."""
+
+    coupon_id: str
+    campaign_id: str
+    type: str  # cash, threshold, discount
+    currency: str
+    valid_from: int  # epoch ms
+    valid_until: int
+    rules: UseRules
+    value: int | None = None
+    min_spend: int | None = None
+    percent_off: int | None = None
+    max_discount: int | None = None
+    locked_by: str | None = None  # the order holding it, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One coupon judged alone against the cart."""
+
+    coupon: HeldCoupon
+    reason: str | None  # None: applicable
+    discount: int = 0  # alone, on the cart's prices
+    shortfall: int | None = None  # below_min_spend: how much more in-scope spend it needs
+    scope_amount: int = 0  # the in-scope items' amount
+
+    @property
+    def applicable(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A coupon within a combination: what it took, item by item (cart line order)."""
+
+    coupon: HeldCoupon
+    discount: int
+    split: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Combination:
+    applied: tuple[Applied, ...]
+    subtotal: int
+    shipping: int
+
+    @property
+    def discount(self) -> int:
+        return sum(a.discount for a in self.applied)
+
+    @property
+    def total(self) -> int:
+        """What the order costs after the discount (shipping included, not discounted)."""
+        return self.subtotal - self.discount + self.shipping
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    verdicts: tuple[Verdict, ...]
+    best: Combination
+    cart: Cart = field(repr=False)
+
+
+def in_scope(coupon: HeldCoupon, cart: Cart) -> list[int]:
+    """The cart lines the coupon covers."""
+    scope = coupon.rules.scope
+    return [n for n, i in enumerate(cart.items) if scope.covers(i.sku, i.category, i.merchant)]
+
+
+def standalone_discount(coupon: HeldCoupon, scope_amount: int) -> int:
+    """What the coupon takes off in-scope goods worth `scope_amount` (its threshold met)."""
+    if coupon.type == "discount":
+        assert coupon.percent_off is not None and coupon.max_discount is not None
+        return min(scope_amount * coupon.percent_off // 100, coupon.max_discount)
+    assert coupon.value is not None
+    return min(coupon.value, scope_amount)
+
+
+def judge(coupon: HeldCoupon, cart: Cart, now_ms: int, order_id: str | None = None) -> Verdict:
+    """The coupon alone against the cart. `order_id`: the order asking (its own lock is no
+    obstacle)."""
+    lines = in_scope(coupon, cart)
+    scope_amount = sum(cart.items[n].amount for n in lines)
+    if coupon.currency != cart.currency:
+        return Verdict(coupon, "currency", scope_amount=scope_amount)
+    if now_ms < coupon.valid_from:
+        return Verdict(coupon, "not_yet_valid", scope_amount=scope_amount)
+    if now_ms >= coupon.valid_until:
+        return Verdict(coupon, "expired", scope_amount=scope_amount)
+    if coupon.locked_by is not None and coupon.locked_by != order_id:
+        return Verdict(coupon, "locked", scope_amount=scope_amount)
+    if not coupon.rules.usable_in(cart.channel):
+        return Verdict(coupon, "wrong_channel", scope_amount=scope_amount)
+    if scope_amount == 0:
+        return Verdict(coupon, "out_of_scope", scope_amount=scope_amount)
+    threshold = coupon.min_spend or 0
+    if scope_amount < threshold:
+        return Verdict(coupon, "below_min_spend", shortfall=threshold - scope_amount,
+                       scope_amount=scope_amount)
+    return Verdict(coupon, None, standalone_discount(coupon, scope_amount),
+                   scope_amount=scope_amount)
+
+
+def split(amount: int, weights: Sequence[int]) -> list[int]:
+    """`amount` in integer parts proportional to `weights`, by largest remainder: the parts
+    add up to `amount` exactly; with amount <= sum(weights), no part exceeds its weight.
+    Ties in the remainder go to the earlier weight."""
+    total = sum(weights)
+    if amount == 0 or total == 0:
+        return [0] * len(weights)
+    assert 0 < amount <= total
+    floors = [amount * w // total for w in weights]
+    left = amount - sum(floors)
+    by_remainder = sorted(range(len(weights)), key=lambda n: (-(amount * weights[n] % total), n))
+    for n in by_remainder[:left]:
+        floors[n] += 1
+    return floors
+
+
+def combine(coupons: Iterable[HeldCoupon], cart: Cart) -> Combination:
+    """The coupons applied together in group order, each taking at most what is left of
+    its in-scope items (whether stacking allows them together is `stacking_refusal`)."""
+    left = [i.amount for i in cart.items]
+    applied = []
+    for coupon in sorted(coupons, key=lambda c: (group_rank(c.rules.stacking.group),
+                                                 c.coupon_id)):
+        lines = in_scope(coupon, cart)
+        alone = standalone_discount(coupon, sum(cart.items[n].amount for n in lines))
+        took = min(alone, sum(left[n] for n in lines))
+        parts = split(took, [left[n] for n in lines])
+        per_line = [0] * len(cart.items)
+        for n, part in zip(lines, parts, strict=True):
+            per_line[n] = part
+            left[n] -= part
+        applied.append(Applied(coupon, took, tuple(per_line)))
+    return Combination(tuple(applied), cart.subtotal, cart.shipping)
+
+
+def stacking_refusal(coupons: Sequence[HeldCoupon]) -> str | None:
+    """Why these coupons may not go together (None: they may)."""
+    if len(coupons) > 1 and any(c.rules.stacking.exclusive for c in coupons):
+        return "exclusive"
+    groups = [c.rules.stacking.group for c in coupons]
+    if len(set(groups)) != len(groups):
+        return "same_group"
+    return None
+
+
+def best(verdicts: Iterable[Verdict], cart: Cart) -> Combination:
+    """The combination of applicable coupons stacking allows with the largest total
+    discount; ties: the one whose earliest coupon expires first, then fewer coupons, then
+    coupon ids (so the answer is the same every time)."""
+    usable = [v for v in verdicts if v.applicable and v.discount > 0]
+    choices: list[list[HeldCoupon]] = [[]]
+    choices += [[v.coupon] for v in usable if v.coupon.rules.stacking.exclusive]
+    groups: dict[str, list[Verdict]] = {}
+    for v in usable:
+        if not v.coupon.rules.stacking.exclusive:
+            groups.setdefault(v.coupon.rules.stacking.group, []).append(v)
+    ranked = [sorted(g, key=lambda v: (-v.discount, v.coupon.valid_until, v.coupon.coupon_id))
+              for g in groups.values()]
+    keep = max((len(g) for g in ranked), default=0)
+    while keep > 1 and _product(min(len(g), keep) + 1 for g in ranked) > MAX_COMBINATIONS:
+        keep -= 1
+    options = [[None, *(v.coupon for v in g[:keep])] for g in ranked]
+    for picked in itertools.product(*options):
+        chosen = [c for c in picked if c is not None]
+        if chosen:
+            choices.append(chosen)
+    return min((combine(c, cart) for c in choices), key=_preference)
+
+
+def _preference(c: Combination) -> tuple[int, tuple[int, ...], int, tuple[str, ...]]:
+    expiries = tuple(sorted(a.coupon.valid_until for a in c.applied))
+    return (-c.discount, expiries, len(c.applied), tuple(sorted(a.coupon.coupon_id
+                                                              for a in c.applied)))
+
+
+def _product(sizes: Iterable[int]) -> int:
+    n = 1
+    for size in sizes:
+        n *= size
+    return n
+
+
+def quote(coupons: Iterable[HeldCoupon], cart: Cart, now_ms: int) -> Quote:
+    verdicts = tuple(judge(c, cart, now_ms) for c in coupons)
+    return Quote(verdicts, best(verdicts, cart), cart)
