@@ -56,31 +56,43 @@ class EventError(ValueError):
 
 EVENT_FIELDS = ("v", "event", "coupon_id", "campaign_id", "user_id", "order_id", "discount",
                 "at")
-EVENTS = ("redeemed", "released")
+# Version 1: the write-back's events (lua/use_coupon.lua). Version 2: the orders' events
+# (lua/order_coupon.lua), with two more fields: the hold's end (locked) and the order's GMV
+# (confirmed).
+WRITE_BACK_EVENTS = ("redeemed", "released")
+ORDER_EVENTS = ("locked", "confirmed", "unlocked", "refunded")
+ALL_EVENTS = WRITE_BACK_EVENTS + ORDER_EVENTS
+EVENTS = {"1": WRITE_BACK_EVENTS, "2": ORDER_EVENTS}
+V2_FIELDS = ("hold_until", "gmv")
 
 
 @dataclass(frozen=True, slots=True)
 class CouponEvent:
-    """One entry of a slot's coupon-event stream (written by lua/use_coupon.lua)."""
+    """One entry of a slot's coupon-event stream (lua/use_coupon.lua, lua/order_coupon.lua)."""
 
     entry_id: str
-    event: str  # "redeemed" or "released"
+    event: str  # one of ALL_EVENTS
     coupon_id: str
     campaign_id: str
     user_id: str
     order_id: str
     discount: int  # minor units; 0 for a release
     at: int  # epoch ms, Redis clock
+    hold_until: int = 0  # locked: until when the order holds it (epoch ms)
+    gmv: int = 0  # confirmed: the order's goods before any discount
 
     @classmethod
     def decode(cls, entry_id: str, fields: dict[str, str]) -> CouponEvent:
-        missing = [f for f in EVENT_FIELDS if f not in fields]
-        if missing or fields["v"] != "1" or fields["event"] not in EVENTS:
-            raise EventError(f"entry {entry_id}: not a coupon event of version 1")
+        version = fields.get("v", "")
+        needed = EVENT_FIELDS + (V2_FIELDS if version == "2" else ())
+        missing = [f for f in needed if f not in fields]
+        if missing or fields.get("event") not in EVENTS.get(version, ()):
+            raise EventError(f"entry {entry_id}: not a coupon event of version 1 or 2")
         try:
+            extra = [int(fields[f]) for f in V2_FIELDS] if version == "2" else [0, 0]
             return cls(entry_id, fields["event"], fields["coupon_id"], fields["campaign_id"],
                        fields["user_id"], fields["order_id"], int(fields["discount"]),
-                       int(fields["at"]))
+                       int(fields["at"]), *extra)
         except ValueError as exc:
             raise EventError(f"entry {entry_id}: {exc}") from None
 

@@ -10,8 +10,10 @@ so each check is shown to fail on a planted breach in the tests.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+
+from flashclaim.coupons import ALL_EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,27 +164,50 @@ def tally(breaches: Iterable[str]) -> dict[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class EventCounts:
-    """Redeem and release events of one campaign."""
+    """Coupon events of one campaign, by kind (coupons.ALL_EVENTS)."""
 
-    redeemed: int
-    released: int
+    redeemed: int = 0  # the write-back's
+    released: int = 0
+    locked: int = 0  # the orders'
+    confirmed: int = 0
+    unlocked: int = 0
+    refunded: int = 0
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int]) -> EventCounts:
+        return cls(**{name: int(counts.get(name, 0)) for name in ALL_EVENTS})
+
+    @property
+    def used(self) -> int:
+        """Coupons in use, as the events tell it: redeemed and not released, confirmed by
+        an order and not refunded."""
+        return self.redeemed - self.released + self.confirmed - self.refunded
+
+    @property
+    def locked_now(self) -> int:
+        """Coupons an order holds, as the events tell it: locked, not yet confirmed or
+        unlocked (an order's coupon is confirmed only while locked)."""
+        return self.locked - self.unlocked - self.confirmed
 
 
 def redemption_breaches(before: EventCounts, after: EventCounts, ledger: EventCounts,
-                        ledger_used: int, caught_up: bool) -> list[str]:
+                        ledger_used: int, caught_up: bool, ledger_locked: int = 0
+                        ) -> list[str]:
     """The ledger's coupon events against those Redis wrote, read once before the ledger
     (`before`) and once after (`after`): events only ever add up, so the ledger holds at
-    most `after`, and, once it has caught up with the event stream, at least `before`.
-    When nothing changed meanwhile, its used coupons are redeemed less released."""
+    most `after`, and, once it has caught up with the event streams, at least `before`.
+    When nothing changed meanwhile, its used and locked coupons are what the events say."""
     out = []
-    for name in ("redeemed", "released"):
+    for name in ALL_EVENTS:
         have, most, least = (getattr(x, name) for x in (ledger, after, before))
         if have > most:
             out.append(f"ledger: extra: {have} {name} events, Redis wrote {most}")
         if caught_up and have < least:
             out.append(f"ledger: lost: {least - have} {name} events have no record")
-    if caught_up and before == after == ledger and \
-            ledger_used != ledger.redeemed - ledger.released:
-        out.append(f"ledger: {ledger_used} coupons used, the events say "
-                   f"{ledger.redeemed - ledger.released}")
+    if caught_up and before == after == ledger:
+        if ledger_used != ledger.used:
+            out.append(f"ledger: {ledger_used} coupons used, the events say {ledger.used}")
+        if ledger_locked != ledger.locked_now:
+            out.append(f"ledger: {ledger_locked} coupons locked, the events say "
+                       f"{ledger.locked_now}")
     return out

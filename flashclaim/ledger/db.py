@@ -17,13 +17,80 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from flashclaim.checks.invariants import RecordSummary
-from flashclaim.coupons import CouponEvent
+from flashclaim.checks.invariants import EventCounts, RecordSummary
+from flashclaim.coupons import ALL_EVENTS, CouponEvent
 from flashclaim.runtime.private_files import private_dir, touch_private
 from flashclaim.stream import ClaimRecord, RecordError
 
+
+@dataclass(frozen=True, slots=True)
+class Dialects:
+    """A migration step written once per database, where their SQL differs."""
+
+    sqlite: tuple[str, ...]
+    postgres: tuple[str, ...]
+
+
+COUPON_STATUSES = ("unused", "locked", "used", "refunded", "expired", "revoked")
+_IN_LIST = "', '".join  # a CHECK's list of words (constants of this module only)
+# The coupons and coupon_events tables as of version 4: SQLite cannot change a CHECK, so
+# version 4 builds them anew and copies the rows (PostgreSQL swaps the constraint).
+_COUPONS_V4 = f"""CREATE TABLE coupons_v4 (
+            coupon_id      TEXT PRIMARY KEY,
+            claim_id       TEXT NOT NULL REFERENCES claims (claim_id),
+            campaign_id    TEXT NOT NULL,
+            user_id        TEXT NOT NULL,
+            type           TEXT NOT NULL,
+            value          BIGINT,
+            min_spend      BIGINT,
+            percent_off    INTEGER,
+            max_discount   BIGINT,
+            currency       TEXT NOT NULL,
+            valid_from_ms  BIGINT NOT NULL,
+            valid_until_ms BIGINT NOT NULL,
+            scope_json     TEXT NOT NULL,
+            status         TEXT NOT NULL DEFAULT 'unused'
+                           CHECK (status IN ('{_IN_LIST(COUPON_STATUSES)}')),
+            order_id       TEXT,
+            discount       BIGINT,
+            used_at_ms     BIGINT,
+            event_ms       BIGINT NOT NULL DEFAULT 0,
+            event_seq      BIGINT NOT NULL DEFAULT 0,
+            use_json       TEXT NOT NULL DEFAULT '{{}}',
+            hold_until_ms  BIGINT,
+            order_gmv      BIGINT
+        )"""
+_COUPONS_V3_COLUMNS = ("coupon_id, claim_id, campaign_id, user_id, type, value, min_spend,"
+                       " percent_off, max_discount, currency, valid_from_ms, valid_until_ms,"
+                       " scope_json, status, order_id, discount, used_at_ms, event_ms,"
+                       " event_seq")
+_EVENTS_V4 = f"""CREATE TABLE coupon_events_v4 (
+            entry_id      TEXT NOT NULL,
+            coupon_id     TEXT NOT NULL,
+            event         TEXT NOT NULL CHECK (event IN ('{_IN_LIST(ALL_EVENTS)}')),
+            campaign_id   TEXT NOT NULL,
+            user_id       TEXT NOT NULL,
+            order_id      TEXT NOT NULL,
+            discount      BIGINT NOT NULL,
+            at_ms         BIGINT NOT NULL,
+            event_ms      BIGINT NOT NULL,
+            event_seq     BIGINT NOT NULL,
+            hold_until_ms BIGINT NOT NULL DEFAULT 0,
+            gmv           BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (coupon_id, event_ms, event_seq)
+        )"""
+_EVENTS_V3_COLUMNS = ("entry_id, coupon_id, event, campaign_id, user_id, order_id, discount,"
+                      " at_ms, event_ms, event_seq")
+_INDEXES_V4 = (
+    "CREATE INDEX IF NOT EXISTS coupons_by_user ON coupons (user_id, status)",
+    "CREATE INDEX IF NOT EXISTS coupons_by_campaign ON coupons (campaign_id, status)",
+    "CREATE INDEX IF NOT EXISTS coupons_by_expiry ON coupons (status, valid_until_ms)",
+    "CREATE INDEX IF NOT EXISTS coupon_events_by_campaign ON coupon_events (campaign_id)",
+    "CREATE INDEX IF NOT EXISTS coupons_by_order ON coupons (order_id)",
+)
+
 # Each migration: (version, statements). The consumer applies the missing ones on start.
-MIGRATIONS: list[tuple[int, list[str]]] = [
+MIGRATIONS: list[tuple[int, list[str | Dialects]]] = [
     (1, [
         """CREATE TABLE IF NOT EXISTS claims (
             claim_id        TEXT PRIMARY KEY,
@@ -87,6 +154,33 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         # the expiry sweep and `flashclaim expiring` read unused coupons by valid_until
         "CREATE INDEX IF NOT EXISTS coupons_by_expiry ON coupons (status, valid_until_ms)",
     ]),
+    (4, [  # the use side: rules of use, locks, orders' GMV, refunds (docs/checkout.md)
+        Dialects(sqlite=(
+            _COUPONS_V4,
+            f"INSERT INTO coupons_v4 ({_COUPONS_V3_COLUMNS}) SELECT {_COUPONS_V3_COLUMNS}"
+            " FROM coupons",
+            "DROP TABLE coupons",
+            "ALTER TABLE coupons_v4 RENAME TO coupons",
+            _EVENTS_V4,
+            f"INSERT INTO coupon_events_v4 ({_EVENTS_V3_COLUMNS}) SELECT {_EVENTS_V3_COLUMNS}"
+            " FROM coupon_events",
+            "DROP TABLE coupon_events",
+            "ALTER TABLE coupon_events_v4 RENAME TO coupon_events",
+        ), postgres=(
+            "ALTER TABLE coupons DROP CONSTRAINT coupons_status_check",
+            f"ALTER TABLE coupons ADD CONSTRAINT coupons_status_check"
+            f" CHECK (status IN ('{_IN_LIST(COUPON_STATUSES)}'))",
+            "ALTER TABLE coupons ADD COLUMN use_json TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE coupons ADD COLUMN hold_until_ms BIGINT",
+            "ALTER TABLE coupons ADD COLUMN order_gmv BIGINT",
+            "ALTER TABLE coupon_events DROP CONSTRAINT coupon_events_event_check",
+            f"ALTER TABLE coupon_events ADD CONSTRAINT coupon_events_event_check"
+            f" CHECK (event IN ('{_IN_LIST(ALL_EVENTS)}'))",
+            "ALTER TABLE coupon_events ADD COLUMN hold_until_ms BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE coupon_events ADD COLUMN gmv BIGINT NOT NULL DEFAULT 0",
+        )),
+        *_INDEXES_V4,
+    ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _UNBOUNDED = 2**62  # a seq bound above any seq (BIGINT-safe)
@@ -108,11 +202,11 @@ _CLAIM_COLUMNS = ("claim_id", "campaign_id", "user_id", "seq", "claimed_at_ms", 
                   "idempotency_key", "stream_entry_id", "claim_json", "recorded_at_ms", "source",
                   "source_ref", "tags")
 _EVENT_COLUMNS = ("entry_id", "coupon_id", "event", "campaign_id", "user_id", "order_id",
-                  "discount", "at_ms", "event_ms", "event_seq")
+                  "discount", "at_ms", "event_ms", "event_seq", "hold_until_ms", "gmv")
 _IN_CHUNK = 500  # ids per IN (...) list
 _COUPON_COLUMNS = ("coupon_id", "claim_id", "campaign_id", "user_id", "type", "value",
                    "min_spend", "percent_off", "max_discount", "currency", "valid_from_ms",
-                   "valid_until_ms", "scope_json")
+                   "valid_until_ms", "scope_json", "use_json")
 
 
 class LedgerUnavailable(RuntimeError):
@@ -141,11 +235,11 @@ class LedgerSummary:
 
 @dataclass(frozen=True, slots=True)
 class Redemptions:
-    """One campaign's redemption write-back as the ledger holds it."""
+    """One campaign's coupon events and uses as the ledger holds them."""
 
-    redeemed: int  # redeem events recorded
-    released: int  # release events recorded
+    events: EventCounts  # each kind of event recorded
     used: int  # coupons whose status is used now
+    locked: int  # coupons an order holds now
 
 
 def claim_row(record: ClaimRecord, recorded_at_ms: int) -> tuple[Any, ...]:
@@ -168,6 +262,7 @@ def coupon_rows(record: ClaimRecord) -> list[tuple[Any, ...]]:
                 str(c["type"]), c.get("value"), c.get("min_spend"), c.get("percent_off"),
                 c.get("max_discount"), str(c["currency"]), int(c["valid_from"]),
                 int(c["valid_until"]), orjson.dumps(c.get("scope", {})).decode(),
+                orjson.dumps({k: c[k] for k in ("use_channels", "stacking") if k in c}).decode(),
             ))
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"entry {record.entry_id}: malformed coupon: {exc!r}") from None
@@ -227,6 +322,11 @@ class Ledger:
         """A statement written with ? placeholders, in this database's style."""
         return text.replace("?", self._ph)
 
+    def _in_dialect(self, step: str | Dialects) -> tuple[str, ...]:
+        if isinstance(step, str):
+            return (step,)
+        return step.postgres if self._ph == "%s" else step.sqlite
+
     def run(self, work: Callable[[Cursor], _T]) -> _T:
         """Run work(cursor) in one transaction (for readers outside this module)."""
         return self._run(work)
@@ -263,8 +363,9 @@ class Ledger:
             current = cur.fetchone()[0] or 0
             for version, statements in MIGRATIONS:
                 if version > current:
-                    for statement in statements:
-                        cur.execute(statement)
+                    for step in statements:
+                        for statement in self._in_dialect(step):
+                            cur.execute(statement)
                     cur.execute(self.sql("INSERT INTO ledger_schema (version) VALUES (?)"),
                                 (version,))
                     current = version
@@ -314,7 +415,7 @@ class Ledger:
                 ms, seq = e.order
                 cur.execute(self._insert("coupon_events", _EVENT_COLUMNS), (
                     e.entry_id, e.coupon_id, e.event, e.campaign_id, e.user_id, e.order_id,
-                    e.discount, e.at, ms, seq))
+                    e.discount, e.at, ms, seq, e.hold_until, e.gmv))
                 stored += max(cur.rowcount, 0)
             self._apply_latest(cur, sorted({e.coupon_id for e in events}))
             return stored
@@ -324,7 +425,8 @@ class Ledger:
         for start in range(0, len(coupon_ids), _IN_CHUNK):
             chunk = coupon_ids[start:start + _IN_CHUNK]
             cur.execute(self.sql(
-                "SELECT coupon_id, event, order_id, discount, at_ms, event_ms, event_seq"
+                "SELECT coupon_id, event, order_id, discount, at_ms, event_ms, event_seq,"
+                " hold_until_ms, gmv"
                 f" FROM coupon_events WHERE coupon_id IN ({', '.join('?' * len(chunk))})"),
                 chunk)
             latest: dict[str, tuple[Any, ...]] = {}
@@ -332,15 +434,35 @@ class Ledger:
                 if row[0] not in latest or (row[5], row[6]) > (latest[row[0]][5],
                                                                latest[row[0]][6]):
                     latest[row[0]] = tuple(row)
-            for coupon_id, event, order_id, discount, at_ms, ms, seq in latest.values():
-                used = event == "redeemed"
-                cur.execute(self.sql(
-                    "UPDATE coupons SET status = ?, order_id = ?, discount = ?, used_at_ms = ?,"
-                    " event_ms = ?, event_seq = ? WHERE coupon_id = ?"
-                    " AND (event_ms < ? OR (event_ms = ? AND event_seq < ?))"),
-                    ("used" if used else "unused", order_id if used else None,
-                     discount if used else None, at_ms if used else None, ms, seq, coupon_id,
-                     ms, ms, seq))
+            for row in latest.values():
+                self._apply_event(cur, *row)
+
+    def _apply_event(self, cur: Cursor, coupon_id: str, event: str, order_id: str,
+                     discount: int, at_ms: int, ms: int, seq: int, hold_until: int,
+                     gmv: int) -> None:
+        """A coupon's state after its latest event (only if later than the one it shows):
+        locked (by the order, until the hold's end); used after a redeem or a confirm (with
+        the order's GMV); unused after a release or an unlock, and after a refund while
+        still valid, else refunded."""
+        kept = event not in ("released", "unlocked")  # the order and discount stay shown
+        status = {"locked": "'locked'", "redeemed": "'used'", "confirmed": "'used'",
+                  "released": "'unused'", "unlocked": "'unused'",
+                  "refunded": "CASE WHEN valid_until_ms > ? THEN 'unused' ELSE 'refunded' END"}
+        params: list[Any] = [at_ms] if event == "refunded" else []
+        params += [order_id if kept else None, discount if kept else None,
+                   at_ms if event in ("redeemed", "confirmed", "refunded") else None,
+                   hold_until if event == "locked" else None]
+        # the order's GMV: set by the confirm, kept by a refund, gone otherwise
+        gmv_set = {"confirmed": "?", "refunded": "order_gmv"}.get(event, "NULL")
+        if event == "confirmed":
+            params.append(gmv)
+        params += [ms, seq, coupon_id, ms, ms, seq]
+        cur.execute(self.sql(
+            f"UPDATE coupons SET status = {status[event]}, order_id = ?, discount = ?,"
+            f" used_at_ms = ?, hold_until_ms = ?, order_gmv = {gmv_set}, event_ms = ?,"
+            " event_seq = ?"
+            " WHERE coupon_id = ? AND (event_ms < ? OR (event_ms = ? AND event_seq < ?))"),
+            params)
 
     def expire_due(self, now_ms: int, limit: int = 10_000) -> int:
         """Mark up to `limit` unused coupons past valid_until as expired; returns how many.
@@ -355,17 +477,18 @@ class Ledger:
         return self._run(work)
 
     def redemptions(self, campaign_id: str) -> Redemptions:
-        """The campaign's coupon events and used coupons, as the ledger has them."""
+        """The campaign's coupon events, and its used and locked coupons, as the ledger has
+        them."""
         def work(cur: Cursor) -> Redemptions:
             cur.execute(self.sql(
                 "SELECT event, COUNT(*) FROM coupon_events WHERE campaign_id = ? GROUP BY event"),
                 (campaign_id,))
             counts = {str(e): int(n) for e, n in cur.fetchall()}
             cur.execute(self.sql(
-                "SELECT COUNT(*) FROM coupons WHERE campaign_id = ? AND status = 'used'"),
-                (campaign_id,))
-            return Redemptions(counts.get("redeemed", 0), counts.get("released", 0),
-                               int(cur.fetchone()[0]))
+                "SELECT status, COUNT(*) FROM coupons WHERE campaign_id = ?"
+                " AND status IN ('used', 'locked') GROUP BY status"), (campaign_id,))
+            now = {str(st): int(n) for st, n in cur.fetchall()}
+            return Redemptions(EventCounts.of(counts), now.get("used", 0), now.get("locked", 0))
         return self._run(work)
 
     def _insert(self, table: str, columns: tuple[str, ...]) -> str:

@@ -28,6 +28,7 @@ from flashclaim.checks.invariants import (
     stream_count_breaches,
 )
 from flashclaim.checks.issuance import blocked_times, issuance_breaches
+from flashclaim.coupons import ALL_EVENTS
 from flashclaim.keys import CampaignKeys, CouponSlotKeys, KeySpace
 from flashclaim.ledger.db import Ledger, open_ledger
 from flashclaim.packed import Transfer, event_count_field
@@ -57,6 +58,7 @@ class Reconciliation:
     ledger_rows: int = 0
     lag: int = 0
     used: int = 0  # coupons used now, in the ledger
+    locked: int = 0  # coupons an order holds now, in the ledger
     mismatches: list[str] = field(default_factory=list)
 
     @property
@@ -250,22 +252,25 @@ def _counter_check(r: redis.Redis, parts: list[CampaignKeys], view: CampaignView
 
 def _redemption_check(r: redis.Redis, ledger: Ledger, slots: set[CouponSlotKeys],
                       campaign_id: str, group: str, rec: Reconciliation) -> list[str]:
-    """Redeem and release events: Redis's counts, then the ledger, then Redis again (summed
-    over the hash slots the campaign's coupons live in: one per bucket)."""
-    fields = [event_count_field(campaign_id, e) for e in ("redeemed", "released")]
+    """Coupon events (the write-back's and the orders'): Redis's counts, then the ledger, then
+    Redis again (summed over the hash slots the campaign's coupons live in: one per bucket)."""
+    fields = [event_count_field(campaign_id, e) for e in ALL_EVENTS]
 
     def counts() -> EventCounts:
-        pairs = [r.hmget(slot.event_counts, fields) for slot in slots]
-        return EventCounts(sum(int(a or 0) for a, _ in pairs), sum(int(b or 0) for _, b in pairs))
+        total = dict.fromkeys(ALL_EVENTS, 0)
+        for slot in slots:
+            for name, n in zip(ALL_EVENTS, r.hmget(slot.event_counts, fields), strict=True):
+                total[name] += int(n or 0)
+        return EventCounts.of(total)
 
     before = counts()
     events_lag = sum(ledger_lag(r, slot.events, group) for slot in slots)
     held = ledger.redemptions(campaign_id)
     after = counts()
-    rec.used = held.used
+    rec.used, rec.locked = held.used, held.locked
     rec.lag += events_lag
-    return redemption_breaches(before, after, EventCounts(held.redeemed, held.released),
-                               held.used, caught_up=rec.lag == 0)
+    return redemption_breaches(before, after, held.events, held.used,
+                               caught_up=rec.lag == 0, ledger_locked=held.locked)
 
 
 def repair_campaign(r: redis.Redis, ledger: Ledger, keyspace: KeySpace, campaign_id: str) -> int:

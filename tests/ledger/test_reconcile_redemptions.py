@@ -74,13 +74,17 @@ PLANTS: list[tuple[str, Callable[[Ledger], object], str]] = [
      "lost: 1 redeemed events have no record"),
     ("extra release", lambda db: db.execute(
         "INSERT INTO coupon_events SELECT entry_id, coupon_id, 'released', campaign_id,"
-        " user_id, order_id, 0, at_ms, event_ms, event_seq + 1 FROM coupon_events"
+        " user_id, order_id, 0, at_ms, event_ms, event_seq + 1, 0, 0 FROM coupon_events"
         " WHERE order_id = 'o1'"),
      "extra: 2 released events, Redis wrote 1"),
     ("used without an event", lambda db: db.execute(
         "UPDATE coupons SET status = 'used' WHERE status = 'unused' AND coupon_id IN"
         " (SELECT MAX(coupon_id) FROM coupons WHERE status = 'unused')"),
      "3 coupons used, the events say 2"),
+    ("locked without an event", lambda db: db.execute(
+        "UPDATE coupons SET status = 'locked' WHERE status = 'unused' AND coupon_id IN"
+        " (SELECT MAX(coupon_id) FROM coupons WHERE status = 'unused')"),
+     "1 coupons locked, the events say 0"),
 ]
 
 
