@@ -4,16 +4,19 @@ from __future__ import annotations
 
 
 class ApiError(Exception):
-    """An error answered as {"error": code, "message": message} with an HTTP status."""
+    """An error answered as {"error": code, "message": message} with an HTTP status (and,
+    for a refusal a program acts on, "details": which coupon, and why)."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, retry_after: int | None = None
+        self, status: int, code: str, message: str, *, retry_after: int | None = None,
+        details: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.details = details
 
 
 def invalid_request(message: str) -> ApiError:

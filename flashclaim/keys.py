@@ -179,6 +179,17 @@ class KeySpace:
                               events=base + "coupon-events",
                               event_counts=base + "coupon-event-counts")
 
+    def order(self, order_id: str) -> str:
+        """Hash of one order of the orders API (lua/order_state.lua), under its own hash tag
+        (a checkout's order id, ORDER_ID_RE: bounded, and the record expires)."""
+        return f"{self.namespace}:{{o:{order_id}}}:order"
+
+    @property
+    def orders_due(self) -> str:
+        """Sorted set of orders with work left, scored by when (epoch ms): a hold to end,
+        coupon steps to finish. What every service's order sweep polls."""
+        return f"{self.namespace}:orders:due"
+
     @property
     def ledger_stats(self) -> str:
         """Hash of the ledger consumers' running totals, "<what>:<group>" -> count (what

@@ -5,13 +5,16 @@ that the order was cancelled (release). Decided here, once, against the server c
 and recorded as an event in the slot's coupon-event stream for the ledger.
 
 One coupon is used by one order: the first redeem wins; the same order again is a
-replay (the stored answer); any other order is refused until a release.
+replay (the stored answer); any other order is refused until a release. A coupon an
+order holds through the orders API (lua/order_coupon.lua) is refused here both ways:
+both answer order_managed (only that order's confirm, cancel or refund may change it, so
+one coupon never pays for two orders).
 
 KEYS (all in one hash slot, the one the coupon id names):
   KEYS[1]   hash    coupons granted: coupon id ->
                     "<campaign>\31<valid_until ms>\31<user>\31<most off, minor units>"
                     (coupons granted before the last part existed have no bound)
-  KEYS[2]   hash    coupons used now: coupon id -> "<order>\31<discount>\31<used_at ms>"
+  KEYS[2]   hash    coupons used now: coupon id -> see include/coupon_use.lua
   KEYS[3]   stream  coupon events (fields: v, event, coupon_id, campaign_id, user_id,
                     order_id, discount, at)
   KEYS[4]   hash    events ever written, per campaign: "<campaign>\31redeemed" and
@@ -30,9 +33,12 @@ Returns an array {code, campaign, user, valid_until, order, discount, at}:
                              written); discount is the coupon's most
   {"released", ...}          back to unused (event written); also when it was not in use
   {"order_mismatch", ...}    release by an order that does not hold it (nothing written)
+  {"order_managed", ...}     redeem or release of a coupon an order holds through the
+                             orders API (nothing written)
   {"coupon_not_found"}       no such coupon (nothing written)
 ]]
 --#include now_ms
+--#include coupon_use
 
 local granted = redis.call('HGET', KEYS[1], ARGV[2])
 if not granted then
@@ -43,9 +49,9 @@ for part in string.gmatch(granted .. '\31', '([^\31]*)\31') do f[#f + 1] = part 
 local campaign, till, user, cap = f[1], f[2], f[3], tonumber(f[4] or '')
 local now = now_ms()
 local used = redis.call('HGET', KEYS[2], ARGV[2])
-local order, discount, at = '', '', ''
+local order, discount, at, state = '', '', '', ''
 if used then
-  order, discount, at = string.match(used, '^([^\31]*)\31([^\31]*)\31(.*)$')
+  order, discount, at, state = parse_use(used)
 end
 
 local function event(name, event_order, event_discount)
@@ -56,6 +62,9 @@ local function event(name, event_order, event_discount)
 end
 
 if ARGV[1] == 'redeem' then
+  if used and state ~= '' then
+    return {'order_managed', campaign, user, till, order, discount, at}
+  end
   if used then
     local code = order == ARGV[3] and 'replay' or 'coupon_used'
     return {code, campaign, user, till, order, discount, at}
@@ -77,6 +86,9 @@ if not used then
 end
 if order ~= ARGV[3] then
   return {'order_mismatch', campaign, user, till, order, discount, at}
+end
+if state ~= '' then
+  return {'order_managed', campaign, user, till, order, discount, at}
 end
 redis.call('HDEL', KEYS[2], ARGV[2])
 event('released', ARGV[3], '0')

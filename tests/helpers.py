@@ -4,6 +4,7 @@ helpers (imported from here, never from conftest, which only declares fixtures).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import shutil
 import time
@@ -256,3 +257,29 @@ def consume(sync_redis: SyncRedis, dsn: str | None, data_dir: Path, rounds: int 
     for _ in range(rounds):
         consumer.run_once()
     consumer.ledger.close()
+
+
+# A cart of three lines (amounts in fen): 90.00 of meat, 20.00 of fruit, a 50.00 gift card.
+MEAT = {"sku": "pork", "category": "肉蛋水产", "merchant": "m1", "unit_price": 3_000,
+        "quantity": 3}
+FRUIT = {"sku": "apple", "category": "fruit", "merchant": "m1", "unit_price": 1_000,
+         "quantity": 2}
+CARD = {"sku": "gift-card", "category": "cards", "merchant": "m2", "unit_price": 5_000,
+        "quantity": 1}
+
+
+def ledger_settings(settings: Settings, dsn: str, tmp_path: Path) -> Settings:
+    """The settings with the ledger the `dsn` fixture names (SQLite: in tmp_path)."""
+    return dataclasses.replace(settings, data_dir=tmp_path,
+                               ledger_dsn=None if dsn.startswith("sqlite") else dsn)
+
+
+async def order(client: httpx.AsyncClient, order_id: str, user: str, coupon_ids: list[str],
+                items: list[dict[str, Any]] | None = None, **extra: Any) -> httpx.Response:
+    return await client.post("/v1/checkout/orders", headers=CHECKOUT, json={
+        "order_id": order_id, "user_id": user, "channel": "app",
+        "items": items or [MEAT, FRUIT, CARD], "coupon_ids": coupon_ids, **extra})
+
+
+async def settle(client: httpx.AsyncClient, order_id: str, action: str) -> httpx.Response:
+    return await client.post(f"/v1/checkout/orders/{order_id}/{action}", headers=CHECKOUT)

@@ -53,12 +53,15 @@ class WalletCoupon(CouponTerms, kw_only=True):
     claim_id: str
     source: Source
     status: Annotated[str, msgspec.Meta(
-        extra_json_schema={"enum": ["unused", "used", "expired"]})]
+        extra_json_schema={"enum": ["unused", "locked", "used", "refunded", "expired"]})]
     claimed_at: TimeText
-    order_id: str = UNSET
+    order_id: str = UNSET  # locked, used, refunded: the order
     discount: Money = UNSET
     used_at: TimeText = UNSET
+    hold_until: TimeText = UNSET  # locked: the order's hold ends then
     scope: dict[str, Any] = UNSET
+    use_channels: list[str] = UNSET
+    stacking: dict[str, Any] = UNSET
 
 
 class Wallet(Answer, kw_only=True):
@@ -79,6 +82,13 @@ class Figures(Answer, kw_only=True):
     expired: int
     discount_cost: Annotated[dict[str, int], msgspec.Meta(
         description="per currency, minor units")]
+    orders: int  # distinct orders (of the orders API) the used coupons paid towards
+    gmv: Annotated[dict[str, int], msgspec.Meta(
+        description="those orders' goods before the discount, per currency, minor units")]
+    discount_per_order: dict[str, int]  # per currency, minor units, rounded
+    refunded_orders: int
+    refunded_discount: dict[str, int]
+    roi: dict[str, float | None] = UNSET  # with ?margin=: (margin x gmv - cost) / cost
 
 
 class TimelinePoint(Answer, kw_only=True):

@@ -144,7 +144,38 @@ class UseCode(StrEnum):
     DISCOUNT_TOO_LARGE = "discount_too_large"
     RELEASED = "released"
     ORDER_MISMATCH = "order_mismatch"
+    ORDER_MANAGED = "order_managed"
     COUPON_NOT_FOUND = "coupon_not_found"
+
+
+class OrderCouponCode(StrEnum):
+    """order_coupon.lua"""
+
+    LOCKED = "locked"
+    COUPON_USED = "coupon_used"
+    COUPON_LOCKED = "coupon_locked"
+    COUPON_EXPIRED = "coupon_expired"
+    DISCOUNT_TOO_LARGE = "discount_too_large"
+    COUPON_NOT_FOUND = "coupon_not_found"
+    USED = "used"
+    NOT_LOCKED = "not_locked"
+    RELEASED = "released"
+    REFUNDED = "refunded"
+    NOT_USED = "not_used"
+
+
+class OrderCode(StrEnum):
+    """order_state.lua"""
+
+    NEW = "new"
+    EXISTING = "existing"
+    CONFLICT = "conflict"
+    OK = "ok"
+    REPLAY = "replay"
+    MISSING = "missing"
+    EXPIRED = "expired"
+    REFUSED = "refused"
+    NOT_DUE = "not_due"
 
 
 class CreateCode(IntEnum):
@@ -176,6 +207,7 @@ REPLY_CODES: dict[str, type[StrEnum] | type[IntEnum]] = {
     "submit_grant": SubmitCode, "finish_grant": FinishCode, "record_grant_outcomes": RecordCode,
     "store_codes": RecordCode, "create_code_batch": BatchCode, "use_coupon": UseCode,
     "create_campaign": CreateCode, "bucket_take": TakeCode, "mirror_campaign": MirrorCode,
+    "order_coupon": OrderCouponCode, "order_state": OrderCode,
 }
 
 
@@ -345,6 +377,23 @@ class Scripts:
             keys=[keys.coupons, keys.uses, keys.events, keys.event_counts],
             args=[action, coupon_id, order_id, discount])
         return UseCode(_text(code)), [_text(x) for x in rest]
+
+    async def order_coupon(self, keys: CouponSlotKeys, action: str, coupon_id: str,
+                           order_id: str, user_id: str = "", discount: int = 0,
+                           hold_until: int = 0, gmv: int = 0
+                           ) -> tuple[OrderCouponCode, str, int]:
+        """One coupon's step for an order: (code, the order concerned, the hold's end)."""
+        code, order, hold = await self._durably(
+            "order_coupon", [keys.coupons, keys.uses, keys.events, keys.event_counts],
+            [action, coupon_id, order_id, user_id, discount, hold_until, gmv])
+        return OrderCouponCode(_text(code)), _text(order), int(_text(hold) or 0)
+
+    async def order_state(self, order_key: str, action: str, *args: str | int
+                          ) -> tuple[OrderCode, list[str]]:
+        """An order's state change: the code and the record's fields (state, applied, plan,
+        gmv, discount, hold_until, user, reason, channel)."""
+        code, *fields = await self._durably("order_state", [order_key], [action, *args])
+        return OrderCode(_text(code)), [_text(f) for f in fields]
 
     async def bucket_give(self, keys: CampaignKeys, transfer_id: str, to_bucket: int,
                           most: int | None) -> int:

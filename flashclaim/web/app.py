@@ -27,6 +27,7 @@ from flashclaim.web import (
     code_api,
     grant_api,
     ops_api,
+    order_api,
     pages_api,
     public_api,
     report_api,
@@ -96,7 +97,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
                             services.claims.blocklist.refresh_forever(),
                             services.grant_runner.run_forever(),
                             services.claims.buckets.sweep_forever(),
-                            services.codes.generate_forever()):
+                            services.codes.generate_forever(),
+                            services.orders.sweep_forever()):
                     background.create_task(job)
                 yield {"services": services}  # each request's scope["state"]
                 raise _Stopping  # ends the group: its tasks are cancelled and awaited
@@ -110,12 +112,13 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
     # token. The checkout write-back (its own token) is matched before the admin API.
     admin_routes: list[BaseRoute] = [
         guarded("/v1/admin/coupons", checkout_api.routes, checkout_token, CHECKOUT_REFUSAL),
+        guarded("/v1/checkout", order_api.routes, checkout_token, CHECKOUT_REFUSAL),
         guarded("/v1/admin", [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
                               *grant_api.routes, *code_api.routes, *report_api.routes],
                 admin_token, ADMIN_REFUSAL),
     ]
     public_routes: list[BaseRoute] = [*public_api.routes, *code_api.public_routes,
-                                      *wallet_api.routes]
+                                      *wallet_api.routes, *order_api.public_routes]
     by_role: dict[str, list[BaseRoute]] = {
         "all": [*public_routes, *admin_routes, *ops_api.routes, *pages_api.all_routes],
         "public": [*public_routes, *ops_api.routes, *pages_api.public_routes],

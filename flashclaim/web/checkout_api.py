@@ -25,11 +25,14 @@ _ANSWERS = {
     UseCode.USED: (200, None), UseCode.REPLAY: (200, None), UseCode.RELEASED: (200, None),
     UseCode.COUPON_USED: (409, "coupon_used"), UseCode.COUPON_EXPIRED: (410, "coupon_expired"),
     UseCode.ORDER_MISMATCH: (409, "order_mismatch"),
+    UseCode.ORDER_MANAGED: (409, "order_managed"),
 }
 _MESSAGES = {
     "coupon_used": "This coupon was used by another order.",
     "coupon_expired": "This coupon has expired.",
     "order_mismatch": "This coupon is held by another order; only that order can release it.",
+    "order_managed": "An order of /v1/checkout/orders holds this coupon: confirm, cancel or "
+                     "refund that order instead.",
 }
 
 

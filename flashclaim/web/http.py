@@ -23,7 +23,7 @@ from flashclaim.errors import (
     request_timeout,
     unsupported_media_type,
 )
-from flashclaim.schemas.base import Answer, encode
+from flashclaim.schemas.base import UNSET, Answer, encode
 from flashclaim.schemas.claims import Error
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import ascii_int, campaign_id
@@ -246,7 +246,8 @@ def personal(response: Response, request: Request) -> Response:
 
 
 def error_body(err: ApiError) -> bytes:
-    return encode(Error(error=err.code, message=err.message))
+    details = UNSET if err.details is None else err.details
+    return encode(Error(error=err.code, message=err.message, details=details))
 
 
 def error_response(err: ApiError) -> Response:

@@ -12,6 +12,8 @@ import msgspec
 
 from flashclaim import __version__
 from flashclaim.campaigns import STATUSES
+from flashclaim.coupons import ORDER_ID_RE
+from flashclaim.ledger.wallet import WALLET_STATUSES
 from flashclaim.schemas.after import (
     CampaignReport,
     CouponRedeem,
@@ -31,6 +33,13 @@ from flashclaim.schemas.campaigns import (
     CampaignPatch,
     StockDelta,
     TemplateUse,
+)
+from flashclaim.schemas.checkout import (
+    MyQuoteBody,
+    OrderAnswer,
+    OrderBody,
+    QuoteAnswer,
+    QuoteBody,
 )
 from flashclaim.schemas.claims import Claim, ClaimBody, Error, Health, Ready, Records
 from flashclaim.schemas.issuance import (
@@ -133,6 +142,9 @@ def _admin_action(summary: str, body: str | None = None) -> dict[str, Any]:
         op["responses"].update(_errors(408, 409))
     return op
 
+
+_MARGIN = _query("margin", {"type": "string", "pattern": "^(?:0|1)(?:\\.[0-9]{1,6})?$",
+                            "description": "margin rate, 0 to 1: shows roi"})
 
 PATHS: dict[str, Any] = {
     "/v1/campaigns": {
@@ -262,10 +274,45 @@ PATHS: dict[str, Any] = {
                  "responses": {"200": _json(_ref("CouponState"), "Unused again"),
                                **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
     },
+    "/v1/checkout/quote": {
+        "post": {"summary": "Checkout: which of a user's coupons apply to this cart, why not the "
+                            "others, for how much, and the best combination (locks nothing)",
+                 "security": [{"checkoutToken": []}], "requestBody": _body("QuoteBody"),
+                 "responses": {"200": _json(_ref("QuoteAnswer"), "The quote"),
+                               **_errors(400, 401, 408, 413, 415, 503)}},
+    },
+    "/v1/me/quote": {
+        "post": {"summary": "The caller's own quote (identity as for claims; locks nothing)",
+                 "security": [{}, {"userToken": []}], "parameters": [*_USER],
+                 "requestBody": _body("MyQuoteBody"),
+                 "responses": {"200": _json(_ref("QuoteAnswer"), "The quote"),
+                               **_errors(400, 401, 408, 413, 415, 503)}},
+    },
+    "/v1/checkout/orders": {
+        "post": {"summary": "Checkout: quote the coupons again and lock them all for the order, "
+                            "or none (409 with each coupon's reason); the same order again is a "
+                            "replay (200)",
+                 "security": [{"checkoutToken": []}], "requestBody": _body("OrderBody"),
+                 "responses": {"201": _json(_ref("OrderAnswer"), "Locked"),
+                               "200": _json(_ref("OrderAnswer"), "The same order, as it is now"),
+                               **_errors(400, 401, 408, 409, 413, 415, 503)}},
+    },
+    **{f"/v1/checkout/orders/{{order_id}}/{action}": {
+        "post": {"summary": summary, "security": [{"checkoutToken": []}],
+                 "parameters": [{"name": "order_id", "in": "path", "required": True,
+                                 "schema": _text(ORDER_ID_RE)}],
+                 "responses": {"200": _json(_ref("OrderAnswer"), "The order now"),
+                               **_errors(400, 401, 404, 409, 503)}}}
+       for action, summary in (
+           ("confirm", "Checkout: the order is paid; its coupons are used (409 order_expired "
+                       "after the hold, order_cancelled after a cancel)"),
+           ("cancel", "Checkout: the order is cancelled; its coupons are unused again"),
+           ("refund", "Checkout: the paid order is refunded; its coupons are unused again if "
+                      "still valid, else refunded"))},
     "/v1/me/coupons": {
         "get": {"summary": "The caller's coupons across campaigns, newest first (from the ledger)",
                 "security": [{}, {"userToken": []}],
-                "parameters": [*_USER, _query("status", {"enum": ["unused", "used", "expired"]}),
+                "parameters": [*_USER, _query("status", {"enum": list(WALLET_STATUSES)}),
                                _CURSOR, _query("limit", _int((1, 100)))],
                 "responses": {"200": _json(_ref("Wallet"), "A page of the wallet"),
                               **_errors(400, 401, 503)}},
@@ -304,11 +351,12 @@ PATHS: dict[str, Any] = {
     },
     "/v1/admin/campaigns/{campaign_id}/report": {
         "get": {
-            "summary": "Claims, claim rate, use rate and discount cost, split by channel, "
-                       "segment and source, with a timeline (from the ledger)",
+            "summary": "Claims, claim rate, use rate, discount cost, orders, GMV and (with "
+                       "?margin=) ROI, split by channel, segment and source, with a timeline "
+                       "(from the ledger)",
             "security": _ADMIN,
             "parameters": [_CAMPAIGN_ID_PARAM,
-                           _query("bucket", {"enum": ["minute", "hour", "day"]})],
+                           _query("bucket", {"enum": ["minute", "hour", "day"]}), _MARGIN],
             "responses": {"200": _json(_ref("CampaignReport"), "The campaign's report"),
                           **_errors(400, 401, 404, 503)},
         },
@@ -319,7 +367,7 @@ PATHS: dict[str, Any] = {
             "security": _ADMIN,
             "parameters": [{**_query("from", _TIME), "required": True},
                            {**_query("to", _TIME), "required": True},
-                           _query("bucket", {"enum": ["minute", "hour", "day"]})],
+                           _query("bucket", {"enum": ["minute", "hour", "day"]}), _MARGIN],
             "responses": {"200": _json(_ref("Report"), "The report"),
                           **_errors(400, 401, 503)},
         },
@@ -392,7 +440,7 @@ _SHAPES: tuple[Any, ...] = (
     TemplateCreate, Template, TemplateList, GrantCreate, Grant, CodeBatchCreate, CodeBatch,
     CodeBatches, Redemption, BlockBody, Blocked, BlocklistPage,
     CouponRedeem, CouponRelease, CouponState, Wallet, CampaignReport, Report,
-    TemplateUse,
+    TemplateUse, QuoteBody, MyQuoteBody, QuoteAnswer, OrderBody, OrderAnswer,
 )
 
 

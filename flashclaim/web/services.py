@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from flashclaim.checkout.orders import Orders, held_of
+from flashclaim.checkout.quote import HeldCoupon
 from flashclaim.claim.coalescer import ClaimCoalescer
 from flashclaim.claim.gate import ClaimGate
 from flashclaim.claim.grant_runner import GrantRunner
@@ -25,6 +27,7 @@ from flashclaim.store.code_store import CodeStore
 from flashclaim.store.connection import Client, StoreError, connect, server_warnings
 from flashclaim.store.coupon_store import CouponStore
 from flashclaim.store.grant_store import GrantStore
+from flashclaim.store.order_store import OrderStore
 from flashclaim.store.scripts import ReplicaWait, Scripts
 from flashclaim.store.templates import TemplateStore
 from flashclaim.web.ledger_reader import LedgerReader
@@ -50,6 +53,7 @@ class Services:
     reports: LedgerReader  # operators' reports, on their own thread and connection
     redeemer: Redeemer
     authenticator: Authenticator
+    orders: Orders
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -68,22 +72,28 @@ class Services:
         grants = GrantStore(redis, scripts, keyspace)
         secret = settings.code_secret.encode() if settings.code_secret else None
         codes = CodeStore(redis, scripts, keyspace, secret)
+        campaigns = CampaignStore(redis, scripts, keyspace)
+        ledger = LedgerReader(settings)
+
+        async def held(user_id: str) -> list[HeldCoupon]:
+            return await ledger.read(lambda db: held_of(db, user_id))
         return cls(
             settings=settings,
             redis=redis,
             scripts=scripts,
             keyspace=keyspace,
-            campaigns=CampaignStore(redis, scripts, keyspace),
+            campaigns=campaigns,
             templates=TemplateStore(redis, scripts, keyspace),
             claims=claims,
             grants=grants,
             grant_runner=GrantRunner(grants, claims),
             codes=codes,
             coupons=CouponStore(redis, scripts, keyspace),
-            ledger=LedgerReader(settings),
+            ledger=ledger,
             reports=LedgerReader(settings),
             redeemer=Redeemer(codes, claims, keyspace),
             authenticator=make_authenticator(settings),
+            orders=Orders(OrderStore(redis, scripts, keyspace), held, campaigns.now),
         )
 
     async def check_server(self) -> None:
