@@ -8,6 +8,14 @@ a window [from, to). Of it:
 - coupons: coupons those claims carried; used: of them, used now (redeemed and not
   released); use_rate = used / coupons; expired: unused past valid_until;
 - discount_cost: what the used coupons took off orders, per currency, minor units;
+- orders: the distinct orders (of the orders API, which knows their GMV) the used coupons
+  paid towards; gmv: those orders' goods before the discount (an order counts once in a
+  group however many of its coupons are in it); discount_per_order: the discount those
+  coupons gave, per order, rounded to the minor unit; roi, given a margin rate:
+  (margin x gmv - discount) / discount over the same orders;
+- refunded_orders and refunded_discount: refunds of paid orders (the coupons are unused
+  again, or refunded if they expired), counted apart: a refunded order is in neither
+  orders nor gmv;
 - the same split by channel, by user segment (the claimant's tags at claim time; a
   claim with two tags counts in both, one without counts as "untagged"), and by
   source (grab, grant, code);
@@ -77,6 +85,10 @@ class Figures:
     used: int = 0
     expired: int = 0
     discount_cost: dict[str, int] = field(default_factory=dict)
+    orders: dict[str, tuple[str, int]] = field(default_factory=dict)  # id -> (currency, gmv)
+    order_discount: dict[str, int] = field(default_factory=dict)  # of those orders' coupons
+    refunded: set[str] = field(default_factory=set)  # order ids
+    refunded_discount: dict[str, int] = field(default_factory=dict)
 
     def add(self, claims: int, coupons: int, used: int, expired: int) -> None:
         self.claims += claims
@@ -87,16 +99,52 @@ class Figures:
     def cost(self, currency: str, amount: int) -> None:
         self.discount_cost[currency] = self.discount_cost.get(currency, 0) + amount
 
-    def shown(self) -> dict[str, Any]:
+    def order(self, order_id: str, currency: str, gmv: int, discount: int) -> None:
+        """A used coupon's order (of the orders API): counted once per group."""
+        self.orders[order_id] = (currency, gmv)
+        self.order_discount[currency] = self.order_discount.get(currency, 0) + discount
+
+    def refund(self, order_id: str, currency: str, discount: int) -> None:
+        self.refunded.add(order_id)
+        self.refunded_discount[currency] = self.refunded_discount.get(currency, 0) + discount
+
+    def shown(self, margin: float | None = None) -> dict[str, Any]:
         """The figures as every answer carries them (the fields of schemas' Figures)."""
-        return {"claims": self.claims, "coupons": self.coupons, "used": self.used,
-                "use_rate": rate(self.used, self.coupons), "expired": self.expired,
-                "discount_cost": dict(sorted(self.discount_cost.items()))}
+        gmv: dict[str, int] = {}
+        count: dict[str, int] = {}
+        for currency, amount in self.orders.values():
+            gmv[currency] = gmv.get(currency, 0) + amount
+            count[currency] = count.get(currency, 0) + 1
+        out: dict[str, Any] = {
+            "claims": self.claims, "coupons": self.coupons, "used": self.used,
+            "use_rate": rate(self.used, self.coupons), "expired": self.expired,
+            "discount_cost": dict(sorted(self.discount_cost.items())),
+            "orders": len(self.orders), "gmv": dict(sorted(gmv.items())),
+            "discount_per_order": {c: per_order(self.order_discount.get(c, 0), n)
+                                   for c, n in sorted(count.items())},
+            "refunded_orders": len(self.refunded),
+            "refunded_discount": dict(sorted(self.refunded_discount.items()))}
+        if margin is not None:
+            out["roi"] = {c: roi(margin, gmv[c], self.order_discount.get(c, 0))
+                          for c in sorted(gmv)}
+        return out
 
 
 def rate(part: int, whole: int | None) -> float | None:
     """part / whole to 4 places; None when the whole is unknown or nothing."""
     return round(part / whole, 4) if whole else None
+
+
+def per_order(discount: int, orders: int) -> int:
+    """The discount per order to the minor unit, halves rounded up (exact integers: no
+    float between)."""
+    return (2 * discount + orders) // (2 * orders)
+
+
+def roi(margin: float, gmv: int, discount: int) -> float | None:
+    """(margin x GMV - discount) / discount to 4 places: "spend 100, save 20" on an order
+    of 100 at a 30% margin is (30 - 20) / 20 = 0.5. None without a discount."""
+    return round((margin * gmv - discount) / discount, 4) if discount else None
 
 
 @dataclass
@@ -113,13 +161,15 @@ class Report:
         return [self.total, self.by_channel[channel], self.by_source[source],
                 self.by_campaign[campaign], *(self.by_segment[s] for s in segments)]
 
+    margin: float | None = None  # the operator's margin rate: ROI is shown with it
+
     def splits(self) -> dict[str, Any]:
         """The fields of schemas' Splits: the totals, each split, the timeline."""
         return {
-            **self.total.shown(),
-            "by_channel": _split(self.by_channel, "channel", ChannelFigures),
-            "by_segment": _split(self.by_segment, "segment", SegmentFigures),
-            "by_source": _split(self.by_source, "source", SourceFigures),
+            **self.total.shown(self.margin),
+            "by_channel": self._split(self.by_channel, "channel", ChannelFigures),
+            "by_segment": self._split(self.by_segment, "segment", SegmentFigures),
+            "by_source": self._split(self.by_source, "source", SourceFigures),
             "timeline": [TimelinePoint(at=to_rfc3339(at), claims=n[0], uses=n[1])
                          for at, n in sorted(self.timeline.items())],
         }
@@ -128,21 +178,22 @@ class Report:
         """GET /v1/admin/report: every campaign's claims made in [start, end)."""
         return ReportAnswer(
             from_=to_rfc3339(start_ms), to=to_rfc3339(end_ms), bucket=bucket,
-            campaigns=_split(self.by_campaign, "campaign_id", CampaignFigures),
+            campaigns=self._split(self.by_campaign, "campaign_id", CampaignFigures),
             server_time=to_rfc3339(now_ms), **self.splits())
 
+    def _split(self, groups: dict[str, Figures], name: str, shape: type[T]) -> list[T]:
+        """Each group's figures, named by its key (the shape's `name` field)."""
+        return [shape(**{name: key, **figures.shown(self.margin)})
+                for key, figures in sorted(groups.items())]
 
-def _split(groups: dict[str, Figures], name: str, shape: type[T]) -> list[T]:
-    """Each group's figures, named by its key (the shape's `name` field)."""
-    return [shape(**{name: key, **figures.shown()}) for key, figures in sorted(groups.items())]
 
-
-def build_report(ledger: Ledger, population: Population, now_ms: int, bucket_ms: int) -> Report:
+def build_report(ledger: Ledger, population: Population, now_ms: int, bucket_ms: int,
+                 margin: float | None = None) -> Report:
     """Every figure of the population in one read transaction (timeline keys: bucket
     start, epoch ms)."""
     where, params = population.where()
     joined = f"FROM claims cl JOIN coupons co ON co.claim_id = cl.claim_id WHERE {where}"
-    report = Report()
+    report = Report(margin=margin)
 
     def work(cur: Cursor) -> Report:
         # claims and coupons per (channel, source, tags, campaign): the claim's own
@@ -163,6 +214,24 @@ def build_report(ledger: Ledger, population: Population, now_ms: int, bucket_ms:
         for channel, source, tags, campaign, currency, amount in cur.fetchall():
             for figures in report.groups(channel or "unknown", source, tags, campaign):
                 figures.cost(str(currency), int(amount or 0))
+        # the orders the used coupons paid towards (of the orders API: its GMV is known)
+        cur.execute(ledger.sql(
+            "SELECT COALESCE(cl.channel, ''), cl.source, cl.tags, cl.campaign_id, co.order_id,"
+            " co.currency, co.order_gmv, co.discount"
+            f" {joined} AND co.status = 'used' AND co.order_gmv IS NOT NULL"), params)
+        for channel, source, tags, campaign, order_id, currency, gmv, discount in cur.fetchall():
+            for figures in report.groups(channel or "unknown", source, tags, campaign):
+                figures.order(str(order_id), str(currency), int(gmv), int(discount or 0))
+        # refunds, from the events (a refunded coupon may be in use again by now)
+        cur.execute(ledger.sql(
+            "SELECT COALESCE(cl.channel, ''), cl.source, cl.tags, cl.campaign_id, ev.order_id,"
+            " co.currency, ev.discount FROM coupon_events ev"
+            " JOIN coupons co ON co.coupon_id = ev.coupon_id"
+            f" JOIN claims cl ON cl.claim_id = co.claim_id WHERE {where}"
+            " AND ev.event = 'refunded'"), params)
+        for channel, source, tags, campaign, order_id, currency, discount in cur.fetchall():
+            for figures in report.groups(channel or "unknown", source, tags, campaign):
+                figures.refund(str(order_id), str(currency), int(discount))
         cur.execute(ledger.sql(
             f"SELECT cl.claimed_at_ms / ?, COUNT(*) FROM claims cl WHERE {where} GROUP BY 1"),
             [bucket_ms, *params])

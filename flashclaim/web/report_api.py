@@ -6,6 +6,7 @@ queues in front of users' wallet reads.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -33,6 +34,19 @@ def _bucket(request: Request, default: str) -> str:
     return bucket
 
 
+_MARGIN_RE = re.compile(r"(?:0|1)(?:\.[0-9]{1,6})?")
+
+
+def _margin(request: Request) -> float | None:
+    """?margin=0.3: the operator's margin rate (0 to 1), for ROI; absent: no ROI shown."""
+    raw = request.query_params.get("margin")
+    if raw is None:
+        return None
+    if not _MARGIN_RE.fullmatch(raw) or float(raw) > 1:
+        raise invalid_request("margin must be a rate from 0 to 1, such as 0.3.")
+    return float(raw)
+
+
 def _time(request: Request, name: str) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -51,6 +65,7 @@ async def campaign_report(request: Request) -> Response:
     s = services(request)
     campaign_id = campaign_id_of(request)
     bucket = _bucket(request, "minute")
+    margin = _margin(request)
     name, stock, buckets = None, None, 1
     try:
         view = await s.campaigns.get(campaign_id)
@@ -61,7 +76,7 @@ async def campaign_report(request: Request) -> Response:
     population = Population(campaign_id=campaign_id)
 
     def read(ledger: Ledger) -> Any:
-        return build_report(ledger, population, now, BUCKETS_MS[bucket])
+        return build_report(ledger, population, now, BUCKETS_MS[bucket], margin)
     report = await s.reports.read(read)
     if name is None and report.total.claims == 0:
         raise campaign_not_found(campaign_id)
@@ -78,12 +93,13 @@ async def report_across_campaigns(request: Request) -> Response:
     if not 0 < end - start <= MAX_WINDOW_MS:
         raise invalid_request("to must be after from, at most 92 days later.")
     bucket = _bucket(request, "hour")
+    margin = _margin(request)
     if (end - start) // BUCKETS_MS[bucket] > MAX_BUCKETS:
         raise invalid_request(f"more than {MAX_BUCKETS} {bucket}s: ask for a larger bucket.")
     now = await s.campaigns.now()
     population = Population(from_ms=start, to_ms=end)
     report = await s.reports.read(
-        lambda ledger: build_report(ledger, population, now, BUCKETS_MS[bucket]))
+        lambda ledger: build_report(ledger, population, now, BUCKETS_MS[bucket], margin))
     return answer(report.across(start, end, bucket, now))
 
 
