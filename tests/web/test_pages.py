@@ -223,13 +223,59 @@ def test_a_code_is_redeemed_and_the_coupons_show_in_the_wallet(base_with_ledger:
     page.click("#redeem button")  # carol, with the same single-use code: used up
     expect(page.locator("#redeem-answer")).to_have_text("This code has been used up.")
     page.fill("#user", "bob")
-    wanted = ("Grab me: ¥20 off ¥100, unused, valid until 20", "Code gift: ¥5 off, unused")
+    wanted = ("Grab me: ¥20 off ¥100 (one platform coupon an order), unused, valid until 20",
+              "Code gift: ¥5 off (one platform coupon an order), unused")
     deadline = time.monotonic() + 15
     while not all(w in " | ".join(page.locator("#coupons li").all_inner_texts())
                   for w in wanted):
         assert time.monotonic() < deadline, page.locator("#coupons li").all_inner_texts()
         page.click("#wallet-refresh")  # the ledger carries the claims within a moment
         page.wait_for_timeout(100)
+
+
+def test_a_cart_shows_what_applies_why_not_and_the_best(base_with_ledger: str, page: Page,
+                                                        tmp_path: Path) -> None:
+    """The coupon centre's sample cart: each coupon's rules in words in the wallet, and a
+    quote that says what applies, the shortfall of a threshold coupon in its category, and
+    the best combination; more meat in the cart, and the threshold coupon joins it."""
+    base = base_with_ledger
+    campaign(base, id="meat", name="Meat week", coupons=[
+        {"type": "threshold", "value": 2000, "min_spend": 10000,
+         "scope": {"categories": ["肉蛋水产"]}}])
+    campaign(base, id="fruit", name="Fruit stall", coupons=[
+        {"type": "cash", "value": 300, "scope": {"categories": ["fruit"]},
+         "stacking": {"group": "merchant"}}])
+    campaign(base, id="store", name="Store day", coupons=[
+        {"type": "cash", "value": 1000, "use_channels": ["store"]}])
+    for campaign_id in ("meat", "fruit", "store"):
+        r = httpx.post(f"{base}/v1/campaigns/{campaign_id}/claims", headers={"X-User-Id": "erin"})
+        assert r.status_code == 201, r.text
+    page.goto(base + "/")
+    page.fill("#user", "erin")
+    page.dispatch_event("#user", "change")
+    deadline = time.monotonic() + 15
+    while page.locator("#quoted li").count() < 3:  # the ledger carries the claims shortly
+        assert time.monotonic() < deadline, page.locator("#quoted li").all_inner_texts()
+        page.click("#quote")
+        page.wait_for_timeout(100)
+    quoted = " | ".join(page.locator("#quoted li").all_inner_texts())
+    assert "¥20 off ¥100: not this time: spend ¥40 more in 肉蛋水产 to use it" in quoted
+    assert "¥3 off: applies, ¥3 off" in quoted
+    assert "¥10 off: not this time: only store" in quoted
+    expect(page.locator("#best")).to_have_text("Best: ¥3 off: ¥3 off, pay ¥114 (of ¥117)")
+    page.fill("#qty-0", "4")
+    page.dispatch_event("#qty-0", "change")
+    page.click("#quote")
+    expect(page.locator("#best")).to_have_text(
+        "Best: ¥3 off + ¥20 off ¥100: ¥23 off, pay ¥154 (of ¥177)")
+    page.click("#wallet-refresh")
+    expect(page.locator("#coupons")).to_contain_text(
+        "Fruit stall: ¥3 off (on fruit; one merchant coupon an order)")
+    expect(page.locator("#coupons")).to_contain_text("Store day: ¥10 off (only store;")
+    page.click("#quote")  # (the wallet's refresh moved the page: the answer back in view)
+    expect(page.locator("#quoted li")).to_have_count(3)
+    page.locator("#quoted").scroll_into_view_if_needed()
+    screenshot(page, "coupon-centre-cart.png", tmp_path)
 
 
 def test_the_centre_offers_only_the_grabs_this_user_can_win(base: str, page: Page) -> None:

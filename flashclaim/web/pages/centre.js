@@ -62,6 +62,104 @@ function scopeWords(scope) {
   return parts.join("; ");
 }
 
+function rulesWords(coupon) {
+  // Where and with what a coupon may be used, in plain words (its amounts aside).
+  const parts = [];
+  const scope = scopeWords(coupon.scope);
+  if (scope) parts.push(scope);
+  if (Array.isArray(coupon.use_channels) && coupon.use_channels.length) {
+    parts.push(`only ${coupon.use_channels.join(", ")}`);
+  }
+  const stacking = coupon.stacking || { group: "platform", exclusive: false };
+  parts.push(stacking.exclusive ? "combines with no other coupon"
+    : `one ${stacking.group} coupon an order`);
+  return parts.join("; ");
+}
+
+// The sample cart of "Try a cart": a few items, amounts in fen.
+const SAMPLE_CART = [
+  { sku: "pork-500g", name: "Pork belly 500 g", category: "肉蛋水产", merchant: "fresh-mart", unit_price: 3000, quantity: 2 },
+  { sku: "apples-1kg", name: "Apples 1 kg", category: "fruit", merchant: "fresh-mart", unit_price: 1200, quantity: 1 },
+  { sku: "rice-5kg", name: "Rice 5 kg", category: "grain", merchant: "grain-shop", unit_price: 4500, quantity: 1 },
+  { sku: "gift-card-50", name: "Gift card", category: "cards", merchant: "fresh-mart", unit_price: 5000, quantity: 0 },
+];
+
+function why(c) {
+  // A quote's reason, in words a shopper acts on ("spend ¥10.00 more in 肉蛋水产").
+  const cats = c.scope && Array.isArray(c.scope.categories) ? c.scope.categories : [];
+  switch (c.reason) {
+    case "below_min_spend":
+      return `spend ${money(c.shortfall, c.currency)} more${cats.length ? ` in ${cats.join(", ")}` : ""} to use it`;
+    case "out_of_scope": return "nothing in this cart is covered";
+    case "wrong_channel": return `only ${(c.use_channels || []).join(", ")}`;
+    case "not_yet_valid": return `valid from ${day(c.valid_from)}`;
+    case "expired": return "expired";
+    case "locked": return "held by an unpaid order";
+    case "currency": return "for another currency";
+    default: return c.reason || "";
+  }
+}
+
+function paintCart() {
+  const body = $("cart").querySelector("tbody");
+  body.innerHTML = "";
+  SAMPLE_CART.forEach((item, n) => {
+    const row = document.createElement("tr");
+    const cells = [item.name, item.category, money(item.unit_price)].map((text) => {
+      const td = document.createElement("td");
+      td.textContent = text;
+      return td;
+    });
+    const qty = document.createElement("input");
+    qty.type = "number"; qty.min = "0"; qty.max = "99"; qty.value = String(item.quantity);
+    qty.id = `qty-${n}`;
+    qty.setAttribute("aria-label", `Quantity of ${item.name}`);
+    qty.addEventListener("change", () => { item.quantity = Math.max(0, Math.min(99, Number(qty.value) || 0)); });
+    const td = document.createElement("td");
+    td.append(qty);
+    row.append(...cells, td);
+    body.append(row);
+  });
+}
+
+async function quote() {
+  const out = $("best"), list = $("quoted");
+  list.innerHTML = "";
+  const problem = userProblem();
+  if (problem) { out.textContent = problem; out.className = "answer bad"; return; }
+  const items = SAMPLE_CART.filter((i) => i.quantity > 0).map(
+    ({ sku, category, merchant, unit_price, quantity }) => ({ sku, category, merchant, unit_price, quantity }));
+  if (!items.length) { out.textContent = "Put something in the cart first."; out.className = "answer bad"; return; }
+  const { status, data } = await call("POST", "/v1/me/quote",
+    { body: { channel: "web", items }, headers: userHeaders() });
+  if (status !== 200) {
+    out.textContent = data.message || `The service answered ${status}.`;
+    out.className = "answer bad";
+    return;
+  }
+  const names = new Map(data.coupons.map((c) => [c.coupon_id, describe(c)]));
+  const best = data.best;
+  out.textContent = best.coupon_ids.length
+    ? `Best: ${best.coupon_ids.map((id) => names.get(id)).join(" + ")}: ` +
+      `${money(best.discount)} off, pay ${money(best.total)} (of ${money(data.subtotal)})`
+    : `No coupon applies: pay ${money(best.total)}.`;
+  out.className = `answer ${best.coupon_ids.length ? "good" : ""}`;
+  if (!data.coupons.length) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = "You hold no unused coupons.";
+    list.append(li);
+  }
+  for (const c of data.coupons) {
+    const li = document.createElement("li");
+    li.className = c.applicable ? "applies" : "muted";
+    li.textContent = c.applicable
+      ? `${describe(c)}: applies, ${money(c.discount, c.currency)} off`
+      : `${describe(c)}: not this time: ${why(c)}`;
+    list.append(li);
+  }
+}
+
 function day(iso) {  // 2026-12-09, in this browser's time zone
   const d = new Date(iso);
   const pad = (n) => String(n).padStart(2, "0");
@@ -263,8 +361,7 @@ async function wallet() {
   }
   if (!data.coupons.length) item("No coupons yet (a new one shows within a second or so).", "muted");
   for (const c of data.coupons) {
-    const scope = scopeWords(c.scope);
-    item(`${c.campaign_name || c.campaign_id}: ${describe(c)}${scope ? ` (${scope})` : ""}, ` +
+    item(`${c.campaign_name || c.campaign_id}: ${describe(c)} (${rulesWords(c)}), ` +
       `${c.status}, valid until ${day(c.valid_until)}`);
   }
 }
@@ -280,6 +377,8 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("redeem").addEventListener("submit", redeem);
   $("wallet-refresh").addEventListener("click", wallet);
+  $("quote").addEventListener("click", quote);
+  paintCart();
   load();
   wallet();
   setInterval(paint, 250);   // countdowns
