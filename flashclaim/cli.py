@@ -103,6 +103,12 @@ def bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def bench_quote(args: argparse.Namespace) -> int:
+    from flashclaim.tools.bench_quote import run_bench_quote
+
+    return run_bench_quote(args)
+
+
 def bench_wallet(args: argparse.Namespace) -> int:
     from flashclaim.tools.bench_wallet import run_bench_wallet
 
@@ -278,6 +284,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=200.0,
                    help="wallet requests per second of the open-loop scenario")
     p.set_defaults(run=bench_wallet)
+
+    p = command("bench-quote", "POST /v1/me/quote: a user with many coupons, a large cart")
+    p.add_argument("--coupons", type=_positive, default=50, help="coupons the user holds")
+    p.add_argument("--items", type=_positive, default=30, help="lines of the cart")
+    p.add_argument("--seconds", type=_positive, default=8, help="per scenario")
+    p.add_argument("--connections", type=_positive, default=32,
+                   help="open connections of the closed-loop scenarios")
+    p.add_argument("--rate", type=float, default=200.0,
+                   help="quotes per second of the open-loop scenario")
+    p.add_argument("--ledger-dsn", default=None,
+                   help="postgresql:// DSN of the ledger (default: SQLite in a temp dir)")
+    p.set_defaults(run=bench_quote)
     return parser
 
 

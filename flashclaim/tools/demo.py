@@ -38,7 +38,7 @@ from flashclaim.money import format_amounts
 from flashclaim.runtime.embedded import free_port, running_url
 from flashclaim.settings import SettingsError
 from flashclaim.tools import children, loadgen
-from flashclaim.tools.demo_after import AfterReport, WalletProbe, check_report, redeem_share
+from flashclaim.tools.demo_after import AfterReport, WalletProbe, check_report, checkout_share
 from flashclaim.tools.demo_issuance import IssuanceReport, issue_other_ways
 
 CHECKOUT_TOKEN = "demo-checkout"
@@ -52,15 +52,17 @@ class Crowd:
     statuses: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     granted_ids: list[str] = field(default_factory=list)
+    granted_users: list[str] = field(default_factory=list)  # of each granted claim, in order
     done: int = 0
 
     def record(self, response: loadgen.Response) -> None:
         self.done += 1
         self.latencies.append(response.latency)
         if response.status in (200, 201):
-            claim_id = orjson.loads(response.body)["claim_id"]
+            claim = orjson.loads(response.body)
             if response.status == 201:
-                self.granted_ids.append(claim_id)
+                self.granted_ids.append(claim["claim_id"])
+                self.granted_users.append(claim["user_id"])
             self.statuses[str(response.status)] += 1
         elif response.status == 0:
             self.statuses["connection error"] += 1
@@ -191,7 +193,9 @@ def _run(args: argparse.Namespace) -> int:
         stats = httpx.get(base + f"/v1/admin/campaigns/{campaign_id}",
                           headers=admin).json()["stats"]
         issuance = issue_other_ways(base, admin)
-        after = redeem_share(base, CHECKOUT_TOKEN, crowd.granted_ids)
+        wait_for_ledger_of(data_dir, [campaign_id])  # a quote reads the wallet: the ledger
+        after = checkout_share(base, CHECKOUT_TOKEN, campaign_id,
+                               list(zip(crowd.granted_ids, crowd.granted_users, strict=True)))
         code = _report(data_dir, campaign_id, args, crowd, elapsed, stats, issuance,
                        After(base, admin, probe, after))
         if args.keep:
@@ -208,6 +212,14 @@ def _run(args: argparse.Namespace) -> int:
         if not args.data_dir:  # a temp dir of its own: gone with the demo (--keep too)
             shutil.rmtree(data_dir, ignore_errors=True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def wait_for_ledger_of(data_dir: Path, campaign_ids: list[str]) -> None:
+    """Until the ledger has every claim of the campaigns (at most a minute)."""
+    url = running_url(data_dir)
+    assert url is not None
+    with redis.Redis.from_url(url, decode_responses=True) as r:
+        wait_for_ledger(r, KeySpace("demo"), campaign_ids, timeout=60)
 
 
 def _keep_running(base: str, admin_token: str) -> None:
@@ -278,10 +290,12 @@ def _report(data_dir: Path, campaign_id: str, args: argparse.Namespace, crowd: C
           f"{loadgen.percentile(waits, 50) * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms "
           f"({len(probe.seconds)} probes during the crowd; target 1 s)")
     report = used.report
-    print(f"checkout            {used.redeemed} redeemed, {used.released} released: use rate "
-          f"{(report.get('use_rate') or 0) * 100:.1f}% ({report.get('used')} of "
-          f"{report.get('coupons')} coupons), discount cost "
-          f"{format_amounts(report.get('discount_cost', {}))}")
+    print(f"checkout            {used.confirmed} orders paid ({used.refunded} refunded), "
+          f"{used.cancelled} cancelled: use rate {(report.get('use_rate') or 0) * 100:.1f}% "
+          f"({report.get('used')} of {report.get('coupons')} coupons), discount cost "
+          f"{format_amounts(report.get('discount_cost', {}))}, GMV "
+          f"{format_amounts(report.get('gmv', {}))}, ROI at 30% margin "
+          f"{(report.get('roi') or {}).get('CNY')}")
     print(f"ledger              {rec.ledger_rows} + {pack.ledger_rows} rows, lag {lag}")
     verdict = "consistent" if rec.ok and pack.ok else "MISMATCH"
     print(f"reconcile           {verdict}")
