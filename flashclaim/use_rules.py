@@ -14,6 +14,7 @@ coupon may go together, two platform coupons may not).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,12 +34,15 @@ class Scope:
     exclude_skus: frozenset[str] = frozenset()
     exclude_categories: frozenset[str] = frozenset()
 
-    def covers(self, sku: str, category: str, merchant: str) -> bool:
-        if sku in self.exclude_skus or category in self.exclude_categories:
-            return False
-        return ((not self.categories or category in self.categories)
-                and (not self.skus or sku in self.skus)
-                and (not self.merchants or merchant in self.merchants))
+    def matching(self, items: Sequence[tuple[str, str, str]]) -> list[int]:
+        """The indexes of the (sku, category, merchant) items in scope."""
+        if self == EVERYTHING:
+            return list(range(len(items)))
+        cats, skus, shops = self.categories, self.skus, self.merchants
+        no_skus, no_cats = self.exclude_skus, self.exclude_categories
+        return [n for n, (sku, cat, shop) in enumerate(items)
+                if sku not in no_skus and cat not in no_cats and (not cats or cat in cats)
+                and (not skus or sku in skus) and (not shops or shop in shops)]
 
     @classmethod
     def of(cls, shown: dict[str, Any]) -> Scope:
@@ -52,6 +56,9 @@ class Scope:
         """The lists that are not empty, each sorted (the form a coupon carries)."""
         return {name: sorted(getattr(self, name)) for name in SCOPE_LISTS
                 if getattr(self, name)}
+
+
+EVERYTHING = Scope()
 
 
 @dataclass(frozen=True, slots=True)

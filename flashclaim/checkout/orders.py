@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -27,10 +28,8 @@ from flashclaim.checkout.quote import (
     Cart,
     Combination,
     HeldCoupon,
-    Quote,
     combine,
     judge,
-    quote,
     stacking_refusal,
 )
 from flashclaim.errors import ApiError
@@ -90,9 +89,6 @@ class Orders:
         self._store = store
         self._held = held
         self._clock = clock
-
-    async def quote(self, user_id: str, cart: Cart) -> Quote:
-        return quote(await self._held(user_id), cart, await self._clock())
 
     async def place(self, req: OrderRequest) -> tuple[OrderRecord, bool]:
         """Quote the order's coupons again and lock them all for it, or none; and whether
@@ -240,13 +236,21 @@ def held_of(ledger: Ledger, user_id: str) -> list[HeldCoupon]:
 def _held(r: dict[str, Any]) -> HeldCoupon:
     def amount(name: str) -> int | None:
         return None if r[name] is None else int(r[name])
-    terms = orjson.loads(r["use_json"] or "{}")
-    terms["scope"] = orjson.loads(r["scope_json"] or "{}")
     return HeldCoupon(str(r["coupon_id"]), str(r["campaign_id"]), str(r["type"]),
                       str(r["currency"]), int(r["valid_from"]), int(r["valid_until"]),
-                      UseRules.of(terms), amount("value"), amount("min_spend"),
+                      _rules(r["scope_json"] or "{}", r["use_json"] or "{}"),
+                      amount("value"), amount("min_spend"),
                       amount("percent_off"), amount("max_discount"),
                       r["order_id"] if r["status"] == "locked" else None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rules(scope_json: str, use_json: str) -> UseRules:
+    """A coupon's rules from the ledger's text (the coupons of one campaign share it, so it
+    is parsed once; the texts are operators' definitions, and the cache is bounded)."""
+    terms = orjson.loads(use_json)
+    terms["scope"] = orjson.loads(scope_json)
+    return UseRules.of(terms)
 
 
 def _wrong_state(record: OrderRecord, action: str) -> ApiError:

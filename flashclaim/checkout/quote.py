@@ -19,7 +19,6 @@ The rules (docs/checkout.md says them for people):
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,11 +51,16 @@ class Cart:
     currency: str
     items: tuple[Item, ...]
     shipping: int = 0
+    amounts: tuple[int, ...] = field(init=False)  # each line's, worked out once
+    subtotal: int = field(init=False)  # the goods before any discount: the order's GMV
+    keys: tuple[tuple[str, str, str], ...] = field(init=False)  # what a scope matches
 
-    @property
-    def subtotal(self) -> int:
-        """The goods before any discount: the order's GMV."""
-        return sum(i.amount for i in self.items)
+    def __post_init__(self) -> None:
+        amounts = tuple(i.unit_price * i.quantity for i in self.items)
+        object.__setattr__(self, "amounts", amounts)
+        object.__setattr__(self, "subtotal", sum(amounts))
+        object.__setattr__(self, "keys", tuple((i.sku, i.category, i.merchant)
+                                               for i in self.items))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,8 @@ class Verdict:
     discount: int = 0  # alone, on the cart's prices
     shortfall: int | None = None  # below_min_spend: how much more in-scope spend it needs
     scope_amount: int = 0  # the in-scope items' amount
+    lines: tuple[int, ...] = ()  # the cart lines it covers
+    split: tuple[int, ...] = ()  # applicable: its discount alone over `lines`
 
     @property
     def applicable(self) -> bool:
@@ -126,8 +132,7 @@ class Quote:
 
 def in_scope(coupon: HeldCoupon, cart: Cart) -> list[int]:
     """The cart lines the coupon covers."""
-    scope = coupon.rules.scope
-    return [n for n, i in enumerate(cart.items) if scope.covers(i.sku, i.category, i.merchant)]
+    return coupon.rules.scope.matching(cart.keys)
 
 
 def standalone_discount(coupon: HeldCoupon, scope_amount: int) -> int:
@@ -142,26 +147,30 @@ def standalone_discount(coupon: HeldCoupon, scope_amount: int) -> int:
 def judge(coupon: HeldCoupon, cart: Cart, now_ms: int, order_id: str | None = None) -> Verdict:
     """The coupon alone against the cart. `order_id`: the order asking (its own lock is no
     obstacle)."""
-    lines = in_scope(coupon, cart)
-    scope_amount = sum(cart.items[n].amount for n in lines)
+    lines = tuple(in_scope(coupon, cart))
+    scope_amount = sum(cart.amounts[n] for n in lines)
+
+    def refused(reason: str, shortfall: int | None = None) -> Verdict:
+        return Verdict(coupon, reason, shortfall=shortfall, scope_amount=scope_amount,
+                       lines=lines)
     if coupon.currency != cart.currency:
-        return Verdict(coupon, "currency", scope_amount=scope_amount)
+        return refused("currency")
     if now_ms < coupon.valid_from:
-        return Verdict(coupon, "not_yet_valid", scope_amount=scope_amount)
+        return refused("not_yet_valid")
     if now_ms >= coupon.valid_until:
-        return Verdict(coupon, "expired", scope_amount=scope_amount)
+        return refused("expired")
     if coupon.locked_by is not None and coupon.locked_by != order_id:
-        return Verdict(coupon, "locked", scope_amount=scope_amount)
+        return refused("locked")
     if not coupon.rules.usable_in(cart.channel):
-        return Verdict(coupon, "wrong_channel", scope_amount=scope_amount)
+        return refused("wrong_channel")
     if scope_amount == 0:
-        return Verdict(coupon, "out_of_scope", scope_amount=scope_amount)
+        return refused("out_of_scope")
     threshold = coupon.min_spend or 0
     if scope_amount < threshold:
-        return Verdict(coupon, "below_min_spend", shortfall=threshold - scope_amount,
-                       scope_amount=scope_amount)
-    return Verdict(coupon, None, standalone_discount(coupon, scope_amount),
-                   scope_amount=scope_amount)
+        return refused("below_min_spend", threshold - scope_amount)
+    discount = standalone_discount(coupon, scope_amount)
+    return Verdict(coupon, None, discount, scope_amount=scope_amount, lines=lines,
+                   split=tuple(split(discount, [cart.amounts[n] for n in lines])))
 
 
 def split(amount: int, weights: Sequence[int]) -> list[int]:
@@ -174,21 +183,25 @@ def split(amount: int, weights: Sequence[int]) -> list[int]:
     assert 0 < amount <= total
     floors = [amount * w // total for w in weights]
     left = amount - sum(floors)
-    by_remainder = sorted(range(len(weights)), key=lambda n: (-(amount * weights[n] % total), n))
-    for n in by_remainder[:left]:
-        floors[n] += 1
+    if left:
+        by_remainder = sorted(range(len(weights)),
+                              key=lambda n: (-(amount * weights[n] % total), n))
+        for n in by_remainder[:left]:
+            floors[n] += 1
     return floors
 
 
-def combine(coupons: Iterable[HeldCoupon], cart: Cart) -> Combination:
+def combine(coupons: Iterable[HeldCoupon], cart: Cart,
+            covered: dict[str, tuple[int, ...]] | None = None) -> Combination:
     """The coupons applied together in group order, each taking at most what is left of
-    its in-scope items (whether stacking allows them together is `stacking_refusal`)."""
-    left = [i.amount for i in cart.items]
+    its in-scope items (whether stacking allows them together is `stacking_refusal`).
+    `covered`: each coupon's lines, when known already."""
+    left = list(cart.amounts)
     applied = []
     for coupon in sorted(coupons, key=lambda c: (group_rank(c.rules.stacking.group),
                                                  c.coupon_id)):
-        lines = in_scope(coupon, cart)
-        alone = standalone_discount(coupon, sum(cart.items[n].amount for n in lines))
+        lines = covered[coupon.coupon_id] if covered else in_scope(coupon, cart)
+        alone = standalone_discount(coupon, sum(cart.amounts[n] for n in lines))
         took = min(alone, sum(left[n] for n in lines))
         parts = split(took, [left[n] for n in lines])
         per_line = [0] * len(cart.items)
@@ -212,25 +225,56 @@ def stacking_refusal(coupons: Sequence[HeldCoupon]) -> str | None:
 def best(verdicts: Iterable[Verdict], cart: Cart) -> Combination:
     """The combination of applicable coupons stacking allows with the largest total
     discount; ties: the one whose earliest coupon expires first, then fewer coupons, then
-    coupon ids (so the answer is the same every time)."""
+    coupon ids (so the answer is the same every time).
+
+    A branch-and-bound search over the groups in the order their coupons apply: each
+    choice's discount is computed as `combine` computes it (what is left of the goods
+    caps each coupon), and a branch is left as soon as even the best coupon of every group
+    still to come could not reach the best found. Usually the first branch (each group's
+    best coupon) is the answer and the rest is cut at once."""
     usable = [v for v in verdicts if v.applicable and v.discount > 0]
-    choices: list[list[HeldCoupon]] = [[]]
-    choices += [[v.coupon] for v in usable if v.coupon.rules.stacking.exclusive]
+    candidates = [[v.coupon] for v in usable if v.coupon.rules.stacking.exclusive]
     groups: dict[str, list[Verdict]] = {}
     for v in usable:
         if not v.coupon.rules.stacking.exclusive:
             groups.setdefault(v.coupon.rules.stacking.group, []).append(v)
-    ranked = [sorted(g, key=lambda v: (-v.discount, v.coupon.valid_until, v.coupon.coupon_id))
-              for g in groups.values()]
-    keep = max((len(g) for g in ranked), default=0)
-    while keep > 1 and _product(min(len(g), keep) + 1 for g in ranked) > MAX_COMBINATIONS:
+    ordered = [sorted(g, key=lambda v: (-v.discount, v.coupon.valid_until, v.coupon.coupon_id))
+               for _, g in sorted(groups.items(), key=lambda kv: group_rank(kv[0]))]
+    keep = max((len(g) for g in ordered), default=0)
+    while keep > 1 and _product(min(len(g), keep) + 1 for g in ordered) > MAX_COMBINATIONS:
         keep -= 1
-    options = [[None, *(v.coupon for v in g[:keep])] for g in ranked]
-    for picked in itertools.product(*options):
-        chosen = [c for c in picked if c is not None]
-        if chosen:
-            choices.append(chosen)
-    return min((combine(c, cart) for c in choices), key=_preference)
+    ordered = [g[:keep] for g in ordered]
+    # the most the groups from g on can add: a bound no branch below can beat
+    most_after = [0] * (len(ordered) + 1)
+    for g in range(len(ordered) - 1, -1, -1):
+        most_after[g] = most_after[g + 1] + ordered[g][0].discount
+    lines = {v.coupon.coupon_id: v.lines for v in usable}
+    found: list[tuple[int, list[HeldCoupon]]] = []  # (discount, coupons) at the best so far
+    top = [0]
+
+    def search(g: int, left: list[int], taken: int, chosen: list[HeldCoupon]) -> None:
+        if taken + most_after[g] < top[0]:
+            return  # nothing below reaches the best found
+        if g == len(ordered):
+            if taken > top[0]:
+                top[0], found[:] = taken, []
+            if taken == top[0] and chosen:
+                found.append((taken, list(chosen)))
+            return
+        for v in ordered[g]:
+            mine = lines[v.coupon.coupon_id]
+            took = min(v.discount, sum(left[n] for n in mine))
+            after = list(left)
+            for n, part in zip(mine, split(took, [left[n] for n in mine]), strict=True):
+                after[n] -= part
+            chosen.append(v.coupon)
+            search(g + 1, after, taken + took, chosen)
+            chosen.pop()
+        search(g + 1, left, taken, chosen)  # no coupon of this group
+
+    search(0, list(cart.amounts), 0, [])
+    choices: list[list[HeldCoupon]] = [[], *candidates, *(c for _, c in found)]
+    return min((combine(c, cart, lines) for c in choices), key=_preference)
 
 
 def _preference(c: Combination) -> tuple[int, tuple[int, ...], int, tuple[str, ...]]:

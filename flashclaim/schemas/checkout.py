@@ -75,10 +75,8 @@ class OrderBody(Body, kw_only=True):
     hold_seconds: HoldSeconds = DEFAULT_HOLD_S
 
 
-class LineDiscount(Answer, kw_only=True):
-    line: int  # the item's index in the cart
-    sku: str
-    discount: int
+# A discount over the cart's lines: one amount per line, in the cart's order, adding up to it.
+Split = Annotated[list[int], msgspec.Meta(description="the discount of each cart line, in order")]
 
 
 class QuotedCoupon(CouponTerms, kw_only=True):
@@ -95,13 +93,13 @@ class QuotedCoupon(CouponTerms, kw_only=True):
     shortfall: int = UNSET  # below_min_spend: in-scope spend still needed
     scope_amount: int  # the in-scope items' amount
     discount: int = UNSET  # applicable: what it takes off alone
-    lines: list[LineDiscount] = UNSET
+    split: Split = UNSET
 
 
 class AppliedCoupon(Answer, kw_only=True):
     coupon_id: str
     discount: int
-    lines: list[LineDiscount]
+    split: Split
 
 
 class BestCombination(Answer, kw_only=True):

@@ -9,15 +9,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.checkout.orders import OrderRequest
-from flashclaim.checkout.quote import Cart, Item, Quote, combine
+from flashclaim.checkout.orders import OrderRequest, held_of
+from flashclaim.checkout.quote import Cart, HeldCoupon, Item, Quote, quote
 from flashclaim.coupons import ORDER_ID_RE
 from flashclaim.errors import invalid_request
-from flashclaim.schemas.base import decode
+from flashclaim.schemas.base import decode, encode
 from flashclaim.schemas.checkout import (
     AppliedCoupon,
     BestCombination,
-    LineDiscount,
     MyQuoteBody,
     OrderAnswer,
     OrderBody,
@@ -40,9 +39,11 @@ def cart_of(body: MyQuoteBody | OrderBody) -> Cart:
         for i in body.items), body.shipping)
 
 
-def _lines(cart: Cart, split: tuple[int, ...]) -> list[LineDiscount]:
-    return [LineDiscount(line=n, sku=cart.items[n].sku, discount=d)
-            for n, d in enumerate(split) if d]
+def quote_bytes(user_id: str, held: list[HeldCoupon], cart: Cart, now: int) -> bytes:
+    """The quote's answer, worked out and encoded whole: run on the ledger reader's thread
+    with the read (a user with many coupons and a long cart is milliseconds of work that
+    must not hold up the claims on the event loop)."""
+    return encode(quote_answer(user_id, quote(held, cart, now), now))
 
 
 def quote_answer(user_id: str, q: Quote, now: int) -> QuoteAnswer:
@@ -60,15 +61,17 @@ def quote_answer(user_id: str, q: Quote, now: int) -> QuoteAnswer:
         if c.rules.use_channels:
             shown.use_channels = sorted(c.rules.use_channels)
         if v.applicable:
-            [alone] = combine([c], q.cart).applied
-            shown.discount, shown.lines = alone.discount, _lines(q.cart, alone.split)
+            per_line = [0] * len(q.cart.items)
+            for n, part in zip(v.lines, v.split, strict=True):
+                per_line[n] = part
+            shown.discount, shown.split = v.discount, per_line
         elif v.reason is not None:
             shown.reason = v.reason
             if v.shortfall is not None:
                 shown.shortfall = v.shortfall
         coupons.append(shown)
     applied = [AppliedCoupon(coupon_id=a.coupon.coupon_id, discount=a.discount,
-                             lines=_lines(q.cart, a.split)) for a in q.best.applied]
+                             split=list(a.split)) for a in q.best.applied]
     best = BestCombination(coupon_ids=[a.coupon_id for a in applied],
                            discount=q.best.discount, total=q.best.total, coupons=applied)
     return QuoteAnswer(user_id=user_id, currency=q.cart.currency, subtotal=q.cart.subtotal,
@@ -92,19 +95,23 @@ async def _body(request: Request, s: Services) -> object:
                            body_deadline_s=s.settings.body_timeout_s)
 
 
+async def _quote(s: Services, user_id: str, body: MyQuoteBody) -> Response:
+    cart, now = cart_of(body), await s.campaigns.now()
+    quoted = await s.ledger.read(lambda db: quote_bytes(user_id, held_of(db, user_id), cart, now))
+    return Response(quoted, media_type="application/json")
+
+
 async def checkout_quote(request: Request) -> Response:
     s = services(request)
     body = decode(await _body(request, s), QuoteBody)
-    q = await s.orders.quote(body.user_id, cart_of(body))
-    return answer(quote_answer(body.user_id, q, await s.campaigns.now()))
+    return await _quote(s, body.user_id, body)
 
 
 async def my_quote(request: Request) -> Response:
     s = services(request)
     who = s.authenticator.authenticate(request.headers)
     body = decode(await _body(request, s), MyQuoteBody)
-    q = await s.orders.quote(who.user_id, cart_of(body))
-    return personal(answer(quote_answer(who.user_id, q, await s.campaigns.now())), request)
+    return personal(await _quote(s, who.user_id, body), request)
 
 
 async def place_order(request: Request) -> Response:

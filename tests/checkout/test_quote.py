@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flashclaim.checkout.quote import (
@@ -170,3 +170,59 @@ def test_many_coupons_in_one_group_are_searched_within_bounds() -> None:
     q = quote(cs, CART, NOW)
     assert sorted(a.coupon.coupon_id for a in q.best.applied) == [f"c{g}-10" for g in range(5)]
     assert q.best.discount == sum(1_000 + g for g in range(5))
+
+
+@st.composite
+def shop(draw: st.DrawFn) -> tuple[list[HeldCoupon], Cart]:
+    """A random cart and random coupons over its categories, groups and exclusivity."""
+    categories = ["a", "b", "c"]
+    items = tuple(Item(f"s{n}", draw(st.sampled_from(categories)), "m",
+                       draw(st.integers(1, 5_000)), draw(st.integers(1, 3)))
+                  for n in range(draw(st.integers(1, 6))))
+    coupons = []
+    for n in range(draw(st.integers(1, 9))):
+        scope = Scope(categories=frozenset(draw(st.lists(st.sampled_from(categories),
+                                                         max_size=2))))
+        kind = draw(st.sampled_from(["cash", "threshold", "discount"]))
+        value = draw(st.integers(1, 8_000))
+        coupons.append(coupon(
+            f"c{n}", kind, value=None if kind == "discount" else value,
+            min_spend=value + draw(st.integers(0, 3_000)) if kind == "threshold" else None,
+            percent_off=draw(st.integers(1, 60)) if kind == "discount" else None,
+            max_discount=value if kind == "discount" else None, scope=scope,
+            group=draw(st.sampled_from(["platform", "merchant", "x"])),
+            exclusive=draw(st.booleans()) and n % 3 == 0,
+            until=NOW + draw(st.integers(1, 5)) * DAY))
+    return coupons, Cart("app", "CNY", items)
+
+
+@settings(max_examples=300)
+@given(shop())
+def test_the_search_finds_what_trying_every_combination_finds(case: tuple[
+        list[HeldCoupon], Cart]) -> None:
+    """The branch-and-bound search against brute force: every subset stacking allows."""
+    coupons, cart = case
+    verdicts = [judge(c, cart, NOW) for c in coupons]
+    usable = [v.coupon for v in verdicts if v.applicable and v.discount > 0]
+    most = 0
+    for mask in range(1 << len(usable)):
+        chosen = [c for n, c in enumerate(usable) if mask >> n & 1]
+        if stacking_refusal(chosen) is None:
+            most = max(most, combine(chosen, cart).discount)
+    found = best(verdicts, cart)
+    assert found.discount == most
+    assert stacking_refusal([a.coupon for a in found.applied]) is None
+
+
+def test_a_smaller_coupon_can_make_the_better_pair() -> None:
+    """The merchant's 50.00 coupon on fruit leaves nothing of the fruit for the platform's
+    40.00; its 30.00 coupon on grain leaves the fruit whole: 70.00 beats 50.00."""
+    fruit, grain = Scope(categories=frozenset({"fruit"})), Scope(categories=frozenset({"grain"}))
+    cart = Cart("app", "CNY", (Item("apple", "fruit", "m", 5_000, 1),
+                               Item("rice", "grain", "m", 3_000, 1)))
+    big = coupon("big", value=5_000, scope=fruit, group="merchant")
+    small = coupon("small", value=3_000, scope=grain, group="merchant")
+    platform = coupon("p", value=4_000, scope=fruit)
+    found = best([judge(c, cart, NOW) for c in (big, small, platform)], cart)
+    assert sorted(a.coupon.coupon_id for a in found.applied) == ["p", "small"]
+    assert found.discount == 7_000
