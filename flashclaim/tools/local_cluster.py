@@ -9,6 +9,7 @@ so no cluster tool is needed. The bus port of each node is set explicitly
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import time
 from collections.abc import Callable
@@ -88,6 +89,13 @@ class LocalCluster:
         # every replica synced (until then a WAIT for one replica counts none)
         self._until(lambda: all(c.info("replication").get("slave0", {}).get("state") == "online"
                                 for c in clients[:self.masters]), timeout, "replicas online")
+        # and acknowledging writes: the first WAIT after a start can outlast a short timeout
+        # (a durable write, replica_acks >= 1, would fail on it)
+        for i, c in enumerate(clients[:self.masters]):
+            key = _key_in(c, i * share, SLOTS - 1 if i == self.masters - 1 else (i + 1) * share - 1)
+            self._until(functools.partial(_acknowledged, c, key), timeout,
+                        "replicas acknowledging writes")
+            c.delete(key)
         for c in clients:
             c.close()
 
@@ -113,6 +121,20 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.kill()
+
+
+def _acknowledged(c: Any, key: str) -> bool:
+    """A write to `key`, then whether a replica acknowledged it within 200 ms."""
+    c.set(key, "1")
+    return int(c.execute_command("WAIT", 1, 200)) >= 1
+
+
+def _key_in(c: Any, first: int, last: int) -> str:
+    """A key whose hash slot is in [first, last] (a write the master of that range takes)."""
+    n = 0
+    while not first <= int(c.execute_command("CLUSTER", "KEYSLOT", f"ready-{n}")) <= last:
+        n += 1
+    return f"ready-{n}"
 
 
 def _pings(c: Any) -> bool:
