@@ -100,6 +100,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             s.listener_answers == "on" and hasattr(self.app, "answer_now")) else None
         self._holding = False  # inside on_headers_complete, for a request that may be answered
         self._held: tuple[RequestResponseCycle, ASGI3Application] | None = None
+        # The request being answered now: with pipelining, not the last one parsed
+        # (self.cycle), which may still be receiving its body.
+        self._answering: RequestResponseCycle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -152,12 +155,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._holding and app is self.app and not cycle.waiting_for_100_continue:
             self._held = (cycle, app)
             return
+        self._answering = cycle
         super()._start_asgi_task(cycle, app)
 
     def _start_held(self) -> None:
         if self._held is not None:
             cycle, app = self._held
             self._held = None
+            self._answering = cycle
             super()._start_asgi_task(cycle, app)
 
     def on_message_complete(self) -> None:
@@ -180,6 +185,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return False
         status, headers, body = reply
         self.transport.write(_response(cycle, status, headers, body))
+        self._answering = cycle
         cycle.response_started = cycle.response_complete = True
         cycle.message_event.set()
         if not cycle.keep_alive:
@@ -190,7 +196,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return True
 
     def on_response_complete(self) -> None:
-        if self.cycle is not None and self.cycle.more_body:  # answered before the body ended
+        answered = self._answering
+        if answered is not None and answered.more_body:  # answered before its body ended
             self.transport.close()
             return
         super().on_response_complete()

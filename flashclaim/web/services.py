@@ -32,6 +32,7 @@ from flashclaim.store.scripts import ReplicaWait, Scripts
 from flashclaim.store.templates import TemplateStore
 from flashclaim.web.ledger_reader import LedgerReader
 from flashclaim.web.metrics import flush_claims
+from flashclaim.web.quote_worker import QuoteWorker
 
 log = logging.getLogger("flashclaim")
 
@@ -54,6 +55,7 @@ class Services:
     redeemer: Redeemer
     authenticator: Authenticator
     orders: Orders
+    quotes: QuoteWorker  # quotes, in a process of their own
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -94,6 +96,7 @@ class Services:
             redeemer=Redeemer(codes, claims, keyspace),
             authenticator=make_authenticator(settings),
             orders=Orders(OrderStore(redis, scripts, keyspace), held, campaigns.now),
+            quotes=QuoteWorker(settings),
         )
 
     async def check_server(self) -> None:
@@ -115,6 +118,7 @@ class Services:
         await poll_forever(self.flush_gate, asyncio.Event(), every, "rejection counts")
 
     async def close(self) -> None:
+        self.quotes.close()
         self.ledger.close()
         self.reports.close()
         await self.redis.aclose()

@@ -222,6 +222,21 @@ def test_many_taps_in_one_packet_are_all_answered_in_order(port: int) -> None:
     assert after.status == GONE.status
 
 
+def test_pipelined_taps_split_inside_a_body_are_all_answered(port: int) -> None:
+    """Ten taps pipelined in two writes, the cut inside the sixth one's body: the first
+    answers are sent while that body is still coming, and the connection stays open (it was
+    once closed as if the request being answered had not finished sending)."""
+    taps = b"".join(tap("gone", f"s{i}") for i in range(10))
+    sixth = taps.index(b"X-User-Id: s5")
+    cut = taps.index(b'{"channel"', sixth) + 5
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(taps[:cut])
+        time.sleep(0.2)  # the gap is the point: the first taps are answered meanwhile
+        sock.sendall(taps[cut:])
+        got = read_answers(sock, 10)
+    assert [a.status for a in got] == [GONE.status] * 10
+
+
 def test_the_listener_answers_only_when_on(port: int, listener_answers: str) -> None:
     """The table went through the path it names: with listener answers on, taps were
     answered by the listener; off, none was."""
