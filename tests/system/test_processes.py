@@ -130,8 +130,14 @@ def test_sigkill_of_serve_takes_every_child_with_it(tmp_path: Path, mode: str) -
     extra = ["--workers", "2"] if mode == "workers" else ["--admin-port", str(free_port())]
     data = tmp_path / "data"
     with serving(data, *extra) as (base, proc):
+        before = descendants(proc.pid)
+        # a quote starts the quote worker, a process of the service's own (in each worker)
+        quote = httpx.post(base + "/v1/me/quote", headers={"X-User-Id": "u"}, json={
+            "channel": "app", "items": [{"sku": "a", "unit_price": 100, "quantity": 1}]})
+        assert quote.status_code == 200, quote.text
         kids = descendants(proc.pid)
-        assert len(kids) >= 2  # the embedded server and a worker or the admin listener
+        assert len(kids) > len(before) >= 2  # the embedded server, a worker or the admin
+        # listener, and now the quote worker
         proc.kill()
         proc.wait()
         wait_until(lambda: not any(alive(k) for k in kids), what="every child to die")
