@@ -38,5 +38,11 @@ def tie_to_parent() -> None:
     raw = os.environ.get(PARENT_ENV, "")
     if not re.fullmatch(r"[0-9]{1,10}", raw) or int(raw) == os.getpid():
         return
-    if _set_parent_death_signal(signal.SIGTERM) and os.getppid() != int(raw):
+    tie_to(int(raw))
+
+
+def tie_to(parent: int) -> None:
+    """In a child process: take SIGTERM when `parent` dies, and at once if it already has
+    (the quote worker's initializer; tie_to_parent for a uvicorn worker)."""
+    if _set_parent_death_signal(signal.SIGTERM) and os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)

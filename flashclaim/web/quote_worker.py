@@ -20,19 +20,11 @@ from flashclaim.checkout.orders import held_of
 from flashclaim.checkout.quote import Cart
 from flashclaim.errors import unavailable
 from flashclaim.ledger.db import Ledger, LedgerUnavailable, open_ledger
-from flashclaim.runtime.lifeline import die_with_parent
+from flashclaim.runtime.lifeline import tie_to
 from flashclaim.settings import Settings
 from flashclaim.web.order_answers import quote_bytes
 
 _ledger: list[Ledger] = []  # in the worker process: its one connection, once opened
-
-
-def _tie_to(parent: int) -> None:
-    """In the worker: die with the service process, even with a kill -9 of it (and leave
-    at once if it is gone already), as every child of `serve` does (runtime/lifeline.py)."""
-    die_with_parent()
-    if os.getppid() != parent:
-        os._exit(0)
 
 
 def _quote(dsn: str | None, data_dir: str, user_id: str, cart: Cart, now_ms: int) -> bytes:
@@ -50,7 +42,8 @@ class QuoteWorker:
         # spawn, not fork: the service's process runs an event loop and threads
         self._pool = ProcessPoolExecutor(max_workers=1,
                                          mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_tie_to, initargs=(os.getpid(),))
+                                         initializer=tie_to, initargs=(os.getpid(),))
+        # (it dies with this process, also on a kill -9, as every child of serve)
 
     async def quote(self, user_id: str, cart: Cart, now_ms: int) -> bytes:
         s = self._settings
