@@ -56,7 +56,7 @@ class Cart:
     keys: tuple[tuple[str, str, str], ...] = field(init=False)  # what a scope matches
 
     def __post_init__(self) -> None:
-        amounts = tuple(i.unit_price * i.quantity for i in self.items)
+        amounts = tuple(i.amount for i in self.items)
         object.__setattr__(self, "amounts", amounts)
         object.__setattr__(self, "subtotal", sum(amounts))
         object.__setattr__(self, "keys", tuple((i.sku, i.category, i.merchant)
