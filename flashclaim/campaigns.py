@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -36,6 +38,10 @@ DEFAULT_VALIDITY_DAYS = 30
 DEFAULT_RATE_LIMIT = {"max": 10, "per_seconds": 1}
 MAX_BUCKETS = 16  # hash tags one campaign's stock may be spread over
 STATUSES = ("scheduled", "live", "paused", "sold_out", "ended")
+DIFFICULTY_RANGE = (1, 32)  # proof-of-work bits a campaign may ask for
+DEFAULT_DIFFICULTY = 15  # about a second on a phone's Web Crypto (docs/fairness.md)
+MissingDevice = Literal["refuse", "allow"]  # what a per_device_limit does without a device id
+DRAW_STATES = ("open", "drawing", "done")  # a drawn campaign's draw ("open": not begun)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,15 @@ class CouponDef:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class DrawSpec:
+    """A drawn campaign's admission (epoch ms): entries until `entries_until`, the draw at
+    `draw_at` (flashclaim/fair/draw.py)."""
+
+    entries_until: int
+    draw_at: int
+
+
 # What the caller found for each {"template": id[, "version": v]} of a body:
 # (id, version or None for the latest) -> the version, or None when there is none.
 TemplateLookup = dict[tuple[str, int | None], TemplateRef | None]
@@ -136,6 +151,10 @@ class CampaignSpec:
     body: dict[str, Any]  # the request as accepted, templates pinned: PATCH re-reads it
     buckets: int = 1  # hash tags the stock is spread over (flashclaim/store/buckets.py)
     listed: bool = True  # shown by GET /v1/campaigns (False: internal, claimable by id)
+    per_device_limit: int | None = None  # grants (entries) of all accounts on one device
+    device_required: bool = True  # with a per_device_limit: refuse a request without one
+    difficulty: int | None = None  # proof-of-work bits a grab or entry needs (None: none)
+    draw: DrawSpec | None = None  # a drawn campaign
 
 
 def _lua_coupon_template(coupon: CouponDef) -> dict[str, object]:
@@ -162,11 +181,17 @@ META_FIELDS = (
     "channels", "segments", "rl_max", "rl_window_ms", "coupons", "definition", "created_at",
     "excluded", "daily_limit", "tz_rules", "spec", "rev",
     "buckets", "bucket", "defv",  # a campaign spread over buckets (flashclaim/store/buckets.py)
+    "per_device_limit", "device_required", "pow_bits",  # a fair sale (docs/fairness.md)
+    # a drawn campaign: the admission, the draw's state, its seed (secret until the draw is
+    # done) and the seed's SHA-256 (public from the start), the entries so far
+    "admission", "entries_until", "draw_at", "draw_state", "draw_seed", "draw_seed_sha256",
+    "entrants", "drawn_winners",
 )
 GRANTED = "granted"  # the counter reconcile re-reads on its own
 # Fields set at creation that no PATCH rewrites (counters, and what PATCH refuses).
 _CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "created_at", "rev",
-                "buckets", "bucket", "defv")
+                "buckets", "bucket", "defv", "admission", "entries_until", "draw_at",
+                "draw_state", "draw_seed", "draw_seed_sha256", "entrants", "drawn_winners")
 # Fields each bucket keeps for itself; the others are copied from bucket 0 (its definition).
 BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv")
 
@@ -195,6 +220,9 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "timezone": spec.timezone,
         "listed": spec.listed,
     }
+    for name in ("per_device_limit", "missing_device", "challenge", "admission"):
+        if name in spec.body:
+            definition[name] = spec.body[name]
     stock: str | int = "" if spec.stock is None else spec.stock  # "": unlimited
     return {
         "id": spec.id,
@@ -220,7 +248,29 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "buckets": spec.buckets,
         "bucket": 0,
         "defv": 0,
+        "per_device_limit": "" if spec.per_device_limit is None else spec.per_device_limit,
+        "device_required": "1" if spec.device_required else "0",
+        "pow_bits": "" if spec.difficulty is None else spec.difficulty,
+        **_draw_meta(spec.draw),
     }
+
+
+def seed_commitment(seed: bytes) -> str:
+    """What a drawn campaign publishes before its draw: SHA-256 of its seed's bytes, hex."""
+    return hashlib.sha256(seed).hexdigest()
+
+
+def _draw_meta(draw: DrawSpec | None) -> dict[str, str | int]:
+    """A drawn campaign's admission fields, and its seed, made once at creation: the
+    SHA-256 is public from the start, the seed itself only once the draw is done."""
+    if draw is None:  # every campaign has every field: "" for none
+        return dict.fromkeys(("admission", "entries_until", "draw_at", "draw_state", "draw_seed",
+                              "draw_seed_sha256", "entrants", "drawn_winners"), "")
+    seed = secrets.token_hex(32)
+    return {"admission": "draw", "entries_until": draw.entries_until, "draw_at": draw.draw_at,
+            "draw_state": "open", "draw_seed": seed,
+            "draw_seed_sha256": seed_commitment(bytes.fromhex(seed)), "entrants": 0,
+            "drawn_winners": 0}
 
 
 def _comma_set(items: list[str]) -> str:
@@ -230,6 +280,34 @@ def _comma_set(items: list[str]) -> str:
 
 def _optional_int(text: str | None) -> int | None:
     return int(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class DrawView:
+    """A drawn campaign's draw as stored. The seed stays secret until the draw is done."""
+
+    entries_until: int
+    draw_at: int
+    state: str  # DRAW_STATES
+    seed_sha256: str
+    entrants: int
+    winners: int  # granted by the draw (once it is done)
+    _seed: str
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> DrawView:
+        return cls(int(meta["entries_until"]), int(meta["draw_at"]), meta["draw_state"],
+                   meta["draw_seed_sha256"], int(meta.get("entrants") or 0),
+                   int(meta.get("drawn_winners") or 0), meta["draw_seed"])
+
+    @property
+    def seed(self) -> str | None:
+        """The seed (hex), published once the draw is done; None before."""
+        return self._seed if self.state == "done" else None
+
+    def secret_seed(self) -> bytes:
+        """The seed itself, for the drawer only."""
+        return bytes.fromhex(self._seed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +328,7 @@ class CampaignView:
     accepted: dict[str, Any] | None = None  # the create request as accepted (PATCH base)
     buckets: int = 1
     in_transfer: int = 0  # stock between two buckets right now (in neither's remaining)
+    draw: DrawView | None = None  # a drawn campaign's draw
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> CampaignView:
@@ -267,6 +346,7 @@ class CampaignView:
             rev=int(meta.get("rev") or 0),
             accepted=orjson.loads(meta["spec"]) if meta.get("spec") else None,
             buckets=int(meta.get("buckets") or 1),
+            draw=DrawView.from_meta(meta) if meta.get("admission") == "draw" else None,
         )
 
     @property

@@ -103,6 +103,18 @@ def bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def bench_bots(args: argparse.Namespace) -> int:
+    from flashclaim.tools.bench_bots import run_bench_bots
+
+    return run_bench_bots(args)
+
+
+def bench_draw(args: argparse.Namespace) -> int:
+    from flashclaim.tools.bench_draw import run_bench_draw
+
+    return run_bench_draw(args)
+
+
 def bench_quote(args: argparse.Namespace) -> int:
     from flashclaim.tools.bench_quote import run_bench_quote
 
@@ -272,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--python-load", action="store_true",
                    help="use the asyncio generator even when wrk is installed")
     p.set_defaults(run=bench)
+
+    p = command("bench-bots", "who wins the stock when a bot farm races people, per defence")
+    p.add_argument("--seed", type=int, default=2026, help="of the people's reaction times")
+    p.set_defaults(run=bench_bots)
+
+    p = command("bench-draw", "a drawn campaign: a million entries, drawn for a thousand coupons")
+    p.add_argument("--entries", type=_positive, default=1_000_000, help="entrants")
+    p.add_argument("--stock", type=_positive, default=1000, help="winners")
+    p.set_defaults(run=bench_draw)
 
     p = command("bench-wallet", "GET /v1/me/coupons against a large PostgreSQL ledger")
     p.add_argument("--ledger-dsn", required=True,

@@ -66,6 +66,14 @@ CLAIM_REJECTIONS: dict[str, tuple[int, str]] = {
     "already_claimed": (409, "This user already holds the most coupons this campaign allows."),
     "daily_limit": (409, "This user has claimed today's limit; try again tomorrow."),
     "sold_out": (410, "All coupons of this campaign have been claimed."),
+    "device_required": (403, "This campaign needs the device id (X-Device-Id)."),
+    "device_limit": (409, "This device's accounts hold the most coupons this campaign allows."),
+    "challenge_required": (403, "This campaign needs a solved challenge: GET its /challenge, "
+                                "then send challenge and nonce with the claim."),
+    "challenge_spent": (403, "This challenge was already used; get a new one."),
+    "draw_campaign": (409, "This campaign is drawn: enter the draw instead of grabbing."),
+    "not_a_draw": (409, "This campaign is not drawn; grab it instead."),
+    "entries_closed": (409, "The entries of this draw are closed."),
 }
 
 IDEMPOTENCY_KEY_REUSED = (

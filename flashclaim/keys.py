@@ -59,6 +59,10 @@ class CampaignKeys:
     transfers_out: str  # hash: transfer id -> "<to bucket>\x1f<amount>\x1f<at ms>" until settled
     transfers_in: str  # hash: transfer id -> amount, every transfer ever received (idempotence)
     retired: str  # string: "<ms>" when retention removed the campaign; its id stays taken
+    devices: str  # hash: device id -> grants (entries, when drawn); with a per_device_limit
+    spent: str  # sorted set: spent proof-of-work token ids scored by expiry (claim.lua trims)
+    entries: str  # hash: a drawn campaign's entrants, user_id -> "<entered_at>\x1f<device>"
+    draw_lease: str  # string held (PX) by the one service drawing the campaign right now
     _rate_prefix: str
     _grant_prefix: str
     _code_batch_prefix: str
@@ -105,12 +109,13 @@ class CampaignKeys:
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
                 self.dead_letter, self.grants, self.grants_undone, self.code_batches,
                 self.codes_issued,
-                self.transfers_out, self.transfers_in]
+                self.transfers_out, self.transfers_in, self.devices, self.spent, self.entries]
 
     def script_keys(self) -> list[str]:
-        """KEYS[1..9] of claim.lua, in order."""
+        """KEYS[1..12] of claim.lua, in order."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
-                self.codes(), self.coupon_slot().coupons, self.code_users()]
+                self.codes(), self.coupon_slot().coupons, self.code_users(), self.devices,
+                self.spent, self.entries]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +139,10 @@ class KeySpace:
             transfers_out=base + "transfers-out",
             transfers_in=base + "transfers-in",
             retired=base + "retired",
+            devices=base + "devices",
+            spent=base + "spent",
+            entries=base + "entries",
+            draw_lease=base + "draw-lease",
             _rate_prefix=base + "rl:",
             _grant_prefix=base + "grant:",
             _code_batch_prefix=base + "codebatch:",
@@ -189,6 +198,46 @@ class KeySpace:
         """Sorted set of orders with work left, scored by when (epoch ms): a hold to end,
         coupon steps to finish. What every service's order sweep polls."""
         return f"{self.namespace}:orders:due"
+
+    @property
+    def draws_due(self) -> str:
+        """Sorted set of drawn campaigns whose draw is not done, scored by draw_at (epoch
+        ms): what every service's drawer polls (flashclaim/fair/draw.py)."""
+        return f"{self.namespace}:draws:due"
+
+    @property
+    def risk_rules(self) -> str:
+        """Hash of the operators' changes to the alert rules: rule -> JSON."""
+        return f"{self.namespace}:risk:rules"
+
+    @property
+    def risk_alerts(self) -> str:
+        """Hash of the alerts raised: alert id ("<rule>:<subject>:<window>") -> JSON."""
+        return f"{self.namespace}:risk:alerts"
+
+    @property
+    def risk_alert_index(self) -> str:
+        """Sorted set of the alert ids, scored by when raised (the newest are listed)."""
+        return f"{self.namespace}:risk:alerts:index"
+
+    @property
+    def risk_alert_counts(self) -> str:
+        """Hash of alerts ever raised, rule -> count (what /metrics shows)."""
+        return f"{self.namespace}:risk:alert-counts"
+
+    def risk_window(self, rule: str, subject: str, window: int) -> str:
+        """Counter of one rule's subject in one window (PX: two windows), and beside it
+        (":users") the set of users it saw there. Subjects are keyed hashes or campaign
+        ids: bounded by the windows' expiry."""
+        return f"{self.namespace}:risk:w:{rule}:{subject}:{window}"
+
+    def risk_seen(self, user_id: str) -> str:
+        """String (PX 30 days): the user was granted a coupon lately (not first-seen)."""
+        return f"{self.namespace}:risk:seen:{user_id}"
+
+    def code_failure_tally(self, minute: int) -> str:
+        """Counter of failed redemption codes, service-wide, in one minute (PX 1 hour)."""
+        return f"{self.namespace}:risk:codefail:{minute}"
 
     @property
     def ledger_stats(self) -> str:

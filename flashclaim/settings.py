@@ -117,6 +117,10 @@ class Settings:
     # The key of the redemption codes' HMAC (at least 32 characters). `serve` generates
     # one on first start and keeps it in <data dir>/code-secret when none is set.
     code_secret: str | None = setting(None, "FLASHCLAIM_CODE_SECRET")
+    # The key of the fair sale (at least 32 characters): it signs proof-of-work challenges
+    # and keys the hashes of addresses and devices in the stream. Shared by every instance;
+    # `serve` generates one on first start and keeps it in <data dir>/fairness-secret.
+    fairness_secret: str | None = setting(None, "FLASHCLAIM_FAIRNESS_SECRET")
     # The bearer token of the checkout system (redeem/release write-back): its own scope,
     # not the admin token. `serve` generates one into <data dir>/checkout-token when unset.
     checkout_token: str | None = setting(None, "FLASHCLAIM_CHECKOUT_TOKEN")
@@ -162,6 +166,8 @@ class Settings:
             if (source.lo is not None and value < source.lo) or \
                     (source.hi is not None and value > source.hi):
                 raise SettingsError(f"{source.name} must be {_range(source)}")
+        if self.fairness_secret is not None and len(self.fairness_secret) < 32:
+            raise SettingsError("FLASHCLAIM_FAIRNESS_SECRET must be at least 32 characters")
         if self.code_secret is not None and len(self.code_secret) < 32:
             raise SettingsError("FLASHCLAIM_CODE_SECRET must be at least 32 characters")
         if not NAMESPACE_RE.fullmatch(self.namespace):

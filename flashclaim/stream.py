@@ -3,8 +3,8 @@
 One stream per campaign (keys.CampaignKeys.stream); the registry sorted set
 (keys.KeySpace.registry) lists every campaign id, so a consumer finds every stream.
 Entry fields, all strings on the wire:
-  v                schema version, "2" ("1" entries, written before sources existed,
-                   are still read: source "grab", no tags)
+  v                schema version, "3" ("1" entries, written before sources existed,
+                   are still read: source "grab", no tags; "2" entries lack the hashes)
   claim_id         unique id of the grant (also the server-made request id)
   campaign_id      the campaign
   user_id          who claimed
@@ -12,10 +12,13 @@ Entry fields, all strings on the wire:
   claimed_at       epoch ms, Redis server clock
   channel          "" when the claim named none
   idempotency_key  "" when the client sent none
-  source           how it was issued: "grab", "grant" or "code"
-  source_ref       the grant id, or the code's hash prefix ("" for a grab)
+  source           how it was issued: "grab", "grant", "code" or "draw"
+  source_ref       the grant id, or the code's hash prefix ("" for a grab or a draw)
   tags             the claimant's segment tags as ",t1,t2," ("" when none)
   claim            the whole claim as JSON (times in epoch ms)
+  ip_hash          keyed hashes (16 hex digits, flashclaim/fair/trace.py) of the client's
+  net_hash         address, of its /24 or /64, and of its device; "" when unknown (a grant,
+  device_hash      a draw, a request without a device id). Never the raw values.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from typing import Any
 
 import orjson
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEDGER_GROUP = "ledger"  # the ledger's consumer group on every claim and event stream
 FIELDS = (
     "v", "claim_id", "campaign_id", "user_id", "seq", "claimed_at", "channel",
-    "idempotency_key", "source", "source_ref", "tags", "claim",
+    "idempotency_key", "source", "source_ref", "tags", "claim", "ip_hash", "net_hash",
+    "device_hash",
 )
 
 
@@ -41,10 +45,13 @@ class Source(StrEnum):
     GRAB = "grab"  # a user's tap on the grab button
     GRANT = "grant"  # an operator grant or a server-to-server trigger
     CODE = "code"  # a redemption code
+    DRAW = "draw"  # a winner of a drawn campaign's draw
 
 
-# Fields a version-1 entry lacks, and what they mean there.
-_V1_DEFAULTS = {"source": "grab", "source_ref": "", "tags": ""}
+# Fields older entries lack, and what they mean there.
+_V2_DEFAULTS = {"ip_hash": "", "net_hash": "", "device_hash": ""}
+_OLDER_DEFAULTS = {"1": {"source": "grab", "source_ref": "", "tags": "", **_V2_DEFAULTS},
+                   "2": _V2_DEFAULTS}
 
 
 class RecordError(ValueError):
@@ -65,13 +72,17 @@ class ClaimRecord:
     source: str = "grab"
     source_ref: str = ""
     tags: tuple[str, ...] = ()
+    ip_hash: str = ""
+    net_hash: str = ""
+    device_hash: str = ""
 
     @classmethod
     def decode(cls, entry_id: bytes | str, fields: dict[Any, Any]) -> ClaimRecord:
         f = {_s(k): _s(v) for k, v in fields.items()}
-        if f.get("v") == "1":
-            f = {**_V1_DEFAULTS, **f}
-        if f.get("v") not in ("1", str(SCHEMA_VERSION)):
+        older = _OLDER_DEFAULTS.get(f.get("v", ""))
+        if older is not None:
+            f = {**older, **f}
+        if f.get("v") not in ("1", "2", str(SCHEMA_VERSION)):
             raise RecordError(f"entry {_s(entry_id)} has unknown schema version {f.get('v')!r}")
         missing = [name for name in FIELDS if name not in f]
         if missing:
@@ -91,6 +102,7 @@ class ClaimRecord:
                 source=f["source"],
                 source_ref=f["source_ref"],
                 tags=tuple(t for t in f["tags"].split(",") if t),
+                ip_hash=f["ip_hash"], net_hash=f["net_hash"], device_hash=f["device_hash"],
             )
         except (ValueError, orjson.JSONDecodeError) as exc:
             raise RecordError(f"entry {_s(entry_id)} is malformed: {exc}") from None
@@ -104,7 +116,8 @@ class ClaimRecord:
                   str(self.seq), str(self.claimed_at), self.channel or "",
                   self.idempotency_key or "", self.source, self.source_ref,
                   "," + ",".join(self.tags) + "," if self.tags else "",
-                  orjson.dumps(self.claim).decode())
+                  orjson.dumps(self.claim).decode(), self.ip_hash, self.net_hash,
+                  self.device_hash)
         return dict(zip(FIELDS, values, strict=True))
 
 

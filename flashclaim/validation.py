@@ -13,6 +13,7 @@ USER_ID_RE = re.compile(r"[A-Za-z0-9_.:@-]{1,128}")
 TAG_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 CHANNEL_RE = re.compile(r"[a-z0-9_-]{1,32}")
 CURRENCY_RE = re.compile(r"[A-Z]{3}")
+MAX_NONCE_DIGITS = 20  # a proof of work's nonce: decimal digits (flashclaim/fair/challenge.py)
 MAX_TAGS = 32  # tags one user carries (a header, a JWT claim, an operator grant)
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?")
 

@@ -4,11 +4,16 @@ claim.lua: decide a batch of claims on ONE campaign, in order, atomically.
 
 Every way of issuing a coupon comes here: a tap on the grab button (source
 "grab"), an operator grant or trigger (source "grant"), a redemption code (source
-"code"). Every decision happens here, against the server clock, in this order:
-idempotent replay, the code (for source "code": it exists for this campaign, has
-uses left, and this user has not redeemed it as often as it allows), claim window, pause, eligibility (channel, segments, excluded
-segments), blocklist, per-user rate limit, lifetime limit, daily limit, stock. A grant then writes, in this order: stock decrement (none when stock is
-unlimited), seq, per-user counts, the replay record, and the stream entry. The
+"code"), a winner of a draw (source "draw"), and an entry into a drawn campaign.
+Every decision happens here, against the server clock, in this order:
+idempotent replay, admission (a drawn campaign takes entries, not grabs), the code (for
+source "code": it exists for this campaign, has uses left, and this user has not redeemed
+it as often as it allows), claim window (entry window), pause, eligibility (channel,
+segments, excluded segments), blocklist, device id present, proof of work (present,
+strong enough, never spent before: spent here), per-user rate limit, per-IP rate limit,
+lifetime limit, daily limit, per-device limit, stock. A grant then writes, in this
+order: stock decrement (none when stock is unlimited), seq, per-user (and per-device)
+counts, the replay record, and the stream entry. The
 grant and its stream record exist together or not at all. Rejections write only
 their counters (rate-limit window, rejected-by-code), never stock.
 
@@ -27,12 +32,17 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
                          (for redemption write-back)
   KEYS[9]        hash    code redemptions per user in this hash slot:
                          "<code hash>\31<user>" -> count (source "code" only)
-  KEYS[9+i]      string  rate-limit window counter of claim i's user (PX = window)
-  KEYS[9+n+i]    string  rate-limit window counter of claim i's client IP, present only
+  KEYS[10]       hash    per-device counts: device id -> grants (entries, on a drawn
+                         campaign), kept when the campaign has a per_device_limit
+  KEYS[11]       zset    spent challenge solutions: token id scored by its expiry (ms);
+                         expired members are dropped as claims go by
+  KEYS[12]       hash    a drawn campaign's entries: user_id -> "<entered_at ms>\31<device>"
+  KEYS[12+i]     string  rate-limit window counter of claim i's user (PX = window)
+  KEYS[12+n+i]   string  rate-limit window counter of claim i's client IP, present only
                          when some claim of the batch carries an IP limit
 
 ARGV:
-  ARGV[i]        string  claim i (1..n, n = #ARGV): thirteen fields joined by \31 (unit
+  ARGV[i]        string  claim i (1..n, n = #ARGV): nineteen fields joined by \31 (unit
                          separator; no field can contain it), in this order:
                  claim id        server-made, unique; also the request id
                  dedup token     "k:<user>:<sha256(Idempotency-Key)>", "r:<claim id>",
@@ -41,8 +51,9 @@ ARGV:
                  user tags       ",t1,t2," ("" when none)
                  channel         "" when none given
                  idempotency key as sent ("" when none)
-                 source          "grab", "grant" or "code"
-                 source ref      the grant id, or the code's keyed hash ("" for a grab)
+                 source          "grab", "grant", "code" or "draw"
+                 source ref      the grant id, or the code's keyed hash ("" for a grab
+                                 or a draw)
                  blocked         "1" when the user is on the blocklist (the service's copy)
                  client IP       "" when the service has no per-IP limit
                  IP limit        taps per window from one IP (integer, "" with no IP)
@@ -50,6 +61,13 @@ ARGV:
                  retry           "1" when this claim is asked again after stock moved into
                                  its bucket: its first answer, sold_out, was counted, and so
                                  was the tap by the rate limits; "0" otherwise
+                 device id       the caller's device ("" when none was sent)
+                 challenge       "<token id>:<expires ms>:<bits>" of a proof of work the
+                                 service verified ("" when none came with the request)
+                 entry           "1": an entry into a drawn campaign, not a claim
+                 ip hash         keyed hashes (the service's risk key) of the client's
+                 net hash        address, of its /24 (IPv4) or /64 (IPv6), and of the
+                 device hash     device: recorded in the stream, never the raw values
   (One argument per claim: a batch costs the client one string to pack per claim.)
   A grant is not a tap: the rate limits do not apply to source "grant".
 
@@ -71,9 +89,25 @@ and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
   "already_claimed"   the user's grant count
   "daily_limit"       milliseconds until the campaign's next local midnight
   "sold_out"          ""
+  "device_required"   ""   (the campaign caps devices and refuses a request without one)
+  "device_limit"      the grants (entries) of the device
+  "challenge_required" ""  (the campaign asks for a proof of work this claim lacks)
+  "challenge_spent"   ""   (this solution was spent on an earlier decision)
+  "draw_campaign"     ""   (a grab or code on a drawn campaign: it takes entries)
+  "not_a_draw"        ""   (an entry into a campaign that is not drawn)
+  "entries_closed"    entries_until (epoch ms)
+  "entered"           entered_at (epoch ms): the entry is recorded; "<entered_at>:again"
+                      when it was recorded before
+
+A drawn campaign (admission "draw"): entries are decided here like claims (window from
+starts_at to entries_until, eligibility, blocklist, device, challenge, rate and user
+limits) and recorded in KEYS[12]; its grants come only from the draw (source "draw",
+which skips the time window, pause, eligibility, device and rate checks: the entry
+passed them) and from operator grants.
 
 Stream entry fields: v, claim_id, campaign_id, user_id, seq, claimed_at,
-channel, idempotency_key, source, source_ref, tags, claim (see docs/stream.md).
+channel, idempotency_key, source, source_ref, tags, claim, ip_hash, net_hash,
+device_hash (see docs/stream.md).
 ]]
 --#include now_ms
 
@@ -81,7 +115,9 @@ local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key, codes
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local coupons_key, code_users_key = KEYS[8], KEYS[9]
 local n = #ARGV
-local SCHEMA_VERSION = '2'
+local devices_key, spent_key, entries_key = KEYS[10], KEYS[11], KEYS[12]
+local FIXED_KEYS = 12
+local SCHEMA_VERSION = '3'
 local DAY_MS = 86400000
 
 local results = {}
@@ -93,7 +129,8 @@ end
 
 local m = redis.call('HMGET', meta_key, 'id', 'remaining', 'paused', 'starts_at',
   'ends_at', 'per_user_limit', 'channels', 'segments', 'rl_max', 'rl_window_ms', 'coupons',
-  'excluded', 'daily_limit', 'tz_rules', 'bucket', 'buckets')
+  'excluded', 'daily_limit', 'tz_rules', 'bucket', 'buckets', 'per_device_limit',
+  'device_required', 'pow_bits', 'admission', 'entries_until', 'draw_state')
 if not m[1] then
   for _ = 1, n do reply('campaign_not_found', '') end
   return results
@@ -116,6 +153,12 @@ local daily_limit = tonumber(m[13] or '')  -- nil: no daily limit
 -- take the seqs b+1, b+1+n, b+1+2n, ... (one bucket: 1, 2, 3, ...).
 local bucket = tonumber(m[15] or '0')
 local buckets = tonumber(m[16] or '1')
+local per_device_limit = tonumber(m[17] or '')  -- nil: no device cap
+local device_required = m[18] == '1'
+local pow_bits = tonumber(m[19] or '')  -- nil: no proof of work asked for
+local drawn = m[20] == 'draw'
+local entries_until = tonumber(m[21] or '')
+local draw_started = m[22] == 'drawing' or m[22] == 'done'  -- entries are frozen
 
 local now = now_ms()
 
@@ -202,19 +245,36 @@ local function today_count(user_id)
   return tonumber(count)
 end
 
+-- Spent solutions expire with their tokens: the set holds only those still valid.
+if pow_bits then redis.call('ZREMRANGEBYSCORE', spent_key, '-inf', now) end
+
+-- Spend a proof of work ("<token id>:<expires ms>:<bits>"): false when it was spent before.
+local function spend(challenge)
+  local token_id, expires = string.match(challenge, '^([^:]+):(%d+):')
+  return redis.call('ZADD', spent_key, 'NX', expires, token_id) == 1
+end
+
+local function challenge_bits(challenge)
+  return tonumber(string.match(challenge, ':(%d+)$') or '0')
+end
+
 for i = 1, n do
   local f = fields_of(ARGV[i])
   local claim_id, token, user_id, tags, channel, idem_key = f[1], f[2], f[3], f[4], f[5], f[6]
   local source, source_ref, blocked, client_ip = f[7], f[8], f[9] == '1', f[10]
   -- a retry after stock moved into this bucket was counted already (rate limits, sold_out)
   local retry = f[13] == '1'
-  local is_tap = source ~= 'grant' and not retry
+  local device, challenge, entry = f[14], f[15], f[16] == '1'
+  local by_draw = source == 'draw'  -- a winner of the draw: its entry passed the checks
+  local by_user = source == 'grab' or entry  -- what the device and challenge rules cover
+  local is_tap = source ~= 'grant' and not by_draw and not retry
+  local caps_device = per_device_limit and by_user
   local code_uses = nil  -- uses left of the code being redeemed, when it is this campaign's
   local code_per_user, code_user, redeemed_by_user = 1, '', 0
   if source == 'code' then
-    local entry = redis.call('HGET', codes_key, source_ref)
-    if entry then
-      local owner, uses, per_user = string.match(entry, '^([^:]*):(%d+):?(%d*)$')
+    local entry_of_code = redis.call('HGET', codes_key, source_ref)
+    if entry_of_code then
+      local owner, uses, per_user = string.match(entry_of_code, '^([^:]*):(%d+):?(%d*)$')
       if owner == campaign_id then
         code_uses = tonumber(uses)
         code_per_user = tonumber(per_user) or 1
@@ -223,34 +283,58 @@ for i = 1, n do
       end
     end
   end
-  local stored = redis.call('HGET', dedup_key, token)
-  if stored then
+  local stored = nil
+  if entry then
+    local entered = redis.call('HGET', entries_key, user_id)
+    if entered then stored = string.match(entered, '^(%d+)') end
+  else
+    stored = redis.call('HGET', dedup_key, token)
+  end
+  if stored and entry then
+    reply('entered', stored .. ':again')
+  elseif stored then
     reply('replay', stored)
+  elseif entry and not drawn then
+    reject('not_a_draw', '')
+  elseif drawn and not entry and (source == 'grab' or source == 'code') then
+    reject('draw_campaign', '')
   elseif source == 'code' and not code_uses then
     reject('code_not_found', '')
   elseif source == 'code' and code_uses <= 0 then
     reject('code_used', '')
   elseif source == 'code' and redeemed_by_user >= code_per_user then
     reject('code_already_redeemed', '')
-  elseif now < starts_at then
+  elseif not by_draw and now < starts_at then
     reject('not_started', tostring(starts_at))
-  elseif ends_at and now >= ends_at then
+  elseif entry and (draw_started or now >= entries_until) then
+    reject('entries_closed', tostring(entries_until))
+  elseif not by_draw and ends_at and now >= ends_at then
     reject('ended', tostring(ends_at))
-  elseif paused then
+  elseif not by_draw and paused then
     reject('paused', '')
-  elseif channels ~= '' and (channel == '' or not string.find(channels, ',' .. channel .. ',', 1, true)) then
+  elseif not by_draw and channels ~= '' and (channel == '' or not string.find(channels, ',' .. channel .. ',', 1, true)) then
     reject('not_eligible', 'channel')
-  elseif segments ~= '' and not has_any(segments, tags) then
+  elseif not by_draw and segments ~= '' and not has_any(segments, tags) then
     reject('not_eligible', 'segment')
-  elseif excluded ~= '' and has_any(excluded, tags) then
+  elseif not by_draw and excluded ~= '' and has_any(excluded, tags) then
     reject('not_eligible', 'segment')
   elseif blocked then
     reject('blocked', '')
+  elseif caps_device and device_required and device == '' then
+    reject('device_required', '')
+  elseif pow_bits and by_user and (challenge == '' or challenge_bits(challenge) < pow_bits) then
+    reject('challenge_required', '')
+  elseif pow_bits and by_user and not retry and not spend(challenge) then
+    reject('challenge_spent', '')
   else
-    local rl_key = KEYS[9 + i]
+    local rl_key = KEYS[FIXED_KEYS + i]
     local held = tonumber(redis.call('HGET', users_key, user_id) or '0')
-    local ip_key = client_ip ~= '' and KEYS[9 + n + i] or nil
+    local ip_key = client_ip ~= '' and KEYS[FIXED_KEYS + n + i] or nil
     local today_n = daily_limit and today_count(user_id) or 0
+    local on_device = 0
+    if caps_device and device ~= '' then
+      on_device = tonumber(redis.call('HGET', devices_key, device) or '0')
+    end
     if is_tap and count_tap(rl_key, rl_window_ms) > rl_max then
       reject('rate_limited', tostring(redis.call('PTTL', rl_key)))
     elseif is_tap and ip_key and count_tap(ip_key, tonumber(f[12])) > tonumber(f[11]) then
@@ -260,6 +344,14 @@ for i = 1, n do
       reply('already_claimed', tostring(held), true)
     elseif daily_limit and today_n >= daily_limit then
       reject('daily_limit', tostring(ms_to_midnight))
+    elseif caps_device and on_device >= per_device_limit then
+      reject('device_limit', tostring(on_device))
+    elseif entry then
+      -- an entry holds no stock: the draw decides who is granted
+      redis.call('HSET', entries_key, user_id, now .. '\31' .. device)
+      if caps_device and device ~= '' then redis.call('HINCRBY', devices_key, device, 1) end
+      redis.call('HINCRBY', meta_key, 'entrants', 1)
+      reply('entered', tostring(now))
     elseif remaining and remaining <= 0 then
       if retry then reply('sold_out', '') else reject('sold_out', '') end
     else
@@ -273,6 +365,7 @@ for i = 1, n do
       if daily_limit then
         redis.call('HSET', daily_key, user_id, today .. ':' .. (today_n + 1))
       end
+      if caps_device and device ~= '' then redis.call('HINCRBY', devices_key, device, 1) end
       if code_uses then
         redis.call('HSET', codes_key, source_ref,
           campaign_id .. ':' .. (code_uses - 1) .. ':' .. code_per_user)
@@ -283,7 +376,8 @@ for i = 1, n do
       redis.call('XADD', stream_key, '*', 'v', SCHEMA_VERSION, 'claim_id', claim_id,
         'campaign_id', campaign_id, 'user_id', user_id, 'seq', seq, 'claimed_at', now,
         'channel', channel, 'idempotency_key', idem_key, 'source', source,
-        'source_ref', source_ref, 'tags', tags, 'claim', claim)
+        'source_ref', source_ref, 'tags', tags, 'claim', claim,
+        'ip_hash', f[17], 'net_hash', f[18], 'device_hash', f[19])
       reply('granted', claim, held >= per_user_limit)
     end
   end

@@ -32,6 +32,14 @@ class ClaimCode(StrEnum):
     ALREADY_CLAIMED = "already_claimed"
     DAILY_LIMIT = "daily_limit"
     SOLD_OUT = "sold_out"
+    DEVICE_REQUIRED = "device_required"
+    DEVICE_LIMIT = "device_limit"
+    CHALLENGE_REQUIRED = "challenge_required"
+    CHALLENGE_SPENT = "challenge_spent"
+    DRAW_CAMPAIGN = "draw_campaign"
+    NOT_A_DRAW = "not_a_draw"
+    ENTRIES_CLOSED = "entries_closed"
+    ENTERED = "entered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +58,13 @@ class ClaimRequest:
     source_ref: str = ""  # the grant id, or the code's hash prefix
     blocked: bool = False  # on the blocklist, as this process last read it
     retry: bool = False  # counted by the rate limits already (retried after a stock move)
+    device_id: str = ""  # the caller's device (validated like a user id), "" when none
+    challenge: str = ""  # a verified proof of work, fair.challenge.Solved.packed()
+    entry: bool = False  # an entry into a drawn campaign, not a claim
+    trace: tuple[str, str, str] = ("", "", "")  # keyed hashes: address, network, device
 
     def packed(self) -> str:
-        """One ARGV string: the thirteen fields joined by the unit separator (none contains
+        """One ARGV string: the nineteen fields joined by the unit separator (none contains
         it: ids, tags and channel are validated, an Idempotency-Key is printable ASCII)."""
         tags = "," + ",".join(self.tags) + "," if self.tags else ""
         ip, taps, window = "", "", ""
@@ -61,7 +73,8 @@ class ClaimRequest:
         return join(
             self.claim_id, self.dedup_token, self.user_id, tags, self.channel or "",
             self.idempotency_key or "", self.source.value, self.source_ref,
-            "1" if self.blocked else "0", ip, taps, window, "1" if self.retry else "0")
+            "1" if self.blocked else "0", ip, taps, window, "1" if self.retry else "0",
+            self.device_id, self.challenge, "1" if self.entry else "0", *self.trace)
 
 
 @dataclass(frozen=True, slots=True)

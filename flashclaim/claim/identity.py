@@ -29,6 +29,16 @@ class HeaderLookup(Protocol):
 class Identity:
     user_id: str
     tags: tuple[str, ...] = ()
+    device_id: str = ""  # the device the request came from, "" when none was said
+
+
+def _device(value: object, bad: str) -> str:
+    """A device id as sent (validated like a user id), or "" for none."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not USER_ID_RE.fullmatch(value):
+        raise invalid_request(bad)
+    return value
 
 
 class Authenticator(Protocol):
@@ -42,7 +52,7 @@ class Authenticator(Protocol):
 
 
 class HeaderAuthenticator:
-    """X-User-Id (and optional X-User-Tags), set by a trusted gateway.
+    """X-User-Id (and optional X-User-Tags and X-Device-Id), set by a trusted gateway.
 
     No X-User-Id is 401; a malformed one is a bad header value, 400."""
 
@@ -61,11 +71,14 @@ class HeaderAuthenticator:
             raise invalid_request(
                 f"X-User-Tags must be at most {MAX_TAGS} comma-separated tags of A-Za-z0-9_.:-."
             )
-        return Identity(user_id, tags)
+        device = _device(headers.get("x-device-id"),
+                         "X-Device-Id must be 1-128 chars of A-Za-z0-9_.:@-.")
+        return Identity(user_id, tags, device)
 
 
 class JwtAuthenticator:
-    """Authorization: Bearer <JWT>. The user is `sub`, tags come from one claim.
+    """Authorization: Bearer <JWT>. The user is `sub`, tags come from one claim, the device
+    from `device` (the token's word only: an X-Device-Id header is not read).
 
     Only the configured algorithms verify (never "none"), `exp` is required, and
     `iss`/`aud` are checked when configured. Every failure is the same 401.
@@ -100,7 +113,10 @@ class JwtAuthenticator:
         if not isinstance(tags, list) or len(tags) > MAX_TAGS or not all(
                 isinstance(t, str) and TAG_RE.fullmatch(t) for t in tags):
             raise unauthenticated(f"The token's {self._tags_claim} claim is not a list of tags.")
-        return Identity(user_id, tuple(tags))
+        device = claims.get("device")
+        if device is not None and not (isinstance(device, str) and USER_ID_RE.fullmatch(device)):
+            raise unauthenticated("The token's device claim is not a valid device id.")
+        return Identity(user_id, tuple(tags), device or "")
 
 
 def make_authenticator(settings: Settings) -> Authenticator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,6 +16,7 @@ from flashclaim.claim.gate import ClaimGate
 from flashclaim.claim.idempotency import Binding, IdempotencyKeys, fingerprint, key_token
 from flashclaim.claim.identity import Identity
 from flashclaim.coupons import new_claim_id
+from flashclaim.fair.keys import Fairness
 from flashclaim.keys import KeySpace
 from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.buckets import REFILL_ROUNDS, BucketRouter, Route
@@ -22,6 +24,7 @@ from flashclaim.store.scripts import Scripts
 from flashclaim.stream import Source
 from flashclaim.timefmt import to_rfc3339
 
+Proof = tuple[object, object]  # (challenge token, nonce) as the request body carries them
 _Decide = Callable[[list[ClaimRequest]], Awaitable[list[ClaimDecision]]]
 
 
@@ -37,7 +40,8 @@ class ClaimService:
 
     def __init__(self, *, redis: Redis, scripts: Scripts, keyspace: KeySpace, gate: ClaimGate,
                  blocklist: Blocklist, buckets: BucketRouter, coalescer: ClaimCoalescer,
-                 idempotency: IdempotencyKeys, ip_limit: tuple[int, int] | None = None) -> None:
+                 idempotency: IdempotencyKeys, ip_limit: tuple[int, int] | None = None,
+                 fairness: Fairness | None = None) -> None:
         self._redis = redis
         self._scripts = scripts
         self._keyspace = keyspace
@@ -47,6 +51,7 @@ class ClaimService:
         self._coalescer = coalescer
         self._keys = idempotency
         self._ip_limit = ip_limit
+        self.fairness = fairness or Fairness.of(None)
 
     @classmethod
     def over(cls, redis: Redis, scripts: Scripts, keyspace: KeySpace, *,
@@ -61,9 +66,10 @@ class ClaimService:
     async def claim(
         self, campaign_id: str, who: Identity, channel: str | None, idempotency_key: str | None,
         client_ip: str | None = None, source: Source = Source.GRAB, source_ref: str = "",
+        proof: Proof | None = None,
     ) -> ClaimOutcome:
         """A grab, or a code redemption (source CODE, source_ref the code's keyed hash):
-        the user's own request."""
+        the user's own request. `proof`: the (challenge token, nonce) it carries."""
         if idempotency_key is None:
             known = self.refusal_from_memory(campaign_id, who)
             if known is not None:  # what Redis would say, without asking it
@@ -73,6 +79,7 @@ class ClaimService:
             if known is not None:  # the answer is known, unless this key's claim exists
                 return await self._keyed_from_memory(campaign_id, who, channel,
                                                      idempotency_key, source_ref, known)
+        solved = self._verified(campaign_id, who, proof)  # a wrong one: one hash, no Redis
         route = await self.buckets.route(campaign_id, who.user_id)
         claim_id = new_claim_id(route.key_id)  # names the slot its coupons are kept in
         binding: Binding | None = None
@@ -85,7 +92,9 @@ class ClaimService:
             token = key_token(who.user_id, idempotency_key)
         request = ClaimRequest(claim_id, token, who.user_id, who.tags, channel, idempotency_key,
                                client_ip, self._ip_limit, source, source_ref,
-                               await self.blocklist.is_blocked(who.user_id))
+                               await self.blocklist.is_blocked(who.user_id),
+                               device_id=who.device_id, challenge=solved,
+                               trace=self.fairness.tracer.of(client_ip, who.device_id))
         decision = await self._coalescer.decide(route.key_id, request)
         if decision.code is ClaimCode.SOLD_OUT and route.buckets > 1:
             [decision] = await self._refilled(route, [request], [decision], self._one(route))
@@ -102,6 +111,34 @@ class ClaimService:
             status = 201 if idempotency_key is None else 200
             return ClaimOutcome(status, render_claim(decision.payload))
         raise rejection(decision.code, decision.payload)
+
+    def _verified(self, campaign_id: str, who: Identity, proof: Proof | None) -> str:
+        """A proof of work, checked (403 challenge_invalid when wrong), packed for claim.lua;
+        "" for none (claim.lua refuses it if the campaign asks for one)."""
+        if proof is None:
+            return ""
+        token, nonce = proof
+        return self.fairness.challenges.verify(campaign_id, who.user_id, token, nonce,
+                                               int(time.time() * 1000)).packed()
+
+    async def enter(self, campaign_id: str, who: Identity, channel: str | None,
+                    client_ip: str | None, proof: Proof | None) -> tuple[int, bool]:
+        """An entry into a drawn campaign, decided by claim.lua with a claim's rules: when
+        it was entered (epoch ms), and whether just now; a refusal raises its ApiError.
+        Idempotent: an entrant entering again is answered its entry (spending nothing)."""
+        solved = self._verified(campaign_id, who, proof)
+        claim_id = new_claim_id(campaign_id)
+        request = ClaimRequest(claim_id, "e:" + who.user_id, who.user_id, who.tags, channel,
+                               None, client_ip, self._ip_limit,
+                               blocked=await self.blocklist.is_blocked(who.user_id),
+                               device_id=who.device_id, challenge=solved, entry=True,
+                               trace=self.fairness.tracer.of(client_ip, who.device_id))
+        [reply] = await self._scripts.claim(self._keyspace.campaign(campaign_id), [request])
+        decision = ClaimDecision.of(reply)
+        if decision.code is not ClaimCode.ENTERED:
+            raise rejection(decision.code, decision.payload)
+        entered_at, _, again = decision.payload.partition(":")
+        return int(entered_at), not again
 
     def refusal_from_memory(self, campaign_id: str, who: Identity) -> ClaimCode | None:
         """The refusal of a tap without an Idempotency-Key that this process knows without
@@ -125,6 +162,21 @@ class ClaimService:
         decisions = await self._decide_routed(routes, requests)
         for who, decision in zip(users, decisions, strict=True):
             self.gate.learn(campaign_id, who.user_id, decision)
+        return decisions
+
+    async def grant_drawn(self, campaign_id: str, users: list[str]) -> list[ClaimDecision]:
+        """The winners of a drawn campaign (one bucket), granted through claim.lua with
+        source "draw", each idempotent per user (dedup token "d:<user>"): a draw begun
+        again after a restart replays its grants."""
+        requests = [
+            ClaimRequest(new_claim_id(campaign_id), "d:" + user, user, (), None, None,
+                         source=Source.DRAW, blocked=await self.blocklist.is_blocked(user))
+            for user in users
+        ]
+        decide = self._batch(Route(campaign_id, 1, 0))
+        decisions = await decide(requests)
+        for user, decision in zip(users, decisions, strict=True):
+            self.gate.learn(campaign_id, user, decision)
         return decisions
 
     async def _decide_routed(self, routes: list[Route], requests: list[ClaimRequest]

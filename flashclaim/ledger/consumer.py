@@ -45,6 +45,7 @@ from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger, LedgerUnavailable, open_ledger
 from flashclaim.ledger.reconcile import ledger_lag
 from flashclaim.ledger.retention import expire_ended
+from flashclaim.risk.watch import USE_EVENTS, RiskWatch, Use
 from flashclaim.settings import Settings
 from flashclaim.store.connection import redis_url_of, sync_client, time_reply_ms
 from flashclaim.store.reads import bucketed_campaigns, run
@@ -93,6 +94,7 @@ class LedgerConsumer:
         self.keyspace = keyspace
         self.options = options or ConsumerOptions()
         self.stats = ConsumerStats()
+        self.risk = RiskWatch(r, keyspace)  # the alert detectors, fed each committed batch
         self.stop_requested = False
         self._streams: dict[str, str] = {}  # active streams: stream key -> campaign id
         # quiet streams: stream key -> (campaign id, when to trim it, epoch ms; None: done)
@@ -164,6 +166,7 @@ class LedgerConsumer:
         if now >= self._next_trim:
             self._next_trim = now + self.options.trim_every_ms / 1000
             self.trim()
+        self._watch(self.risk.tick)
         if not self._streams:
             time.sleep(self.options.block_ms / 1000)
             return 0
@@ -305,6 +308,7 @@ class LedgerConsumer:
         self._dead_letter(stream, dead)
         if written_ids:
             self.redis.xack(stream, self.options.group, *written_ids)
+            self._watch(lambda: self.risk.claims(records))
 
     def _handle_events(self, stream: str, entries: list[Any], deliveries: dict[str, int]
                        ) -> None:
@@ -325,6 +329,22 @@ class LedgerConsumer:
         self._dead_letter(stream, dead)
         if events:
             self.redis.xack(stream, self.options.group, *[e.entry_id for e in events])
+            self._watch(lambda: self.risk.uses(self._uses(events)))
+
+    def _uses(self, events: list[CouponEvent]) -> list[Use]:
+        """The uses among these events, with when each coupon was granted (the ledger's)."""
+        used = [e for e in events if e.event in USE_EVENTS]
+        granted = self.ledger.granted_at([e.coupon_id for e in used]) if used else {}
+        return [Use(e.campaign_id, e.user_id, e.coupon_id, e.at, granted[e.coupon_id])
+                for e in used if e.coupon_id in granted]
+
+    def _watch(self, count: Callable[[], int]) -> None:
+        """The risk detectors over what was just committed: never a reason to stop the
+        ledger (an error is logged; the claims are in the ledger already)."""
+        try:
+            count()
+        except (redis.RedisError, LedgerUnavailable) as exc:
+            log.warning("risk detectors skipped a batch: %s", exc)
 
     def _write(
         self, records: list[ClaimRecord], dead: list[tuple[str, dict[str, str], str]]

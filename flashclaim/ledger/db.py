@@ -542,6 +542,20 @@ class Ledger:
             return found
         return self._run(work) if claim_ids else set()
 
+    def granted_at(self, coupon_ids: list[str]) -> dict[str, int]:
+        """When each of these coupons was granted (epoch ms), for those the ledger holds."""
+        def work(cur: Cursor) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for start in range(0, len(coupon_ids), _IN_CHUNK):
+                chunk = coupon_ids[start:start + _IN_CHUNK]
+                cur.execute(self.sql(
+                    "SELECT c.coupon_id, k.claimed_at_ms FROM coupons c JOIN claims k"
+                    " ON k.claim_id = c.claim_id WHERE c.coupon_id IN"
+                    f" ({', '.join('?' * len(chunk))})"), chunk)
+                found.update((str(row[0]), int(row[1])) for row in cur.fetchall())
+            return found
+        return self._run(work) if coupon_ids else {}
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Any statement in its own transaction (for tools and tests)."""
         def work(cur: Cursor) -> list[tuple[Any, ...]]:

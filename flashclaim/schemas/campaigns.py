@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import orjson
@@ -13,8 +13,11 @@ import orjson
 from flashclaim.campaigns import (
     COUPONS_RANGE,
     DAILY_LIMIT_RANGE,
+    DEFAULT_DIFFICULTY,
     DEFAULT_RATE_LIMIT,
     DEFAULT_VALIDITY_DAYS,
+    DIFFICULTY_RANGE,
+    DRAW_STATES,
     MAX_BUCKETS,
     MAX_CHANNELS,
     MAX_MONEY,
@@ -32,6 +35,9 @@ from flashclaim.campaigns import (
     CampaignSpec,
     CampaignView,
     CouponDef,
+    DrawSpec,
+    DrawView,
+    MissingDevice,
     TemplateLookup,
 )
 from flashclaim.campaigns import Validity as CouponValidity
@@ -167,6 +173,23 @@ class RateLimit(Body, kw_only=True):
     per_seconds: RatePerSeconds
 
 
+class Challenge(Body, kw_only=True):
+    """Proof of work before a grab or an entry: SHA-256 of token:nonce with `difficulty`
+    leading zero bits (the default: about a second on a phone, docs/fairness.md)."""
+
+    difficulty: Annotated[int, msgspec.Meta(
+        ge=DIFFICULTY_RANGE[0], le=DIFFICULTY_RANGE[1])] = DEFAULT_DIFFICULTY
+
+
+class Admission(Body, kw_only=True):
+    """A drawn campaign: entries from starts_at until `entries_until`, the stock drawn
+    among them at `draw_at` (verifiably: docs/fairness.md)."""
+
+    mode: Literal["draw"]
+    entries_until: Time
+    draw_at: Time
+
+
 class CampaignFields(Body, kw_only=True):
     """What a create and a patch share."""
 
@@ -181,6 +204,13 @@ class CampaignFields(Body, kw_only=True):
     rate_limit: RateLimit | None = None
     listed: Annotated[bool, msgspec.Meta(
         description="shown by GET /v1/campaigns (false: internal, claimable by id)")] = True
+    per_device_limit: Annotated[int, msgspec.Meta(
+        ge=PER_USER_LIMIT_RANGE[0], le=PER_USER_LIMIT_RANGE[1],
+        description="grants (entries) of all accounts on one device")] | None = None
+    missing_device: Annotated[MissingDevice, msgspec.Meta(
+        description="with a per_device_limit, a request without a device id is refused "
+                    "(default) or allowed")] = "refuse"
+    challenge: Challenge | None = None
 
 
 class CampaignCreate(CampaignFields, kw_only=True):
@@ -197,6 +227,7 @@ class CampaignCreate(CampaignFields, kw_only=True):
     buckets: Annotated[int, msgspec.Meta(
         ge=1, le=MAX_BUCKETS, description="hash tags the stock is spread over (hot campaigns "
                                           "on Redis Cluster); fixed at creation")] = 1
+    admission: Admission | None = None
 
 
 class CampaignPatch(CampaignFields, kw_only=True):
@@ -237,6 +268,23 @@ class ShownRateLimit(Answer, kw_only=True):
     per_seconds: int
 
 
+class ShownChallenge(Answer, kw_only=True):
+    difficulty: int
+
+
+class ShownDraw(Answer, kw_only=True):
+    """A drawn campaign's draw: verifiable (docs/fairness.md). `seed_sha256` is published
+    from the creation on, `seed` (hex) once the draw is done."""
+
+    state: Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(DRAW_STATES)})]
+    entries_until: TimeText
+    draw_at: TimeText
+    seed_sha256: str
+    seed: str | None
+    entrants: Annotated[int, msgspec.Meta(ge=0)]
+    winners: Annotated[int, msgspec.Meta(ge=0, description="granted by the draw")]
+
+
 class Campaign(Answer, kw_only=True):
     id: Id
     name: str
@@ -255,6 +303,10 @@ class Campaign(Answer, kw_only=True):
     rate_limit: ShownRateLimit
     buckets: Annotated[int, msgspec.Meta(ge=1)] = UNSET
     listed: bool = UNSET
+    per_device_limit: int = UNSET
+    missing_device: str = UNSET
+    challenge: ShownChallenge = UNSET
+    draw: ShownDraw = UNSET
     granted: Annotated[int, msgspec.Meta(
         ge=0, description="(the admin listing) claims granted so far")] = UNSET
     created_at: TimeText = UNSET
@@ -285,7 +337,17 @@ def campaign_answer(view: CampaignView, now_ms: int) -> Campaign:
         channels=d["channels"], segments=d["segments"],
         exclude_segments=d.get("exclude_segments", []),
         rate_limit=ShownRateLimit(**d["rate_limit"]), buckets=view.buckets, listed=view.listed,
+        per_device_limit=d.get("per_device_limit") or UNSET,
+        missing_device=d["missing_device"] if d.get("per_device_limit") else UNSET,
+        challenge=ShownChallenge(**d["challenge"]) if d.get("challenge") else UNSET,
+        draw=UNSET if view.draw is None else shown_draw(view.draw),
     )
+
+
+def shown_draw(draw: DrawView) -> ShownDraw:
+    return ShownDraw(state=draw.state, entries_until=to_rfc3339(draw.entries_until),
+                     draw_at=to_rfc3339(draw.draw_at), seed_sha256=draw.seed_sha256,
+                     seed=draw.seed, entrants=draw.entrants, winners=draw.winners)
 
 
 class CampaignStats(Answer, kw_only=True):
@@ -374,11 +436,43 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         accepted["buckets"] = c.buckets
     if not c.listed:
         accepted["listed"] = False
+    draw = _draw(c, starts_at, ends_at)
+    if c.per_device_limit is not None:
+        if c.buckets > 1:  # a device's accounts live in several buckets: no atomic cap
+            raise invalid_request("per_device_limit cannot be used with buckets.")
+        accepted["per_device_limit"] = c.per_device_limit
+        accepted["missing_device"] = c.missing_device
+    if c.challenge is not None:
+        accepted["challenge"] = {"difficulty": c.challenge.difficulty}
+    if draw is not None:
+        accepted["admission"] = {"mode": "draw", "entries_until": to_rfc3339(draw.entries_until),
+                                 "draw_at": to_rfc3339(draw.draw_at)}
     return CampaignSpec(
         campaign_id, name, c.stock, c.per_user_limit, c.per_user_daily_limit, timezone,
         starts_at, ends_at, coupons, channels, segments, excluded, rate_limit, accepted,
-        c.buckets, c.listed,
+        c.buckets, c.listed, per_device_limit=c.per_device_limit,
+        device_required=c.missing_device == "refuse",
+        difficulty=None if c.challenge is None else c.challenge.difficulty, draw=draw,
     )
+
+
+def _draw(c: CampaignCreate, starts_at: int, ends_at: int | None) -> DrawSpec | None:
+    """A drawn campaign's times, checked: entries, then the draw, then (if any) the end."""
+    if c.admission is None:
+        return None
+    entries_until = epoch_ms(c.admission.entries_until, "admission.entries_until")
+    draw_at = epoch_ms(c.admission.draw_at, "admission.draw_at")
+    if entries_until <= starts_at:
+        raise invalid_request("admission.entries_until must be after starts_at.")
+    if draw_at < entries_until:
+        raise invalid_request("admission.draw_at must not be before entries_until.")
+    if ends_at is not None and ends_at <= draw_at:
+        raise invalid_request("ends_at must be after admission.draw_at.")
+    if c.stock is None:
+        raise invalid_request("A drawn campaign needs a stock (the number of winners).")
+    if c.buckets > 1:
+        raise invalid_request("A drawn campaign cannot be spread over buckets.")
+    return DrawSpec(entries_until, draw_at)
 
 
 def campaign_patch(body: object, accepted: dict[str, Any], now_ms: int,

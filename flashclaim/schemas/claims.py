@@ -7,22 +7,37 @@ from typing import Annotated, Any
 import msgspec
 
 from flashclaim.campaigns import COUPON_TYPES
+from flashclaim.errors import invalid_request
 from flashclaim.schemas.base import UNSET, Answer, Body, Channel, Id, TimeText, decode
 from flashclaim.schemas.campaigns import Money
 from flashclaim.stream import Source as IssuedBy
+from flashclaim.validation import MAX_NONCE_DIGITS
 
 Source = Annotated[str, msgspec.Meta(extra_json_schema={"enum": [s.value for s in IssuedBy]})]
 CouponType = Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(COUPON_TYPES)})]
 
 
+ChallengeToken = Annotated[str, msgspec.Meta(max_length=200)]
+Nonce = Annotated[str, msgspec.Meta(max_length=MAX_NONCE_DIGITS,
+                                    description="decimal digits (docs/fairness.md)")]
+
+
 class ClaimBody(Body, kw_only=True):
-    """POST /v1/campaigns/{id}/claims (the body is optional)."""
+    """POST /v1/campaigns/{id}/claims and /entries (the body is optional). `challenge` and
+    `nonce`: a solved proof of work, for a campaign that asks for one."""
 
     channel: Channel | None = None
+    challenge: ChallengeToken | None = None
+    nonce: Nonce | None = None
 
 
-def claim_channel(body: object) -> str | None:
-    return decode(body, ClaimBody).channel
+def claim_parts(body: object) -> tuple[str | None, tuple[str, str] | None]:
+    """The channel, and the (challenge, nonce) when the body carries a solution."""
+    b = decode(body, ClaimBody)
+    if (b.challenge is None) != (b.nonce is None):
+        raise invalid_request("Send challenge and nonce together.")
+    proof = None if b.challenge is None or b.nonce is None else (b.challenge, b.nonce)
+    return b.channel, proof
 
 
 class CouponTerms(Answer, kw_only=True):

@@ -68,6 +68,9 @@ class CampaignStore:
         # Bucketed: indexed first, like the registry (readers check the campaign's own meta).
         indexed = spec.buckets > 1 and await self._redis.hsetnx(
             self._keyspace.bucketed, spec.id, spec.buckets)
+        if spec.draw is not None:  # the drawer's list (a member naming no draw is dropped)
+            await self._redis.zadd(self._keyspace.draws_due, {spec.id: spec.draw.draw_at},
+                                   nx=True)
         created = await self._scripts.create_campaign(keys, meta_fields(spec, now_ms))
         if created != 1:
             if indexed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
@@ -210,9 +211,13 @@ class CodeStore:
     async def failed(self, client_ip: str) -> None:
         """A code that does not exist, from this address (the user's attempt stays counted)."""
         key = self._ip_key(client_ip)
+        # and the service-wide tally the code_failures alert watches (flashclaim/risk)
+        tally = self._keyspace.code_failure_tally(int(time.time() // 60))
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)
             pipe.pexpire(key, self.limit.window_ms, nx=True)
+            pipe.incr(tally)
+            pipe.pexpire(tally, 3_600_000, nx=True)
             await pipe.execute()
 
     def _user_key(self, user_id: str) -> str:

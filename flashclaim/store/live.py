@@ -33,6 +33,7 @@ class LiveFigures:
     campaigns: list[LiveCampaign]
     event_lag: int  # coupon events the ledger has not applied yet
     ledger_counts: dict[str, int]  # the ledger consumers' counters (KeySpace.ledger_stats)
+    alert_counts: dict[str, int]  # risk alerts ever raised, per rule
 
 
 async def live_figures(redis: Redis, keyspace: KeySpace, now_ms: int, group: str
@@ -53,4 +54,6 @@ async def live_figures(redis: Redis, keyspace: KeySpace, now_ms: int, group: str
     event_streams = [str(s) for s in await redis.smembers(keyspace.coupon_event_streams)]
     event_lag = sum(await run_async(redis, ledger_lags(event_streams, group)))
     stats = text_map(await redis.hgetall(keyspace.ledger_stats))
-    return LiveFigures(campaigns, event_lag, {k: int(v) for k, v in stats.items()})
+    alerts = text_map(await redis.hgetall(keyspace.risk_alert_counts))
+    return LiveFigures(campaigns, event_lag, {k: int(v) for k, v in stats.items()},
+                       {k: int(v) for k, v in alerts.items()})

@@ -148,6 +148,15 @@ class UseCode(StrEnum):
     COUPON_NOT_FOUND = "coupon_not_found"
 
 
+class DrawCode(StrEnum):
+    """Mirrors the states start_draw.lua returns."""
+
+    MISSING = "missing"
+    WAIT = "wait"
+    DONE = "done"
+    DRAWING = "drawing"
+
+
 class OrderCouponCode(StrEnum):
     """order_coupon.lua"""
 
@@ -305,6 +314,11 @@ class Scripts:
     async def create_campaign(self, keys: CampaignKeys, fields: list[str | int]) -> CreateCode:
         return CreateCode(int(await self._script("create_campaign")(
             keys=[keys.meta, keys.retired], args=fields)))
+
+    async def start_draw(self, keys: CampaignKeys) -> tuple[DrawCode, str]:
+        """Begin a drawn campaign's draw by the Redis clock (lua/start_draw.lua)."""
+        state, detail = await self._script("start_draw")(keys=[keys.meta], args=[])
+        return DrawCode(_text(state)), _text(detail)
 
     async def set_paused(self, keys: CampaignKeys, paused: bool) -> bool:
         args = ["1" if paused else "0"]

@@ -22,9 +22,11 @@ from flashclaim.settings import Settings
 from flashclaim.store.connection import StoreError
 from flashclaim.web import (
     admin_api,
+    alert_api,
     blocklist_api,
     checkout_api,
     code_api,
+    fair_api,
     grant_api,
     ops_api,
     order_api,
@@ -98,7 +100,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
                             services.grant_runner.run_forever(),
                             services.claims.buckets.sweep_forever(),
                             services.codes.generate_forever(),
-                            services.orders.sweep_forever()):
+                            services.orders.sweep_forever(),
+                            services.drawer.run_forever()):
                     background.create_task(job)
                 yield {"services": services}  # each request's scope["state"]
                 raise _Stopping  # ends the group: its tasks are cancelled and awaited
@@ -114,11 +117,13 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
         guarded("/v1/admin/coupons", checkout_api.routes, checkout_token, CHECKOUT_REFUSAL),
         guarded("/v1/checkout", order_api.routes, checkout_token, CHECKOUT_REFUSAL),
         guarded("/v1/admin", [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
-                              *grant_api.routes, *code_api.routes, *report_api.routes],
+                              *grant_api.routes, *code_api.routes, *report_api.routes,
+                              *fair_api.routes, *alert_api.routes],
                 admin_token, ADMIN_REFUSAL),
     ]
     public_routes: list[BaseRoute] = [*public_api.routes, *code_api.public_routes,
-                                      *wallet_api.routes, *order_api.public_routes]
+                                      *wallet_api.routes, *order_api.public_routes,
+                                      *fair_api.public_routes]
     by_role: dict[str, list[BaseRoute]] = {
         "all": [*public_routes, *admin_routes, *ops_api.routes, *pages_api.all_routes],
         "public": [*public_routes, *ops_api.routes, *pages_api.public_routes],

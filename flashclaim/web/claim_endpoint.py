@@ -27,7 +27,7 @@ from flashclaim.errors import (
     invalid_request,
     unavailable,
 )
-from flashclaim.schemas.claims import claim_channel
+from flashclaim.schemas.claims import claim_parts
 from flashclaim.validation import campaign_id
 from flashclaim.web.http import (
     Empty,
@@ -70,7 +70,8 @@ class ClaimEndpoint:
 
     def __init__(self, max_in_flight: int) -> None:
         # The channel of each body seen (a grab button sends the same few bytes every tap):
-        # bounded, as the bodies are the clients' choice; a body that is refused is not kept.
+        # bounded, as the bodies are the clients' choice; a body that is refused is not kept,
+        # nor one with a proof of work (each is used once).
         self._channels: dict[bytes, str | None] = {}
         self._rejections: dict[tuple[str, str, int | None], bytes] = {}  # encoded once each
         self._max_in_flight = max_in_flight
@@ -159,14 +160,15 @@ class ClaimEndpoint:
         body = await read_body(headers, body_chunks(receive), s.settings.max_claim_body,
                                required=False, body_deadline_s=s.settings.body_timeout_s,
                                deadline_kept=deadline_kept(scope))
-        channel = self._channel(body)
+        channel, proof = self._parts(body)
         ip = self._client_ip(s, scope, headers)
         # In flight only from here: a client still sending its body holds no slot.
         self._in_flight += 1
         try:
             if self._in_flight > self._max_in_flight:  # shed, rather than queue to a timeout
                 raise unavailable("The service is shedding load; try again shortly.")
-            outcome = await s.claims.claim(campaign, who, channel, idempotency_key, ip)
+            outcome = await s.claims.claim(campaign, who, channel, idempotency_key, ip,
+                                           proof=proof)
         finally:
             self._in_flight -= 1
         return outcome.status, orjson.dumps(outcome.claim)
@@ -175,7 +177,7 @@ class ClaimEndpoint:
         """_claim up to the gate, for a body that is all here (raises what _claim raises)."""
         s: Services = scope["state"]["services"]
         campaign, headers, who, idempotency_key = self._head(s, scope)
-        self._channel(whole_body(headers, received, s.settings.max_claim_body, required=False))
+        self._parts(whole_body(headers, received, s.settings.max_claim_body, required=False))
         self._client_ip(s, scope, headers)
         if idempotency_key is not None or self._in_flight >= self._max_in_flight:
             return None  # a keyed tap's replay is in Redis; a tap to shed is _claim's
@@ -188,20 +190,19 @@ class ClaimEndpoint:
         who = s.authenticator.authenticate(headers)
         return campaign, headers, who, checked_key(headers.get("idempotency-key"))
 
-    def _client_ip(self, s: Services, scope: Scope, headers: TapHeaders) -> str | None:
-        if not s.settings.ip_rate_limit:
-            return None
+    def _client_ip(self, s: Services, scope: Scope, headers: TapHeaders) -> str:
+        """The address (limited per IP when set; its keyed hash goes into the stream)."""
         return client_ip(scope, headers, s.settings.client_ip_header)
 
-    def _channel(self, body: bytes | Empty) -> str | None:
+    def _parts(self, body: bytes | Empty) -> tuple[str | None, tuple[str, str] | None]:
         if isinstance(body, Empty):
-            return None
+            return None, None
         if body in self._channels:
-            return self._channels[body]
-        channel = claim_channel(parse_json(body))  # (a refused body raises: not kept)
-        if len(self._channels) < _MAX_BODIES:
+            return self._channels[body], None
+        channel, proof = claim_parts(parse_json(body))  # (a refused body raises: not kept)
+        if proof is None and len(self._channels) < _MAX_BODIES:
             self._channels[body] = channel
-        return channel
+        return channel, proof
 
 
 def client_ip(scope: Scope, headers: TapHeaders | Headers, trusted_header: str | None) -> str:

@@ -49,6 +49,10 @@ def live_metrics(figures: LiveFigures, group: str = LEDGER_GROUP) -> bytes:
         counter = CounterMetricFamily(metric, text, labels=["group"])
         counter.add_metric([group], figures.ledger_counts.get(f"{name}:{group}", 0))
         counters.append(counter)
+    alerts = CounterMetricFamily("flashclaim_alerts", "Risk alerts raised, per rule",
+                                 labels=["rule"])
+    for rule, count in sorted(figures.alert_counts.items()):
+        alerts.add_metric([rule], count)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed([granted, remaining, lag, event_lag, *counters]))
+    registry.register(_Fixed([granted, remaining, lag, event_lag, *counters, alerts]))
     return generate_latest(registry)

@@ -14,6 +14,7 @@ from flashclaim import __version__
 from flashclaim.campaigns import STATUSES
 from flashclaim.coupons import ORDER_ID_RE
 from flashclaim.ledger.wallet import WALLET_STATUSES
+from flashclaim.risk.alert_store import ALERTS_LIMIT_RANGE
 from flashclaim.schemas.after import (
     CampaignReport,
     CouponRedeem,
@@ -42,6 +43,7 @@ from flashclaim.schemas.checkout import (
     QuoteBody,
 )
 from flashclaim.schemas.claims import Claim, ClaimBody, Error, Health, Ready, Records
+from flashclaim.schemas.fair import ChallengeAnswer, EntriesPage, EntryAnswer
 from flashclaim.schemas.issuance import (
     BlockBody,
     Blocked,
@@ -56,8 +58,10 @@ from flashclaim.schemas.issuance import (
     TemplateCreate,
     TemplateList,
 )
+from flashclaim.schemas.risk import AlertList, AlertRule, AlertRules, RuleChange
 from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
+from flashclaim.store.entry_store import ENTRIES_LIMIT_RANGE
 from flashclaim.store.grant_store import GRANT_USERS_LIMIT_RANGE
 from flashclaim.store.templates import TEMPLATES_LIMIT_RANGE
 from flashclaim.stream import RECORDS_CURSOR_RE
@@ -110,6 +114,10 @@ _USER = [
     {"name": "X-User-Tags", "in": "header", "required": False,
      "description": "Comma-separated tags, in header identity mode.",
      "schema": {"type": "string"}},
+    {"name": "X-Device-Id", "in": "header", "required": False,
+     "description": "The device, in header identity mode (a campaign's per_device_limit "
+                    "counts the accounts of one device).",
+     "schema": _text(USER_ID_RE)},
 ]
 _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 
@@ -180,6 +188,71 @@ PATHS: dict[str, Any] = {
                 **_errors(400, 401, 403, 404, 408, 409, 410, 413, 415, 429, 503),
             },
         }
+    },
+    "/v1/campaigns/{campaign_id}/challenge": {
+        "get": {
+            "summary": "A proof-of-work challenge for this user and campaign (409 when the "
+                       "campaign asks for none)",
+            "security": [{}, {"userToken": []}],
+            "parameters": [_CAMPAIGN_ID_PARAM, *_USER],
+            "responses": {"200": _json(_ref("ChallengeAnswer"), "The challenge"),
+                          **_errors(400, 401, 404, 409, 503)},
+        }
+    },
+    "/v1/campaigns/{campaign_id}/entries": {
+        "post": {
+            "summary": "Enter a drawn campaign (by a claim's rules; idempotent)",
+            "security": [{}, {"userToken": []}],
+            "parameters": [_CAMPAIGN_ID_PARAM, *_USER],
+            "requestBody": {"required": False,
+                            "content": {"application/json": {"schema": _ref("ClaimBody")}}},
+            "responses": {
+                "201": _json(_ref("EntryAnswer"), "Entered"),
+                "200": _json(_ref("EntryAnswer"), "Entered before"),
+                **_errors(400, 401, 403, 404, 408, 409, 410, 413, 415, 429, 503),
+            },
+        }
+    },
+    "/v1/campaigns/{campaign_id}/entries/me": {
+        "get": {
+            "summary": "The caller's entry into a drawn campaign, and whether it won",
+            "security": [{}, {"userToken": []}],
+            "parameters": [_CAMPAIGN_ID_PARAM, *_USER],
+            "responses": {"200": _json(_ref("EntryAnswer"), "The entry"),
+                          **_errors(400, 401, 404, 409, 503)},
+        }
+    },
+    "/v1/admin/campaigns/{campaign_id}/entries": {
+        "get": {
+            "summary": "A drawn campaign's entries, a page at a time (recompute the draw "
+                       "from them and the published seed)",
+            "security": _ADMIN,
+            "parameters": [_CAMPAIGN_ID_PARAM, _CURSOR,
+                           _query("limit", _int(ENTRIES_LIMIT_RANGE))],
+            "responses": {"200": _json(_ref("EntriesPage"), "Entries"),
+                          **_errors(400, 401, 404, 503)},
+        }
+    },
+    "/v1/admin/alerts": {
+        "get": {"summary": "Risk alerts, newest first, with their evidence; counts per rule",
+                "security": _ADMIN,
+                "parameters": [_query("limit", _int(ALERTS_LIMIT_RANGE))],
+                "responses": {"200": _json(_ref("AlertList"), "Alerts"),
+                              **_errors(400, 401, 503)}},
+    },
+    "/v1/admin/alert-rules": {
+        "get": {"summary": "The alert rules: thresholds, windows, block actions",
+                "security": _ADMIN,
+                "responses": {"200": _json(_ref("AlertRules"), "Rules"), **_errors(401, 503)}},
+    },
+    "/v1/admin/alert-rules/{rule}": {
+        "put": {"summary": "Change a rule's threshold, window or block action",
+                "security": _ADMIN,
+                "parameters": [{"name": "rule", "in": "path", "required": True,
+                                "schema": {"type": "string"}}],
+                "requestBody": _body("RuleChange"),
+                "responses": {"200": _json(_ref("AlertRule"), "The rule after the change"),
+                              **_errors(400, 401, 404, 408, 413, 415, 503)}},
     },
     "/v1/admin/campaigns": {
         "post": {
@@ -441,6 +514,7 @@ _SHAPES: tuple[Any, ...] = (
     CodeBatches, Redemption, BlockBody, Blocked, BlocklistPage,
     CouponRedeem, CouponRelease, CouponState, Wallet, CampaignReport, Report,
     TemplateUse, QuoteBody, MyQuoteBody, QuoteAnswer, OrderBody, OrderAnswer,
+    ChallengeAnswer, EntryAnswer, EntriesPage, AlertList, AlertRules, AlertRule, RuleChange,
 )
 
 

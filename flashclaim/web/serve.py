@@ -55,6 +55,10 @@ def serve(settings: Settings, host: str, port: int, workers: int, admin_host: st
         # Redemption codes are keyed hashes: the key must outlive restarts (it is kept).
         code_secret, _ = _kept_secret(settings.code_secret, settings.data_dir / "code-secret", 32)
         os.environ["FLASHCLAIM_CODE_SECRET"] = code_secret
+        # Challenges and the stream's address hashes must verify across restarts (kept).
+        fairness, _ = _kept_secret(settings.fairness_secret,
+                                   settings.data_dir / "fairness-secret", 32)
+        os.environ["FLASHCLAIM_FAIRNESS_SECRET"] = fairness
         checkout, _ = _kept_secret(settings.checkout_token, settings.data_dir / "checkout-token",
                                    24)
         os.environ["FLASHCLAIM_CHECKOUT_TOKEN"] = checkout

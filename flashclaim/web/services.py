@@ -11,13 +11,16 @@ from starlette.requests import Request
 from flashclaim.checkout.orders import Orders, held_of
 from flashclaim.checkout.quote import HeldCoupon
 from flashclaim.claim.coalescer import ClaimCoalescer
+from flashclaim.claim.drawer import Drawer
 from flashclaim.claim.gate import ClaimGate
 from flashclaim.claim.grant_runner import GrantRunner
 from flashclaim.claim.idempotency import IdempotencyKeys
 from flashclaim.claim.identity import Authenticator, make_authenticator
 from flashclaim.claim.redemption import Redeemer
 from flashclaim.claim.service import ClaimService
+from flashclaim.fair.keys import Fairness
 from flashclaim.keys import KeySpace
+from flashclaim.risk.alert_store import AlertStore
 from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.settings import Settings
 from flashclaim.store.blocklist import Blocklist
@@ -26,6 +29,7 @@ from flashclaim.store.campaign_store import CampaignStore
 from flashclaim.store.code_store import CodeStore
 from flashclaim.store.connection import Client, StoreError, connect, server_warnings
 from flashclaim.store.coupon_store import CouponStore
+from flashclaim.store.entry_store import EntryStore
 from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.order_store import OrderStore
 from flashclaim.store.scripts import ReplicaWait, Scripts
@@ -56,6 +60,9 @@ class Services:
     authenticator: Authenticator
     orders: Orders
     quotes: QuoteWorker  # quotes, in a process of their own
+    entries: EntryStore  # a fair sale's reads: difficulty, entries, results
+    drawer: Drawer  # draws the drawn campaigns when due
+    alerts: AlertStore  # risk alerts and their rules
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -70,7 +77,9 @@ class Services:
                               buckets=BucketRouter(redis, scripts, keyspace),
                               coalescer=ClaimCoalescer(scripts, keyspace),
                               idempotency=IdempotencyKeys(redis, scripts, keyspace),
-                              ip_limit=settings.ip_rate_limit)
+                              ip_limit=settings.ip_rate_limit,
+                              fairness=Fairness.of(settings.fairness_secret.encode()
+                                                   if settings.fairness_secret else None))
         grants = GrantStore(redis, scripts, keyspace)
         secret = settings.code_secret.encode() if settings.code_secret else None
         codes = CodeStore(redis, scripts, keyspace, secret)
@@ -97,6 +106,9 @@ class Services:
             authenticator=make_authenticator(settings),
             orders=Orders(OrderStore(redis, scripts, keyspace), held, campaigns.now),
             quotes=QuoteWorker(settings),
+            entries=EntryStore(redis, keyspace),
+            drawer=Drawer(redis, scripts, keyspace, claims),
+            alerts=AlertStore(redis, keyspace),
         )
 
     async def check_server(self) -> None:

@@ -39,6 +39,9 @@ async def make_campaign(r: Redis, scripts: Scripts, **overrides: Any) -> str:
     for name in ("starts_at", "ends_at"):
         if isinstance(body.get(name), int):  # offsets in ms from now
             body[name] = to_rfc3339(now + body[name])
+    if "admission" in body:  # a drawn campaign: its times as offsets too
+        body["admission"] = {"mode": "draw", **{
+            k: to_rfc3339(now + v) for k, v in body["admission"].items() if k != "mode"}}
     spec = campaign_spec(body, now)
     await CampaignStore(r, scripts, KS).create(spec, now)
     return spec.id
@@ -46,10 +49,12 @@ async def make_campaign(r: Redis, scripts: Scripts, **overrides: Any) -> str:
 
 def request(user: str, *, tags: tuple[str, ...] = (), channel: str | None = None,
             token: str | None = None, blocked: bool = False,
-            source: Source = Source.GRAB) -> ClaimRequest:
+            source: Source = Source.GRAB, device: str = "", challenge: str = "",
+            entry: bool = False) -> ClaimRequest:
     claim_id = secrets.token_hex(12)
     return ClaimRequest(claim_id, token or "r:" + claim_id, user, tags, channel, None,
-                        source=source, blocked=blocked)
+                        source=source, blocked=blocked, device_id=device, challenge=challenge,
+                        entry=entry)
 
 
 async def decide(
@@ -114,6 +119,37 @@ CASES = [
     Case("grants skip the tap rate limit", [ClaimCode.GRANTED] * 3,
          [{"user": "u1", "source": Source.GRANT, "channel": "grant"}] * 3,
          {"rate_limit": {"max": 1, "per_seconds": 60}, "per_user_limit": 3}),
+    Case("device_required", [ClaimCode.DEVICE_REQUIRED, ClaimCode.GRANTED],
+         [{"user": "u1"}, {"user": "u1", "device": "d1"}], {"per_device_limit": 1}),
+    Case("a missing device allowed", [ClaimCode.GRANTED] * 2,
+         [{"user": "u1"}, {"user": "u2"}], {"per_device_limit": 1, "missing_device": "allow"}),
+    Case("device_limit", [ClaimCode.GRANTED, ClaimCode.DEVICE_LIMIT, ClaimCode.GRANTED],
+         [{"user": "u1", "device": "d1"}, {"user": "u2", "device": "d1"},
+          {"user": "u3", "device": "d2"}], {"per_device_limit": 1}),
+    Case("device limit 2", [ClaimCode.GRANTED] * 2 + [ClaimCode.DEVICE_LIMIT],
+         [{"user": f"u{i}", "device": "d1"} for i in range(3)], {"per_device_limit": 2},
+         payload="2"),
+    Case("grants ignore the device limit", [ClaimCode.GRANTED] * 2,
+         [{"user": f"u{i}", "source": Source.GRANT} for i in range(2)], {"per_device_limit": 1}),
+    Case("challenge_required", [ClaimCode.CHALLENGE_REQUIRED] * 2 + [ClaimCode.GRANTED],
+         [{"user": "u1"}, {"user": "u1", "challenge": "t0:9999999999999:3"},
+          {"user": "u1", "challenge": "t1:9999999999999:4"}], {"challenge": {"difficulty": 4}}),
+    Case("challenge_spent", [ClaimCode.GRANTED, ClaimCode.CHALLENGE_SPENT, ClaimCode.GRANTED],
+         [{"user": "u1", "challenge": "t1:9999999999999:4"},
+          {"user": "u2", "challenge": "t1:9999999999999:4"},
+          {"user": "u2", "challenge": "t2:9999999999999:4"}], {"challenge": {"difficulty": 4}}),
+    Case("draw_campaign", [ClaimCode.DRAW_CAMPAIGN], [{"user": "u1"}],
+         {"admission": {"entries_until": HOUR, "draw_at": 2 * HOUR}}),
+    Case("not_a_draw", [ClaimCode.NOT_A_DRAW], [{"user": "u1", "entry": True}]),
+    Case("entered", [ClaimCode.ENTERED] * 3, [{"user": "u1", "entry": True}] * 2 + [
+        {"user": "u2", "entry": True}], {"admission": {"entries_until": HOUR, "draw_at": HOUR}}),
+    Case("entries_closed", [ClaimCode.ENTRIES_CLOSED], [{"user": "u1", "entry": True}],
+         {"starts_at": -2 * HOUR,
+          "admission": {"entries_until": -HOUR, "draw_at": HOUR}}),
+    Case("entries count per device", [ClaimCode.ENTERED, ClaimCode.DEVICE_LIMIT],
+         [{"user": "u1", "entry": True, "device": "d1"},
+          {"user": "u2", "entry": True, "device": "d1"}],
+         {"per_device_limit": 1, "admission": {"entries_until": HOUR, "draw_at": HOUR}}),
 ]
 
 
@@ -141,7 +177,7 @@ async def test_claim_codes(scripts_on_any: RedisScripts, case: Case) -> None:
     rejected = await r.hgetall(KS.campaign(campaign_id).rejected)
     expected_rejections: dict[str, str] = {}
     for d in decisions:
-        if d.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY):
+        if d.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY, ClaimCode.ENTERED):
             expected_rejections[d.code] = str(int(expected_rejections.get(d.code, "0")) + 1)
     assert rejected == expected_rejections
 

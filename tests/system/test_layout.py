@@ -15,9 +15,11 @@ LAYERS = {
     "foundation": 0,  # flashclaim/*.py: settings, errors, validation, times, tables, the
     "runtime": 0,     # campaign model, key names, the stream record; and the process helpers
     "schemas": 1,  # the API's request and response shapes, and the rules across fields
+    "fair": 1,  # a fair sale's pure parts: challenges, keyed traces, the draw's ranking
     "store": 2,
     "claim": 3,
     "checks": 3,
+    "risk": 3,  # alerts: counted by the ledger consumer, read by the web
     "ledger": 4,
     "checkout": 5,  # the use side: quotes from the wallet, orders through the store
     "web": 6,  # the service reads the ledger for wallets and reports

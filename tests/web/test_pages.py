@@ -333,3 +333,79 @@ def test_the_dashboard_counts_unlimited_grants_and_explains_its_figures(
     # no ledger runs here: the use rate's line says the ledger has none of them
     expect(page.locator("#live-ledger")).to_contain_text("2 of the granted not yet",
                                                          timeout=10_000)
+
+
+def test_the_centre_solves_a_challenge_in_a_worker_then_grabs(base: str, page: Page) -> None:
+    campaign(base, id="fair", name="Fair sale", challenge={"difficulty": 16})
+    page.goto(base + "/")
+    page.fill("#user", "alice")
+    page.dispatch_event("#user", "change")
+    fair = card(page, "fair")
+    fair.locator("button").click()
+    expect(fair.locator(".answer")).to_have_text("Solving a short puzzle that keeps bots out…")
+    expect(fair.locator(".answer")).to_have_text("Granted: ¥20 off ¥100.", timeout=30_000)
+    solve_ms = int(page.locator("body").get_attribute("data-solve-ms") or "-1")
+    hashes = int(page.locator("body").get_attribute("data-solve-hashes") or "0")
+    print(f"chromium solved 16 bits: {hashes} hashes in {solve_ms} ms")
+    assert solve_ms >= 0 and hashes > 0
+    granted = httpx.get(base + "/v1/admin/campaigns/fair/claims", headers=ADMIN).json()
+    assert [c["user_id"] for c in granted["claims"]] == ["alice"]
+
+
+def test_a_drawn_campaign_from_entry_to_its_result(base: str, page: Page,
+                                                   tmp_path: Path) -> None:
+    closes = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    campaign(base, id="drawn", name="Drawn sale", stock=1,
+             admission={"mode": "draw", "entries_until": closes, "draw_at": closes})
+    page.goto(base + "/")
+    page.fill("#user", "alice")
+    page.dispatch_event("#user", "change")
+    drawn = card(page, "drawn")
+    expect(drawn.locator("button")).to_have_text("Enter the draw")
+    expect(drawn.locator(".draw")).to_contain_text("Entries close in")
+    drawn.locator("button").click()
+    expect(drawn.locator(".answer")).to_have_text("You are in the draw.")
+    screenshot(page, "coupon-centre-draw.png", tmp_path)
+    expect(drawn.locator(".answer")).to_have_text("You won! The coupon is in your wallet.",
+                                                  timeout=20_000)
+    expect(drawn.locator(".draw")).to_contain_text("Drawn among 1 entrants. Seed")
+    expect(drawn.locator("button")).to_be_disabled()
+
+
+def test_the_dashboard_shows_alerts_and_changes_a_rule(base_with_ledger: str,
+                                                       page: Page, tmp_path: Path) -> None:
+    base = base_with_ledger
+    page.goto(base + "/admin")
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    # a drawn campaign with the defences, made from the form
+    page.fill("#new-id", "fair-draw")
+    page.fill("#new-name", "Fair draw")
+    page.fill("#new-stock", "10")
+    page.fill("#new-device", "1")
+    page.fill("#new-pow", "12")
+    page.fill("#new-draw", "600")
+    page.click("#create button")
+    expect(page.locator("#live-fair")).to_have_text(
+        "Defences: 1 per device (missing id: refuse); proof of work, 12 bits.")
+    expect(page.locator("#draw-state")).to_have_text("open")
+    expect(page.locator("#draw-seed")).to_contain_text("Seed SHA-256")
+    # a farm: seven accounts on one phone win seven coupons
+    campaign(base, id="farmed", name="Farmed", stock=100)
+    for i in range(7):
+        assert httpx.post(base + "/v1/campaigns/farmed/claims", headers={
+            "X-User-Id": f"farm{i}", "X-Device-Id": "rig-1"}).status_code == 201
+    alert = page.locator('#alerts tr[data-rule="device_grants"]')
+    expect(alert).to_contain_text("grants won on one device", timeout=20_000)
+    expect(alert).to_contain_text("farm0, farm1")
+    expect(alert).to_contain_text(" > 5 in 60 s")  # (6 or 7: as the batches fell)
+    page.locator("#risk").scroll_into_view_if_needed()
+    screenshot(page, "operator-dashboard-alerts.png", tmp_path)
+    rule = page.locator('#rules tr[data-rule="device_grants"]')
+    rule.locator("input.threshold").fill("9")
+    rule.locator("input.block").check()
+    rule.get_by_role("button", name="Save").click()
+    expect(page.locator("#note")).to_have_text("Rule device_grants saved.")
+    rules = httpx.get(base + "/v1/admin/alert-rules", headers=ADMIN).json()["rules"]
+    [changed] = [r for r in rules if r["rule"] == "device_grants"]
+    assert (changed["threshold"], changed["block"]) == (9, True)

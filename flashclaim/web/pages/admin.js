@@ -44,6 +44,8 @@ function signedIn() {
   $("logout").hidden = false;
   note("");
   list();
+  alerts();
+  rules();
 }
 
 function button(label, action, quiet) {
@@ -109,7 +111,15 @@ async function create(event) {
     coupons: [{ type: "cash", value: Math.round(Number($("new-value").value) * 100) }],
   };
   if ($("new-id").value.trim()) body.id = $("new-id").value.trim();
-  if (startsIn > 0) body.starts_at = new Date(Date.now() + startsIn * 1000).toISOString();
+  const startsAt = Date.now() + startsIn * 1000;
+  if (startsIn > 0) body.starts_at = new Date(startsAt).toISOString();
+  if ($("new-device").value) body.per_device_limit = Number($("new-device").value);
+  if ($("new-pow").value) body.challenge = { difficulty: Number($("new-pow").value) };
+  if ($("new-draw").value) {  // drawn when the entries close
+    if (!body.starts_at) body.starts_at = new Date(startsAt).toISOString();
+    const closes = new Date(startsAt + Number($("new-draw").value) * 1000).toISOString();
+    body.admission = { mode: "draw", entries_until: closes, draw_at: closes };
+  }
   const { status, data } = await api("POST", "/v1/admin/campaigns", body);
   if (status === 201) {
     note(`Created ${data.id}.`, true);
@@ -151,6 +161,7 @@ async function poll() {
   // Claim rate from the same moment as granted (Redis); only the use rate is the ledger's.
   $("live-claim-rate").textContent = data.stock ? percent(granted / data.stock) : "–";
   showLedger();
+  showFairness(data);
   const rejected = $("live-rejected");
   rejected.innerHTML = "";
   const reasons = Object.entries(data.stats.rejected);
@@ -164,6 +175,102 @@ async function poll() {
     const li = document.createElement("li");
     li.textContent = `${reason.replace("_", " ")}: ${n.toLocaleString()}`;
     rejected.append(li);
+  }
+}
+
+function showFairness(c) {
+  // The campaign's defences, and a drawn campaign's draw: how anyone can check it.
+  const defences = [];
+  if (c.per_device_limit) defences.push(`${c.per_device_limit} per device (missing id: ${c.missing_device})`);
+  if (c.challenge) defences.push(`proof of work, ${c.challenge.difficulty} bits`);
+  $("live-fair").textContent = defences.length ? `Defences: ${defences.join("; ")}.` : "";
+  $("live-draw").hidden = !c.draw;
+  if (!c.draw) {
+    $("draw-seed").textContent = "";
+    return;
+  }
+  $("draw-state").textContent = c.draw.state;
+  $("draw-entrants").textContent = c.draw.entrants.toLocaleString();
+  $("draw-winners").textContent = c.draw.winners.toLocaleString();
+  $("draw-seed").textContent = c.draw.seed
+    ? `Seed ${c.draw.seed} (SHA-256 ${c.draw.seed_sha256}): the winners are the ${c.stock} ` +
+      "entrants of the smallest HMAC-SHA256(seed, user id), from the entries export."
+    : `Seed SHA-256 ${c.draw.seed_sha256}; the seed is published once drawn at ` +
+      `${new Date(c.draw.draw_at).toLocaleTimeString()}.`;
+}
+
+function cell(tr, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  tr.append(td);
+  return td;
+}
+
+async function alerts() {
+  if (!token()) return;
+  const { status, data } = await api("GET", "/v1/admin/alerts?limit=50");
+  if (status !== 200) return;
+  const rows = $("alerts");
+  rows.innerHTML = "";
+  const total = Object.values(data.counts).reduce((a, b) => a + b, 0);
+  $("alert-total").textContent = total ? `(${total} raised)` : "";
+  if (!data.alerts.length) {
+    const tr = document.createElement("tr");
+    cell(tr, "No alerts.").colSpan = 6;
+    rows.append(tr);
+  }
+  for (const a of data.alerts) {
+    const tr = document.createElement("tr");
+    tr.className = "alert";
+    tr.dataset.rule = a.rule;
+    cell(tr, new Date(a.raised_at).toLocaleTimeString());
+    cell(tr, `${a.rule}: ${a.watches}`);
+    cell(tr, a.evidence.campaign_id ? `${a.subject} (${a.evidence.campaign_id})` : a.subject);
+    cell(tr, `${a.count} > ${a.threshold} in ${a.window_s} s`);
+    cell(tr, a.users.join(", ") || "–");
+    cell(tr, a.blocked ? "yes" : "no");
+    rows.append(tr);
+  }
+}
+
+async function rules() {
+  if (!token()) return;
+  const { status, data } = await api("GET", "/v1/admin/alert-rules");
+  if (status !== 200) return;
+  const rows = $("rules");
+  rows.innerHTML = "";
+  for (const r of data.rules) {
+    const tr = document.createElement("tr");
+    tr.dataset.rule = r.rule;
+    cell(tr, r.rule);
+    cell(tr, r.watches);
+    const input = (value, min) => {
+      const i = document.createElement("input");
+      i.type = "number";
+      i.min = String(min);
+      i.value = String(value);
+      return i;
+    };
+    const threshold = input(r.threshold, 1);
+    threshold.className = "threshold";
+    const windowS = input(r.window_s, 1);
+    cell(tr, "").append(threshold);
+    cell(tr, "").append(windowS);
+    const block = document.createElement("input");
+    block.type = "checkbox";
+    block.className = "block";
+    block.checked = r.block;
+    cell(tr, "").append(block);
+    cell(tr, "").append(button("Save", async () => {
+      const body = { threshold: Number(threshold.value), window_s: Number(windowS.value),
+                     block: block.checked };
+      const { status: s2, data: d2 } = await api("PUT",
+        `/v1/admin/alert-rules/${encodeURIComponent(r.rule)}`, body);
+      if (s2 === 200) note(`Rule ${r.rule} saved.`, true);
+      else note(d2.message || `The service answered ${s2}.`, false);
+      rules();
+    }, true));
+    rows.append(tr);
   }
 }
 
@@ -208,5 +315,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (token()) signedIn();
   setInterval(poll, 1000);
   setInterval(report, 2000);
+  setInterval(alerts, 2000);
   setInterval(() => { if (token()) list(); }, 1000);
 });

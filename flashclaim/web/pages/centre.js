@@ -21,6 +21,18 @@ const ANSWERS = {
   code_not_found: "No such code.",
   code_used: "This code has been used up.",
   code_already_redeemed: "You have already redeemed this code.",
+  device_required: "This campaign needs the app's device id.",
+  device_limit: "This device's accounts already hold this coupon.",
+  challenge_required: "The puzzle was not solved; tap again.",
+  challenge_invalid: "The puzzle's answer was not accepted; tap again.",
+  challenge_spent: "That puzzle was used already; tap again.",
+  draw_campaign: "This campaign is drawn: enter the draw.",
+  entries_closed: "The draw's entries are closed.",
+};
+const DRAW_RESULT = {
+  pending: "You are in the draw.",
+  won: "You won! The coupon is in your wallet.",
+  lost: "Not drawn this time.",
 };
 
 function serverNow() { return Date.now() + skewMs; }
@@ -171,9 +183,48 @@ function userId() {
   return USER_ID.test(user) ? user : "";
 }
 
+function deviceId() {
+  // This browser, as the gateway would name the device of an app: one id, kept.
+  let id = localStorage.getItem("flashclaim-device");
+  if (!id) {
+    id = `web-${crypto.randomUUID()}`;
+    localStorage.setItem("flashclaim-device", id);
+  }
+  return id;
+}
+
 function userHeaders() {
   const user = userId();
-  return user ? { "X-User-Id": user } : {};
+  return user ? { "X-User-Id": user, "X-Device-Id": deviceId() } : {};
+}
+
+let solver = null;  // the proof-of-work worker, started on the first challenge
+
+function solveChallenge(token, bits) {
+  solver = solver || new Worker("/static/pow.js");
+  return new Promise((resolve) => {
+    solver.onmessage = (event) => resolve(event.data);
+    solver.postMessage({ token, bits });
+  });
+}
+
+async function proof(c) {
+  // A campaign that asks for proof of work: a challenge from the service, solved off the
+  // page's thread; {} when it asks for none, null when no challenge could be had.
+  if (!c || !c.challenge) return {};
+  answers.set(c.id, { good: true, text: "Solving a short puzzle that keeps bots out…" });
+  paint();
+  const got = await call("GET", `/v1/campaigns/${encodeURIComponent(c.id)}/challenge`,
+    { headers: userHeaders() });
+  if (got.status !== 200) {
+    answers.set(c.id, explain(got.status, got.data, got.retryAfter));
+    paint();
+    return null;
+  }
+  const solved = await solveChallenge(got.data.token, got.data.difficulty);
+  document.body.dataset.solveMs = String(Math.round(solved.ms));
+  document.body.dataset.solveHashes = String(solved.hashes);
+  return { challenge: got.data.token, nonce: solved.nonce };
 }
 
 async function call(method, path, { body, headers } = {}) {
@@ -222,14 +273,16 @@ function card(c) {
   stock.className = "muted stock";
   const button = document.createElement("button");
   button.type = "button";
-  button.textContent = "Grab";
-  button.addEventListener("click", () => grab(c.id));
+  button.textContent = c.draw ? "Enter the draw" : "Grab";
+  button.addEventListener("click", () => (c.draw ? enter(c.id) : grab(c.id)));
+  const draw = document.createElement("div");
+  draw.className = "muted draw";
   const answer = document.createElement("p");
   answer.className = "answer";
   answer.setAttribute("role", "status");
   const why = document.createElement("div");
   why.className = "muted why";
-  el.append(title, coupon, scope, status, stock, button, why, answer);
+  el.append(title, coupon, scope, status, stock, draw, button, why, answer);
   return el;
 }
 
@@ -259,12 +312,24 @@ function paint() {
       : status.replace("_", " ");
     el.querySelector(".stock").textContent = c.stock === null
       ? "unlimited stock" : `${c.remaining} of ${c.stock} left`;
+    el.querySelector(".draw").textContent = c.draw ? drawWords(c) : "";
+    const answer = el.querySelector(".answer");
+    if (c.draw) {  // entries, not grabs: open until entries_until, then the draw's result
+      const open = c.draw.state === "open" && serverNow() < Date.parse(c.draw.entries_until);
+      el.querySelector("button").disabled = status === "scheduled" || !open;
+      el.querySelector(".why").textContent = "";
+      const shown = answers.get(c.id);
+      const result = drawResults.get(c.id);
+      const text = result && result !== "pending" ? DRAW_RESULT[result] : shown && shown.text;
+      answer.textContent = text || "";
+      answer.className = `answer ${result === "lost" || (shown && !shown.good) ? "bad" : "good"}`;
+      continue;
+    }
     // The server says what this user may do (can_claim); the clock moves the status.
     const refused = userId() && c.can_claim === false && status === c.status;
     el.querySelector("button").disabled = status !== "live" || Boolean(refused);
     el.querySelector(".why").textContent = refused ? (NOT_NOW[c.refusal] || "") : "";
     const shown = answers.get(c.id);
-    const answer = el.querySelector(".answer");
     answer.textContent = shown ? shown.text : "";
     answer.className = `answer ${shown ? (shown.good ? "good" : "bad") : ""}`;
   }
@@ -290,6 +355,7 @@ async function load() {
   }
   campaigns = [...data.campaigns, ...kept];
   paint();
+  drawStandings();
 }
 
 function explain(status, data, retryAfter) {
@@ -310,6 +376,48 @@ function userProblem() {
   return "";
 }
 
+function drawWords(c) {
+  // A drawn campaign: when entries close, when it is drawn, and how anyone can check it.
+  const d = c.draw;
+  const until = Date.parse(d.entries_until) - serverNow();
+  const when = d.state === "done" ? `Drawn among ${d.entrants} entrants.`
+    : until > 0 ? `Entries close in ${countdown(until)}; ${d.entrants} entered so far.`
+      : "Entries closed: the draw is under way.";
+  const check = d.seed ? `Seed ${d.seed.slice(0, 16)}… (its SHA-256 was published before).`
+    : `Seed SHA-256 ${d.seed_sha256.slice(0, 16)}… (the seed is published after the draw).`;
+  return `${when} ${check}`;
+}
+
+const drawResults = new Map();  // campaign id -> "pending", "won", "lost" for this user
+
+async function drawStandings() {
+  if (!userId()) return;
+  for (const c of campaigns.filter((x) => x.draw)) {
+    const { status, data } = await call("GET",
+      `/v1/campaigns/${encodeURIComponent(c.id)}/entries/me`, { headers: userHeaders() });
+    if (status === 200 && data.entered) drawResults.set(c.id, data.result);
+  }
+  paint();
+}
+
+async function enter(id) {
+  const problem = userProblem();
+  if (problem) {
+    answers.set(id, { good: false, text: problem });
+    paint();
+    return;
+  }
+  const solution = await proof(campaigns.find((c) => c.id === id));
+  if (solution === null) return;
+  const { status, data, retryAfter } = await call("POST",
+    `/v1/campaigns/${encodeURIComponent(id)}/entries`,
+    { body: { channel: "web", ...solution }, headers: userHeaders() });
+  answers.set(id, status === 201 || status === 200
+    ? { good: true, text: DRAW_RESULT[data.result] } : explain(status, data, retryAfter));
+  paint();
+  load();
+}
+
 async function grab(id) {
   const problem = userProblem();
   if (problem) {
@@ -317,10 +425,13 @@ async function grab(id) {
     paint();
     return;
   }
+  const solution = await proof(campaigns.find((c) => c.id === id));
+  if (solution === null) return;
   const key = crypto.randomUUID();  // one per tap: a retried tap cannot be granted twice
   const { status, data, retryAfter } = await call("POST",
     `/v1/campaigns/${encodeURIComponent(id)}/claims`,
-    { body: { channel: "web" }, headers: { ...userHeaders(), "Idempotency-Key": key } });
+    { body: { channel: "web", ...solution },
+      headers: { ...userHeaders(), "Idempotency-Key": key } });
   answers.set(id, explain(status, data, retryAfter));
   paint();
   load();
@@ -371,6 +482,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("user").addEventListener("change", () => {
     sessionStorage.setItem("flashclaim-user", $("user").value.trim());
     answers.clear();  // what was said to the previous id (or a mistyped one) no longer holds
+    drawResults.clear();
     $("redeem-answer").textContent = "";
     load();
     wallet();

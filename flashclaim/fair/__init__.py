@@ -1,0 +1,1 @@
+"""A fair sale: proof of work, keyed traces of where a claim came from, drawn campaigns."""
