@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -407,3 +410,41 @@ async def test_the_window_edges_on_the_server_clock(scripts_on_any: RedisScripts
             assert start <= claimed_at < end
     phases = [c for i, c in enumerate(codes) if i == 0 or c is not codes[i - 1]]
     assert phases == [ClaimCode.NOT_STARTED, ClaimCode.GRANTED, ClaimCode.ENDED]
+
+
+async def test_the_device_cap_holds_under_a_crowd(scripts_on_any: RedisScripts) -> None:
+    """100 claims at once, each its own script call, 50 accounts on 5 devices: exactly the
+    cap per device (on Valkey and on Redis 7; the API's crowd runs on the cluster)."""
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=1000, per_device_limit=2, per_user_limit=2)
+    taps = [decide(scripts, cid, request(f"u{i % 50}", device=f"d{i % 5}")) for i in range(100)]
+    decisions = [d for batch in await asyncio.gather(*taps) for d in batch]
+    granted = Counter(code for code in (d.code for d in decisions))
+    assert granted[ClaimCode.GRANTED] == 10 and granted[ClaimCode.DEVICE_LIMIT] == 90
+    assert await r.hgetall(KS.campaign(cid).devices) == {f"d{k}": "2" for k in range(5)}
+
+
+async def test_a_solution_is_spent_once_under_a_crowd(scripts_on_any: RedisScripts) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=100, per_user_limit=50,
+                              challenge={"difficulty": 4})
+    spent = "t1:9999999999999:4"
+    taps = [decide(scripts, cid, request("u1", challenge=spent)) for _ in range(30)]
+    decisions = [d for batch in await asyncio.gather(*taps) for d in batch]
+    assert Counter(d.code for d in decisions) == {ClaimCode.GRANTED: 1,
+                                                 ClaimCode.CHALLENGE_SPENT: 29}
+
+
+async def test_expired_solutions_leave_the_spent_set(scripts_on_any: RedisScripts) -> None:
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=100, per_user_limit=50,
+                              challenge={"difficulty": 4})
+    now = await server_time_ms(r)
+    await decide(scripts, cid, request("u1", challenge=f"old:{now + 50}:4"))
+    assert await r.zcard(KS.campaign(cid).spent) == 1
+    deadline = time.monotonic() + 5
+    while await server_time_ms(r) <= now + 50:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    await decide(scripts, cid, request("u1", challenge=f"new:{now + 60_000}:4"))
+    assert await r.zrange(KS.campaign(cid).spent, 0, -1) == ["new"]
