@@ -97,6 +97,16 @@ def demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def webhooks(args: argparse.Namespace) -> int:
+    from flashclaim.webhooks.dispatcher import Policy
+    from flashclaim.webhooks.run import run_webhooks
+
+    return run_webhooks(_settings(args), Policy(first_retry_s=args.first_retry_s,
+                                                give_up_after_s=args.give_up_after_s,
+                                                timeout_s=args.timeout_s,
+                                                lease_ms=args.lease_ms))
+
+
 def bench(args: argparse.Namespace) -> int:
     from flashclaim.tools.bench import run_bench
 
@@ -193,6 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
                                          "<data dir>/admin-token")
     _ledger_dsn(p)
     p.set_defaults(run=serve)
+
+    p = command("webhooks", "deliver the outbox's events to the webhook endpoints")
+    _common(p)
+    p.add_argument("--first-retry-s", type=float, default=1.0,
+                   help="the first retry's wait; each next one doubles (at most an hour)")
+    p.add_argument("--give-up-after-s", type=float, default=86_400.0,
+                   help="dead-letter an event this long after its first attempt")
+    p.add_argument("--timeout-s", type=float, default=10.0, help="one delivery's timeout")
+    p.add_argument("--lease-ms", type=_positive, default=15_000,
+                   help="how soon another dispatcher takes over a dead one's endpoints")
+    p.set_defaults(run=webhooks)
 
     p = command("ledger", "carry every claim into the SQL ledger")
     _common(p)

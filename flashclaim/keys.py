@@ -206,6 +206,48 @@ class KeySpace:
         return f"{self.namespace}:draws:due"
 
     @property
+    def outbox(self) -> str:
+        """Stream of the events webhooks deliver (flashclaim/outbox.py), trimmed by the
+        dispatcher once delivered to every endpoint's queue and past their retention."""
+        return f"{self.namespace}:{{webhooks}}:outbox"
+
+    @property
+    def webhooks(self) -> str:
+        """Hash of the webhook endpoints: id -> JSON (url, events, secret, ...)."""
+        return f"{self.namespace}:{{webhooks}}:endpoints"
+
+    @property
+    def campaign_statuses(self) -> str:
+        """Hash of each campaign's status as last told (campaign.* events): id -> status."""
+        return f"{self.namespace}:{{webhooks}}:statuses"
+
+    @property
+    def reminder_marks(self) -> str:
+        """Hash of how far coupon.expiring reminders went: days -> epoch ms of the last
+        valid_until reminded."""
+        return f"{self.namespace}:{{webhooks}}:reminded"
+
+    def webhook_queue(self, endpoint_id: str) -> str:
+        """Stream of one endpoint's events still to deliver, in order (its lane)."""
+        return f"{self.namespace}:{{wh:{endpoint_id}}}:queue"
+
+    def webhook_head(self, endpoint_id: str) -> str:
+        """Hash of the lane's head event's retries: entry, attempts, first_at, next_at."""
+        return f"{self.namespace}:{{wh:{endpoint_id}}}:head"
+
+    def webhook_deliveries(self, endpoint_id: str) -> str:
+        """Stream of the endpoint's last delivery attempts (capped)."""
+        return f"{self.namespace}:{{wh:{endpoint_id}}}:deliveries"
+
+    def webhook_dead(self, endpoint_id: str) -> str:
+        """Stream of the endpoint's events given up on after a day of retries."""
+        return f"{self.namespace}:{{wh:{endpoint_id}}}:dead"
+
+    def webhook_lease(self, endpoint_id: str) -> str:
+        """String held (PX) by the one dispatcher delivering to this endpoint."""
+        return f"{self.namespace}:{{wh:{endpoint_id}}}:lease"
+
+    @property
     def risk_rules(self) -> str:
         """Hash of the operators' changes to the alert rules: rule -> JSON."""
         return f"{self.namespace}:risk:rules"

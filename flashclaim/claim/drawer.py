@@ -23,6 +23,7 @@ from flashclaim.claim.decision import ClaimCode
 from flashclaim.claim.service import ClaimService
 from flashclaim.fair.draw import winners
 from flashclaim.keys import KeySpace
+from flashclaim.outbox import OutEvent
 from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.store.scripts import DrawCode, Scripts
 
@@ -85,6 +86,13 @@ class Drawer:
             granted += sum(d.code in (ClaimCode.GRANTED, ClaimCode.REPLAY) for d in decisions)
         self.last_steps = {"read": read - clock, "rank": ranked - read,
                            "grant": time.perf_counter() - ranked}
+        # told before the state is done: a crash between the two tells again (same id)
+        if await self._redis.exists(self._keyspace.webhooks):
+            event = OutEvent(f"draw.done:{campaign_id}", "draw.done", campaign_id,
+                             int(time.time() * 1000), {"entrants": len(entrants),
+                                                       "winners": chosen, "granted": granted,
+                                                       "seed": seed_hex})
+            await self._redis.xadd(self._keyspace.outbox, event.fields())  # type: ignore[arg-type]
         await self._redis.hset(keys.meta, mapping={"draw_state": "done",
                                                    "drawn_winners": granted})
         log.info("drawn campaign=%s entrants=%d winners=%d granted=%d", campaign_id,

@@ -87,6 +87,7 @@ class GrantRunner:
                 if progress is not None:
                     progress(done, total)
                 if done >= total:
+                    await self._grants.tell_done(campaign_id, grant_id, total)
                     if await self._grants.finish(campaign_id, grant_id):
                         break
                     continue  # users arrived meanwhile: go on with them

@@ -43,6 +43,7 @@ from redis.typing import EncodableT, FieldT
 from flashclaim.coupons import CouponEvent, EventError
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger, LedgerUnavailable, open_ledger
+from flashclaim.ledger.outbox_feed import OutboxFeed
 from flashclaim.ledger.reconcile import ledger_lag
 from flashclaim.ledger.retention import expire_ended
 from flashclaim.risk.watch import USE_EVENTS, RiskWatch, Use
@@ -95,6 +96,7 @@ class LedgerConsumer:
         self.options = options or ConsumerOptions()
         self.stats = ConsumerStats()
         self.risk = RiskWatch(r, keyspace)  # the alert detectors, fed each committed batch
+        self.outbox = OutboxFeed(r, keyspace, ledger)  # what webhooks are told
         self.stop_requested = False
         self._streams: dict[str, str] = {}  # active streams: stream key -> campaign id
         # quiet streams: stream key -> (campaign id, when to trim it, epoch ms; None: done)
@@ -167,6 +169,7 @@ class LedgerConsumer:
             self._next_trim = now + self.options.trim_every_ms / 1000
             self.trim()
         self._watch(self.risk.tick)
+        self._watch(self.outbox.tick)
         if not self._streams:
             time.sleep(self.options.block_ms / 1000)
             return 0
@@ -307,6 +310,9 @@ class LedgerConsumer:
         written_ids = self._write(records, dead)
         self._dead_letter(stream, dead)
         if written_ids:
+            # told before the acknowledgement: a crash between them tells again (same ids)
+            written = set(written_ids)
+            self.outbox.claims(r for r in records if r.entry_id in written)
             self.redis.xack(stream, self.options.group, *written_ids)
             self._watch(lambda: self.risk.claims(records))
 
@@ -328,6 +334,7 @@ class LedgerConsumer:
             self._tally("events", self._wait_for_db(lambda: self.ledger.apply_events(events)))
         self._dead_letter(stream, dead)
         if events:
+            self.outbox.coupon_events(events)
             self.redis.xack(stream, self.options.group, *[e.entry_id for e in events])
             self._watch(lambda: self.risk.uses(self._uses(events)))
 
@@ -450,7 +457,8 @@ class LedgerConsumer:
         become expired, in bounded transactions; returns how many."""
         swept = 0
         while not self.stop_requested:
-            done = self._wait_for_db(lambda: self.ledger.expire_due(now_ms, _SWEEP_BATCH))
+            done = self._wait_for_db(lambda: self.ledger.expire_due(now_ms, _SWEEP_BATCH,
+                                                                    self.outbox.expired))
             swept += done
             if done < _SWEEP_BATCH:
                 break

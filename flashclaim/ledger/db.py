@@ -464,16 +464,37 @@ class Ledger:
             " WHERE coupon_id = ? AND (event_ms < ? OR (event_ms = ? AND event_seq < ?))"),
             params)
 
-    def expire_due(self, now_ms: int, limit: int = 10_000) -> int:
+    def expire_due(self, now_ms: int, limit: int = 10_000,
+                   before_commit: Callable[[list[ExpiredCoupon]], None] | None = None) -> int:
         """Mark up to `limit` unused coupons past valid_until as expired; returns how many.
         Idempotent (an expired coupon is not unused), and never touches a used one: a
-        redemption wins over expiry whatever order the two reach the ledger in."""
+        redemption wins over expiry whatever order the two reach the ledger in.
+        `before_commit` is told the coupons expired, inside the transaction (the outbox is
+        written before the commit: a crash between the two tells twice, never not at all)."""
         def work(cur: Cursor) -> int:
             cur.execute(self.sql(
                 "UPDATE coupons SET status = 'expired' WHERE coupon_id IN (SELECT coupon_id"
                 " FROM coupons WHERE status = 'unused' AND valid_until_ms <= ? LIMIT ?)"
-                " AND status = 'unused'"), (now_ms, limit))
-            return max(cur.rowcount, 0)
+                " AND status = 'unused'"
+                " RETURNING coupon_id, campaign_id, user_id, valid_until_ms"), (now_ms, limit))
+            rows = [ExpiredCoupon(str(c), str(k), str(u), int(v)) for c, k, u, v in cur.fetchall()]
+            if before_commit is not None and rows:
+                before_commit(rows)
+            return len(rows)
+        return self._run(work)
+
+    def expiring(self, after: tuple[int, str], until_ms: int, limit: int
+                 ) -> list[ExpiredCoupon]:
+        """Unused coupons whose valid_until is after `after` ((ms, coupon id), keyset order)
+        and at most `until_ms`: the coupons a reminder is due for, oldest end first."""
+        def work(cur: Cursor) -> list[ExpiredCoupon]:
+            cur.execute(self.sql(
+                "SELECT coupon_id, campaign_id, user_id, valid_until_ms FROM coupons"
+                " WHERE status = 'unused' AND valid_until_ms <= ?"
+                " AND (valid_until_ms > ? OR (valid_until_ms = ? AND coupon_id > ?))"
+                " ORDER BY valid_until_ms, coupon_id LIMIT ?"),
+                (until_ms, after[0], after[0], after[1], limit))
+            return [ExpiredCoupon(str(c), str(k), str(u), int(v)) for c, k, u, v in cur.fetchall()]
         return self._run(work)
 
     def redemptions(self, campaign_id: str) -> Redemptions:
@@ -569,6 +590,16 @@ class Ledger:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredCoupon:
+    """A coupon at (or near) its end: what coupon.expired and coupon.expiring tell."""
+
+    coupon_id: str
+    campaign_id: str
+    user_id: str
+    valid_until: int
 
 
 class LedgerMissing(RuntimeError):

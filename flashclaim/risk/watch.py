@@ -21,6 +21,7 @@ import orjson
 import redis
 
 from flashclaim.keys import KeySpace
+from flashclaim.outbox import OutEvent
 from flashclaim.risk.rules import FAST_USE_S, SURGE_FLOOR_PER_S, Rule, rules_from
 from flashclaim.store.blocklist import LOG_KEPT
 from flashclaim.store.scripts import load_sources
@@ -200,6 +201,10 @@ class RiskWatch:
             return 0
         self.r.zadd(ks.risk_alert_index, {alert_id: now_ms})
         self.r.hincrby(ks.risk_alert_counts, rule.name, 1)
+        if self.r.exists(ks.webhooks):  # told to the webhooks that listen
+            campaign = str(evidence.get("campaign_id", ""))
+            self.r.xadd(ks.outbox, OutEvent(f"alert.raised:{alert_id}", "alert.raised", campaign,
+                                            now_ms, alert).fields())  # type: ignore[arg-type]
         log.warning("alert %s: %s %d > %d in %d s, users %s", alert_id, rule.watches, count,
                     rule.threshold, rule.window_s, ", ".join(users[:5]))
         if alert["blocked"]:

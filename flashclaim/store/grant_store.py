@@ -6,6 +6,7 @@ grants waiting to run is one sorted set every service polls (keys.pending_grants
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 
 from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import KeySpace
+from flashclaim.outbox import OutEvent
 from flashclaim.packed import grant_user, grant_user_of
 from flashclaim.schemas.base import UNSET, epoch_ms
 from flashclaim.schemas.issuance import Grant, GrantCreate, GrantUserOutcome
@@ -144,6 +146,21 @@ class GrantStore:
                      outcomes: Sequence[tuple[str, str]]) -> tuple[str, int, int]:
         keys = self._keyspace.campaign(campaign_id).grant(grant_id)
         return await self._scripts.record_grant_outcomes(keys, start, end, outcomes)
+
+    async def tell_done(self, campaign_id: str, grant_id: str, total: int) -> None:
+        """grant.done to the webhooks that listen, before the grant leaves the pending list
+        (a crash between the two tells again, with the same id; users added later make a
+        later grant.done of the new total)."""
+        ks = self._keyspace
+        if not await self._redis.exists(ks.webhooks):
+            return
+        outcomes = {k.removeprefix("n:"): int(v) for k, v in text_map(
+            await self._redis.hgetall(ks.campaign(campaign_id).grant(grant_id).meta)).items()
+            if k.startswith("n:")}
+        event = OutEvent(f"grant.done:{campaign_id}:{grant_id}:{total}", "grant.done",
+                         campaign_id, int(time.time() * 1000),
+                         {"grant_id": grant_id, "users": total, "outcomes": outcomes})
+        await self._redis.xadd(ks.outbox, event.fields())  # type: ignore[arg-type]
 
     async def finish(self, campaign_id: str, grant_id: str) -> bool:
         """Off the pending list if every user is decided; True then. False: users arrived

@@ -35,6 +35,7 @@ from flashclaim.web import (
     report_api,
     template_api,
     wallet_api,
+    webhook_api,
 )
 from flashclaim.web.claim_endpoint import ClaimEndpoint, ClaimFrontDoor
 from flashclaim.web.guards import (
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
         guarded("/v1/checkout", order_api.routes, checkout_token, CHECKOUT_REFUSAL),
         guarded("/v1/admin", [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
                               *grant_api.routes, *code_api.routes, *report_api.routes,
-                              *fair_api.routes, *alert_api.routes],
+                              *fair_api.routes, *alert_api.routes, *webhook_api.routes],
                 admin_token, ADMIN_REFUSAL),
     ]
     public_routes: list[BaseRoute] = [*public_api.routes, *code_api.public_routes,

@@ -59,6 +59,14 @@ from flashclaim.schemas.issuance import (
     TemplateList,
 )
 from flashclaim.schemas.risk import AlertList, AlertRule, AlertRules, RuleChange
+from flashclaim.schemas.webhooks import (
+    Deliveries,
+    ReplayBody,
+    Replayed,
+    Webhook,
+    WebhookCreate,
+    WebhookList,
+)
 from flashclaim.store.blocklist import BLOCKLIST_LIMIT_RANGE
 from flashclaim.store.campaign_store import CAMPAIGNS_LIMIT_RANGE, RECORDS_LIMIT_RANGE
 from flashclaim.store.entry_store import ENTRIES_LIMIT_RANGE
@@ -132,6 +140,8 @@ def _body(schema: str) -> dict[str, Any]:
 
 _CURSOR = _query("cursor", {"type": "string"})
 _TEMPLATE_ID_PARAM = {"name": "template_id", "in": "path", "required": True, "schema": _ID}
+_WEBHOOK_ID_PARAM = {"name": "webhook_id", "in": "path", "required": True,
+                     "schema": {"type": "string"}}
 _USER_ID_PARAM = {"name": "user_id", "in": "path", "required": True,
                   "schema": _text(USER_ID_RE)}
 
@@ -232,6 +242,34 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json(_ref("EntriesPage"), "Entries"),
                           **_errors(400, 401, 404, 503)},
         }
+    },
+    "/v1/admin/webhooks": {
+        "post": {"summary": "Create a webhook endpoint (its secret is in this answer only)",
+                 "security": _ADMIN, "requestBody": _body("WebhookCreate"),
+                 "responses": {"201": _json(_ref("Webhook"), "Created"),
+                               **_errors(400, 401, 408, 413, 415, 503)}},
+        "get": {"summary": "The webhook endpoints", "security": _ADMIN,
+                "responses": {"200": _json(_ref("WebhookList"), "Endpoints"),
+                              **_errors(401, 503)}},
+    },
+    "/v1/admin/webhooks/{webhook_id}": {
+        "delete": {"summary": "Delete an endpoint, its waiting events and its log",
+                   "security": _ADMIN, "parameters": [_WEBHOOK_ID_PARAM],
+                   "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
+    },
+    "/v1/admin/webhooks/{webhook_id}/deliveries": {
+        "get": {"summary": "An endpoint's delivery attempts (newest first), waiting and dead "
+                           "events", "security": _ADMIN,
+                "parameters": [_WEBHOOK_ID_PARAM, _query("limit", _int((1, 1000)))],
+                "responses": {"200": _json(_ref("Deliveries"), "Deliveries"),
+                              **_errors(400, 401, 404, 503)}},
+    },
+    "/v1/admin/webhooks/{webhook_id}/replay": {
+        "post": {"summary": "Queue again one event (by id) or those of a time range",
+                 "security": _ADMIN, "parameters": [_WEBHOOK_ID_PARAM],
+                 "requestBody": _body("ReplayBody"),
+                 "responses": {"202": _json(_ref("Replayed"), "Queued"),
+                               **_errors(400, 401, 404, 408, 413, 415, 503)}},
     },
     "/v1/admin/alerts": {
         "get": {"summary": "Risk alerts, newest first, with their evidence; counts per rule",
@@ -515,6 +553,7 @@ _SHAPES: tuple[Any, ...] = (
     CouponRedeem, CouponRelease, CouponState, Wallet, CampaignReport, Report,
     TemplateUse, QuoteBody, MyQuoteBody, QuoteAnswer, OrderBody, OrderAnswer,
     ChallengeAnswer, EntryAnswer, EntriesPage, AlertList, AlertRules, AlertRule, RuleChange,
+    WebhookCreate, Webhook, WebhookList, Deliveries, ReplayBody, Replayed,
 )
 
 

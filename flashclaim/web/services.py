@@ -37,6 +37,7 @@ from flashclaim.store.templates import TemplateStore
 from flashclaim.web.ledger_reader import LedgerReader
 from flashclaim.web.metrics import flush_claims
 from flashclaim.web.quote_worker import QuoteWorker
+from flashclaim.webhooks.endpoints import EndpointStore
 
 log = logging.getLogger("flashclaim")
 
@@ -63,6 +64,7 @@ class Services:
     entries: EntryStore  # a fair sale's reads: difficulty, entries, results
     drawer: Drawer  # draws the drawn campaigns when due
     alerts: AlertStore  # risk alerts and their rules
+    webhooks: EndpointStore  # webhook endpoints, deliveries, replays
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -109,6 +111,7 @@ class Services:
             entries=EntryStore(redis, keyspace),
             drawer=Drawer(redis, scripts, keyspace, claims),
             alerts=AlertStore(redis, keyspace),
+            webhooks=EndpointStore(redis, keyspace),
         )
 
     async def check_server(self) -> None:

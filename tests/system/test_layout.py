@@ -21,6 +21,7 @@ LAYERS = {
     "checks": 3,
     "risk": 3,  # alerts: counted by the ledger consumer, read by the web
     "ledger": 4,
+    "webhooks": 4,  # the dispatcher of the outbox (the ledger feeds it through the outbox)
     "checkout": 5,  # the use side: quotes from the wallet, orders through the store
     "web": 6,  # the service reads the ledger for wallets and reports
     "tools": 7,

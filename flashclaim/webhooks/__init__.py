@@ -1,0 +1,1 @@
+"""Webhooks: endpoints, the signature, and the dispatcher that delivers the outbox."""
