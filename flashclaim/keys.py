@@ -247,6 +247,35 @@ class KeySpace:
         """String held (PX) by the one dispatcher delivering to this endpoint."""
         return f"{self.namespace}:{{wh:{endpoint_id}}}:lease"
 
+    # ---- events in (flashclaim/triggers): each kept for FACTS_MS, so none grows forever --
+
+    def event_seen(self, event_id: str) -> str:
+        """String: the outcome of an event already received (its id digested: an event id
+        is the caller's text, braces included)."""
+        return f"{self.namespace}:ev:seen:{key_digest(event_id)}"
+
+    def signup_of(self, user_id: str) -> str:
+        """String: when the user signed up (epoch ms), from its signup event."""
+        return f"{self.namespace}:ev:signup:{user_id}"
+
+    def first_event(self, event_type: str, user_id: str) -> str:
+        """String, written once (NX): the user's first event of this type."""
+        return f"{self.namespace}:ev:first:{event_type}:{user_id}"
+
+    def referrer_of(self, user_id: str) -> str:
+        """String: who referred the user (its referral event)."""
+        return f"{self.namespace}:ev:referrer:{user_id}"
+
+    @property
+    def trigger_rules(self) -> str:
+        """Hash of the rules that grant on events: rule id -> JSON."""
+        return f"{self.namespace}:rules"
+
+    @property
+    def trigger_rule_counts(self) -> str:
+        """Hash: rule id -> grants the rule submitted."""
+        return f"{self.namespace}:rules:grants"
+
     @property
     def risk_rules(self) -> str:
         """Hash of the operators' changes to the alert rules: rule -> JSON."""

@@ -124,6 +124,9 @@ class Settings:
     # The bearer token of the checkout system (redeem/release write-back): its own scope,
     # not the admin token. `serve` generates one into <data dir>/checkout-token when unset.
     checkout_token: str | None = setting(None, "FLASHCLAIM_CHECKOUT_TOKEN")
+    # The bearer token of the systems that send events (POST /v1/events): its own scope.
+    # `serve` generates one into <data dir>/events-token when unset.
+    events_token: str | None = setting(None, "FLASHCLAIM_EVENTS_TOKEN")
     # Replica durability: before a claim is answered, WAIT until this many replicas have it
     # (at most replica_timeout_ms; fewer in time: 503, and a retry is a replay). 0: no wait.
     replica_acks: int = setting(0, "FLASHCLAIM_REPLICA_ACKS", *INT, lo=0, hi=16)

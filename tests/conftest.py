@@ -28,6 +28,7 @@ from helpers import (
     ADMIN_TOKEN,
     CHECKOUT_TOKEN,
     CODE_SECRET,
+    EVENTS_TOKEN,
     NAMESPACE,
     app_client,
     server_binary,
@@ -104,7 +105,7 @@ ALSO_ON_CLUSTER = {
     "test_expiry", "test_grants", "test_ledger", "test_live_metrics", "test_reconcile",
     "test_reconcile_redemptions", "test_report", "test_templates_blocklist", "test_wallet",
     "test_buckets", "test_orders", "test_report_roi", "test_fair_sale", "test_risk",
-    "test_dispatcher", "test_outbox_feed",
+    "test_dispatcher", "test_outbox_feed", "test_rules",
 }
 
 
@@ -144,7 +145,7 @@ def settings(server: EmbeddedServer) -> Settings:
     # shedding cap (its own test is in test_faults.py).
     return Settings(redis_url=server.url, admin_token=ADMIN_TOKEN, namespace=NAMESPACE,
                     max_in_flight=10_000, code_secret=CODE_SECRET,
-                    checkout_token=CHECKOUT_TOKEN)
+                    checkout_token=CHECKOUT_TOKEN, events_token=EVENTS_TOKEN)
 
 
 @pytest.fixture

@@ -39,6 +39,8 @@ CHECKOUT_TOKEN = "test-checkout-token"
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CHECKOUT = {"Authorization": f"Bearer {CHECKOUT_TOKEN}"}
+EVENTS_TOKEN = "test-events-token"
+EVENTS = {"Authorization": f"Bearer {EVENTS_TOKEN}"}
 # A synchronous client. redis-py types replies as RESP2|RESP3 unions; the tests read RESP2.
 SyncRedis = Any
 

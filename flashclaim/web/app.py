@@ -26,6 +26,7 @@ from flashclaim.web import (
     blocklist_api,
     checkout_api,
     code_api,
+    events_api,
     fair_api,
     grant_api,
     ops_api,
@@ -117,9 +118,11 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
     admin_routes: list[BaseRoute] = [
         guarded("/v1/admin/coupons", checkout_api.routes, checkout_token, CHECKOUT_REFUSAL),
         guarded("/v1/checkout", order_api.routes, checkout_token, CHECKOUT_REFUSAL),
+        *events_api.public_routes,  # its own token
         guarded("/v1/admin", [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
                               *grant_api.routes, *code_api.routes, *report_api.routes,
-                              *fair_api.routes, *alert_api.routes, *webhook_api.routes],
+                              *fair_api.routes, *alert_api.routes, *webhook_api.routes,
+                              *events_api.routes],
                 admin_token, ADMIN_REFUSAL),
     ]
     public_routes: list[BaseRoute] = [*public_api.routes, *code_api.public_routes,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flashclaim.errors import ApiError
@@ -52,7 +53,12 @@ def checkout_token(settings: Settings) -> str | None:
     return settings.checkout_token
 
 
+def events_token(settings: Settings) -> str | None:
+    return settings.events_token
+
+
 ADMIN_REFUSAL = "The admin API needs a valid bearer token."
+EVENTS_REFUSAL = "Events need the events token."
 CHECKOUT_REFUSAL = "Coupon write-back needs the checkout token."
 
 
@@ -65,3 +71,11 @@ def guarded(path: str, routes: Sequence[BaseRoute], token_of: Callable[[Settings
     # /v1/admin/campaigns/x%0A would fall through to 404 instead of its route's 400.
     mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
     return mount
+
+
+def guarded_route(path: str, endpoint: Callable[..., Any], methods: list[str],
+                  token_of: Callable[[Settings], str | None], refusal: str) -> Route:
+    """One route behind its own bearer token (a group of one, where a Mount would not
+    match the path itself)."""
+    return Route(path, endpoint, methods=methods, middleware=[
+        Middleware(BearerGuard, token_of=token_of, refusal=refusal)])

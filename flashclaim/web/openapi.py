@@ -59,6 +59,7 @@ from flashclaim.schemas.issuance import (
     TemplateList,
 )
 from flashclaim.schemas.risk import AlertList, AlertRule, AlertRules, RuleChange
+from flashclaim.schemas.triggers import EventBody, EventOutcome, Rule, RuleBody, RuleList
 from flashclaim.schemas.webhooks import (
     Deliveries,
     ReplayBody,
@@ -242,6 +243,29 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json(_ref("EntriesPage"), "Entries"),
                           **_errors(400, 401, 404, 503)},
         }
+    },
+    "/v1/events": {
+        "post": {"summary": "An event from another system (signup, order_paid, review, share, "
+                            "referral, active, or a custom type): the rules it matched grant "
+                            "(202); an event_id received before answers its first outcome (200)",
+                 "security": [{"eventsToken": []}], "requestBody": _body("EventBody"),
+                 "responses": {"202": _json(_ref("EventOutcome"), "Received"),
+                               "200": _json(_ref("EventOutcome"), "Received before"),
+                               **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
+    },
+    "/v1/admin/rules": {
+        "post": {"summary": "A rule that grants campaigns on an event", "security": _ADMIN,
+                 "requestBody": _body("RuleBody"),
+                 "responses": {"201": _json(_ref("Rule"), "Created"),
+                               **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
+        "get": {"summary": "The rules, with the grants each made", "security": _ADMIN,
+                "responses": {"200": _json(_ref("RuleList"), "Rules"), **_errors(401, 503)}},
+    },
+    "/v1/admin/rules/{rule_id}": {
+        "delete": {"summary": "Delete a rule (its grants stay)", "security": _ADMIN,
+                   "parameters": [{"name": "rule_id", "in": "path", "required": True,
+                                   "schema": {"type": "string"}}],
+                   "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
     },
     "/v1/admin/webhooks": {
         "post": {"summary": "Create a webhook endpoint (its secret is in this answer only)",
@@ -554,6 +578,7 @@ _SHAPES: tuple[Any, ...] = (
     TemplateUse, QuoteBody, MyQuoteBody, QuoteAnswer, OrderBody, OrderAnswer,
     ChallengeAnswer, EntryAnswer, EntriesPage, AlertList, AlertRules, AlertRule, RuleChange,
     WebhookCreate, Webhook, WebhookList, Deliveries, ReplayBody, Replayed,
+    EventBody, EventOutcome, RuleBody, Rule, RuleList,
 )
 
 
@@ -589,6 +614,8 @@ def openapi_document() -> dict[str, Any]:
                 "adminToken": {"type": "http", "scheme": "bearer"},
                 "checkoutToken": {"type": "http", "scheme": "bearer",
                                   "description": "FLASHCLAIM_CHECKOUT_TOKEN"},
+                "eventsToken": {"type": "http", "scheme": "bearer",
+                                "description": "FLASHCLAIM_EVENTS_TOKEN"},
                 "userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                               "description": "jwt identity mode: sub is the user id"},
             },

@@ -62,6 +62,8 @@ def serve(settings: Settings, host: str, port: int, workers: int, admin_host: st
         checkout, _ = _kept_secret(settings.checkout_token, settings.data_dir / "checkout-token",
                                    24)
         os.environ["FLASHCLAIM_CHECKOUT_TOKEN"] = checkout
+        events, _ = _kept_secret(settings.events_token, settings.data_dir / "events-token", 24)
+        os.environ["FLASHCLAIM_EVENTS_TOKEN"] = events
         if generated:
             log.info("admin token generated and kept in %s", settings.data_dir / "admin-token")
         redis_url = settings.redis_url

@@ -34,6 +34,7 @@ from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.order_store import OrderStore
 from flashclaim.store.scripts import ReplicaWait, Scripts
 from flashclaim.store.templates import TemplateStore
+from flashclaim.triggers.engine import Triggers
 from flashclaim.web.ledger_reader import LedgerReader
 from flashclaim.web.metrics import flush_claims
 from flashclaim.web.quote_worker import QuoteWorker
@@ -65,6 +66,7 @@ class Services:
     drawer: Drawer  # draws the drawn campaigns when due
     alerts: AlertStore  # risk alerts and their rules
     webhooks: EndpointStore  # webhook endpoints, deliveries, replays
+    triggers: Triggers  # events in, and the rules that grant on them
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -112,6 +114,7 @@ class Services:
             drawer=Drawer(redis, scripts, keyspace, claims),
             alerts=AlertStore(redis, keyspace),
             webhooks=EndpointStore(redis, keyspace),
+            triggers=Triggers(redis, keyspace, grants),
         )
 
     async def check_server(self) -> None:

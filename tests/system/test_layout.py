@@ -19,6 +19,7 @@ LAYERS = {
     "store": 2,
     "claim": 3,
     "checks": 3,
+    "triggers": 3,  # events in and the rules that grant on them (through the grant store)
     "risk": 3,  # alerts: counted by the ledger consumer, read by the web
     "ledger": 4,
     "webhooks": 4,  # the dispatcher of the outbox (the ledger feeds it through the outbox)

@@ -1,0 +1,1 @@
+"""Grants triggered by what users do: events in, rules, and the grants they submit."""
