@@ -266,6 +266,26 @@ class KeySpace:
         """String: who referred the user (its referral event)."""
         return f"{self.namespace}:ev:referrer:{user_id}"
 
+    def users_by_event(self, event_type: str) -> str:
+        """Sorted set: the users who sent this type of event, scored by the last one (ms);
+        trimmed to FACTS_MS by every schedule run that reads it."""
+        return f"{self.namespace}:ev:users:{event_type}"
+
+    @property
+    def schedules(self) -> str:
+        """Hash of the recurring grants: schedule id -> JSON (its definition)."""
+        return f"{self.namespace}:schedules"
+
+    def schedule_recalled(self, schedule_id: str) -> str:
+        """Sorted set of the users an inactive-users schedule recalled, scored by their last
+        activity then: recalled again only once active again since."""
+        return f"{self.namespace}:schedules:recalled:{schedule_id}"
+
+    @property
+    def schedule_runs(self) -> str:
+        """Hash: schedule id -> "<last run ms>:<runs>" (lua/advance_schedule.lua)."""
+        return f"{self.namespace}:schedules:runs"
+
     @property
     def trigger_rules(self) -> str:
         """Hash of the rules that grant on events: rule id -> JSON."""

@@ -118,3 +118,65 @@ class EventOutcome(Answer, kw_only=True):
     duplicate: bool
     matched: list[str]
     grants: list[dict[str, str]]
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+HHMM_RE = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+LocalTime = Annotated[str, msgspec.Meta(pattern=whole(HHMM_RE),
+                                        description="HH:MM, the campaign's local time")]
+
+
+class Every(Body, kw_only=True):
+    """When a schedule runs, in its campaign's time zone: on `month_day` (1-28) of every
+    month, or on `weekday` of every week, or (neither) every day; at `at`."""
+
+    month_day: Annotated[int, msgspec.Meta(ge=1, le=28)] | None = None
+    weekday: Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
+                     "sunday"] | None = None
+    at: LocalTime = "00:00"
+
+
+class Segment(Body, kw_only=True):
+    """Who a run grants: `users` (a list, as a users file gives them), the users who sent
+    an event of `event_type` (within `within_days`, default any), or the users `inactive_days`
+    without an `active` event (each recalled once until active again)."""
+
+    users: Annotated[list[UserId], msgspec.Meta(max_length=10_000)] | None = None
+    event_type: EventTypeName | None = None
+    within_days: Days | None = None
+    inactive_days: Days | None = None
+
+
+class ScheduleBody(Body, kw_only=True):
+    """POST /v1/admin/schedules: a recurring grant of a campaign to a segment."""
+
+    schedule_id: RuleId
+    campaign_id: Id
+    every: Every
+    segment: Segment
+
+
+def schedule_body(body: object) -> ScheduleBody:
+    b = decode(body, ScheduleBody)
+    if b.every.month_day is not None and b.every.weekday is not None:
+        raise invalid_request("every: month_day or weekday, not both.")
+    given = [x for x in (b.segment.users, b.segment.event_type, b.segment.inactive_days)
+             if x is not None]
+    if len(given) != 1:
+        raise invalid_request("segment: exactly one of users, event_type, inactive_days.")
+    return b
+
+
+class Schedule(Answer, kw_only=True):
+    schedule_id: str
+    campaign_id: str
+    every: dict[str, Any]
+    segment: dict[str, Any]
+    timezone: str
+    last_run: TimeText
+    runs: int
+    next_run: TimeText | None = None
+
+
+class ScheduleList(Answer, kw_only=True):
+    schedules: list[Schedule]

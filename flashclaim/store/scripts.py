@@ -320,6 +320,12 @@ class Scripts:
         state, detail = await self._script("start_draw")(keys=[keys.meta], args=[])
         return DrawCode(_text(state)), _text(detail)
 
+    async def advance_schedule(self, runs_key: str, schedule_id: str, last_ms: int,
+                               run_ms: int) -> bool:
+        """Record a schedule's run unless another service did (advance_schedule.lua)."""
+        return bool(await self._script("advance_schedule")(
+            keys=[runs_key], args=[schedule_id, last_ms, run_ms]))
+
     async def set_paused(self, keys: CampaignKeys, paused: bool) -> bool:
         args = ["1" if paused else "0"]
         return bool(await self._script("set_paused")(keys=[keys.meta], args=args))

@@ -149,6 +149,7 @@ class Triggers:
         if event.type == "referral":
             await self._redis.set(ks.referrer_of(user), event.attributes["referrer"], nx=True,
                                   px=FACTS_MS)
+        await self._redis.zadd(ks.users_by_event(event.type), {user: at}, gt=True)
         first = bool(await self._redis.set(ks.first_event(event.type, user), event.event_id,
                                            nx=True, px=FACTS_MS))
         if not first:  # the same event delivered again is still the first of its type

@@ -103,7 +103,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
                             services.claims.buckets.sweep_forever(),
                             services.codes.generate_forever(),
                             services.orders.sweep_forever(),
-                            services.drawer.run_forever()):
+                            services.drawer.run_forever(),
+                            services.schedules.run_forever()):
                     background.create_task(job)
                 yield {"services": services}  # each request's scope["state"]
                 raise _Stopping  # ends the group: its tasks are cancelled and awaited

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,8 +14,11 @@ from flashclaim.schemas.triggers import (
     EventOutcome,
     Rule,
     RuleList,
+    Schedule,
+    ScheduleList,
     event_body,
     rule_body,
+    schedule_body,
 )
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.web.guards import EVENTS_REFUSAL, events_token, guarded_route
@@ -60,9 +64,42 @@ async def delete_rule(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _schedule(stored: dict[str, Any], now_ms: int, next_run: int | None) -> Schedule:
+    return Schedule(schedule_id=stored["schedule_id"], campaign_id=stored["campaign_id"],
+                    every=stored["every"], segment=stored["segment"],
+                    timezone=stored["timezone"], last_run=to_rfc3339(int(stored["last_run"])),
+                    runs=int(stored["runs"]),
+                    next_run=None if next_run is None else to_rfc3339(next_run))
+
+
+async def add_schedule(request: Request) -> Response:
+    s = services(request)
+    body = schedule_body(await read_json(request, s.settings.max_admin_body, required=True,
+                                         body_deadline_s=s.settings.body_timeout_s))
+    now = int(time.time() * 1000)
+    stored = await s.schedules.add(body, now)
+    return answer(_schedule(stored, now, s.schedules.next_run(stored, now)), 201)
+
+
+async def list_schedules(request: Request) -> Response:
+    s = services(request)
+    now = int(time.time() * 1000)
+    return answer(ScheduleList(schedules=[_schedule(x, now, s.schedules.next_run(x, now))
+                                          for x in await s.schedules.all()]))
+
+
+async def delete_schedule(request: Request) -> Response:
+    s = services(request)
+    await s.schedules.delete(request.path_params["schedule_id"])
+    return Response(status_code=204)
+
+
 public_routes = [guarded_route("/v1/events", receive, ["POST"], events_token, EVENTS_REFUSAL)]
 routes = [
     Route("/rules", add_rule, methods=["POST"]),
     Route("/rules", list_rules, methods=["GET"]),
     Route("/rules/{rule_id}", delete_rule, methods=["DELETE"]),
+    Route("/schedules", add_schedule, methods=["POST"]),
+    Route("/schedules", list_schedules, methods=["GET"]),
+    Route("/schedules/{schedule_id}", delete_schedule, methods=["DELETE"]),
 ]

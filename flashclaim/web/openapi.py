@@ -59,7 +59,16 @@ from flashclaim.schemas.issuance import (
     TemplateList,
 )
 from flashclaim.schemas.risk import AlertList, AlertRule, AlertRules, RuleChange
-from flashclaim.schemas.triggers import EventBody, EventOutcome, Rule, RuleBody, RuleList
+from flashclaim.schemas.triggers import (
+    EventBody,
+    EventOutcome,
+    Rule,
+    RuleBody,
+    RuleList,
+    Schedule,
+    ScheduleBody,
+    ScheduleList,
+)
 from flashclaim.schemas.webhooks import (
     Deliveries,
     ReplayBody,
@@ -264,6 +273,22 @@ PATHS: dict[str, Any] = {
     "/v1/admin/rules/{rule_id}": {
         "delete": {"summary": "Delete a rule (its grants stay)", "security": _ADMIN,
                    "parameters": [{"name": "rule_id", "in": "path", "required": True,
+                                   "schema": {"type": "string"}}],
+                   "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
+    },
+    "/v1/admin/schedules": {
+        "post": {"summary": "A recurring grant of a campaign to a segment, in the campaign's "
+                            "time zone", "security": _ADMIN,
+                 "requestBody": _body("ScheduleBody"),
+                 "responses": {"201": _json(_ref("Schedule"), "Created"),
+                               **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
+        "get": {"summary": "The schedules, their last and next runs", "security": _ADMIN,
+                "responses": {"200": _json(_ref("ScheduleList"), "Schedules"),
+                              **_errors(401, 503)}},
+    },
+    "/v1/admin/schedules/{schedule_id}": {
+        "delete": {"summary": "Delete a schedule (its past grants stay)", "security": _ADMIN,
+                   "parameters": [{"name": "schedule_id", "in": "path", "required": True,
                                    "schema": {"type": "string"}}],
                    "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
     },
@@ -578,7 +603,7 @@ _SHAPES: tuple[Any, ...] = (
     TemplateUse, QuoteBody, MyQuoteBody, QuoteAnswer, OrderBody, OrderAnswer,
     ChallengeAnswer, EntryAnswer, EntriesPage, AlertList, AlertRules, AlertRule, RuleChange,
     WebhookCreate, Webhook, WebhookList, Deliveries, ReplayBody, Replayed,
-    EventBody, EventOutcome, RuleBody, Rule, RuleList,
+    EventBody, EventOutcome, RuleBody, Rule, RuleList, ScheduleBody, Schedule, ScheduleList,
 )
 
 

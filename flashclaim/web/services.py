@@ -35,6 +35,7 @@ from flashclaim.store.order_store import OrderStore
 from flashclaim.store.scripts import ReplicaWait, Scripts
 from flashclaim.store.templates import TemplateStore
 from flashclaim.triggers.engine import Triggers
+from flashclaim.triggers.schedules import Schedules
 from flashclaim.web.ledger_reader import LedgerReader
 from flashclaim.web.metrics import flush_claims
 from flashclaim.web.quote_worker import QuoteWorker
@@ -67,6 +68,7 @@ class Services:
     alerts: AlertStore  # risk alerts and their rules
     webhooks: EndpointStore  # webhook endpoints, deliveries, replays
     triggers: Triggers  # events in, and the rules that grant on them
+    schedules: Schedules  # recurring grants
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -115,6 +117,7 @@ class Services:
             alerts=AlertStore(redis, keyspace),
             webhooks=EndpointStore(redis, keyspace),
             triggers=Triggers(redis, keyspace, grants),
+            schedules=Schedules(redis, scripts, keyspace, grants),
         )
 
     async def check_server(self) -> None:
