@@ -7,12 +7,15 @@ import asyncio
 import dataclasses
 import secrets
 import shutil
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from redis.asyncio import Redis
 from starlette.types import Receive, Scope, Send
@@ -23,7 +26,7 @@ from flashclaim.coupons import new_claim_id, slot_of_coupon
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
 from flashclaim.ledger.db import open_ledger
-from flashclaim.runtime.embedded import EmbeddedServer
+from flashclaim.runtime.embedded import EmbeddedServer, free_port
 from flashclaim.schemas.campaigns import campaign_spec
 from flashclaim.settings import Settings
 from flashclaim.store.scripts import load_sources
@@ -285,3 +288,50 @@ async def order(client: httpx.AsyncClient, order_id: str, user: str, coupon_ids:
 
 async def settle(client: httpx.AsyncClient, order_id: str, action: str) -> httpx.Response:
     return await client.post(f"/v1/checkout/orders/{order_id}/{action}", headers=CHECKOUT)
+
+
+class Receiver:
+    """An HTTP receiver on 127.0.0.1: answers 200 (mode "ok"), 500 ("fail"), or 200 after
+    a pause ("slow"); keeps every event it answered 200 to, with its headers."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.mode = "ok"
+        self.fail_first = 0  # answer 500 to this many requests first
+        self.requests = 0
+        self.got: list[tuple[dict[str, str], bytes]] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests += 1
+                if receiver.mode == "fail" or receiver.requests <= receiver.fail_first:
+                    self.send_response(500)
+                else:
+                    if receiver.mode == "slow":
+                        time.sleep(0.5)
+                    receiver.got.append((dict(self.headers), body))
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def ids(self) -> list[str]:
+        return [orjson.loads(body)["id"] for _, body in self.got]

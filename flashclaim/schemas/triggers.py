@@ -102,7 +102,7 @@ class Rule(Answer, kw_only=True):
     when: dict[str, Any]
     grant: dict[str, Any]
     to: str
-    grants_made: Annotated[int, msgspec.Meta(ge=0, description="grants this rule submitted")] = 0
+    grants_made: Annotated[int, msgspec.Meta(ge=0, description="grants this rule submitted")]
     created_at: TimeText = UNSET
 
 

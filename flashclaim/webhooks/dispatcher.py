@@ -144,7 +144,8 @@ class Dispatcher:
                 break
         if not entries:
             return 0
-        endpoints = list(getattr(self, "_endpoints", {}).values())
+        # read now, not at the last refresh: an endpoint made a moment ago gets this batch
+        endpoints = await EndpointStore(self.redis, ks).all()
         pipe = self.redis.pipeline(transaction=False)
         woken = set()
         for entry_id, fields in entries:

@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from flashclaim.runtime.embedded import EmbeddedServer
 from flashclaim.tools import children
 from flashclaim.tools.children import serving
+
+from helpers import Receiver
 
 TOKEN = "pages-admin-token"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -409,3 +412,42 @@ def test_the_dashboard_shows_alerts_and_changes_a_rule(base_with_ledger: str,
     rules = httpx.get(base + "/v1/admin/alert-rules", headers=ADMIN).json()["rules"]
     [changed] = [r for r in rules if r["rule"] == "device_grants"]
     assert (changed["threshold"], changed["block"]) == (9, True)
+
+
+def test_the_dashboard_adds_a_webhook_and_shows_its_deliveries_rules_and_schedules(
+        base_with_ledger: str, page: Page, tmp_path: Path, server: EmbeddedServer) -> None:
+    base = base_with_ledger
+    receiver = Receiver().start()
+    env = children.clean_env(FLASHCLAIM_REDIS_URL=server.url)
+    dispatcher = children.start(["webhooks"], env, tmp_path / "webhooks.log")
+    try:
+        campaign(base, id="hooked", name="Hooked", stock=10)
+        rule = httpx.post(base + "/v1/admin/rules", headers=ADMIN, json={
+            "rule_id": "welcome", "on": "signup", "grant": {"campaign_id": "hooked"}})
+        assert rule.status_code == 201
+        made = httpx.post(base + "/v1/admin/schedules", headers=ADMIN, json={
+            "schedule_id": "monthly", "campaign_id": "hooked", "every": {"month_day": 1},
+            "segment": {"users": ["vip1", "vip2"]}})
+        assert made.status_code == 201
+        page.goto(base + "/admin")
+        page.fill("#token", TOKEN)
+        page.click("#login button")
+        page.fill("#webhook-url", receiver.url)
+        page.fill("#webhook-events", "claim.granted")
+        page.click("#new-webhook button")
+        expect(page.locator("#webhook-secret")).to_contain_text("shown this once: whsec_")
+        assert httpx.post(base + "/v1/campaigns/hooked/claims",
+                          headers={"X-User-Id": "alice"}).status_code == 201
+        row = page.locator("#webhooks tr").first
+        expect(row).to_contain_text("claim.granted 200", timeout=30_000)
+        assert [orjson.loads(b)["data"]["claim"]["user_id"] for _, b in receiver.got] == ["alice"]
+        welcome = page.locator('#trigger-rules tr[data-rule="welcome"] td')
+        expect(welcome).to_have_text(["welcome", "signup", "always", "hooked", "user", "0"],
+                                     timeout=10_000)
+        expect(page.locator('#schedules tr[data-schedule="monthly"]')).to_contain_text(
+            "month_day 1, at 00:00 (Asia/Shanghai)")
+        page.locator("#webhooks").scroll_into_view_if_needed()
+        screenshot(page, "operator-dashboard-webhooks.png", tmp_path)
+    finally:
+        children.stop(dispatcher)
+        receiver.stop()

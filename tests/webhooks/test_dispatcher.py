@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -29,58 +26,11 @@ from flashclaim.webhooks.dispatcher import Dispatcher, Policy
 from flashclaim.webhooks.endpoints import EndpointStore
 from flashclaim.webhooks.signature import HEADER, verify
 
-from helpers import NAMESPACE
+from helpers import NAMESPACE, Receiver
 
 DEADLINE_S = 30
 FAST = Policy(first_retry_s=0.05, max_retry_s=0.2, give_up_after_s=60, timeout_s=2,
               poll_s=0.05)
-
-
-class Receiver:
-    """An HTTP receiver on 127.0.0.1: answers 200 (mode "ok"), 500 ("fail"), or 200 after
-    a pause ("slow"); keeps every event it answered 200 to, with its headers."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        self.mode = "ok"
-        self.fail_first = 0  # answer 500 to this many requests first
-        self.requests = 0
-        self.got: list[tuple[dict[str, str], bytes]] = []
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests += 1
-                if receiver.mode == "fail" or receiver.requests <= receiver.fail_first:
-                    self.send_response(500)
-                else:
-                    if receiver.mode == "slow":
-                        time.sleep(0.5)
-                    receiver.got.append((dict(self.headers), body))
-                    self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def ids(self) -> list[str]:
-        return [orjson.loads(body)["id"] for _, body in self.got]
 
 
 @pytest.fixture

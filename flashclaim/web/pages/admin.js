@@ -46,6 +46,8 @@ function signedIn() {
   list();
   alerts();
   rules();
+  webhooks();
+  triggers();
 }
 
 function button(label, action, quiet) {
@@ -274,6 +276,92 @@ async function rules() {
   }
 }
 
+function placeholder(rows, text) {
+  const tr = document.createElement("tr");
+  cell(tr, text).colSpan = 6;
+  tr.className = "muted";
+  rows.append(tr);
+}
+
+async function webhooks() {
+  // Each endpoint with its waiting events, its last attempts (status, ms) and dead letters.
+  if (!token()) return;
+  const { status, data } = await api("GET", "/v1/admin/webhooks");
+  if (status !== 200) return;
+  const rows = $("webhooks");
+  rows.innerHTML = "";
+  if (!data.webhooks.length) placeholder(rows, "No webhooks.");
+  for (const w of data.webhooks) {
+    const got = await api("GET", `/v1/admin/webhooks/${encodeURIComponent(w.id)}/deliveries?limit=5`);
+    const d = got.status === 200 ? got.data : { deliveries: [], waiting: 0, dead: [] };
+    const tr = document.createElement("tr");
+    tr.dataset.id = w.id;
+    cell(tr, `${w.url} (${w.id})`);
+    cell(tr, w.events.join(", "));
+    cell(tr, String(d.waiting));
+    cell(tr, d.deliveries.map((x) => `${x.type} ${x.status || x.error} ${x.ms} ms`).join("; ") || "–");
+    cell(tr, String(d.dead.length));
+    cell(tr, "").append(button("Delete", () => {
+      if (confirm(`Delete the webhook to ${w.url}?`)) {
+        act("DELETE", `/v1/admin/webhooks/${encodeURIComponent(w.id)}`, undefined, "Webhook deleted.")
+          .then(webhooks);
+      }
+    }, true));
+    rows.append(tr);
+  }
+}
+
+async function addWebhook(event) {
+  event.preventDefault();
+  const events = $("webhook-events").value.split(",").map((x) => x.trim()).filter(Boolean);
+  const { status, data } = await api("POST", "/v1/admin/webhooks", { url: $("webhook-url").value, events });
+  if (status === 201) {
+    $("webhook-secret").textContent = `Webhook ${data.id} added. Its signing secret, shown this once: ${data.secret}`;
+    $("new-webhook").reset();
+    note("", true);
+  } else {
+    note(data.message || `The service answered ${status}.`, false);
+  }
+  webhooks();
+}
+
+function words(obj) {
+  return Object.entries(obj).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("/") : v}`).join(", ") || "always";
+}
+
+async function triggers() {
+  if (!token()) return;
+  const rules = await api("GET", "/v1/admin/rules");
+  if (rules.status === 200) {
+    const rows = $("trigger-rules");
+    rows.innerHTML = "";
+    if (!rules.data.rules.length) placeholder(rows, "No rules.");
+    for (const r of rules.data.rules) {
+      const tr = document.createElement("tr");
+      tr.dataset.rule = r.rule_id;
+      [r.rule_id, r.on, words(r.when), r.grant.campaign_ids.join(", "), r.to,
+        String(r.grants_made)].forEach((text) => cell(tr, text));
+      rows.append(tr);
+    }
+  }
+  const schedules = await api("GET", "/v1/admin/schedules");
+  if (schedules.status === 200) {
+    const rows = $("schedules");
+    rows.innerHTML = "";
+    if (!schedules.data.schedules.length) placeholder(rows, "No schedules.");
+    for (const x of schedules.data.schedules) {
+      const tr = document.createElement("tr");
+      tr.dataset.schedule = x.schedule_id;
+      const who = x.segment.users ? `${x.segment.users.length} users`
+        : x.segment.event_type ? `senders of ${x.segment.event_type}`
+          : `inactive ${x.segment.inactive_days} days`;
+      [x.schedule_id, x.campaign_id, `${words(x.every)} (${x.timezone})`, who, String(x.runs),
+        x.next_run ? new Date(x.next_run).toLocaleString() : "–"].forEach((text) => cell(tr, text));
+      rows.append(tr);
+    }
+  }
+}
+
 let ledgerView = null;  // {claims, at} of the last report read from the ledger
 
 function showLedger() {
@@ -316,5 +404,8 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(poll, 1000);
   setInterval(report, 2000);
   setInterval(alerts, 2000);
+  setInterval(webhooks, 2000);
+  setInterval(triggers, 5000);
+  $("new-webhook").addEventListener("submit", addWebhook);
   setInterval(() => { if (token()) list(); }, 1000);
 });
