@@ -49,6 +49,7 @@ log = logging.getLogger("flashclaim.webhooks")
 OUTBOX_KEPT_MS = 3 * 86_400_000
 FANOUT_CONSUMER = "fanout"  # one name: a new lease holder reads what a dead one left pending
 FANOUT_BATCH = 200
+LANE_BATCH = 100  # events a lane delivers between two records of its progress
 
 
 @dataclass(frozen=True)
@@ -215,52 +216,71 @@ class Dispatcher:
             await asyncio.wait_for(asyncio.shield(wake.wait()), seconds)
 
     async def deliver_head(self, endpoint_id: str) -> float:
-        """One attempt at the lane's head event; the seconds to wait before the next call
-        (0: go on at once)."""
+        """Deliver the lane's events from its head, in order, until one fails or LANE_BATCH
+        are done; the seconds to wait before the next call (0: go on at once). Successes
+        are recorded a batch at a time (their log entries, their removal from the queue):
+        a crash before that delivers them again, with the same ids."""
         ks = self.keyspace
         endpoint = self._endpoints.get(endpoint_id)
         if endpoint is None:
             return self.policy.poll_s
-        head = stream_rows(await self.redis.xrange(ks.webhook_queue(endpoint_id), count=1))
-        if not head:
+        rows = stream_rows(await self.redis.xrange(ks.webhook_queue(endpoint_id),
+                                                   count=LANE_BATCH))
+        if not rows:
             return self.policy.poll_s
-        entry_id, fields = head[0]
-        event = OutEvent.decode(fields)
         state = {_s(k): _s(v) for k, v in (await self.redis.hgetall(
             ks.webhook_head(endpoint_id))).items()}
-        now = time.time()
-        if state.get("entry") != entry_id:
-            state = {"entry": entry_id, "attempts": "0", "first_at": str(now), "next_at": "0"}
-        if now < float(state["next_at"]):
-            return float(state["next_at"]) - now
-        attempt = int(state["attempts"]) + 1
-        status, error, took_ms = await self._post(endpoint, event)
-        await self.redis.xadd(ks.webhook_deliveries(endpoint_id), {
-            "event_id": event.id, "type": event.type, "attempt": attempt, "status": status,
-            "ms": took_ms, "error": error, "at": int(now * 1000)},
-            maxlen=DELIVERIES_KEPT, approximate=True)
-        if 200 <= status < 300:
-            self.delivered += 1
-            await self._done(endpoint_id, entry_id)
-            return 0.0
-        if now - float(state["first_at"]) >= self.policy.give_up_after_s:
-            dead: dict[Any, Any] = {**event.fields(), "attempts": attempt,
-                                    "last_status": status, "last_error": error}
-            await self.redis.xadd(ks.webhook_dead(endpoint_id), dead)
-            log.warning("webhook %s: event %s given up after %d attempts", endpoint_id,
-                        event.id, attempt)
-            await self._done(endpoint_id, entry_id)
-            return 0.0
-        wait = self.policy.backoff_s(attempt)
-        await self.redis.hset(ks.webhook_head(endpoint_id), mapping={
-            "entry": entry_id, "attempts": attempt, "first_at": state["first_at"],
-            "next_at": now + wait})
+        delivered: list[str] = []
+        attempts: list[dict[Any, Any]] = []
+        wait = 0.0
+        try:
+            for entry_id, fields in rows:
+                event = OutEvent.decode(fields)
+                now = time.time()
+                if state.get("entry") != entry_id:  # a fresh head: no retry state
+                    state = {"entry": entry_id, "attempts": "0", "first_at": str(now),
+                             "next_at": "0"}
+                if now < float(state["next_at"]):
+                    wait = float(state["next_at"]) - now
+                    break
+                attempt = int(state["attempts"]) + 1
+                status, error, took_ms = await self._post(endpoint, event)
+                attempts.append({"event_id": event.id, "type": event.type, "attempt": attempt,
+                                 "status": status, "ms": took_ms, "error": error,
+                                 "at": int(now * 1000)})
+                if 200 <= status < 300:
+                    delivered.append(entry_id)
+                    self.delivered += 1
+                    continue
+                if now - float(state["first_at"]) >= self.policy.give_up_after_s:
+                    dead: dict[Any, Any] = {**event.fields(), "attempts": attempt,
+                                            "last_status": status, "last_error": error}
+                    await self.redis.xadd(ks.webhook_dead(endpoint_id), dead)
+                    log.warning("webhook %s: event %s given up after %d attempts",
+                                endpoint_id, event.id, attempt)
+                    delivered.append(entry_id)  # off the queue, into the dead letters
+                    continue
+                wait = self.policy.backoff_s(attempt)
+                state = {"entry": entry_id, "attempts": str(attempt),
+                         "first_at": state["first_at"], "next_at": str(now + wait)}
+                kept: dict[Any, Any] = dict(state)
+                await self.redis.hset(ks.webhook_head(endpoint_id), mapping=kept)
+                break
+        finally:
+            await self._record(endpoint_id, delivered, attempts)
         return wait
 
-    async def _done(self, endpoint_id: str, entry_id: str) -> None:
+    async def _record(self, endpoint_id: str, done: list[str],
+                      attempts: list[dict[Any, Any]]) -> None:
+        """The attempts into the log, the finished events off the queue, in one round trip."""
         ks = self.keyspace
-        await self.redis.xdel(ks.webhook_queue(endpoint_id), entry_id)
-        await self.redis.delete(ks.webhook_head(endpoint_id))
+        pipe = self.redis.pipeline(transaction=False)
+        for a in attempts:
+            pipe.xadd(ks.webhook_deliveries(endpoint_id), a, maxlen=DELIVERIES_KEPT,
+                      approximate=True)
+        if done:
+            pipe.xdel(ks.webhook_queue(endpoint_id), *done)
+        await pipe.execute()
 
     async def _post(self, endpoint: Endpoint, event: OutEvent) -> tuple[int, str, int]:
         """(status, error, ms): status 0 when no answer came (refused, reset, timeout)."""
