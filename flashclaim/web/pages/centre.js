@@ -400,14 +400,20 @@ async function drawStandings() {
   paint();
 }
 
-async function enter(id) {
+async function prepared(id) {
+  // Before a tap's call: a plain word for an id the service would refuse, then the
+  // campaign's proof of work. The body's extra fields, or null when the tap stops here.
   const problem = userProblem();
   if (problem) {
     answers.set(id, { good: false, text: problem });
     paint();
-    return;
+    return null;
   }
-  const solution = await proof(campaigns.find((c) => c.id === id));
+  return proof(campaigns.find((c) => c.id === id));
+}
+
+async function enter(id) {
+  const solution = await prepared(id);
   if (solution === null) return;
   const { status, data, retryAfter } = await call("POST",
     `/v1/campaigns/${encodeURIComponent(id)}/entries`,
@@ -419,13 +425,7 @@ async function enter(id) {
 }
 
 async function grab(id) {
-  const problem = userProblem();
-  if (problem) {
-    answers.set(id, { good: false, text: problem });
-    paint();
-    return;
-  }
-  const solution = await proof(campaigns.find((c) => c.id === id));
+  const solution = await prepared(id);
   if (solution === null) return;
   const key = crypto.randomUUID();  // one per tap: a retried tap cannot be granted twice
   const { status, data, retryAfter } = await call("POST",
