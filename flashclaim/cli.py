@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from flashclaim import __version__
 from flashclaim.ledger.db import LedgerMissing, LedgerUnavailable
+from flashclaim.roles import ROLES
 from flashclaim.runtime.embedded import EmbeddedError
 from flashclaim.runtime.owner_lock import DataDirBusy
 from flashclaim.settings import Settings, SettingsError
@@ -89,6 +90,14 @@ def grant(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     return run_grant(args, redis_url_of(settings), settings.namespace)
+
+
+def token(args: argparse.Namespace) -> int:
+    from flashclaim.store.connection import redis_url_of
+    from flashclaim.tools.token_admin import run_token
+
+    settings = _settings(args)
+    return run_token(args, redis_url_of(settings), settings.namespace)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -273,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one user a line: `user_id [tag,tag...]`; # comments")
     p.add_argument("--grant-id", help="re-use one to finish an interrupted grant (unset: new)")
     p.set_defaults(run=grant)
+
+    p = command("token", "named operator tokens: create (printed once), list, revoke")
+    _common(p)
+    p.add_argument("action", choices=("create", "list", "revoke"))
+    p.add_argument("name", nargs="?", help="the token's name (create, revoke)")
+    p.add_argument("--role", choices=ROLES, default="viewer", help="with create")
+    p.set_defaults(run=token)
 
     p = command("demo", "service, ledger and a flash crowd, all embedded")
     p.add_argument("--stock", type=_positive, default=1000, help="coupons in the campaign")

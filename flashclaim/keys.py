@@ -379,6 +379,21 @@ class KeySpace:
         return f"{self.namespace}:{{templates}}:t:{template_id}"
 
     @property
+    def tokens(self) -> str:
+        """Hash of the named operator tokens: name -> {"role", "digest", "created_at"} JSON."""
+        return f"{self.namespace}:{{tokens}}"
+
+    @property
+    def token_digests(self) -> str:
+        """Hash: a token's SHA-256 -> its name (how a request's token is found)."""
+        return f"{self.namespace}:{{tokens}}:digests"
+
+    @property
+    def tokens_rev(self) -> str:
+        """Counter bumped by every token change: services re-read the tokens when it moves."""
+        return f"{self.namespace}:{{tokens}}:rev"
+
+    @property
     def blocklist(self) -> str:
         """Hash of blocked users: user_id -> {"reason", "blocked_at"} JSON."""
         return f"{self.namespace}:{{blocklist}}"

@@ -105,7 +105,7 @@ ALSO_ON_CLUSTER = {
     "test_expiry", "test_grants", "test_ledger", "test_live_metrics", "test_reconcile",
     "test_reconcile_redemptions", "test_report", "test_templates_blocklist", "test_wallet",
     "test_buckets", "test_orders", "test_report_roi", "test_fair_sale", "test_risk",
-    "test_dispatcher", "test_outbox_feed", "test_rules", "test_schedules",
+    "test_dispatcher", "test_outbox_feed", "test_rules", "test_schedules", "test_roles",
 }
 
 

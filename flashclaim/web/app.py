@@ -35,6 +35,7 @@ from flashclaim.web import (
     public_api,
     report_api,
     template_api,
+    token_api,
     wallet_api,
     webhook_api,
 )
@@ -104,7 +105,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
                             services.codes.generate_forever(),
                             services.orders.sweep_forever(),
                             services.drawer.run_forever(),
-                            services.schedules.run_forever()):
+                            services.schedules.run_forever(),
+                            services.tokens.refresh_forever()):
                     background.create_task(job)
                 yield {"services": services}  # each request's scope["state"]
                 raise _Stopping  # ends the group: its tasks are cancelled and awaited
@@ -117,13 +119,15 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
     # Each guarded group is one Mount, its guard the Mount's middleware: no handler checks a
     # token. The checkout write-back (its own token) is matched before the admin API.
     admin_routes: list[BaseRoute] = [
-        guarded("/v1/admin/coupons", checkout_api.routes, checkout_token, CHECKOUT_REFUSAL),
-        guarded("/v1/checkout", order_api.routes, checkout_token, CHECKOUT_REFUSAL),
+        guarded("/v1/admin/coupons", checkout_api.routes, checkout_token, CHECKOUT_REFUSAL,
+                "checkout"),
+        guarded("/v1/checkout", order_api.routes, checkout_token, CHECKOUT_REFUSAL,
+                "checkout"),
         *events_api.public_routes,  # its own token
         guarded("/v1/admin", [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
                               *grant_api.routes, *code_api.routes, *report_api.routes,
                               *fair_api.routes, *alert_api.routes, *webhook_api.routes,
-                              *events_api.routes],
+                              *events_api.routes, *token_api.routes],
                 admin_token, ADMIN_REFUSAL),
     ]
     public_routes: list[BaseRoute] = [*public_api.routes, *code_api.public_routes,

@@ -94,7 +94,8 @@ async def delete_schedule(request: Request) -> Response:
     return Response(status_code=204)
 
 
-public_routes = [guarded_route("/v1/events", receive, ["POST"], events_token, EVENTS_REFUSAL)]
+public_routes = [guarded_route("/v1/events", receive, ["POST"], events_token, EVENTS_REFUSAL,
+                               "events")]
 routes = [
     Route("/rules", add_rule, methods=["POST"]),
     Route("/rules", list_rules, methods=["GET"]),

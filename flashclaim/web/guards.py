@@ -19,30 +19,53 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flashclaim.errors import ApiError
+from flashclaim.roles import BOOTSTRAP, allows, required_role
 from flashclaim.settings import Settings
-
-
-def require_bearer(headers: Headers, token: str | None, refusal: str) -> None:
-    """401 unless the request carries `Authorization: Bearer <token>`."""
-    sent = headers.get("authorization", "")
-    if not token or not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-        raise ApiError(401, "unauthenticated", refusal)
+from flashclaim.store.token_store import TokenStore
 
 
 class BearerGuard:
-    """ASGI middleware: the request goes on only with the group's bearer token."""
+    """ASGI middleware: the request goes on only with the group's token: the one configured
+    (`token_of`), or a named token (store/token_store.py) whose role the route needs
+    (flashclaim/roles.py: `scope_role` for a group of one scope, else the admin table).
+    No token or an unknown one: 401; a known one without the role: 403 naming the role
+    it lacks. The caller's name goes into the request's state, for the audit."""
 
     def __init__(self, app: ASGIApp, token_of: Callable[[Settings], str | None],
-                 refusal: str) -> None:
+                 refusal: str, scope_role: str | None = None) -> None:
         self.app = app
         self._token_of = token_of
         self._refusal = refusal
+        self._scope_role = scope_role
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            settings: Settings = scope["state"]["services"].settings
-            require_bearer(Headers(scope=scope), self._token_of(settings), self._refusal)
+            services = scope["state"]["services"]
+            name, role = _caller(Headers(scope=scope), self._token_of(services.settings),
+                                 self._scope_role or "admin", services.tokens, self._refusal)
+            required = self._scope_role or required_role(scope["method"], scope["path"])
+            if not allows(role, required):
+                raise ApiError(403, "forbidden",
+                               f"This needs the {required} role; token {name!r} is {role}.",
+                               details={"required": required, "role": role})
+            scope["state"]["actor"] = name
+            scope["state"]["actor_role"] = role
         await self.app(scope, receive, send)
+
+
+def _caller(headers: Headers, configured: str | None, configured_role: str,
+            tokens: TokenStore, refusal: str) -> tuple[str, str]:
+    """(name, role) of the bearer token: the configured one is the bootstrap admin (or
+    the scope's own token), any other must be a named token."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthenticated", refusal)
+    if configured and hmac.compare_digest(token.encode(), configured.encode()):
+        return BOOTSTRAP, configured_role
+    found = tokens.find(token)
+    if found is None:
+        raise ApiError(401, "unauthenticated", refusal)
+    return found.name, found.role
 
 
 def admin_token(settings: Settings) -> str | None:
@@ -63,10 +86,11 @@ CHECKOUT_REFUSAL = "Coupon write-back needs the checkout token."
 
 
 def guarded(path: str, routes: Sequence[BaseRoute], token_of: Callable[[Settings], str | None],
-            refusal: str) -> Mount:
-    """The routes under `path`, behind the bearer token `token_of` names."""
+            refusal: str, scope_role: str | None = None) -> Mount:
+    """The routes under `path`, behind the bearer token `token_of` names (or a named token
+    of the role they need)."""
     mount = Mount(path, routes=routes, middleware=[
-        Middleware(BearerGuard, token_of=token_of, refusal=refusal)])
+        Middleware(BearerGuard, token_of=token_of, refusal=refusal, scope_role=scope_role)])
     # A Mount matches the rest of the path with `.*`, which stops at a newline: a request for
     # /v1/admin/campaigns/x%0A would fall through to 404 instead of its route's 400.
     mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
@@ -74,8 +98,9 @@ def guarded(path: str, routes: Sequence[BaseRoute], token_of: Callable[[Settings
 
 
 def guarded_route(path: str, endpoint: Callable[..., Any], methods: list[str],
-                  token_of: Callable[[Settings], str | None], refusal: str) -> Route:
+                  token_of: Callable[[Settings], str | None], refusal: str,
+                  scope_role: str) -> Route:
     """One route behind its own bearer token (a group of one, where a Mount would not
     match the path itself)."""
     return Route(path, endpoint, methods=methods, middleware=[
-        Middleware(BearerGuard, token_of=token_of, refusal=refusal)])
+        Middleware(BearerGuard, token_of=token_of, refusal=refusal, scope_role=scope_role)])

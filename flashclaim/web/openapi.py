@@ -59,6 +59,7 @@ from flashclaim.schemas.issuance import (
     TemplateList,
 )
 from flashclaim.schemas.risk import AlertList, AlertRule, AlertRules, RuleChange
+from flashclaim.schemas.tokens import Token, TokenCreate, TokenList, WhoAmI
 from flashclaim.schemas.triggers import (
     EventBody,
     EventOutcome,
@@ -291,6 +292,27 @@ PATHS: dict[str, Any] = {
                    "parameters": [{"name": "schedule_id", "in": "path", "required": True,
                                    "schema": {"type": "string"}}],
                    "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
+    },
+    "/v1/admin/tokens": {
+        "post": {"summary": "A named token with a role (admin only; its value answered once)",
+                 "security": _ADMIN, "requestBody": _body("TokenCreate"),
+                 "responses": {"201": _json(_ref("Token"), "Created"),
+                               **_errors(400, 401, 403, 408, 409, 413, 415, 503)}},
+        "get": {"summary": "The named tokens and their roles (admin only)", "security": _ADMIN,
+                "responses": {"200": _json(_ref("TokenList"), "Tokens"),
+                              **_errors(401, 403, 503)}},
+    },
+    "/v1/admin/tokens/{name}": {
+        "delete": {"summary": "Revoke a token (every service refuses it within a second)",
+                   "security": _ADMIN,
+                   "parameters": [{"name": "name", "in": "path", "required": True,
+                                   "schema": {"type": "string"}}],
+                   "responses": {"204": {"description": "Revoked"},
+                                 **_errors(401, 403, 404, 503)}},
+    },
+    "/v1/admin/whoami": {
+        "get": {"summary": "The caller's token name and role", "security": _ADMIN,
+                "responses": {"200": _json(_ref("WhoAmI"), "Who"), **_errors(401, 503)}},
     },
     "/v1/admin/webhooks": {
         "post": {"summary": "Create a webhook endpoint (its secret is in this answer only)",
@@ -604,6 +626,7 @@ _SHAPES: tuple[Any, ...] = (
     ChallengeAnswer, EntryAnswer, EntriesPage, AlertList, AlertRules, AlertRule, RuleChange,
     WebhookCreate, Webhook, WebhookList, Deliveries, ReplayBody, Replayed,
     EventBody, EventOutcome, RuleBody, Rule, RuleList, ScheduleBody, Schedule, ScheduleList,
+    TokenCreate, Token, TokenList, WhoAmI,
 )
 
 
@@ -628,15 +651,30 @@ def _ecma_patterns(node: Any) -> Any:
 SCHEMAS = _components()
 
 
+def _with_roles(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every route behind a token also answers 403: a known token without the role the
+    route needs (flashclaim/roles.py)."""
+    out: dict[str, Any] = {}
+    for path, operations in paths.items():
+        out[path] = {}
+        for method, op in operations.items():
+            if op.get("security") and op["security"] != [{}, {"userToken": []}]:
+                op = {**op, "responses": {**_errors(403), **op["responses"]}}
+            out[path][method] = op
+    return out
+
+
 def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "flashclaim", "version": __version__},
-        "paths": PATHS,
+        "paths": _with_roles(PATHS),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {
-                "adminToken": {"type": "http", "scheme": "bearer"},
+                "adminToken": {"type": "http", "scheme": "bearer",
+                               "description": "the bootstrap admin token, or a named token "
+                                              "whose role the route needs"},
                 "checkoutToken": {"type": "http", "scheme": "bearer",
                                   "description": "FLASHCLAIM_CHECKOUT_TOKEN"},
                 "eventsToken": {"type": "http", "scheme": "bearer",

@@ -34,6 +34,7 @@ from flashclaim.store.grant_store import GrantStore
 from flashclaim.store.order_store import OrderStore
 from flashclaim.store.scripts import ReplicaWait, Scripts
 from flashclaim.store.templates import TemplateStore
+from flashclaim.store.token_store import TokenStore
 from flashclaim.triggers.engine import Triggers
 from flashclaim.triggers.schedules import Schedules
 from flashclaim.web.ledger_reader import LedgerReader
@@ -69,6 +70,7 @@ class Services:
     webhooks: EndpointStore  # webhook endpoints, deliveries, replays
     triggers: Triggers  # events in, and the rules that grant on them
     schedules: Schedules  # recurring grants
+    tokens: TokenStore  # named operator tokens and their roles (this service's copy)
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -118,6 +120,7 @@ class Services:
             webhooks=EndpointStore(redis, keyspace),
             triggers=Triggers(redis, keyspace, grants),
             schedules=Schedules(redis, scripts, keyspace, grants),
+            tokens=TokenStore(redis, keyspace),
         )
 
     async def check_server(self) -> None:

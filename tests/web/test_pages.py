@@ -451,3 +451,39 @@ def test_the_dashboard_adds_a_webhook_and_shows_its_deliveries_rules_and_schedul
     finally:
         children.stop(dispatcher)
         receiver.stop()
+
+
+def test_each_role_sees_only_what_it_may_do(base: str, browser: Browser, page: Page,
+                                            tmp_path: Path) -> None:
+    campaign(base, id="seen", name="Seen by all")
+    page.goto(base + "/admin")
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    expect(page.locator("#who")).to_have_text("bootstrap (admin)")
+    made: dict[str, str] = {}
+    for role in ("viewer", "operator"):  # made from the dashboard: shown once
+        page.fill("#token-name", f"{role}-1")
+        page.select_option("#token-role", role)
+        page.click("#new-token button")
+        expect(page.locator("#token-made")).to_contain_text(
+            f"Token {role}-1 ({role}), shown this once: fct_")
+        made[role] = page.locator("#token-made").inner_text().rsplit(" ", 1)[-1]
+    expect(page.locator('#tokens tr[data-name="viewer-1"]')).to_contain_text("viewer")
+    screenshot(page, "operator-dashboard-tokens.png", tmp_path)
+    for role, writes, admin_only in (("viewer", False, False), ("operator", True, False)):
+        other = browser.new_page()
+        other.goto(base + "/admin")
+        other.fill("#token", made[role])
+        other.click("#login button")
+        expect(other.locator("#who")).to_have_text(f"{role}-1 ({role})")
+        row = other.locator('tr[data-id="seen"]')
+        expect(row).to_contain_text("Seen by all")  # both read the campaigns
+        expect(row.get_by_role("button", name="Watch")).to_be_visible()
+        pause = row.get_by_role("button", name="Pause")
+        (expect(pause).to_be_visible if writes else expect(pause).to_be_hidden)()
+        create = other.locator("#create")
+        (expect(create).to_be_visible if writes else expect(create).to_be_hidden)()
+        for admin_thing in ("#new-webhook", "#new-token"):
+            (expect(other.locator(admin_thing)).to_be_visible if admin_only
+             else expect(other.locator(admin_thing)).to_be_hidden)()
+        other.close()

@@ -30,6 +30,8 @@ function note(text, good) {
 
 function signedOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  delete document.body.dataset.role;
+  $("who").textContent = "";
   $("desk").hidden = true;
   $("login").hidden = false;
   $("login-hint").hidden = false;
@@ -37,7 +39,49 @@ function signedOut(message) {
   note(message || "", false);
 }
 
+async function whoami() {
+  // The role decides what the page offers (the API decides what is allowed).
+  const { status, data } = await api("GET", "/v1/admin/whoami");
+  if (status !== 200) return;
+  document.body.dataset.role = data.role;
+  $("who").textContent = `${data.name} (${data.role})`;
+}
+
+async function tokens() {
+  if (document.body.dataset.role !== "admin") return;
+  const { status, data } = await api("GET", "/v1/admin/tokens");
+  if (status !== 200) return;
+  const rows = $("tokens");
+  rows.innerHTML = "";
+  for (const t of data.tokens) {
+    const tr = document.createElement("tr");
+    tr.dataset.name = t.name;
+    [t.name, t.role, new Date(t.created_at).toLocaleString()].forEach((text) => cell(tr, text));
+    cell(tr, "").append(button("Revoke", () => {
+      if (confirm(`Revoke the token ${t.name}?`)) {
+        act("DELETE", `/v1/admin/tokens/${encodeURIComponent(t.name)}`, undefined,
+          `Token ${t.name} revoked.`).then(tokens);
+      }
+    }, true));
+    rows.append(tr);
+  }
+}
+
+async function addToken(event) {
+  event.preventDefault();
+  const { status, data } = await api("POST", "/v1/admin/tokens",
+    { name: $("token-name").value.trim(), role: $("token-role").value });
+  if (status === 201) {
+    $("token-made").textContent = `Token ${data.name} (${data.role}), shown this once: ${data.token}`;
+    $("new-token").reset();
+  } else {
+    note(data.message || `The service answered ${status}.`, false);
+  }
+  tokens();
+}
+
 function signedIn() {
+  whoami().then(tokens);
   $("desk").hidden = false;
   $("login").hidden = true;
   $("login-hint").hidden = true;
@@ -50,11 +94,11 @@ function signedIn() {
   triggers();
 }
 
-function button(label, action, quiet) {
+function button(label, action, quiet, cls) {
   const b = document.createElement("button");
   b.type = "button";
   b.textContent = label;
-  if (quiet) b.className = "quiet";
+  b.className = [quiet ? "quiet" : "", cls || ""].join(" ").trim();
   b.addEventListener("click", action);
   return b;
 }
@@ -87,15 +131,15 @@ async function list() {
     const id = encodeURIComponent(c.id);
     if (c.status !== "ended") {
       td.append(c.status === "paused"
-        ? button("Resume", () => act("POST", `/v1/admin/campaigns/${id}/resume`, undefined, `${c.id} resumed.`))
-        : button("Pause", () => act("POST", `/v1/admin/campaigns/${id}/pause`, undefined, `${c.id} paused.`)));
+        ? button("Resume", () => act("POST", `/v1/admin/campaigns/${id}/resume`, undefined, `${c.id} resumed.`), false, "write")
+        : button("Pause", () => act("POST", `/v1/admin/campaigns/${id}/pause`, undefined, `${c.id} paused.`), false, "write"));
       if (c.stock !== null) {
         td.append(button("+100", () => act("POST", `/v1/admin/campaigns/${id}/stock`, { delta: 100 },
-          `100 coupons added to ${c.id}.`), true));
+          `100 coupons added to ${c.id}.`), true, "write"));
       }
       td.append(button("End", () => {
         if (confirm(`End ${c.name} now?`)) act("POST", `/v1/admin/campaigns/${id}/end`, undefined, `${c.id} ended.`);
-      }, true));
+      }, true, "write"));
     }
     td.append(button("Watch", () => watch(c.id), true));
     tr.append(td);
@@ -306,7 +350,7 @@ async function webhooks() {
         act("DELETE", `/v1/admin/webhooks/${encodeURIComponent(w.id)}`, undefined, "Webhook deleted.")
           .then(webhooks);
       }
-    }, true));
+    }, true, "admin-only"));
     rows.append(tr);
   }
 }
@@ -407,5 +451,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(webhooks, 2000);
   setInterval(triggers, 5000);
   $("new-webhook").addEventListener("submit", addWebhook);
+  $("new-token").addEventListener("submit", addToken);
   setInterval(() => { if (token()) list(); }, 1000);
 });
