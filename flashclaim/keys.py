@@ -379,6 +379,12 @@ class KeySpace:
         return f"{self.namespace}:{{templates}}:t:{template_id}"
 
     @property
+    def audit(self) -> str:
+        """Stream of every write through the admin API (and the CLI's): who, what, result,
+        when (flashclaim/audit_log.py). Never trimmed by the service."""
+        return f"{self.namespace}:{{audit}}:log"
+
+    @property
     def tokens(self) -> str:
         """Hash of the named operator tokens: name -> {"role", "digest", "created_at"} JSON."""
         return f"{self.namespace}:{{tokens}}"

@@ -40,6 +40,7 @@ import redis
 from redis.crc import key_slot
 from redis.typing import EncodableT, FieldT
 
+from flashclaim.audit_log import AuditEntry
 from flashclaim.coupons import CouponEvent, EventError
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import Ledger, LedgerUnavailable, open_ledger
@@ -54,6 +55,7 @@ from flashclaim.stream import LEDGER_GROUP, ClaimRecord, RecordError, entry_orde
 
 log = logging.getLogger("flashclaim.ledger")
 COUPON_EVENTS = "*coupon-events*"  # the owner recorded for a coupon-event stream
+AUDIT = "*audit*"  # the owner recorded for the audit stream (never trimmed: it is small)
 _SWEEP_BATCH = 10_000  # coupons marked expired per transaction
 CLUSTER_IDLE_POLLS = 10  # on a cluster, idle streams are polled this often per block_ms
 QUIET_AFTER_MS = 10_000  # an ended campaign's stream is quiet this long after its end
@@ -227,7 +229,7 @@ class LedgerConsumer:
         raw_registry, events = pipe.execute()
         registered = [str(c) for c in raw_registry]
         self._counts = (len(registered), int(events))
-        kept = set(registered) | {COUPON_EVENTS}
+        kept = set(registered) | {COUPON_EVENTS, AUDIT}
         self._streams = {s: c for s, c in self._streams.items() if c in kept}
         self._quiet = {s: q for s, q in self._quiet.items() if q[0] in kept}
         layouts = run(self.redis, bucketed_campaigns(self.keyspace))
@@ -236,6 +238,7 @@ class LedgerConsumer:
         # and the slots' coupon-event streams (redemption write-back)
         wanted += [(str(s), COUPON_EVENTS)
                    for s in self.redis.smembers(self.keyspace.coupon_event_streams)]
+        wanted.append((self.keyspace.audit, AUDIT))  # the admin API's and the CLI's writes
         for stream, owner in wanted:
             if stream in self._streams or stream in self._quiet:
                 continue
@@ -295,6 +298,9 @@ class LedgerConsumer:
         if self._streams.get(stream) == COUPON_EVENTS:
             self._handle_events(stream, entries, deliveries)
             return
+        if self._streams.get(stream) == AUDIT:
+            self._handle_audit(stream, entries)
+            return
         records: list[ClaimRecord] = []
         dead: list[tuple[str, dict[str, str], str]] = []
         for entry_id, fields in entries:
@@ -337,6 +343,23 @@ class LedgerConsumer:
             self.outbox.coupon_events(events)
             self.redis.xack(stream, self.options.group, *[e.entry_id for e in events])
             self._watch(lambda: self.risk.uses(self._uses(events)))
+
+    def _handle_audit(self, stream: str, entries: list[Any]) -> None:
+        """Audit entries into the ledger in one transaction, then acknowledged (exactly once
+        in effect, as claims are). An entry that does not decode is dead-lettered."""
+        good: list[tuple[str, AuditEntry]] = []
+        dead: list[tuple[str, dict[str, str], str]] = []
+        for entry_id, fields in entries:
+            entry_id, fields = str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()}
+            try:
+                good.append((entry_id, AuditEntry.decode(fields)))
+            except (KeyError, ValueError) as exc:
+                dead.append((entry_id, fields, f"undecodable: {exc!r}"))
+        if good:
+            self._wait_for_db(lambda: self.ledger.write_audit(good))
+        self._dead_letter(stream, dead)  # (acknowledges them)
+        if good:
+            self.redis.xack(stream, self.options.group, *[i for i, _ in good])
 
     def _uses(self, events: list[CouponEvent]) -> list[Use]:
         """The uses among these events, with when each coupon was granted (the ledger's)."""
@@ -419,7 +442,7 @@ class LedgerConsumer:
         if not dead:
             return
         owner = self._streams.get(stream, "unknown")
-        dead_stream = stream + ":dead" if owner == COUPON_EVENTS else \
+        dead_stream = stream + ":dead" if owner in (COUPON_EVENTS, AUDIT) else \
             self.keyspace.campaign(owner).dead_letter
         pipe = self.redis.pipeline(transaction=True)  # same hash tag: one slot
         for entry_id, fields, reason in dead:
@@ -437,6 +460,8 @@ class LedgerConsumer:
         now_ms = time_reply_ms(self.redis.time())
         due_quiet = [s for s, (_, at) in self._quiet.items() if at is not None and at <= now_ms]
         for stream in [*self._streams, *due_quiet]:
+            if self._streams.get(stream) == AUDIT:
+                continue  # kept whole: GET /v1/admin/audit reads it
             safe = safe_trim_point(self.redis, stream)
             if safe is None:
                 continue

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from flashclaim.audit_log import AuditEntry
 from flashclaim.checks.invariants import EventCounts, RecordSummary
 from flashclaim.coupons import ALL_EVENTS, CouponEvent
 from flashclaim.runtime.private_files import private_dir, touch_private
@@ -180,6 +181,21 @@ MIGRATIONS: list[tuple[int, list[str | Dialects]]] = [
             "ALTER TABLE coupon_events ADD COLUMN gmv BIGINT NOT NULL DEFAULT 0",
         )),
         *_INDEXES_V4,
+    ]),
+    (5, [  # the audit log of the admin API and the CLI (flashclaim/audit_log.py)
+        """CREATE TABLE IF NOT EXISTS audit_log (
+            entry_id     TEXT PRIMARY KEY,
+            at_ms        BIGINT NOT NULL,
+            actor        TEXT NOT NULL,
+            role         TEXT NOT NULL,
+            method       TEXT NOT NULL,
+            path         TEXT NOT NULL,
+            campaign_id  TEXT NOT NULL,
+            body         TEXT NOT NULL,
+            status       INTEGER NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS audit_by_campaign ON audit_log (campaign_id, at_ms)",
+        "CREATE INDEX IF NOT EXISTS audit_by_actor ON audit_log (actor, at_ms)",
     ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -562,6 +578,31 @@ class Ledger:
                 found |= {str(row[0]) for row in cur.fetchall()}
             return found
         return self._run(work) if claim_ids else set()
+
+    def write_audit(self, entries: list[tuple[str, AuditEntry]]) -> int:
+        """Audit entries, by their stream entry id, in one transaction: idempotent (a
+        redelivery is a no-op); returns how many were given."""
+        columns = ("entry_id", "at_ms", "actor", "role", "method", "path", "campaign_id",
+                   "body", "status")
+        rows = [(i, e.at, e.actor, e.role, e.method, e.path, e.campaign_id, e.body, e.status)
+                for i, e in entries]
+
+        def work(cur: Cursor) -> int:
+            cur.executemany(self._insert("audit_log", columns), rows)
+            return len(rows)
+        return self._run(work) if rows else 0
+
+    def audit_present(self, entry_ids: list[str]) -> set[str]:
+        """Which of these audit entries the ledger holds."""
+        def work(cur: Cursor) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(entry_ids), _IN_CHUNK):
+                chunk = entry_ids[start:start + _IN_CHUNK]
+                cur.execute(self.sql("SELECT entry_id FROM audit_log WHERE entry_id IN"
+                                     f" ({', '.join('?' * len(chunk))})"), chunk)
+                found |= {str(row[0]) for row in cur.fetchall()}
+            return found
+        return self._run(work) if entry_ids else set()
 
     def granted_at(self, coupon_ids: list[str]) -> dict[str, int]:
         """When each of these coupons was granted (epoch ms), for those the ledger holds."""

@@ -344,11 +344,23 @@ def run_reconcile(settings: Settings, campaign: str | None, wait_s: float, repai
             written = repair_campaign(r, ledger_db, keyspace, campaign_id)
             print(f"{campaign_id}: {written} missing claims written to the ledger")
     results = [reconcile_campaign(r, ledger_db, keyspace, c, group) for c in ids]
+    audit_missing = missing_audit(r, ledger_db, keyspace) if campaign is None else []
     ledger_db.close()
     print(format_table(results))
+    if campaign is None:
+        print(f"audit log: {len(audit_missing)} entries of the stream missing in the ledger"
+              if audit_missing else "audit log: every entry of the stream is in the ledger")
     lag = sum(x.lag for x in results)
     if lag:
         print(f"the ledger lags by {lag} entries (pending or not yet delivered)")
     bad = [x for x in results if not x.ok]
-    print("MISMATCH" if bad else "all consistent")
-    return 1 if bad else 0
+    print("MISMATCH" if bad or audit_missing else "all consistent")
+    return 1 if bad or audit_missing else 0
+
+
+def missing_audit(r: redis.Redis, ledger: Ledger, keyspace: KeySpace) -> list[str]:
+    """The audit stream's entries the ledger lacks (the stream is kept whole, so the two
+    must hold the same entries once the ledger caught up)."""
+    ids = [str(entry_id) for entry_id, _ in _read_raw(r, keyspace.audit)]
+    present = ledger.audit_present(ids)
+    return [i for i in ids if i not in present]

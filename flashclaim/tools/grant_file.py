@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from flashclaim.audit_log import cli_entry
 from flashclaim.claim.grant_runner import GrantRunner
 from flashclaim.claim.service import ClaimService
 from flashclaim.errors import ApiError
@@ -84,6 +85,9 @@ async def grant_from_file(redis_url: str, namespace: str, campaign_id: str, gran
         for start in range(0, len(users), MAX_USERS_PER_CALL):
             await store.submit(campaign_id, GrantRequest(
                 grant_id, users[start:start + MAX_USERS_PER_CALL], None))
+        await redis.xadd(keyspace.audit, cli_entry(  # type: ignore[arg-type]
+            "flashclaim grant", {"grant_id": grant_id, "users": len(users)}, 202,
+            campaign_id).fields())
         runner = GrantRunner(store, ClaimService.over(redis, scripts, keyspace))
         bar = ProgressBar(out)
         while True:

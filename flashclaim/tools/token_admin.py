@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from redis.asyncio import Redis
+
+from flashclaim.audit_log import cli_entry
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
 from flashclaim.roles import BOOTSTRAP, TOKEN_NAME_RE
@@ -26,9 +29,11 @@ async def _run(args: argparse.Namespace, url: str, namespace: str) -> int:
     try:
         if args.action == "create":
             info, token = await store.create(args.name, args.role)
+            await _audit(redis, namespace, "create", {"name": info.name, "role": info.role})
             print(f"token {info.name} ({info.role}), shown this once:\n{token}")
         elif args.action == "revoke":
             await store.revoke(args.name)
+            await _audit(redis, namespace, "revoke", {"name": args.name})
             print(f"token {args.name} revoked (every service refuses it within a second)")
         else:
             rows = [[t.name, t.role, to_rfc3339(t.created_at)] for t in await store.all()]
@@ -40,6 +45,11 @@ async def _run(args: argparse.Namespace, url: str, namespace: str) -> int:
         return 2
     finally:
         await redis.aclose()
+
+
+async def _audit(redis: Redis, namespace: str, action: str, body: dict[str, str]) -> None:
+    entry = cli_entry(f"flashclaim token {action}", body, 200)
+    await redis.xadd(KeySpace(namespace).audit, entry.fields())  # type: ignore[arg-type]
 
 
 def run_token(args: argparse.Namespace, url: str, namespace: str) -> int:

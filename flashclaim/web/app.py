@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -23,6 +24,7 @@ from flashclaim.store.connection import StoreError
 from flashclaim.web import (
     admin_api,
     alert_api,
+    audit,
     blocklist_api,
     checkout_api,
     code_api,
@@ -127,8 +129,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
         guarded("/v1/admin", [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
                               *grant_api.routes, *code_api.routes, *report_api.routes,
                               *fair_api.routes, *alert_api.routes, *webhook_api.routes,
-                              *events_api.routes, *token_api.routes],
-                admin_token, ADMIN_REFUSAL),
+                              *events_api.routes, *token_api.routes, *audit.routes],
+                admin_token, ADMIN_REFUSAL, inner=[Middleware(audit.AuditTrail)]),
     ]
     public_routes: list[BaseRoute] = [*public_api.routes, *code_api.public_routes,
                                       *wallet_api.routes, *order_api.public_routes,

@@ -86,11 +86,13 @@ CHECKOUT_REFUSAL = "Coupon write-back needs the checkout token."
 
 
 def guarded(path: str, routes: Sequence[BaseRoute], token_of: Callable[[Settings], str | None],
-            refusal: str, scope_role: str | None = None) -> Mount:
+            refusal: str, scope_role: str | None = None,
+            inner: Sequence[Middleware] = ()) -> Mount:
     """The routes under `path`, behind the bearer token `token_of` names (or a named token
-    of the role they need)."""
+    of the role they need); `inner`: middleware that runs once the caller is known."""
     mount = Mount(path, routes=routes, middleware=[
-        Middleware(BearerGuard, token_of=token_of, refusal=refusal, scope_role=scope_role)])
+        Middleware(BearerGuard, token_of=token_of, refusal=refusal, scope_role=scope_role),
+        *inner])
     # A Mount matches the rest of the path with `.*`, which stops at a newline: a request for
     # /v1/admin/campaigns/x%0A would fall through to 404 instead of its route's 400.
     mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)

@@ -23,6 +23,7 @@ from flashclaim.schemas.after import (
     Report,
     Wallet,
 )
+from flashclaim.schemas.audit import AuditPage
 from flashclaim.schemas.base import whole
 from flashclaim.schemas.campaigns import (
     AdminCampaign,
@@ -292,6 +293,15 @@ PATHS: dict[str, Any] = {
                    "parameters": [{"name": "schedule_id", "in": "path", "required": True,
                                    "schema": {"type": "string"}}],
                    "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
+    },
+    "/v1/admin/audit": {
+        "get": {"summary": "Every write through the admin API and the CLI: who, what, the "
+                           "result, when; newest first", "security": _ADMIN,
+                "parameters": [_query("campaign", _ID), _query("actor", {"type": "string"}),
+                               _query("from", _TIME), _query("to", _TIME), _CURSOR,
+                               _query("limit", _int((1, 500)))],
+                "responses": {"200": _json(_ref("AuditPage"), "Entries"),
+                              **_errors(400, 401, 503)}},
     },
     "/v1/admin/tokens": {
         "post": {"summary": "A named token with a role (admin only; its value answered once)",
@@ -626,7 +636,7 @@ _SHAPES: tuple[Any, ...] = (
     ChallengeAnswer, EntryAnswer, EntriesPage, AlertList, AlertRules, AlertRule, RuleChange,
     WebhookCreate, Webhook, WebhookList, Deliveries, ReplayBody, Replayed,
     EventBody, EventOutcome, RuleBody, Rule, RuleList, ScheduleBody, Schedule, ScheduleList,
-    TokenCreate, Token, TokenList, WhoAmI,
+    TokenCreate, Token, TokenList, WhoAmI, AuditPage,
 )
 
 

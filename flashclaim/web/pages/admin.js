@@ -184,6 +184,7 @@ function watch(id) {
   $("live").hidden = false;
   poll();
   report();
+  history();
 }
 
 function percent(x) { return x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`; }
@@ -420,6 +421,29 @@ function showLedger() {
     (behind ? `, ${behind.toLocaleString()} of the granted not yet.` : ", all of the granted.");
 }
 
+async function history() {
+  // Who changed the watched campaign, how, with what result (the audit log), newest first.
+  if (!watched || !token()) return;
+  const { status, data } = await api("GET",
+    `/v1/admin/audit?campaign=${encodeURIComponent(watched)}&limit=20`);
+  if (status !== 200) return;
+  const list = $("live-history");
+  list.innerHTML = "";
+  if (!data.entries.length) {
+    const li = document.createElement("li");
+    li.className = "muted";
+    li.textContent = "No changes yet.";
+    list.append(li);
+  }
+  for (const e of data.entries) {
+    const li = document.createElement("li");
+    const what = e.body ? ` ${JSON.stringify(e.body)}` : "";
+    li.textContent = `${new Date(e.at).toLocaleString()}: ${e.actor} (${e.role}) ` +
+      `${e.method} ${e.path}${what} → ${e.status}`;
+    list.append(li);
+  }
+}
+
 async function report() {
   // The use rate comes from the ledger: read every 2 s.
   if (!watched || !token()) return;
@@ -447,6 +471,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (token()) signedIn();
   setInterval(poll, 1000);
   setInterval(report, 2000);
+  setInterval(history, 2000);
   setInterval(alerts, 2000);
   setInterval(webhooks, 2000);
   setInterval(triggers, 5000);
