@@ -460,6 +460,12 @@ def test_each_role_sees_only_what_it_may_do(base: str, browser: Browser, page: P
     page.fill("#token", TOKEN)
     page.click("#login button")
     expect(page.locator("#who")).to_have_text("bootstrap (admin)")
+    seen = page.locator('tr[data-id="seen"]')
+    seen.get_by_role("button", name="Watch").click()
+    seen.get_by_role("button", name="Pause").click()
+    expect(page.locator("#live-history")).to_contain_text(
+        "bootstrap (admin) POST /v1/admin/campaigns/seen/pause → 200", timeout=10_000)
+    seen.get_by_role("button", name="Resume").click()
     made: dict[str, str] = {}
     for role in ("viewer", "operator"):  # made from the dashboard: shown once
         page.fill("#token-name", f"{role}-1")
