@@ -155,6 +155,7 @@ class CampaignSpec:
     device_required: bool = True  # with a per_device_limit: refuse a request without one
     difficulty: int | None = None  # proof-of-work bits a grab or entry needs (None: none)
     draw: DrawSpec | None = None  # a drawn campaign
+    budget: int | None = None  # minor units the grants may commit in all (face values)
 
 
 def _lua_coupon_template(coupon: CouponDef) -> dict[str, object]:
@@ -186,12 +187,14 @@ META_FIELDS = (
     # done) and the seed's SHA-256 (public from the start), the entries so far
     "admission", "entries_until", "draw_at", "draw_state", "draw_seed", "draw_seed_sha256",
     "entrants", "drawn_winners",
+    "budget", "committed", "unit_cost",  # a budget: its amount, what grants committed
 )
 GRANTED = "granted"  # the counter reconcile re-reads on its own
 # Fields set at creation that no PATCH rewrites (counters, and what PATCH refuses).
 _CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "created_at", "rev",
                 "buckets", "bucket", "defv", "admission", "entries_until", "draw_at",
-                "draw_state", "draw_seed", "draw_seed_sha256", "entrants", "drawn_winners")
+                "draw_state", "draw_seed", "draw_seed_sha256", "entrants", "drawn_winners",
+                "budget", "committed")
 # Fields each bucket keeps for itself; the others are copied from bucket 0 (its definition).
 BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv")
 
@@ -252,7 +255,16 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "device_required": "1" if spec.device_required else "0",
         "pow_bits": "" if spec.difficulty is None else spec.difficulty,
         **_draw_meta(spec.draw),
+        "budget": "" if spec.budget is None else spec.budget,
+        "committed": 0,
+        "unit_cost": unit_cost(spec.coupons),
     }
+
+
+def unit_cost(coupons: list[CouponDef]) -> int:
+    """What one grant commits of a budget: its pack's face value (each coupon's cap: a cash
+    or threshold coupon's value, a percentage coupon's max_discount), minor units."""
+    return sum(c.cap for c in coupons)
 
 
 def seed_commitment(seed: bytes) -> str:
@@ -329,6 +341,8 @@ class CampaignView:
     buckets: int = 1
     in_transfer: int = 0  # stock between two buckets right now (in neither's remaining)
     draw: DrawView | None = None  # a drawn campaign's draw
+    budget: int | None = None  # minor units; None: no budget
+    committed: int = 0  # minor units the grants committed
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> CampaignView:
@@ -347,6 +361,8 @@ class CampaignView:
             accepted=orjson.loads(meta["spec"]) if meta.get("spec") else None,
             buckets=int(meta.get("buckets") or 1),
             draw=DrawView.from_meta(meta) if meta.get("admission") == "draw" else None,
+            budget=_optional_int(meta.get("budget")),
+            committed=int(meta.get("committed") or 0),
         )
 
     @property

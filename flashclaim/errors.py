@@ -74,6 +74,7 @@ CLAIM_REJECTIONS: dict[str, tuple[int, str]] = {
     "draw_campaign": (409, "This campaign is drawn: enter the draw instead of grabbing."),
     "not_a_draw": (409, "This campaign is not drawn; grab it instead."),
     "entries_closed": (409, "The entries of this draw are closed."),
+    "budget_exhausted": (410, "This campaign's budget is spent."),
 }
 
 IDEMPOTENCY_KEY_REUSED = (

@@ -11,9 +11,9 @@ source "code": it exists for this campaign, has uses left, and this user has not
 it as often as it allows), claim window (entry window), pause, eligibility (channel,
 segments, excluded segments), blocklist, device id present, proof of work (present,
 strong enough, never spent before: spent here), per-user rate limit, per-IP rate limit,
-lifetime limit, daily limit, per-device limit, stock. A grant then writes, in this
-order: stock decrement (none when stock is unlimited), seq, per-user (and per-device)
-counts, the replay record, and the stream entry. The
+lifetime limit, daily limit, per-device limit, budget, stock. A grant then writes, in
+this order: stock decrement (none when stock is unlimited), seq, the budget committed,
+per-user (and per-device) counts, the replay record, and the stream entry. The
 grant and its stream record exist together or not at all. Rejections write only
 their counters (rate-limit window, rejected-by-code), never stock.
 
@@ -98,6 +98,7 @@ and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
   "entries_closed"    entries_until (epoch ms)
   "entered"           entered_at (epoch ms): the entry is recorded; "<entered_at>:again"
                       when it was recorded before
+  "budget_exhausted"  the budget left (minor units), less than one grant's face value
 
 A drawn campaign (admission "draw"): entries are decided here like claims (window from
 starts_at to entries_until, eligibility, blocklist, device, challenge, rate and user
@@ -130,7 +131,8 @@ end
 local m = redis.call('HMGET', meta_key, 'id', 'remaining', 'paused', 'starts_at',
   'ends_at', 'per_user_limit', 'channels', 'segments', 'rl_max', 'rl_window_ms', 'coupons',
   'excluded', 'daily_limit', 'tz_rules', 'bucket', 'buckets', 'per_device_limit',
-  'device_required', 'pow_bits', 'admission', 'entries_until', 'draw_state')
+  'device_required', 'pow_bits', 'admission', 'entries_until', 'draw_state', 'budget',
+  'committed', 'unit_cost')
 if not m[1] then
   for _ = 1, n do reply('campaign_not_found', '') end
   return results
@@ -159,6 +161,11 @@ local pow_bits = tonumber(m[19] or '')  -- nil: no proof of work asked for
 local drawn = m[20] == 'draw'
 local entries_until = tonumber(m[21] or '')
 local draw_started = m[22] == 'drawing' or m[22] == 'done'  -- entries are frozen
+-- A budget (minor units): what the grants may commit in all, each grant committing the
+-- pack's face value (unit_cost); nil: no budget.
+local budget = tonumber(m[23] or '')
+local committed = tonumber(m[24] or '') or 0
+local unit_cost = tonumber(m[25] or '') or 0
 
 local now = now_ms()
 
@@ -352,6 +359,8 @@ for i = 1, n do
       if caps_device and device ~= '' then redis.call('HINCRBY', devices_key, device, 1) end
       redis.call('HINCRBY', meta_key, 'entrants', 1)
       reply('entered', tostring(now))
+    elseif budget and committed + unit_cost > budget then
+      reject('budget_exhausted', tostring(budget - committed))
     elseif remaining and remaining <= 0 then
       if retry then reply('sold_out', '') else reject('sold_out', '') end
     else
@@ -361,6 +370,7 @@ for i = 1, n do
         redis.call('HINCRBY', rejected_key, 'sold_out', -1)
       end
       local seq = (redis.call('HINCRBY', meta_key, 'granted', 1) - 1) * buckets + bucket + 1
+      if budget then committed = redis.call('HINCRBY', meta_key, 'committed', unit_cost) end
       held = redis.call('HINCRBY', users_key, user_id, 1)
       if daily_limit then
         redis.call('HSET', daily_key, user_id, today .. ':' .. (today_n + 1))

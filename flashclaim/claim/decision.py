@@ -40,6 +40,7 @@ class ClaimCode(StrEnum):
     NOT_A_DRAW = "not_a_draw"
     ENTRIES_CLOSED = "entries_closed"
     ENTERED = "entered"
+    BUDGET_EXHAUSTED = "budget_exhausted"
 
 
 @dataclass(frozen=True, slots=True)

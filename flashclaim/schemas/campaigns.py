@@ -39,6 +39,7 @@ from flashclaim.campaigns import (
     DrawView,
     MissingDevice,
     TemplateLookup,
+    unit_cost,
 )
 from flashclaim.campaigns import Validity as CouponValidity
 from flashclaim.errors import ApiError, invalid_request
@@ -190,6 +191,14 @@ class Admission(Body, kw_only=True):
     draw_at: Time
 
 
+class Budget(Body, kw_only=True):
+    """The face value a campaign's grants may commit in all (a pack: the sum of its
+    coupons' values, a percentage coupon's max_discount)."""
+
+    amount: PositiveMoney
+    currency: Currency
+
+
 class CampaignFields(Body, kw_only=True):
     """What a create and a patch share."""
 
@@ -228,6 +237,7 @@ class CampaignCreate(CampaignFields, kw_only=True):
         ge=1, le=MAX_BUCKETS, description="hash tags the stock is spread over (hot campaigns "
                                           "on Redis Cluster); fixed at creation")] = 1
     admission: Admission | None = None
+    budget: Budget | None = None
 
 
 class CampaignPatch(CampaignFields, kw_only=True):
@@ -350,11 +360,19 @@ def shown_draw(draw: DrawView) -> ShownDraw:
                      seed=draw.seed, entrants=draw.entrants, winners=draw.winners)
 
 
+class BudgetFigures(Answer, kw_only=True):
+    amount: int
+    currency: str
+    committed: Annotated[int, msgspec.Meta(ge=0, description="face value granted so far")]
+    remaining: int
+
+
 class CampaignStats(Answer, kw_only=True):
     granted: Annotated[int, msgspec.Meta(ge=0)]
     remaining: Annotated[int, msgspec.Meta(ge=0)] | None
     recorded: Annotated[int, msgspec.Meta(ge=0)]
     rejected: dict[str, int]
+    budget: BudgetFigures = UNSET
 
 
 class AdminCampaign(Campaign, kw_only=True):
@@ -371,6 +389,12 @@ class AdminCampaignList(Answer, kw_only=True):
 class CampaignList(Answer, kw_only=True):
     campaigns: list[Campaign]
     server_time: TimeText = UNSET
+
+
+class BudgetTopUp(Body, kw_only=True):
+    """POST /v1/admin/campaigns/{id}/budget: raise the budget by `delta` (minor units)."""
+
+    delta: PositiveMoney
 
 
 class StockDelta(Body, kw_only=True):
@@ -437,6 +461,9 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
     if not c.listed:
         accepted["listed"] = False
     draw = _draw(c, starts_at, ends_at)
+    budget = _budget(c, coupons)
+    if budget is not None:
+        accepted["budget"] = {"amount": budget, "currency": coupons[0].currency}
     if c.per_device_limit is not None:
         if c.buckets > 1:  # a device's accounts live in several buckets: no atomic cap
             raise invalid_request("per_device_limit cannot be used with buckets.")
@@ -453,7 +480,21 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         c.buckets, c.listed, per_device_limit=c.per_device_limit,
         device_required=c.missing_device == "refuse",
         difficulty=None if c.challenge is None else c.challenge.difficulty, draw=draw,
+        budget=budget,
     )
+
+
+def _budget(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
+    """The budget, checked: in the coupons' currency, one bucket, room for one grant."""
+    if c.budget is None:
+        return None
+    if any(coupon.currency != c.budget.currency for coupon in coupons):
+        raise invalid_request("budget.currency must be the currency of every coupon.")
+    if c.buckets > 1:
+        raise invalid_request("A budget cannot be used with buckets (yet).")
+    if c.budget.amount < unit_cost(coupons):
+        raise invalid_request(f"budget.amount must cover one grant ({unit_cost(coupons)}).")
+    return c.budget.amount
 
 
 def _draw(c: CampaignCreate, starts_at: int, ends_at: int | None) -> DrawSpec | None:

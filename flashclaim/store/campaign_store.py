@@ -18,7 +18,7 @@ from flashclaim.campaigns import (
 )
 from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import CampaignKeys, KeySpace, bucket_key_id, home_bucket
-from flashclaim.schemas.campaigns import CampaignStats
+from flashclaim.schemas.campaigns import BudgetFigures, CampaignStats
 from flashclaim.schemas.claims import Record, Records
 from flashclaim.store.buckets import create_buckets, mirror_definition, move_stock, summed_view
 from flashclaim.store.connection import server_time_ms, text_map
@@ -154,8 +154,22 @@ class CampaignStore:
             for code, n in text_map(await self._redis.hgetall(keys.rejected)).items():
                 rejected[code] = rejected.get(code, 0) + int(n)
             recorded += await self._recorded(keys.stream)
-        return CampaignStats(granted=view.granted, remaining=view.remaining, recorded=recorded,
-                             rejected=dict(sorted(rejected.items())))
+        stats = CampaignStats(granted=view.granted, remaining=view.remaining,
+                              recorded=recorded, rejected=dict(sorted(rejected.items())))
+        if view.budget is not None:
+            currency = str(view.definition["coupons"][0]["currency"])
+            stats.budget = BudgetFigures(amount=view.budget, currency=currency,
+                                         committed=view.committed,
+                                         remaining=view.budget - view.committed)
+        return stats
+
+    async def top_up_budget(self, campaign_id: str, delta: int) -> CampaignView:
+        code, _ = await self._scripts.top_up_budget(self._keyspace.campaign(campaign_id), delta)
+        if code == "campaign_not_found":
+            raise campaign_not_found(campaign_id)
+        if code == "no_budget":
+            raise ApiError(409, "no_budget", "This campaign has no budget to top up.")
+        return await self.get(campaign_id)
 
     async def _recorded(self, stream: str) -> int:
         """Entries ever added to the claim stream (trimming does not lower it)."""

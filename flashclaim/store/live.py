@@ -26,6 +26,8 @@ class LiveCampaign:
     granted: int
     remaining: int | None  # None: unlimited stock
     ledger_lag: int  # claim-stream entries the ledger has not committed yet
+    budget: int | None = None  # minor units; None: no budget
+    committed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +52,8 @@ async def live_figures(redis: Redis, keyspace: KeySpace, now_ms: int, group: str
     for v in live:
         streams = [p.stream for p in keyspace.buckets(v.id, v.buckets)]
         behind = sum(await run_async(redis, ledger_lags(streams, group)))
-        campaigns.append(LiveCampaign(v.id, v.granted, v.remaining, behind))
+        campaigns.append(LiveCampaign(v.id, v.granted, v.remaining, behind, v.budget,
+                                      v.committed))
     event_streams = [str(s) for s in await redis.smembers(keyspace.coupon_event_streams)]
     event_lag = sum(await run_async(redis, ledger_lags(event_streams, group)))
     stats = text_map(await redis.hgetall(keyspace.ledger_stats))

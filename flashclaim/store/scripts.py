@@ -326,6 +326,11 @@ class Scripts:
         return bool(await self._script("advance_schedule")(
             keys=[runs_key], args=[schedule_id, last_ms, run_ms]))
 
+    async def top_up_budget(self, keys: CampaignKeys, delta: int) -> tuple[str, int | None]:
+        """Raise a campaign's budget (lua/top_up_budget.lua): the code and the new budget."""
+        code, budget = await self._script("top_up_budget")(keys=[keys.meta], args=[delta])
+        return _text(code), int(_text(budget)) if _text(budget) else None
+
     async def set_paused(self, keys: CampaignKeys, paused: bool) -> bool:
         args = ["1" if paused else "0"]
         return bool(await self._script("set_paused")(keys=[keys.meta], args=args))

@@ -9,12 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.campaigns import STATUSES
+from flashclaim.campaigns import STATUSES, CampaignView
 from flashclaim.errors import ApiError, invalid_request
 from flashclaim.schemas.base import decode
 from flashclaim.schemas.campaigns import (
     AdminCampaign,
     AdminCampaignList,
+    BudgetTopUp,
     StockDelta,
     campaign_answer,
     campaign_patch,
@@ -31,7 +32,7 @@ from flashclaim.web.http import (
     query_limit,
     read_json,
 )
-from flashclaim.web.services import services
+from flashclaim.web.services import Services, services
 
 audit = logging.getLogger("flashclaim.audit")
 
@@ -51,10 +52,13 @@ async def get_campaign(request: Request) -> Response:
     s = services(request)
     campaign_id = campaign_id_of(request)
     view = await s.campaigns.get(campaign_id)
-    shown = campaign_answer(view, await s.campaigns.now())
     await s.flush_gate()  # this process's answers from memory; other workers' within a second
-    return answer(AdminCampaign(**msgspec.structs.asdict(shown),
-                                stats=await s.campaigns.stats(view)))
+    return answer(await _with_stats(s, view))
+
+
+async def _with_stats(s: Services, view: CampaignView) -> AdminCampaign:
+    shown = campaign_answer(view, await s.campaigns.now())
+    return AdminCampaign(**msgspec.structs.asdict(shown), stats=await s.campaigns.stats(view))
 
 
 async def list_campaigns(request: Request) -> Response:
@@ -146,6 +150,17 @@ async def adjust_stock(request: Request) -> Response:
     return answer(campaign_answer(view, await s.campaigns.now()))
 
 
+async def top_up_budget(request: Request) -> Response:
+    """A top-up: the budget raised atomically with the claims; the campaign and its stats."""
+    s = services(request)
+    campaign_id = campaign_id_of(request)
+    delta = decode(await read_json(request, s.settings.max_admin_body, required=True,
+                                   body_deadline_s=s.settings.body_timeout_s), BudgetTopUp).delta
+    view = await s.campaigns.top_up_budget(campaign_id, delta)
+    s.claims.campaign_changed(campaign_id)
+    return answer(await _with_stats(s, view))
+
+
 async def records(request: Request) -> Response:
     s = services(request)
     campaign_id = campaign_id_of(request)
@@ -167,5 +182,6 @@ routes = [
     Route("/campaigns/{campaign_id}/pause", pause, methods=["POST"]),
     Route("/campaigns/{campaign_id}/resume", resume, methods=["POST"]),
     Route("/campaigns/{campaign_id}/stock", adjust_stock, methods=["POST"]),
+    Route("/campaigns/{campaign_id}/budget", top_up_budget, methods=["POST"]),
     Route("/campaigns/{campaign_id}/claims", records, methods=["GET"]),
 ]

@@ -38,7 +38,16 @@ def live_metrics(figures: LiveFigures, group: str = LEDGER_GROUP) -> bytes:
                             "campaign", labels=["campaign"])
     event_lag = GaugeMetricFamily("flashclaim_ledger_event_lag_entries",
                                   "Coupon events the ledger has not applied yet")
+    committed = GaugeMetricFamily("flashclaim_live_campaign_budget_committed",
+                                  "Face value granted so far (minor units), per live campaign "
+                                  "with a budget", labels=["campaign"])
+    budget_left = GaugeMetricFamily("flashclaim_live_campaign_budget_remaining",
+                                    "Budget left (minor units), per live campaign with one",
+                                    labels=["campaign"])
     for c in figures.campaigns:
+        if c.budget is not None:
+            committed.add_metric([c.id], c.committed)
+            budget_left.add_metric([c.id], c.budget - c.committed)
         granted.add_metric([c.id], c.granted)
         if c.remaining is not None:
             remaining.add_metric([c.id], c.remaining)
@@ -54,5 +63,6 @@ def live_metrics(figures: LiveFigures, group: str = LEDGER_GROUP) -> bytes:
     for rule, count in sorted(figures.alert_counts.items()):
         alerts.add_metric([rule], count)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed([granted, remaining, lag, event_lag, *counters, alerts]))
+    registry.register(_Fixed([granted, remaining, lag, event_lag, committed, budget_left,
+                              *counters, alerts]))
     return generate_latest(registry)

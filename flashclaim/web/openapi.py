@@ -29,6 +29,7 @@ from flashclaim.schemas.campaigns import (
     AdminCampaign,
     AdminCampaignList,
     AnyCoupon,
+    BudgetTopUp,
     Campaign,
     CampaignCreate,
     CampaignList,
@@ -293,6 +294,13 @@ PATHS: dict[str, Any] = {
                    "parameters": [{"name": "schedule_id", "in": "path", "required": True,
                                    "schema": {"type": "string"}}],
                    "responses": {"204": {"description": "Deleted"}, **_errors(401, 404, 503)}},
+    },
+    "/v1/admin/campaigns/{campaign_id}/budget": {
+        "post": {"summary": "Top up the budget (a campaign made with one); 409 no_budget",
+                 "security": _ADMIN, "parameters": [_CAMPAIGN_ID_PARAM],
+                 "requestBody": _body("BudgetTopUp"),
+                 "responses": {"200": _json(_ref("AdminCampaign"), "The campaign after it"),
+                               **_errors(400, 401, 404, 408, 409, 413, 415, 503)}},
     },
     "/v1/admin/audit": {
         "get": {"summary": "Every write through the admin API and the CLI: who, what, the "
@@ -636,7 +644,7 @@ _SHAPES: tuple[Any, ...] = (
     ChallengeAnswer, EntryAnswer, EntriesPage, AlertList, AlertRules, AlertRule, RuleChange,
     WebhookCreate, Webhook, WebhookList, Deliveries, ReplayBody, Replayed,
     EventBody, EventOutcome, RuleBody, Rule, RuleList, ScheduleBody, Schedule, ScheduleList,
-    TokenCreate, Token, TokenList, WhoAmI, AuditPage,
+    TokenCreate, Token, TokenList, WhoAmI, AuditPage, BudgetTopUp,
 )
 
 

@@ -149,6 +149,9 @@ CASES = [
     Case("entries_closed", [ClaimCode.ENTRIES_CLOSED], [{"user": "u1", "entry": True}],
          {"starts_at": -2 * HOUR,
           "admission": {"entries_until": -HOUR, "draw_at": HOUR}}),
+    Case("budget_exhausted", [ClaimCode.GRANTED] * 2 + [ClaimCode.BUDGET_EXHAUSTED],
+         [{"user": f"u{i}"} for i in range(3)],
+         {"budget": {"amount": 1200, "currency": "CNY"}}, payload="200"),
     Case("entries count per device", [ClaimCode.ENTERED, ClaimCode.DEVICE_LIMIT],
          [{"user": "u1", "entry": True, "device": "d1"},
           {"user": "u2", "entry": True, "device": "d1"}],
@@ -448,3 +451,18 @@ async def test_expired_solutions_leave_the_spent_set(scripts_on_any: RedisScript
         await asyncio.sleep(0.01)
     await decide(scripts, cid, request("u1", challenge=f"new:{now + 60_000}:4"))
     assert await r.zrange(KS.campaign(cid).spent, 0, -1) == ["new"]
+
+
+async def test_a_budget_holds_under_a_crowd(scripts_on_any: RedisScripts) -> None:
+    """A pack of ¥3 cash and a 10 % coupon capped at ¥2 commits ¥5 a grant: a budget of ¥50
+    is reached exactly, never passed, by 60 claims at once."""
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=None, budget={"amount": 5000, "currency": "CNY"},
+                              coupons=[{"type": "cash", "value": 300},
+                                       {"type": "discount", "percent_off": 10,
+                                        "max_discount": 200}])
+    taps = [decide(scripts, cid, request(f"u{i}")) for i in range(60)]
+    decisions = [d for batch in await asyncio.gather(*taps) for d in batch]
+    assert Counter(d.code for d in decisions) == {ClaimCode.GRANTED: 10,
+                                                 ClaimCode.BUDGET_EXHAUSTED: 50}
+    assert await r.hget(KS.campaign(cid).meta, "committed") == "5000"
