@@ -285,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("token", "named operator tokens: create (printed once), list, revoke")
     _common(p)
-    p.add_argument("action", choices=("create", "list", "revoke"))
+    p.add_argument("action", choices=("create", "list", "revoke"),
+                   help="create (the token printed once), list, or revoke")
     p.add_argument("name", nargs="?", help="the token's name (create, revoke)")
     p.add_argument("--role", choices=ROLES, default="viewer", help="with create")
     p.set_defaults(run=token)

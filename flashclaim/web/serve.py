@@ -33,6 +33,8 @@ def _kept_secret(configured: str | None, path: Path, size: int) -> tuple[str, bo
     if path.exists():
         return path.read_text().strip(), False
     secret = secrets.token_urlsafe(size)
+    while secret.startswith("-"):  # a token passed as a flag's value must not look like a flag
+        secret = secrets.token_urlsafe(size)
     private_dir(path.parent)
     write_private(path, secret + "\n", exclusive=True)
     return secret, True

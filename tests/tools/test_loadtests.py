@@ -131,7 +131,7 @@ def test_a_missing_or_wrong_admin_token_stops_at_once(tmp_path: Path, token: str
         result = subprocess.run(
             [sys.executable, "-m", "locust", "-f", str(LOADTESTS / "locustfile.py"),
              "--headless", "-u", "50", "-r", "50", "-t", "20s", "--host", base,
-             "--admin-token", token],
+             "--admin-token=" + token],
             env=children.clean_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     ours = [line for line in result.stderr.splitlines() if "flashclaim load test:" in line]
