@@ -335,3 +335,10 @@ class Receiver:
 
     def ids(self) -> list[str]:
         return [orjson.loads(body)["id"] for _, body in self.got]
+
+
+async def only_the_audit_written(r: Redis) -> bool:
+    """A refused write changed nothing: the only key is the audit log, which records the
+    attempt and its refusal (flashclaim/audit_log.py)."""
+    keys = {k.decode() if isinstance(k, bytes) else str(k) async for k in r.scan_iter()}
+    return keys == {KeySpace(NAMESPACE).audit}

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
 
-from helpers import ADMIN, NAMESPACE, campaign_body, create_campaign
+from helpers import ADMIN, NAMESPACE, campaign_body, create_campaign, only_the_audit_written
 
 JSON = {"content-type": "application/json"}
 USER = {"X-User-Id": "u1"}
@@ -107,7 +107,7 @@ async def test_bad_admin_bodies(
                                  content=body)
     assert response.status_code == status, response.text
     assert response.json()["message"]
-    assert await redis_client.dbsize() == 0
+    assert await only_the_audit_written(redis_client)
 
 
 @pytest.mark.parametrize("after", ["99999999999999999999-9", "1-99999999999999999999",

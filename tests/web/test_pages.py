@@ -493,3 +493,34 @@ def test_each_role_sees_only_what_it_may_do(base: str, browser: Browser, page: P
             (expect(other.locator(admin_thing)).to_be_visible if admin_only
              else expect(other.locator(admin_thing)).to_be_hidden)()
         other.close()
+
+
+def test_both_pages_speak_chinese_to_a_chinese_browser(base: str, browser: Browser,
+                                                        tmp_path: Path) -> None:
+    campaign(base, id="zh", name="双十一")
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1100, "height": 700})
+    page = context.new_page()
+    page.goto(base + "/")
+    expect(page.locator("h1")).to_have_text("领券中心")
+    card_zh = card(page, "zh")
+    expect(card_zh.locator("button")).to_have_text("立即领取")
+    expect(card_zh.locator(".coupon")).to_have_text("满 ¥100.00 减 ¥20.00")
+    expect(card_zh.locator(".status")).to_have_text("进行中")
+    expect(card_zh.locator(".stock")).to_have_text("剩余 100 / 100")
+    page.fill("#user", "xiaoming")
+    page.dispatch_event("#user", "change")
+    card_zh.locator("button").click()
+    expect(card_zh.locator(".answer")).to_have_text("领取成功：满 ¥100.00 减 ¥20.00。")  # noqa: RUF001
+    screenshot(page, "coupon-centre-zh.png", tmp_path)
+    page.click("#lang")  # the switch: English, kept for the next visit
+    expect(page.locator("h1")).to_have_text("Coupon centre")
+    expect(card(page, "zh").locator(".coupon")).to_have_text("¥20 off ¥100")
+    page.click("#lang")
+    expect(page.locator("h1")).to_have_text("领券中心")
+    page.goto(base + "/admin")
+    expect(page.locator("h1")).to_have_text("运营后台")
+    page.fill("#token", TOKEN)
+    page.click("#login button")
+    expect(page.locator('tr[data-id="zh"]')).to_contain_text("进行中")
+    expect(page.locator('tr[data-id="zh"]').get_by_role("button", name="暂停")).to_be_visible()
+    context.close()

@@ -97,7 +97,7 @@ function signedIn() {
 function button(label, action, quiet, cls) {
   const b = document.createElement("button");
   b.type = "button";
-  b.textContent = label;
+  b.textContent = t(label);
   b.className = [quiet ? "quiet" : "", cls || ""].join(" ").trim();
   b.addEventListener("click", action);
   return b;
@@ -119,7 +119,7 @@ async function list() {
   for (const c of data.campaigns.slice().reverse()) {  // newest first
     const tr = document.createElement("tr");
     tr.dataset.id = c.id;
-    const cells = [c.id, c.name, c.status.replace("_", " "), String(c.granted),
+    const cells = [c.id, c.name, t(c.status.replace("_", " ")), String(c.granted),
       c.remaining === null ? "unlimited" : String(c.remaining)];
     for (const text of cells) {
       const td = document.createElement("td");

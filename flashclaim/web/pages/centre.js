@@ -50,15 +50,20 @@ const NOT_NOW = {  // why a card's grab button is off for this user
 };
 
 function money(minor, currency) {
+  if (LOCALE === "zh-CN") return localMoney(minor, currency);
   const amount = (minor / 100).toFixed(minor % 100 ? 2 : 0);
   return currency && currency !== "CNY" ? `${amount} ${currency}` : `¥${amount}`;
 }
 
 function describe(coupon) {
   const cur = coupon.currency;
-  if (coupon.type === "cash") return `${money(coupon.value, cur)} off`;
-  if (coupon.type === "threshold") return `${money(coupon.value, cur)} off ${money(coupon.min_spend, cur)}`;
-  if (coupon.type === "discount") return `${coupon.percent_off}% off (up to ${money(coupon.max_discount, cur)})`;
+  if (coupon.type === "cash") return t("{amount} off", { amount: money(coupon.value, cur) });
+  if (coupon.type === "threshold") {
+    return t("{amount} off {min}", { amount: money(coupon.value, cur), min: money(coupon.min_spend, cur) });
+  }
+  if (coupon.type === "discount") {
+    return t("{percent}% off (up to {max})", { percent: coupon.percent_off, max: money(coupon.max_discount, cur) });
+  }
   return coupon.type;
 }
 
@@ -172,7 +177,8 @@ async function quote() {
   }
 }
 
-function day(iso) {  // 2026-12-09, in this browser's time zone
+function day(iso) {  // 2026-12-09 (2026年12月9日), in this browser's time zone
+  if (LOCALE === "zh-CN") return localDay(iso);
   const d = new Date(iso);
   const pad = (n) => String(n).padStart(2, "0");
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
@@ -212,7 +218,7 @@ async function proof(c) {
   // A campaign that asks for proof of work: a challenge from the service, solved off the
   // page's thread; {} when it asks for none, null when no challenge could be had.
   if (!c || !c.challenge) return {};
-  answers.set(c.id, { good: true, text: "Solving a short puzzle that keeps bots out…" });
+  answers.set(c.id, { good: true, text: t("Solving a short puzzle that keeps bots out…") });
   paint();
   const got = await call("GET", `/v1/campaigns/${encodeURIComponent(c.id)}/challenge`,
     { headers: userHeaders() });
@@ -266,14 +272,14 @@ function card(c) {
   const scope = document.createElement("div");
   scope.className = "muted scope";
   scope.textContent = c.coupons.map((x) => scopeWords(x.scope)).filter(Boolean).join(" · ")
-    || "on everything";
+    || t("on everything");
   const status = document.createElement("div");
   status.className = "status";
   const stock = document.createElement("div");
   stock.className = "muted stock";
   const button = document.createElement("button");
   button.type = "button";
-  button.textContent = c.draw ? "Enter the draw" : "Grab";
+  button.textContent = t(c.draw ? "Enter the draw" : "Grab");
   button.addEventListener("click", () => (c.draw ? enter(c.id) : grab(c.id)));
   const draw = document.createElement("div");
   draw.className = "muted draw";
@@ -292,7 +298,7 @@ function paint() {
     box.innerHTML = "";
     const p = document.createElement("p");
     p.className = "muted";
-    p.textContent = "No campaigns right now.";
+    p.textContent = t("No campaigns right now.");
     box.append(p);
     return;
   }
@@ -308,10 +314,10 @@ function paint() {
     const label = el.querySelector(".status");
     label.className = `status ${status}`;
     label.textContent = status === "scheduled"
-      ? `starts in ${countdown(Date.parse(c.starts_at) - serverNow())}`
-      : status.replace("_", " ");
+      ? t("starts in {time}", { time: countdown(Date.parse(c.starts_at) - serverNow()) })
+      : t(status.replace("_", " "));
     el.querySelector(".stock").textContent = c.stock === null
-      ? "unlimited stock" : `${c.remaining} of ${c.stock} left`;
+      ? t("unlimited stock") : t("{left} of {stock} left", { left: c.remaining, stock: c.stock });
     el.querySelector(".draw").textContent = c.draw ? drawWords(c) : "";
     const answer = el.querySelector(".answer");
     if (c.draw) {  // entries, not grabs: open until entries_until, then the draw's result
@@ -320,7 +326,7 @@ function paint() {
       el.querySelector(".why").textContent = "";
       const shown = answers.get(c.id);
       const result = drawResults.get(c.id);
-      const text = result && result !== "pending" ? DRAW_RESULT[result] : shown && shown.text;
+      const text = result && result !== "pending" ? t(DRAW_RESULT[result]) : shown && shown.text;
       answer.textContent = text || "";
       answer.className = `answer ${result === "lost" || (shown && !shown.good) ? "bad" : "good"}`;
       continue;
@@ -328,7 +334,7 @@ function paint() {
     // The server says what this user may do (can_claim); the clock moves the status.
     const refused = userId() && c.can_claim === false && status === c.status;
     el.querySelector("button").disabled = status !== "live" || Boolean(refused);
-    el.querySelector(".why").textContent = refused ? (NOT_NOW[c.refusal] || "") : "";
+    el.querySelector(".why").textContent = refused ? t(NOT_NOW[c.refusal] || "") : "";
     const shown = answers.get(c.id);
     answer.textContent = shown ? shown.text : "";
     answer.className = `answer ${shown ? (shown.good ? "good" : "bad") : ""}`;
@@ -361,17 +367,17 @@ async function load() {
 function explain(status, data, retryAfter) {
   if (status === 201 || status === 200) {
     const coupons = (data.coupons || []).map(describe).join(" + ");
-    return { good: true, text: `Granted: ${coupons}.` };
+    return { good: true, text: t("Granted: {coupons}.", { coupons }) };
   }
-  let text = ANSWERS[data.error] || data.message || `The service answered ${status}.`;
-  if (data.error === "rate_limited" && retryAfter) text = `Too fast: try again in ${retryAfter}s.`;
+  let text = t(ANSWERS[data.error] || "") || data.message || `The service answered ${status}.`;
+  if (data.error === "rate_limited" && retryAfter) text = t("Too fast: try again in {s}s.", { s: retryAfter });
   return { good: false, text };
 }
 
 function userProblem() {
   // A plain word before any call: no id yet, or one the service would refuse.
   const user = $("user").value.trim();
-  if (!user) return ANSWERS.unauthenticated;
+  if (!user) return t(ANSWERS.unauthenticated);
   if (!USER_ID.test(user)) return "A user id is up to 128 letters, digits or _ . : @ -.";
   return "";
 }
@@ -419,7 +425,7 @@ async function enter(id) {
     `/v1/campaigns/${encodeURIComponent(id)}/entries`,
     { body: { channel: "web", ...solution }, headers: userHeaders() });
   answers.set(id, status === 201 || status === 200
-    ? { good: true, text: DRAW_RESULT[data.result] } : explain(status, data, retryAfter));
+    ? { good: true, text: t(DRAW_RESULT[data.result]) } : explain(status, data, retryAfter));
   paint();
   load();
 }
@@ -470,10 +476,10 @@ async function wallet() {
     item(data.message || `The wallet is not available (${status}).`, "muted");
     return;
   }
-  if (!data.coupons.length) item("No coupons yet (a new one shows within a second or so).", "muted");
+  if (!data.coupons.length) item(t("No coupons yet (a new one shows within a second or so)."), "muted");
   for (const c of data.coupons) {
     item(`${c.campaign_name || c.campaign_id}: ${describe(c)} (${rulesWords(c)}), ` +
-      `${c.status}, valid until ${day(c.valid_until)}`);
+      `${t(c.status)}, ${t("valid until {day}", { day: day(c.valid_until) })}`);
   }
 }
 
