@@ -569,15 +569,19 @@ class Ledger:
 
     def present(self, claim_ids: list[str]) -> set[str]:
         """Which of these claims the ledger holds."""
+        return self._held("claims", "claim_id", claim_ids)
+
+    def _held(self, table: str, key: str, ids: list[str]) -> set[str]:
+        """Which of these ids the table holds (asked a chunk at a time)."""
         def work(cur: Cursor) -> set[str]:
             found: set[str] = set()
-            for start in range(0, len(claim_ids), _IN_CHUNK):
-                chunk = claim_ids[start:start + _IN_CHUNK]
-                cur.execute(self.sql("SELECT claim_id FROM claims WHERE claim_id IN"
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start:start + _IN_CHUNK]
+                cur.execute(self.sql(f"SELECT {key} FROM {table} WHERE {key} IN"
                                      f" ({', '.join('?' * len(chunk))})"), chunk)
                 found |= {str(row[0]) for row in cur.fetchall()}
             return found
-        return self._run(work) if claim_ids else set()
+        return self._run(work) if ids else set()
 
     def write_audit(self, entries: list[tuple[str, AuditEntry]]) -> int:
         """Audit entries, by their stream entry id, in one transaction: idempotent (a
@@ -594,15 +598,7 @@ class Ledger:
 
     def audit_present(self, entry_ids: list[str]) -> set[str]:
         """Which of these audit entries the ledger holds."""
-        def work(cur: Cursor) -> set[str]:
-            found: set[str] = set()
-            for start in range(0, len(entry_ids), _IN_CHUNK):
-                chunk = entry_ids[start:start + _IN_CHUNK]
-                cur.execute(self.sql("SELECT entry_id FROM audit_log WHERE entry_id IN"
-                                     f" ({', '.join('?' * len(chunk))})"), chunk)
-                found |= {str(row[0]) for row in cur.fetchall()}
-            return found
-        return self._run(work) if entry_ids else set()
+        return self._held("audit_log", "entry_id", entry_ids)
 
     def granted_at(self, coupon_ids: list[str]) -> dict[str, int]:
         """When each of these coupons was granted (epoch ms), for those the ledger holds."""
