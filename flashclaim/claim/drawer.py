@@ -25,6 +25,7 @@ from flashclaim.fair.draw import winners
 from flashclaim.keys import KeySpace
 from flashclaim.outbox import OutEvent
 from flashclaim.runtime.poll_loop import poll_forever
+from flashclaim.store.connection import text
 from flashclaim.store.scripts import DrawCode, Scripts
 
 log = logging.getLogger("flashclaim.draw")
@@ -74,7 +75,7 @@ class Drawer:
     async def _draw(self, campaign_id: str) -> None:
         keys = self._keyspace.campaign(campaign_id)
         clock = time.perf_counter()
-        seed_hex, stock = (_text(v) for v in await self._redis.hmget(keys.meta,
+        seed_hex, stock = (text(v) for v in await self._redis.hmget(keys.meta,
                                                                    ["draw_seed", "stock"]))
         entrants = await self._entrants(keys.entries)
         read = time.perf_counter()
@@ -104,7 +105,7 @@ class Drawer:
         cursor = 0
         while True:
             cursor, page = await self._redis.hscan(entries_key, cursor, count=SCAN_PAGE)
-            users.extend(_text(u) for u in page)
+            users.extend(text(u) for u in page)
             if cursor == 0:
                 return users
 
@@ -114,6 +115,3 @@ class Drawer:
     async def run_forever(self, every: float = 1.0) -> None:
         await poll_forever(self._poll, asyncio.Event(), every, "draws")
 
-
-def _text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 import redis
@@ -24,7 +23,7 @@ from flashclaim.coupons import CouponEvent
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.db import ExpiredCoupon, Ledger
 from flashclaim.outbox import COUPON_EVENT_TYPES, STATUS_EVENTS, OutEvent
-from flashclaim.store.connection import time_reply_ms
+from flashclaim.store.connection import text, time_reply_ms
 from flashclaim.stream import ClaimRecord
 
 TICK_S = 1.0
@@ -32,9 +31,6 @@ DAY_MS = 86_400_000
 REMINDER_BATCH = 1000
 OPEN_CAMPAIGNS_READ = 1000
 
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class OutboxFeed:
@@ -104,12 +100,16 @@ class OutboxFeed:
         the one last told. An event's id counts the campaign's changes, so a change told
         again after a crash keeps its id; an ended campaign is forgotten once told."""
         ks = self.keyspace
-        told = {_s(k): _s(v) for k, v in self.r.hgetall(ks.campaign_statuses).items()}
-        ids = {_s(c) for c in self.r.zrange(ks.open_campaigns, 0, OPEN_CAMPAIGNS_READ - 1)}
+        told = {text(k): text(v) for k, v in self.r.hgetall(ks.campaign_statuses).items()}
+        ids = {text(c) for c in self.r.zrange(ks.open_campaigns, 0, OPEN_CAMPAIGNS_READ - 1)}
         ids |= set(told)
         emitted = 0
-        for cid in sorted(ids):
-            meta = {_s(k): _s(v) for k, v in self.r.hgetall(ks.campaign(cid).meta).items()}
+        ordered = sorted(ids)
+        pipe = self.r.pipeline(transaction=False)  # every meta in one round trip
+        for cid in ordered:
+            pipe.hgetall(ks.campaign(cid).meta)
+        for cid, raw in zip(ordered, pipe.execute(), strict=True):
+            meta = {text(k): text(v) for k, v in raw.items()}
             if not meta:
                 self.r.hdel(ks.campaign_statuses, cid)
                 continue
@@ -140,7 +140,7 @@ class OutboxFeed:
         emitted = 0
         for days in sorted(leads):
             mark_raw = self.r.hget(ks.reminder_marks, str(days))
-            ms, _, coupon = (_s(mark_raw) if mark_raw else f"{now_ms}:").partition(":")
+            ms, _, coupon = (text(mark_raw) if mark_raw else f"{now_ms}:").partition(":")
             until = now_ms + days * DAY_MS
             due = self.ledger.expiring((int(ms), coupon), until, REMINDER_BATCH)
             emitted += self.emit(

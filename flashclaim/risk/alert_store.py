@@ -12,12 +12,10 @@ from redis.asyncio import Redis
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
 from flashclaim.risk.rules import Rule, rules_from, stored_change
+from flashclaim.store.connection import text
 
 ALERTS_LIMIT_RANGE = (1, 500)
 
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class AlertStore:
@@ -31,17 +29,17 @@ class AlertStore:
         ids = await self._redis.zrevrange(ks.risk_alert_index, 0, limit - 1)
         if not ids:
             return []
-        raw = await self._redis.hmget(ks.risk_alerts, [_s(i) for i in ids])
+        raw = await self._redis.hmget(ks.risk_alerts, [text(i) for i in ids])
         return [orjson.loads(a) for a in raw if a is not None]
 
     async def counts(self) -> dict[str, int]:
         """Alerts ever raised, per rule."""
         raw = await self._redis.hgetall(self._keyspace.risk_alert_counts)
-        return {_s(k): int(v) for k, v in raw.items()}
+        return {text(k): int(v) for k, v in raw.items()}
 
     async def rules(self) -> dict[str, Rule]:
         raw = await self._redis.hgetall(self._keyspace.risk_rules)
-        return rules_from({_s(k): _s(v) for k, v in raw.items()})
+        return rules_from({text(k): text(v) for k, v in raw.items()})
 
     async def change(self, name: str, threshold: int | None, window_s: int | None,
                      block: bool | None) -> Rule:

@@ -19,11 +19,13 @@ from typing import Any
 
 import orjson
 import redis
+from redis.commands.core import Script
 
 from flashclaim.keys import KeySpace
 from flashclaim.outbox import OutEvent
 from flashclaim.risk.rules import FAST_USE_S, SURGE_FLOOR_PER_S, Rule, rules_from
 from flashclaim.store.blocklist import LOG_KEPT
+from flashclaim.store.connection import text
 from flashclaim.store.scripts import load_sources
 from flashclaim.stream import ClaimRecord
 
@@ -63,12 +65,13 @@ class RiskWatch:
     _rules_read: float = 0.0
     _rates: dict[str, _Rate] = field(default_factory=dict)
     _next_tick: float = 0.0
+    _change: Script | None = None  # the blocklist script, once an alert blocks
 
     def rules(self) -> dict[str, Rule]:
         """The rules in force, re-read every few seconds (operators change them)."""
         if time.monotonic() - self._rules_read > TICK_S or not self._rules:
             stored = self.r.hgetall(self.keyspace.risk_rules)
-            self._rules = rules_from({_s(k): _s(v) for k, v in stored.items()})
+            self._rules = rules_from({text(k): text(v) for k, v in stored.items()})
             self._rules_read = time.monotonic()
         return self._rules
 
@@ -156,7 +159,7 @@ class RiskWatch:
         of its earlier samples (an exponential mean): a rate above threshold x baseline and
         SURGE_FLOOR_PER_S raises tap_surge. The first samples only build the baseline."""
         rule = self.rules()["tap_surge"]
-        ids = [_s(c) for c in self.r.zrange(self.keyspace.open_campaigns, 0, 499)]
+        ids = [text(c) for c in self.r.zrange(self.keyspace.open_campaigns, 0, 499)]
         pipe = self.r.pipeline(transaction=False)
         for cid in ids:
             keys = self.keyspace.campaign(cid)
@@ -191,7 +194,7 @@ class RiskWatch:
         ks = self.keyspace
         alert_id = f"{rule.name}:{subject}:{window}"
         users_key = ks.risk_window(rule.name, subject, window) + ":users"
-        users = sorted(_s(u) for u in self.r.srandmember(users_key, NAMED_USERS) or [])
+        users = sorted(text(u) for u in self.r.srandmember(users_key, NAMED_USERS) or [])
         now_ms = int(time.time() * 1000)
         alert = {"id": alert_id, "rule": rule.name, "watches": rule.watches,
                  "subject": subject, "count": count, "threshold": rule.threshold,
@@ -212,9 +215,15 @@ class RiskWatch:
         self._keep_newest()
         return 1
 
+    def _blocklist_change(self) -> Script:
+        """blocklist_change.lua, read and registered once for this watcher."""
+        if self._change is None:
+            self._change = self.r.register_script(load_sources()["blocklist_change"])
+        return self._change
+
     def _block(self, users: list[str], alert_id: str) -> None:
         ks = self.keyspace
-        change = self.r.register_script(load_sources()["blocklist_change"])
+        change = self._blocklist_change()
         entry = orjson.dumps({"reason": f"alert {alert_id}",
                               "blocked_at": int(time.time() * 1000)}).decode()
         for user in users:
@@ -229,6 +238,3 @@ class RiskWatch:
             self.r.hdel(ks.risk_alerts, *old)
             self.r.zrem(ks.risk_alert_index, *old)
 
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

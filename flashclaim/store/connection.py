@@ -166,6 +166,19 @@ def text_map(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()}
 
 
+def text(value: Any) -> str:
+    """One reply value as str: bytes decoded (a client made without decode_responses),
+    None (a missing key or field) as ""."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def stream_rows(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """An XRANGE-like reply as (entry id, fields) text (redis-py types it as a union)."""
+    return [(text(i), {text(k): text(v) for k, v in (f or {}).items()}) for i, f in reply or []]
+
+
 def time_reply_ms(reply: tuple[Any, Any]) -> int:
     """A TIME reply (seconds, microseconds) in epoch ms; for sync and async clients."""
     seconds, micros = reply

@@ -9,14 +9,10 @@ from redis.asyncio import Redis
 
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
+from flashclaim.store.connection import text
 
 ENTRIES_LIMIT_RANGE = (1, 10_000)
 
-
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +34,7 @@ class EntryStore:
             self._keyspace.campaign(campaign_id).meta, ["id", "pow_bits", "starts_at"])
         if found is None:
             raise ApiError(404, "campaign_not_found", "No such campaign.")
-        return (int(_text(bits)) if _text(bits) else None), int(_text(starts_at))
+        return (int(text(bits)) if text(bits) else None), int(text(starts_at))
 
     async def standing(self, campaign_id: str, user_id: str) -> EntryStanding:
         """A user's entry and what the draw gave it; 404 (not_a_draw) for other campaigns."""
@@ -50,10 +46,10 @@ class EntryStore:
             (found, admission, state), entry, claim = await pipe.execute()
         if found is None:
             raise ApiError(404, "campaign_not_found", "No such campaign.")
-        if _text(admission) != "draw":
+        if text(admission) != "draw":
             raise ApiError(409, "not_a_draw", "This campaign is not drawn; grab it instead.")
-        entered_at = int(_text(entry).partition("\x1f")[0]) if entry is not None else None
-        return EntryStanding(entered_at, _text(state), None if claim is None else _text(claim))
+        entered_at = int(text(entry).partition("\x1f")[0]) if entry is not None else None
+        return EntryStanding(entered_at, text(state), None if claim is None else text(claim))
 
     async def page(self, campaign_id: str, cursor: int, limit: int
                    ) -> tuple[list[tuple[str, int]], int]:
@@ -64,5 +60,5 @@ class EntryStore:
             raise ApiError(404, "campaign_not_found", "No such campaign.")
         nxt, found = await self._redis.hscan(keys.entries, cursor, count=limit)
         assert isinstance(found, dict)  # (no_values is not asked for)
-        rows = sorted((_text(u), int(_text(v).partition("\x1f")[0])) for u, v in found.items())
+        rows = sorted((text(u), int(text(v).partition("\x1f")[0])) for u, v in found.items())
         return rows, int(nxt)

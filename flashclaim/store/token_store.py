@@ -11,7 +11,6 @@ import asyncio
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -20,10 +19,7 @@ from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
 from flashclaim.roles import token_digest
 from flashclaim.runtime.poll_loop import poll_forever
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+from flashclaim.store.connection import text
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +54,7 @@ class TokenStore:
         found = []
         for name, value in raw.items():
             d = orjson.loads(value)
-            found.append(TokenInfo(_s(name), d["role"], int(d["created_at"])))
+            found.append(TokenInfo(text(name), d["role"], int(d["created_at"])))
         return sorted(found, key=lambda t: t.name)
 
     async def revoke(self, name: str) -> None:
@@ -79,14 +75,14 @@ class TokenStore:
     async def refresh(self) -> None:
         """Re-read the tokens if they changed since the last read (one GET otherwise)."""
         ks = self._keyspace
-        rev = _s(await self._redis.get(ks.tokens_rev) or "0")
+        rev = text(await self._redis.get(ks.tokens_rev) or "0")
         if rev == self._rev:
             return
         raw = await self._redis.hgetall(ks.tokens)
         by_digest = {}
         for name, value in raw.items():
             d = orjson.loads(value)
-            by_digest[d["digest"]] = TokenInfo(_s(name), d["role"], int(d["created_at"]))
+            by_digest[d["digest"]] = TokenInfo(text(name), d["role"], int(d["created_at"]))
         self._by_digest, self._rev = by_digest, rev
 
     async def refresh_forever(self, every: float = 0.5) -> None:

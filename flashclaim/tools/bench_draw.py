@@ -25,7 +25,7 @@ from flashclaim.keys import KeySpace
 from flashclaim.runtime.embedded import EmbeddedServer
 from flashclaim.schemas.campaigns import campaign_spec
 from flashclaim.store.campaign_store import CampaignStore
-from flashclaim.store.connection import server_time_ms, tool_client
+from flashclaim.store.connection import server_time_ms, text, tool_client
 from flashclaim.store.scripts import DrawCode, Scripts
 from flashclaim.timefmt import to_rfc3339
 
@@ -68,7 +68,7 @@ async def _bench(url: str, entries: int, stock: int) -> None:
     print(f"  drawn {stock:,} winners among {entries:,} entrants in {took:.2f} s ({steps})")
     seed = bytes.fromhex(str(await r.hget(keys.meta, "draw_seed")))
     records = await r.xrange(keys.stream) or []
-    granted = {_text((fields or {})["user_id"]) for _, fields in records}
+    granted = {text((fields or {})["user_id"]) for _, fields in records}
     expected = set(winners(seed, [f"u{i}" for i in range(entries)], stock))
     if granted != expected:
         raise RuntimeError("the granted users differ from the recomputed winners")
@@ -87,6 +87,3 @@ def run_bench_draw(args: argparse.Namespace) -> int:
         server.stop()
     return 0
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -24,15 +24,13 @@ from redis.asyncio import Redis
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
 from flashclaim.schemas.triggers import Conditions, EventBody, RuleBody, RuleGrant
+from flashclaim.store.connection import text
 from flashclaim.store.grant_store import GrantRequest, GrantStore, GrantUser
 
 FACTS_MS = 400 * 86_400_000  # a year and a bit: rules look back at most DAYS_RANGE
 DAY_MS = 86_400_000
 IN_HAND_MS = 30_000
 
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +94,7 @@ class Triggers:
 
     async def rules(self) -> list[dict[str, Any]]:
         raw = await self._redis.hgetall(self._keyspace.trigger_rules)
-        counts = {_s(k): int(v) for k, v in
+        counts = {text(k): int(v) for k, v in
                   (await self._redis.hgetall(self._keyspace.trigger_rule_counts)).items()}
         rules = [orjson.loads(v) for v in raw.values()]
         for r in rules:
@@ -153,11 +151,11 @@ class Triggers:
         first = bool(await self._redis.set(ks.first_event(event.type, user), event.event_id,
                                            nx=True, px=FACTS_MS))
         if not first:  # the same event delivered again is still the first of its type
-            first = _s(await self._redis.get(ks.first_event(event.type, user))) == event.event_id
+            first = text(await self._redis.get(ks.first_event(event.type, user))) == event.event_id
         signup = await self._redis.get(ks.signup_of(user))  # (two slots on a cluster)
         referrer = await self._redis.get(ks.referrer_of(user))
-        return Facts(None if signup is None else int(_s(signup)), first,
-                     None if referrer is None else _s(referrer),
+        return Facts(None if signup is None else int(text(signup)), first,
+                     None if referrer is None else text(referrer),
                      event.type == "order_paid" and first)
 
 

@@ -26,6 +26,7 @@ from flashclaim.errors import ApiError, campaign_not_found
 from flashclaim.keys import KeySpace
 from flashclaim.runtime.poll_loop import poll_forever
 from flashclaim.schemas.triggers import WEEKDAYS, ScheduleBody
+from flashclaim.store.connection import text
 from flashclaim.store.grant_store import GrantRequest, GrantStore, GrantUser
 from flashclaim.store.scripts import Scripts
 from flashclaim.triggers.engine import FACTS_MS
@@ -35,9 +36,6 @@ DAY_MS = 86_400_000
 GRANT_CHUNK = 5_000  # users per submission
 MAX_CATCH_UP = 100  # occurrences one round runs for one schedule
 
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _ms(moment: datetime) -> int:
@@ -105,10 +103,10 @@ class Schedules:
         """Each schedule with its last run and how many runs it made."""
         ks = self._keyspace
         raw = await self._redis.hgetall(ks.schedules)
-        runs = {_s(k): _s(v) for k, v in (await self._redis.hgetall(ks.schedule_runs)).items()}
+        runs = {text(k): text(v) for k, v in (await self._redis.hgetall(ks.schedule_runs)).items()}
         found = []
         for key, value in raw.items():
-            last, _, count = runs.get(_s(key), "0:0").partition(":")
+            last, _, count = runs.get(text(key), "0:0").partition(":")
             found.append({**orjson.loads(value), "last_run": int(last), "runs": int(count)})
         return sorted(found, key=lambda s: s["schedule_id"])
 
@@ -167,10 +165,10 @@ class Schedules:
             since: int | str = "-inf"
             if "within_days" in segment:
                 since = at_ms - int(segment["within_days"]) * DAY_MS
-            return [_s(u) for u in await self._redis.zrangebyscore(index, since, at_ms)], {}
+            return [text(u) for u in await self._redis.zrangebyscore(index, since, at_ms)], {}
         reply: Any = await self._redis.zrangebyscore(
             index, "-inf", at_ms - int(segment["inactive_days"]) * DAY_MS, withscores=True)
-        dormant = [(_s(u), float(last)) for u, last in reply or []]
+        dormant = [(text(u), float(last)) for u, last in reply or []]
         if not dormant:
             return [], {}
         before = await self._redis.zmscore(ks.schedule_recalled(schedule_id),

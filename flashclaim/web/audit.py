@@ -20,11 +20,11 @@ from flashclaim.audit_log import MAX_BODY_BYTES, AuditEntry, body_text, campaign
 from flashclaim.errors import ApiError, invalid_request
 from flashclaim.schemas.audit import AuditPage, AuditRecord
 from flashclaim.schemas.base import epoch_ms
+from flashclaim.store.connection import stream_rows
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.validation import CAMPAIGN_ID_RE
 from flashclaim.web.http import answer, query_cursor, query_limit
 from flashclaim.web.services import services
-from flashclaim.webhooks.endpoints import stream_rows
 
 log = logging.getLogger("flashclaim.audit")
 AUDIT_LIMIT_RANGE = (1, 500)

@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
 from flashclaim.outbox import OutEvent, OutEventError
+from flashclaim.store.connection import stream_rows, text
 from flashclaim.store.scripts import Scripts
 from flashclaim.webhooks.endpoints import (
     DELIVERIES_KEPT,
@@ -41,7 +42,6 @@ from flashclaim.webhooks.endpoints import (
     EndpointStore,
     ensure_group,
     queued,
-    stream_rows,
 )
 from flashclaim.webhooks.signature import HEADER, sign
 
@@ -66,9 +66,6 @@ class Policy:
         base = min(self.max_retry_s, self.first_retry_s * 2.0 ** (attempts - 1))
         return float(base * random.uniform(0.5, 1.5))
 
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _first_stream(reply: Any) -> Any:
@@ -181,11 +178,11 @@ class Dispatcher:
         groups: Any = await self.redis.xinfo_groups(ks.outbox)
         bound = time.time() * 1000 - OUTBOX_KEPT_MS
         for g in groups:
-            info = {_s(k): v for k, v in g.items()}
-            bound = min(bound, int(_s(info.get("last-delivered-id") or "0-0").split("-")[0]))
-            pending: Any = await self.redis.xpending(ks.outbox, _s(info["name"]))
+            info = {text(k): v for k, v in g.items()}
+            bound = min(bound, int(text(info.get("last-delivered-id") or "0-0").split("-")[0]))
+            pending: Any = await self.redis.xpending(ks.outbox, text(info["name"]))
             if pending and pending.get("pending"):
-                bound = min(bound, int(_s(pending["min"]).split("-")[0]))
+                bound = min(bound, int(text(pending["min"]).split("-")[0]))
         if bound > 0:
             await self.redis.xtrim(ks.outbox, minid=f"{int(bound)}-0", approximate=True)
 
@@ -228,7 +225,7 @@ class Dispatcher:
                                                    count=LANE_BATCH))
         if not rows:
             return self.policy.poll_s
-        state = {_s(k): _s(v) for k, v in (await self.redis.hgetall(
+        state = {text(k): text(v) for k, v in (await self.redis.hgetall(
             ks.webhook_head(endpoint_id))).items()}
         delivered: list[str] = []
         attempts: list[dict[Any, Any]] = []

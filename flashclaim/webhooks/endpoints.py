@@ -20,19 +20,12 @@ from redis.exceptions import ResponseError
 from flashclaim.errors import ApiError
 from flashclaim.keys import KeySpace
 from flashclaim.outbox import OutEvent
+from flashclaim.store.connection import stream_rows
 
 OUTBOX_GROUP = "webhooks"
 DELIVERIES_KEPT = 1000  # attempts the deliveries log keeps per endpoint
 REPLAY_PAGE = 1000
 
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def stream_rows(reply: Any) -> list[tuple[str, dict[str, str]]]:
-    """An XRANGE-like reply as (entry id, fields) text (redis-py types it as a union)."""
-    return [(_s(i), {_s(k): _s(v) for k, v in (f or {}).items()}) for i, f in reply or []]
 
 
 def queued(event: OutEvent, outbox_id: str) -> dict[Any, Any]:
