@@ -196,7 +196,7 @@ _CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "c
                 "draw_state", "draw_seed", "draw_seed_sha256", "entrants", "drawn_winners",
                 "budget", "committed")
 # Fields each bucket keeps for itself; the others are copied from bucket 0 (its definition).
-BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv")
+BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv", "budget", "committed")
 
 
 def meta_fields(spec: CampaignSpec, created_at: int) -> list[str | int]:

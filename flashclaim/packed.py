@@ -51,17 +51,20 @@ def code_of_code_user(field: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """A bucket's transfers-out entry (bucket_give.lua): "<to>\\31<amount>\\31<at ms>"."""
+    """A bucket's transfers-out entry (bucket_give.lua):
+    "<to>\\31<units>\\31<at ms>\\31<budget moved>" (an entry logged before budgets had
+    no last part: it moved none)."""
 
     to: int
-    amount: int
+    amount: int  # units: grants' worth of stock
     at: int
+    budget: int = 0  # minor units of budget moved with them
 
     @classmethod
     def unpack(cls, value: str | bytes) -> Transfer:
         text = value.decode() if isinstance(value, bytes) else value
-        to, amount, at = text.split(SEP)
-        return cls(int(to), int(amount), int(at))
+        to, amount, at, *budget = text.split(SEP)
+        return cls(int(to), int(amount), int(at), int(budget[0]) if budget else 0)
 
 
 def grant_user(user_id: str, tags: tuple[str, ...]) -> str:

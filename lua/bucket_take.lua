@@ -1,15 +1,17 @@
 #!lua
 --[[
-bucket_take.lua: the second half of a stock transfer (see bucket_give.lua): add the
-given stock to this bucket, once per transfer id. The id is kept for the campaign's
-life, so a late or repeated take (the giver's retry, the sweeper) adds nothing.
+bucket_take.lua: the second half of a transfer (see bucket_give.lua): add the given
+units to this bucket (stock, when its stock is limited, and budget), once per transfer
+id. The id is kept for the campaign's life, so a late or repeated take (the giver's
+retry, the sweeper) adds nothing.
 
 KEYS:
   KEYS[1]   hash    this bucket's meta
-  KEYS[2]   hash    this bucket's transfers in: transfer id -> amount
+  KEYS[2]   hash    this bucket's transfers in: transfer id -> units
 ARGV:
   ARGV[1]   string  transfer id
-  ARGV[2]   integer amount
+  ARGV[2]   integer units (stock)
+  ARGV[3]   integer budget moved with them (minor units; 0 without a budget)
 Returns:
   1         added now
   0         this transfer was added before (nothing written)
@@ -23,5 +25,10 @@ end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
-redis.call('HINCRBY', KEYS[1], 'remaining', tonumber(ARGV[2]))
+if redis.call('HGET', KEYS[1], 'remaining') ~= '' then
+  redis.call('HINCRBY', KEYS[1], 'remaining', tonumber(ARGV[2]))
+end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('HINCRBY', KEYS[1], 'budget', tonumber(ARGV[3]))
+end
 return 1

@@ -58,9 +58,10 @@ ARGV:
                  client IP       "" when the service has no per-IP limit
                  IP limit        taps per window from one IP (integer, "" with no IP)
                  IP window       milliseconds ("" with no IP)
-                 retry           "1" when this claim is asked again after stock moved into
-                                 its bucket: its first answer, sold_out, was counted, and so
-                                 was the tap by the rate limits; "0" otherwise
+                 retry of        when this claim is asked again after stock (budget) moved
+                                 into its bucket: the code of its last answer ("sold_out" or
+                                 "budget_exhausted"), which was counted, and so was the tap by
+                                 the rate limits; "" for a first decision
                  device id       the caller's device ("" when none was sent)
                  challenge       "<token id>:<expires ms>:<bits>" of a proof of work the
                                  service verified ("" when none came with the request)
@@ -225,9 +226,16 @@ local function claim_json(claim_id, user_id, seq, channel, source)
     cjson.encode(source), table.concat(parts, ','))
 end
 
-local function reject(code, payload)
-  redis.call('HINCRBY', rejected_key, code, 1)
-  reply(code, payload)
+local retry_of = ''  -- the claim being decided: its last answer's code when a retry
+
+-- A refusal, counted by its code; a retry's last answer was counted already, so it is
+-- counted again only as another code (and uncounted as the old one).
+local function reject(code, payload, holds_limit)
+  if code ~= retry_of then
+    redis.call('HINCRBY', rejected_key, code, 1)
+    if retry_of ~= '' then redis.call('HINCRBY', rejected_key, retry_of, -1) end
+  end
+  reply(code, payload, holds_limit)
 end
 
 local function fields_of(packed)
@@ -269,8 +277,9 @@ for i = 1, n do
   local f = fields_of(ARGV[i])
   local claim_id, token, user_id, tags, channel, idem_key = f[1], f[2], f[3], f[4], f[5], f[6]
   local source, source_ref, blocked, client_ip = f[7], f[8], f[9] == '1', f[10]
-  -- a retry after stock moved into this bucket was counted already (rate limits, sold_out)
-  local retry = f[13] == '1'
+  -- a retry after stock moved into this bucket was counted already (rate limits, answer)
+  retry_of = f[13]
+  local retry = retry_of ~= ''
   local device, challenge, entry = f[14], f[15], f[16] == '1'
   local by_draw = source == 'draw'  -- a winner of the draw: its entry passed the checks
   local by_user = source == 'grab' or entry  -- what the device and challenge rules cover
@@ -347,8 +356,7 @@ for i = 1, n do
     elseif is_tap and ip_key and count_tap(ip_key, tonumber(f[12])) > tonumber(f[11]) then
       reject('rate_limited', tostring(redis.call('PTTL', ip_key)))
     elseif held >= per_user_limit then
-      redis.call('HINCRBY', rejected_key, 'already_claimed', 1)
-      reply('already_claimed', tostring(held), true)
+      reject('already_claimed', tostring(held), true)
     elseif daily_limit and today_n >= daily_limit then
       reject('daily_limit', tostring(ms_to_midnight))
     elseif caps_device and on_device >= per_device_limit then
@@ -362,12 +370,12 @@ for i = 1, n do
     elseif budget and committed + unit_cost > budget then
       reject('budget_exhausted', tostring(budget - committed))
     elseif remaining and remaining <= 0 then
-      if retry then reply('sold_out', '') else reject('sold_out', '') end
+      reject('sold_out', '')
     else
       -- the grant: stock first, then everything that records it
       if remaining then remaining = redis.call('HINCRBY', meta_key, 'remaining', -1) end
-      if retry then  -- its first answer was sold_out after all: no longer a rejection
-        redis.call('HINCRBY', rejected_key, 'sold_out', -1)
+      if retry then  -- its last answer was a refusal after all: no longer counted
+        redis.call('HINCRBY', rejected_key, retry_of, -1)
       end
       local seq = (redis.call('HINCRBY', meta_key, 'granted', 1) - 1) * buckets + bucket + 1
       if budget then committed = redis.call('HINCRBY', meta_key, 'committed', unit_cost) end

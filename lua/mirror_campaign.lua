@@ -14,7 +14,9 @@ ARGV:
   ARGV[2]   integer n, the campaign's bucket count
   ARGV[3]   integer bucket 0's defv when its meta was read
   ARGV[4]   string  "1" when the campaign's stock is unlimited
-  ARGV[5..] string  field, value, ... (every definition field of bucket 0's meta)
+  ARGV[5]   string  "1" when the campaign has a budget (a new bucket starts with none of
+                    it: transfers bring it, like stock)
+  ARGV[6..] string  field, value, ... (every definition field of bucket 0's meta)
 Returns:
   2         created
   1         updated
@@ -24,14 +26,15 @@ Returns:
 local defv = tonumber(ARGV[3])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local none = ARGV[4] == '1' and '' or '0'
-  redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+  local budget = ARGV[5] == '1' and '0' or ''
+  redis.call('HSET', KEYS[1], unpack(ARGV, 6))
   redis.call('HSET', KEYS[1], 'remaining', none, 'stock', none, 'granted', 0,
-    'bucket', ARGV[1], 'buckets', ARGV[2], 'defv', defv)
+    'bucket', ARGV[1], 'buckets', ARGV[2], 'defv', defv, 'budget', budget, 'committed', 0)
   return 2
 end
 if tonumber(redis.call('HGET', KEYS[1], 'defv') or '0') >= defv then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('HSET', KEYS[1], 'defv', defv)
 return 1

@@ -63,6 +63,21 @@ def counter_breaches(stock: int | None, remaining: int | None, granted: int) -> 
     return out
 
 
+def budget_breaches(budget: int | None, committed: int, granted: int, unit_cost: int
+                    ) -> list[str]:
+    """A budget's counters (one bucket's, read atomically): every grant committed its
+    pack's face value, and never more than the budget in all (overspent is an oversell
+    of money)."""
+    if budget is None:
+        return []
+    out = []
+    if committed > budget:
+        out.append(f"oversold: budget overspent, committed {committed} > budget {budget}")
+    if committed != granted * unit_cost:
+        out.append(f"budget committed {committed} != granted {granted} x unit cost {unit_cost}")
+    return out
+
+
 def stream_count_breaches(added: int, granted: int) -> list[str]:
     """One stream entry ever added per grant (entries-added survives trimming)."""
     return [] if added == granted else [f"stream: {added} records for {granted} grants"]

@@ -58,7 +58,9 @@ class ClaimRequest:
     source: Source = Source.GRAB
     source_ref: str = ""  # the grant id, or the code's hash prefix
     blocked: bool = False  # on the blocklist, as this process last read it
-    retry: bool = False  # counted by the rate limits already (retried after a stock move)
+    # Asked again after stock (budget) moved into its bucket: the code of its last answer,
+    # counted already (and so was the tap, by the rate limits); None: a first decision.
+    retry_of: ClaimCode | None = None
     device_id: str = ""  # the caller's device (validated like a user id), "" when none
     challenge: str = ""  # a verified proof of work, fair.challenge.Solved.packed()
     entry: bool = False  # an entry into a drawn campaign, not a claim
@@ -74,7 +76,8 @@ class ClaimRequest:
         return join(
             self.claim_id, self.dedup_token, self.user_id, tags, self.channel or "",
             self.idempotency_key or "", self.source.value, self.source_ref,
-            "1" if self.blocked else "0", ip, taps, window, "1" if self.retry else "0",
+            "1" if self.blocked else "0", ip, taps, window,
+            self.retry_of.value if self.retry_of else "",
             self.device_id, self.challenge, "1" if self.entry else "0", *self.trace)
 
 

@@ -26,6 +26,8 @@ from flashclaim.timefmt import to_rfc3339
 
 Proof = tuple[object, object]  # (challenge token, nonce) as the request body carries them
 _Decide = Callable[[list[ClaimRequest]], Awaitable[list[ClaimDecision]]]
+# What a bucket answers when it alone ran out: another bucket may still sell.
+REFILLABLE = (ClaimCode.SOLD_OUT, ClaimCode.BUDGET_EXHAUSTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,7 @@ class ClaimService:
                                device_id=who.device_id, challenge=solved,
                                trace=self.fairness.tracer.of(client_ip, who.device_id))
         decision = await self._coalescer.decide(route.key_id, request)
-        if decision.code is ClaimCode.SOLD_OUT and route.buckets > 1:
+        if decision.code in REFILLABLE and route.buckets > 1:
             [decision] = await self._refilled(route, [request], [decision], self._one(route))
         self.gate.learn(campaign_id, who.user_id, decision)
         if binding is not None and decision.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY):
@@ -197,18 +199,20 @@ class ClaimService:
 
     async def _refilled(self, route: Route, requests: list[ClaimRequest],
                         decided: list[ClaimDecision], decide: _Decide) -> list[ClaimDecision]:
-        """The decisions, after asking again for those the bucket refused as sold out once
-        stock moved in from another bucket (at most REFILL_ROUNDS times; a campaign of one
-        bucket has nowhere to take stock from). The one refill rule of claims and grants."""
+        """The decisions, after asking again for those the bucket refused as sold out (or
+        out of budget) once stock (budget) moved in from another bucket (at most
+        REFILL_ROUNDS times; a campaign of one bucket has nowhere to take it from). The one
+        refill rule of claims and grants."""
         decided = list(decided)
-        todo = [i for i, d in enumerate(decided) if d.code is ClaimCode.SOLD_OUT]
+        todo = [i for i, d in enumerate(decided) if d.code in REFILLABLE]
         rounds = REFILL_ROUNDS
         while todo and route.buckets > 1 and rounds and await self.buckets.refill(route):
             rounds -= 1  # stock moved in (or is on its way): ask the bucket again
-            again = await decide([replace(requests[i], retry=True) for i in todo])
+            again = await decide([replace(requests[i], retry_of=decided[i].code)
+                                  for i in todo])
             for i, d in zip(todo, again, strict=True):
                 decided[i] = d
-            todo = [i for i in todo if decided[i].code is ClaimCode.SOLD_OUT]
+            todo = [i for i in todo if decided[i].code in REFILLABLE]
         return decided
 
     def _one(self, route: Route) -> _Decide:

@@ -21,6 +21,7 @@ from flashclaim.campaigns import GRANTED, CampaignView
 from flashclaim.checks.audit import decode_entries
 from flashclaim.checks.invariants import (
     EventCounts,
+    budget_breaches,
     counter_breaches,
     lost_breaches,
     record_breaches,
@@ -123,6 +124,7 @@ def reconcile_campaign(
             m.append(f"bucket {b} not found in Redis")
             continue
         m.extend(_reconcile_bucket(ledger, campaign_id, group, (b, n), snap, blocked, rec))
+        m.extend(_bucket_budget(snap.meta, f"bucket {b}: " if n > 1 else ""))
     m.extend(_counter_check(r, parts, view, rec))
     everything = ledger.summary(campaign_id).records  # first the ledger, then granted:
     later = [int(g or 0) for g in (r.hget(part.meta, GRANTED) for part in parts)]
@@ -136,6 +138,15 @@ def reconcile_campaign(
         m.extend(unrecorded_dead_letters(r, ledger, part.dead_letter))
         m.extend(stuck_entries(r, part.stream, group, STUCK_MS if stuck_ms is None else stuck_ms))
     return rec
+
+
+def _bucket_budget(meta: dict[str, str], where: str) -> list[str]:
+    """The budget a bucket holds against what its grants committed (each bucket keeps
+    within its own share, so the campaign keeps within the sum)."""
+    found = budget_breaches(int(meta["budget"]) if meta.get("budget") else None,
+                            int(meta.get("committed") or 0), int(meta.get(GRANTED) or 0),
+                            int(meta.get("unit_cost") or 0))
+    return [where + breach for breach in found]
 
 
 STUCK_MS = 60_000  # pending this long with its consumer: the ledger is not moving

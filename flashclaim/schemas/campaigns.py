@@ -485,13 +485,11 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
 
 
 def _budget(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
-    """The budget, checked: in the coupons' currency, one bucket, room for one grant."""
+    """The budget, checked: in the coupons' currency, room for one grant."""
     if c.budget is None:
         return None
     if any(coupon.currency != c.budget.currency for coupon in coupons):
         raise invalid_request("budget.currency must be the currency of every coupon.")
-    if c.buckets > 1:
-        raise invalid_request("A budget cannot be used with buckets (yet).")
     if c.budget.amount < unit_cost(coupons):
         raise invalid_request(f"budget.amount must cover one grant ({unit_cost(coupons)}).")
     return c.budget.amount

@@ -12,10 +12,14 @@ atomicity does not exist, so nothing here needs it:
   bucket_take.lua adds it to the other once per transfer id. Between the two the
   stock is in neither bucket: never sold twice, only briefly unsellable. A crash in
   between leaves the log entry, which the sweeper (`sweep`) completes.
-- When a claim finds its home bucket sold out, the service moves stock in from the
-  bucket holding the most (`refill`) and asks claim.lua once more. A user is refused
-  `sold_out` only when every other bucket it read held none: stock in transfer at that
-  moment is sellable again within TRANSFER_GRACE_MS plus one sweep.
+- When a claim finds its home bucket sold out (or out of budget), the service moves
+  stock in from the bucket that can sell the most (`refill`) and asks claim.lua once
+  more. A user is refused `sold_out` only when every other bucket it read held none:
+  stock in transfer at that moment is sellable again within TRANSFER_GRACE_MS plus one
+  sweep.
+- A budget is shared the same way: each bucket holds a share of it, and a transfer moves
+  grants' worth of both (units of one pack's stock and its face value of budget), so
+  the buckets' budgets plus what is in transfer are the campaign's budget at all times.
 - Bucket 0 holds the definition; the others copy it (mirror_campaign.lua), at once
   after each admin change and again on every sweep (a crashed copy is redone).
 
@@ -72,6 +76,21 @@ class Totals:
     remaining: int | None  # None: unlimited stock
     granted: int
     in_transfer: int  # given by one bucket, not yet taken by another
+    budget: int | None = None  # the buckets' budgets and what is in transfer; None: none
+    committed: int = 0
+
+
+def capacity(meta: list[str | None]) -> int:
+    """How many more grants a bucket can sell, from its [remaining, budget, committed,
+    unit_cost] (as bucket_give.lua counts it: an unlimited bucket without budget: none to
+    give, so 0)."""
+    remaining, budget, committed, unit_cost = (int(x) if x else None for x in meta)
+    affords = None
+    if budget is not None and unit_cost:
+        affords = (budget - (committed or 0)) // unit_cost
+    if remaining is None:
+        return max(affords or 0, 0)
+    return max(remaining if affords is None else min(remaining, affords), 0)
 
 
 class BucketRouter:
@@ -120,17 +139,18 @@ class BucketRouter:
         return Route(campaign_id, n, home_bucket(user_id, n))
 
     async def refill(self, route: Route) -> bool:
-        """After the route's bucket answered sold out: make stock sellable there if any
-        bucket holds some. True: ask the bucket again (stock moved in, or another claim's
-        refill moved some in meanwhile, or a transfer is on its way); False: no bucket
-        held stock and none was moving when read, so the campaign is sold out."""
+        """After the route's bucket answered sold out (or out of budget): make grants
+        sellable there if any bucket can sell some. True: ask the bucket again (units moved
+        in, or another claim's refill moved some in meanwhile, or a transfer is on its
+        way); False: no bucket could sell and nothing was moving when read, so the
+        campaign is sold out (or its budget spent)."""
         parts = self._keyspace.buckets(route.campaign_id, route.buckets)
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys in parts:
-                pipe.hget(keys.meta, "remaining")
+                pipe.hmget(keys.meta, _CAPACITY_FIELDS)
                 pipe.hlen(keys.transfers_out)
             replies = await run_pipeline(pipe)
-        held = [int(x or 0) for x in replies[0::2]]
+        held = [capacity([_str(x) for x in meta]) for meta in replies[0::2]]
         if held[route.bucket] > 0:
             return True
         donors = sorted(((n, b) for b, n in enumerate(held) if b != route.bucket and n > 0),
@@ -150,37 +170,46 @@ class BucketRouter:
         await poll_forever(once, asyncio.Event(), SWEEP_EVERY_S, "bucket sweep")
 
 
+_CAPACITY_FIELDS = ["remaining", "budget", "committed", "unit_cost"]
+
+
+def _str(value: str | bytes | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 async def move_stock(redis: Redis, scripts: Scripts, parts: list[CampaignKeys], src: int,
                      dst: int, most: int | None = None) -> int:
-    """One logged transfer from bucket src to bucket dst: half of src's stock, or at most
-    `most`. Returns the amount given (taken by dst unless dst does not exist yet)."""
+    """One logged transfer from bucket src to bucket dst: half of what src can sell, or at
+    most `most` units (each a pack of stock and, with a budget, its face value of budget).
+    Returns the units given (taken by dst unless dst does not exist yet)."""
     transfer_id = f"{src}-{dst}-{secrets.token_hex(8)}"
-    amount = await scripts.bucket_give(parts[src], transfer_id, dst, most)
-    if amount:
-        await _finish(redis, scripts, parts[src], parts[dst], transfer_id, amount)
-    return amount
+    units, budget = await scripts.bucket_give(parts[src], transfer_id, dst, most)
+    if units:
+        await _finish(redis, scripts, parts[src], parts[dst], transfer_id, units, budget)
+    return units
 
 
 async def _finish(redis: Redis, scripts: Scripts, src: CampaignKeys, dst: CampaignKeys,
-                  transfer_id: str, amount: int) -> bool:
+                  transfer_id: str, amount: int, budget: int) -> bool:
     """Take a given transfer into its bucket (once), then settle it out of the log."""
-    if await scripts.bucket_take(dst, transfer_id, amount) < 0:
+    if await scripts.bucket_take(dst, transfer_id, amount, budget) < 0:
         return False  # the bucket is not created yet: the sweeper creates it, then retries
     await redis.hdel(src.transfers_out, transfer_id)
     return True
 
 
 async def create_buckets(redis: Redis, scripts: Scripts, keyspace: KeySpace, campaign_id: str,
-                         n: int, stock: int | None) -> None:
-    """After bucket 0 was created with all the stock: create the others and give each its
-    share. A crash here leaves stock in bucket 0 (claims move it on demand) and buckets
-    to create (the sweeper creates them): nothing is lost or sold twice."""
+                         n: int) -> None:
+    """After bucket 0 was created with all the stock and budget: create the others and give
+    each its share of the grants bucket 0 can sell (whole packs of stock and of budget;
+    what a budget holds beyond a whole pack stays in bucket 0). A crash here leaves them
+    in bucket 0 (claims move them on demand) and buckets to create (the sweeper creates
+    them): nothing is lost or sold twice."""
     parts = keyspace.buckets(campaign_id, n)
     await mirror_definition(redis, scripts, keyspace, campaign_id, n)
-    if stock is None:
-        return
+    units = capacity([_str(x) for x in await redis.hmget(parts[0].meta, _CAPACITY_FIELDS)])
     for b in range(1, n):
-        share = stock // n + (1 if b < stock % n else 0)
+        share = units // n + (1 if b < units % n else 0)
         if share:
             await move_stock(redis, scripts, parts, 0, b, share)
 
@@ -202,7 +231,8 @@ async def mirror_definition(redis: Redis, scripts: Scripts, keyspace: KeySpace,
         return
     fields = [x for k, v in meta.items() if k not in BUCKET_OWN for x in (k, v)]
     for b in behind:
-        await scripts.mirror_campaign(parts[b], b, n, defv, meta["stock"] == "", fields)
+        await scripts.mirror_campaign(parts[b], b, n, defv, meta["stock"] == "",
+                                      meta.get("budget", "") != "", fields)
 
 
 async def sweep(redis: Redis, scripts: Scripts, keyspace: KeySpace,
@@ -220,7 +250,7 @@ async def sweep(redis: Redis, scripts: Scripts, keyspace: KeySpace,
             for transfer_id, entry in log_.items():
                 t = Transfer.unpack(entry)
                 if now - t.at >= grace_ms and await _finish(
-                        redis, scripts, keys, parts[t.to], transfer_id, t.amount):
+                        redis, scripts, keys, parts[t.to], transfer_id, t.amount, t.budget):
                     done += 1
                     log.info("campaign %s: completed stock transfer %s (%s coupons)",
                              campaign_id, transfer_id, t.amount)
@@ -233,24 +263,29 @@ async def totals(redis: Redis, keyspace: KeySpace, campaign_id: str, n: int) -> 
     parts = keyspace.buckets(campaign_id, n)
     async with redis.pipeline(transaction=False) as pipe:
         for keys in parts:
-            pipe.hmget(keys.meta, ["remaining", "granted"])
+            pipe.hmget(keys.meta, ["remaining", "granted", "budget", "committed"])
             pipe.hvals(keys.transfers_out)
         replies = await pipe.execute()
     counters, logs = replies[0::2], replies[1::2]
     unlimited = counters[0][0] in (b"", "")
-    remaining = None if unlimited else sum(int(r or 0) for r, _ in counters)
-    in_transfer = sum(Transfer.unpack(e).amount for entries in logs for e in entries)
-    return Totals(remaining, sum(int(g or 0) for _, g in counters), in_transfer)
+    remaining = None if unlimited else sum(int(c[0] or 0) for c in counters)
+    moving = [Transfer.unpack(e) for entries in logs for e in entries]
+    budgeted = counters[0][2] not in (b"", "", None)
+    budget = (sum(int(c[2] or 0) for c in counters) + sum(t.budget for t in moving)
+              if budgeted else None)
+    return Totals(remaining, sum(int(c[1] or 0) for c in counters),
+                  sum(t.amount for t in moving), budget, sum(int(c[3] or 0) for c in counters))
 
 
 async def summed_view(redis: Redis, keyspace: KeySpace, view: CampaignView) -> CampaignView:
-    """A bucketed campaign's counters are its buckets' sums; stock in transfer between two
-    buckets is unclaimed, so it counts as remaining."""
+    """A bucketed campaign's counters are its buckets' sums; stock (and budget) in transfer
+    between two buckets is unclaimed, so it counts as remaining."""
     if view.buckets == 1:
         return view
     t = await totals(redis, keyspace, view.id, view.buckets)
     remaining = None if t.remaining is None else t.remaining + t.in_transfer
-    return replace(view, remaining=remaining, granted=t.granted, in_transfer=t.in_transfer)
+    return replace(view, remaining=remaining, granted=t.granted, in_transfer=t.in_transfer,
+                   budget=t.budget, committed=t.committed)
 
 
 def bucket_seq(k: int, bucket: int, n: int) -> int:

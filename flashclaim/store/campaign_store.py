@@ -83,7 +83,7 @@ class CampaignStore:
             raise ApiError(409, "campaign_exists", f"A campaign with id {spec.id!r} exists.")
         if spec.buckets > 1:
             await create_buckets(self._redis, self._scripts, self._keyspace, spec.id,
-                                 spec.buckets, spec.stock)
+                                 spec.buckets)
         return await self.get(spec.id)
 
     async def _index(self, campaign_id: str, starts_at: int, ends_at: int | None,

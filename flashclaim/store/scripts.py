@@ -421,20 +421,26 @@ class Scripts:
         return OrderCode(_text(code)), [_text(f) for f in fields]
 
     async def bucket_give(self, keys: CampaignKeys, transfer_id: str, to_bucket: int,
-                          most: int | None) -> int:
+                          most: int | None) -> tuple[int, int]:
+        """The units given and the budget moved with them (0, 0: nothing to give)."""
         # Durable before the stock is taken elsewhere: a failover must not give it back here.
-        return int(await self._durably("bucket_give", [keys.meta, keys.transfers_out],
-                                       [transfer_id, to_bucket, "" if most is None else most]))
+        units, budget = await self._durably(
+            "bucket_give", [keys.meta, keys.transfers_out],
+            [transfer_id, to_bucket, "" if most is None else most])
+        return int(units), int(budget)
 
-    async def bucket_take(self, keys: CampaignKeys, transfer_id: str, amount: int) -> TakeCode:
+    async def bucket_take(self, keys: CampaignKeys, transfer_id: str, amount: int,
+                          budget: int) -> TakeCode:
         # Durable before the transfer is settled: a failover must not lose the stock.
         return TakeCode(int(await self._durably("bucket_take", [keys.meta, keys.transfers_in],
-                                                [transfer_id, amount])))
+                                                [transfer_id, amount, budget])))
 
     async def mirror_campaign(self, keys: CampaignKeys, bucket: int, n: int, defv: int,
-                              unlimited: bool, fields: list[str]) -> MirrorCode:
+                              unlimited: bool, budgeted: bool, fields: list[str]
+                              ) -> MirrorCode:
         return MirrorCode(int(await self._script("mirror_campaign")(
-            keys=[keys.meta], args=[bucket, n, defv, "1" if unlimited else "0", *fields])))
+            keys=[keys.meta], args=[bucket, n, defv, "1" if unlimited else "0",
+                                    "1" if budgeted else "0", *fields])))
 
     async def blocklist_change(self, keys: list[str], op: str, user_id: str, entry: str,
                                log_kept: int) -> tuple[bool, int]:

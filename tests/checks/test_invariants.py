@@ -11,6 +11,7 @@ from flashclaim.checks.invariants import (
     Issued,
     answered_breaches,
     blocked_breaches,
+    budget_breaches,
     counter_breaches,
     daily_breaches,
     exclusion_breaches,
@@ -70,6 +71,16 @@ def test_counter_and_answer_breaches() -> None:
                      "duplicated: 1 claims answered 201 twice"]
     assert tally([*found, "oversold: granted 4 > stock 3", "stream: extra: 4 records"]) == {
         "oversold": 1, "lost": 1, "duplicated": 2}
+
+
+def test_budget_breaches_are_named() -> None:
+    assert budget_breaches(budget=None, committed=0, granted=9, unit_cost=500) == []
+    assert budget_breaches(budget=5000, committed=5000, granted=10, unit_cost=500) == []
+    overspent = budget_breaches(budget=4999, committed=5000, granted=10, unit_cost=500)
+    assert overspent == ["oversold: budget overspent, committed 5000 > budget 4999"]
+    assert tally(overspent)["oversold"] == 1
+    assert budget_breaches(budget=9000, committed=4500, granted=10, unit_cost=500) == [
+        "budget committed 4500 != granted 10 x unit cost 500"]
 
 
 def test_issuing_rule_breaches_are_named() -> None:

@@ -89,6 +89,18 @@ def test_redis_side_breaches(sync_redis: SyncRedis, ledger: Ledger, consumed: st
     assert any("stream: 6 records for 11 grants" in m for m in mismatches)
 
 
+def test_an_overspent_budget_is_a_breach(sync_redis: SyncRedis, ledger: Ledger,
+                                         consumed: str) -> None:
+    """Six grants of ¥5 each committed ¥30: within a ¥30 budget, fine; the same against a
+    budget lowered by hand to ¥29.99 is named an oversell."""
+    meta = KS.campaign(consumed).meta
+    sync_redis.hset(meta, mapping={"budget": 3000, "committed": 3000, "unit_cost": 500})
+    assert reconcile_campaign(sync_redis, ledger, KS, consumed).ok
+    sync_redis.hset(meta, "budget", 2999)
+    mismatches = reconcile_campaign(sync_redis, ledger, KS, consumed).mismatches
+    assert mismatches == ["oversold: budget overspent, committed 3000 > budget 2999"]
+
+
 def test_lag_is_reported_not_a_mismatch(sync_redis: SyncRedis, ledger: Ledger,
                                         consumed: str) -> None:
     assert sync_grant(sync_redis, KS, consumed, ["x", "y"]) == 2  # not consumed yet

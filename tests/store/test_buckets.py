@@ -141,6 +141,38 @@ async def test_stock_changes_and_codes(client: httpx.AsyncClient) -> None:
     assert (codes.status_code, codes.json()["error"]) == (409, "campaign_bucketed")
 
 
+async def test_buckets_share_a_budget_and_spend_it_exactly(
+        client: httpx.AsyncClient, redis_client: Redis) -> None:
+    """A budget of 20 grants' face value (and ¥5 more than a whole grant) over 3 buckets,
+    unlimited stock: a crowd of 60, all at home in one bucket or spread, is granted
+    exactly 20; each refusal is counted once; a top-up into bucket 0 reaches the others."""
+    cost = 2000  # one ¥20 cash coupon a grant
+    await create_campaign(client, id="bud", stock=None, buckets=3,
+                          coupons=[{"type": "cash", "value": cost}],
+                          budget={"amount": 20 * cost + 500, "currency": "CNY"})
+    parts = KS.buckets("bud", 3)
+    shares = [int(str(await redis_client.hget(p.meta, "budget"))) for p in parts]
+    assert shares == [7 * cost + 500, 7 * cost, 6 * cost]  # whole grants; the rest stays in 0
+    crowd = users_at_home(1, 3, 30, prefix="one-") + [f"any-{i}" for i in range(30)]
+    replies = await asyncio.gather(*[claim(client, "bud", u) for u in crowd])
+    codes = Counter(r.status_code if r.status_code == 201 else r.json()["error"]
+                    for r in replies)
+    assert codes == {201: 20, "budget_exhausted": 40}
+    s = await stats(client, "bud")
+    assert s["budget"] == {"amount": 20 * cost + 500, "currency": "CNY",
+                           "committed": 20 * cost, "remaining": 500}
+    assert s["rejected"] == {"budget_exhausted": 40}  # a retried refusal counted once
+    committed = [int(str(await redis_client.hget(p.meta, "committed"))) for p in parts]
+    budgets = [int(str(await redis_client.hget(p.meta, "budget"))) for p in parts]
+    assert all(c <= b for c, b in zip(committed, budgets, strict=True))  # each bucket's own
+    topped = await client.post("/v1/admin/campaigns/bud/budget", headers=ADMIN,
+                               json={"delta": 1500})  # ¥5 + ¥15: one more grant
+    assert topped.json()["stats"]["budget"]["remaining"] == 2000
+    late = users_at_home(2, 3, 2, prefix="late-")
+    assert [(await claim(client, "bud", u)).status_code for u in late] == [201, 410]
+    assert (await stats(client, "bud"))["budget"]["committed"] == 21 * cost
+
+
 async def test_a_transfer_cut_short_is_completed_once(client: httpx.AsyncClient,
                                                       redis_client: Redis) -> None:
     """A giver that dies after bucket_give.lua: the stock is in neither bucket (unsellable,
@@ -148,14 +180,14 @@ async def test_a_transfer_cut_short_is_completed_once(client: httpx.AsyncClient,
     await create_campaign(client, id="cut", stock=30, buckets=3)
     scripts = Scripts(redis_client)
     parts = KS.buckets("cut", 3)
-    assert await scripts.bucket_give(parts[1], "t1", 2, 4) == 4  # then the giver dies
+    assert await scripts.bucket_give(parts[1], "t1", 2, 4) == (4, 0)  # then the giver dies
     t = await totals(redis_client, KS, "cut", 3)
     assert (t.remaining, t.in_transfer, t.granted) == (26, 4, 0)
     assert (await stats(client, "cut"))["remaining"] == 30  # unclaimed, though moving
     assert await sweep(redis_client, scripts, KS) == 0  # younger than the grace: left alone
     assert await sweep(redis_client, scripts, KS, grace_ms=0) == 1
     assert await sweep(redis_client, scripts, KS, grace_ms=0) == 0
-    assert await scripts.bucket_take(parts[2], "t1", 4) == 0  # the giver's late take: nothing
+    assert await scripts.bucket_take(parts[2], "t1", 4, 0) == 0  # the giver's late take: none
     remaining = [int(str(await redis_client.hget(p.meta, "remaining"))) for p in parts]
     assert remaining == [10, 6, 14]
     assert (await totals(redis_client, KS, "cut", 3)).in_transfer == 0

@@ -50,13 +50,11 @@ async def test_bad_budgets_are_refused(client: httpx.AsyncClient) -> None:
                                   json={"delta": 100})
     assert no_budget.status_code == 409 and no_budget.json()["error"] == "no_budget"
     coupons = [{"type": "cash", "value": 500}]
-    for budget, extra in (({"amount": 1000, "currency": "USD"}, {}),
-                          ({"amount": 400, "currency": "CNY"}, {}),
-                          ({"amount": 0, "currency": "CNY"}, {}),
-                          ({"amount": 1000, "currency": "CNY"}, {"buckets": 2})):
+    for budget in ({"amount": 1000, "currency": "USD"}, {"amount": 400, "currency": "CNY"},
+                   {"amount": 0, "currency": "CNY"}):
         response = await client.post("/v1/admin/campaigns", headers=ADMIN, json={
-            "name": "b", "stock": 10, "coupons": coupons, "budget": budget, **extra})
-        assert response.status_code == 400, (budget, extra)
+            "name": "b", "stock": 10, "coupons": coupons, "budget": budget})
+        assert response.status_code == 400, budget
     made = await create_campaign(client, coupons=coupons,
                                  budget={"amount": 1000, "currency": "CNY"})
     for delta in (0, -5, 1.5):
