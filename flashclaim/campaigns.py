@@ -156,6 +156,7 @@ class CampaignSpec:
     difficulty: int | None = None  # proof-of-work bits a grab or entry needs (None: none)
     draw: DrawSpec | None = None  # a drawn campaign
     budget: int | None = None  # minor units the grants may commit in all (face values)
+    cap_group: str | None = None  # the cap group it counts in (docs/design.md)
 
 
 def _lua_coupon_template(coupon: CouponDef) -> dict[str, object]:
@@ -188,13 +189,14 @@ META_FIELDS = (
     "admission", "entries_until", "draw_at", "draw_state", "draw_seed", "draw_seed_sha256",
     "entrants", "drawn_winners",
     "budget", "committed", "unit_cost",  # a budget: its amount, what grants committed
+    "cap_group",  # the cap group the campaign counts in ("" for none)
 )
 GRANTED = "granted"  # the counter reconcile re-reads on its own
 # Fields set at creation that no PATCH rewrites (counters, and what PATCH refuses).
 _CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "created_at", "rev",
                 "buckets", "bucket", "defv", "admission", "entries_until", "draw_at",
                 "draw_state", "draw_seed", "draw_seed_sha256", "entrants", "drawn_winners",
-                "budget", "committed")
+                "budget", "committed", "cap_group")
 # Fields each bucket keeps for itself; the others are copied from bucket 0 (its definition).
 BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv", "budget", "committed")
 
@@ -223,7 +225,7 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "timezone": spec.timezone,
         "listed": spec.listed,
     }
-    for name in ("per_device_limit", "missing_device", "challenge", "admission"):
+    for name in ("per_device_limit", "missing_device", "challenge", "admission", "cap_group"):
         if name in spec.body:
             definition[name] = spec.body[name]
     stock: str | int = "" if spec.stock is None else spec.stock  # "": unlimited
@@ -258,6 +260,7 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "budget": "" if spec.budget is None else spec.budget,
         "committed": 0,
         "unit_cost": unit_cost(spec.coupons),
+        "cap_group": spec.cap_group or "",
     }
 
 

@@ -62,6 +62,7 @@ EVENT_FIELDS = ("v", "event", "coupon_id", "campaign_id", "user_id", "order_id",
 WRITE_BACK_EVENTS = ("redeemed", "released")
 ORDER_EVENTS = ("locked", "confirmed", "unlocked", "refunded")
 ALL_EVENTS = WRITE_BACK_EVENTS + ORDER_EVENTS
+USED_UP = ("redeemed", "confirmed")  # the events after which a coupon is no longer unused
 EVENTS = {"1": WRITE_BACK_EVENTS, "2": ORDER_EVENTS}
 V2_FIELDS = ("hold_until", "gmv")
 

@@ -44,6 +44,19 @@ class CouponSlotKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class CapKeys:
+    """One user's standing in one cap group, under the user's own hash tag (see
+    lua/cap_reserve.lua): every key expires with what it holds."""
+
+    held: str  # sorted set: coupon id -> valid_until ms (unused coupons of the group)
+    pending: str  # sorted set: "<claim id>\x1f<coupons>" -> when the reservation lapses
+    daily: str  # sorted set: claim id -> when granted (two days kept)
+
+    def script_keys(self) -> list[str]:
+        return [self.held, self.pending, self.daily]
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignKeys:
     meta: str  # hash: definition and live counters (stock, remaining, granted, paused)
     users: str  # hash: user_id -> grants held
@@ -321,6 +334,17 @@ class KeySpace:
         (":users") the set of users it saw there. Subjects are keyed hashes or campaign
         ids: bounded by the windows' expiry."""
         return f"{self.namespace}:risk:w:{rule}:{subject}:{window}"
+
+    @property
+    def cap_groups(self) -> str:
+        """Hash of the cap groups: name -> JSON settings (flashclaim/store/cap_store.py)."""
+        return f"{self.namespace}:cap-groups"
+
+    def cap(self, group: str, user_id: str) -> CapKeys:
+        """A user's keys in one cap group, in the user's own slot (user ids and group names
+        exclude braces)."""
+        base = f"{self.namespace}:{{u:{user_id}}}:cap:{group}:"
+        return CapKeys(held=base + "held", pending=base + "pending", daily=base + "daily")
 
     def risk_seen(self, user_id: str) -> str:
         """String (PX 30 days): the user was granted a coupon lately (not first-seen)."""

@@ -112,6 +112,7 @@ channel, idempotency_key, source, source_ref, tags, claim, ip_hash, net_hash,
 device_hash (see docs/stream.md).
 ]]
 --#include now_ms
+--#include local_day
 
 local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key, codes_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -120,7 +121,6 @@ local n = #ARGV
 local devices_key, spent_key, entries_key = KEYS[10], KEYS[11], KEYS[12]
 local FIXED_KEYS = 12
 local SCHEMA_VERSION = '3'
-local DAY_MS = 86400000
 
 local results = {}
 local function reply(code, payload, holds_limit)
@@ -171,23 +171,8 @@ local unit_cost = tonumber(m[25] or '') or 0
 local now = now_ms()
 
 -- Today's number and the ms to the next midnight, in the campaign's time zone.
--- tz_rules: "<offset ms>" or "<offset>;<from ms>:<offset>;..." (UTC offsets and the
--- instants they start at, ascending; campaigns.py computes them from the IANA zone).
 local today, ms_to_midnight
-if daily_limit then
-  local offset = nil
-  for part in string.gmatch(m[14], '[^;]+') do
-    local from, off = string.match(part, '^(-?%d+):(-?%d+)$')
-    if not from then
-      offset = tonumber(part)
-    elseif now >= tonumber(from) then
-      offset = tonumber(off)
-    end
-  end
-  local local_ms = now + offset
-  today = math.floor(local_ms / DAY_MS)
-  ms_to_midnight = (today + 1) * DAY_MS - local_ms
-end
+if daily_limit then today, ms_to_midnight = local_day(m[14], now) end
 
 local function has_any(set, tags)
   for seg in string.gmatch(set, '[^,]+') do

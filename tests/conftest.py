@@ -106,7 +106,7 @@ ALSO_ON_CLUSTER = {
     "test_reconcile_redemptions", "test_report", "test_templates_blocklist", "test_wallet",
     "test_buckets", "test_orders", "test_report_roi", "test_fair_sale", "test_risk",
     "test_dispatcher", "test_outbox_feed", "test_rules", "test_schedules", "test_roles",
-    "test_audit", "test_audit_ledger", "test_budget",
+    "test_audit", "test_audit_ledger", "test_budget", "test_cap_groups",
 }
 
 

@@ -41,6 +41,8 @@ class ClaimCode(StrEnum):
     ENTRIES_CLOSED = "entries_closed"
     ENTERED = "entered"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    CAP_REACHED = "cap_reached"  # decided by cap_reserve.lua, before claim.lua
+    CAP_DAILY_LIMIT = "cap_daily_limit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,8 @@ def rejection(code: ClaimCode, payload: str = "") -> ApiError:
     """The answer to a claim claim.lua (or the gate, on its behalf) refused."""
     status, message = CLAIM_REJECTIONS[code]
     retry_after = None
-    if code in (ClaimCode.RATE_LIMITED, ClaimCode.DAILY_LIMIT) and payload:
+    if code in (ClaimCode.RATE_LIMITED, ClaimCode.DAILY_LIMIT, ClaimCode.CAP_DAILY_LIMIT
+                ) and payload:
         retry_after = max(1, math.ceil(int(payload) / 1000))
     return ApiError(status, code.value, message, retry_after=retry_after)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from flashclaim.claim.caps import CapGuard, Reservation
 from flashclaim.claim.coalescer import ClaimCoalescer
 from flashclaim.claim.decision import ClaimCode, ClaimDecision, ClaimRequest, rejection
 from flashclaim.claim.gate import ClaimGate
@@ -20,6 +22,8 @@ from flashclaim.fair.keys import Fairness
 from flashclaim.keys import KeySpace
 from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.buckets import REFILL_ROUNDS, BucketRouter, Route
+from flashclaim.store.cap_store import CapGroups
+from flashclaim.store.connection import text
 from flashclaim.store.scripts import Scripts
 from flashclaim.stream import Source
 from flashclaim.timefmt import to_rfc3339
@@ -43,7 +47,7 @@ class ClaimService:
     def __init__(self, *, redis: Redis, scripts: Scripts, keyspace: KeySpace, gate: ClaimGate,
                  blocklist: Blocklist, buckets: BucketRouter, coalescer: ClaimCoalescer,
                  idempotency: IdempotencyKeys, ip_limit: tuple[int, int] | None = None,
-                 fairness: Fairness | None = None) -> None:
+                 fairness: Fairness | None = None, caps: CapGuard | None = None) -> None:
         self._redis = redis
         self._scripts = scripts
         self._keyspace = keyspace
@@ -54,6 +58,7 @@ class ClaimService:
         self._keys = idempotency
         self._ip_limit = ip_limit
         self.fairness = fairness or Fairness.of(None)
+        self.caps = caps or CapGuard(scripts, keyspace, CapGroups(redis, keyspace))
 
     @classmethod
     def over(cls, redis: Redis, scripts: Scripts, keyspace: KeySpace, *,
@@ -84,6 +89,14 @@ class ClaimService:
         solved = self._verified(campaign_id, who, proof)  # a wrong one: one hash, no Redis
         route = await self.buckets.route(campaign_id, who.user_id)
         claim_id = new_claim_id(route.key_id)  # names the slot its coupons are kept in
+        reservation: Reservation | None = None
+        if route.cap_group:
+            reserved = await self.caps.reserve(route.cap_group, who.user_id, claim_id,
+                                               route.pack, _now_ms())
+            if isinstance(reserved, ClaimDecision):
+                return await self._capped(route, who, channel, idempotency_key, source_ref,
+                                          reserved)
+            reservation = reserved
         binding: Binding | None = None
         if idempotency_key is None:
             # A server-made token still lets claim.lua recognise a client-library retry.
@@ -100,6 +113,8 @@ class ClaimService:
         decision = await self._coalescer.decide(route.key_id, request)
         if decision.code in REFILLABLE and route.buckets > 1:
             [decision] = await self._refilled(route, [request], [decision], self._one(route))
+        if reservation is not None:
+            await self.caps.settle(reservation, decision)
         self.gate.learn(campaign_id, who.user_id, decision)
         if binding is not None and decision.code not in (ClaimCode.GRANTED, ClaimCode.REPLAY):
             # Nothing was granted under this key: it must not stay bound (a later, correct
@@ -113,6 +128,20 @@ class ClaimService:
             status = 201 if idempotency_key is None else 200
             return ClaimOutcome(status, render_claim(decision.payload))
         raise rejection(decision.code, decision.payload)
+
+    async def _capped(self, route: Route, who: Identity, channel: str | None,
+                      idempotency_key: str | None, source_ref: str, refusal: ClaimDecision
+                      ) -> ClaimOutcome:
+        """A claim the user's cap group refused: a keyed retry of an earlier grant is still
+        answered that grant (it takes no more room); anything else is the refusal."""
+        if idempotency_key is not None:
+            stored = await self._keys.peek(who.user_id, idempotency_key,
+                                           fingerprint(route.campaign_id, channel, source_ref),
+                                           route.key_id)
+            if stored is not None:
+                return ClaimOutcome(200, render_claim(stored))
+        self.gate.count(route.campaign_id, refusal.code)
+        raise rejection(refusal.code, refusal.payload)
 
     def _verified(self, campaign_id: str, who: Identity, proof: Proof | None) -> str:
         """A proof of work, checked (403 challenge_invalid when wrong), packed for claim.lua;
@@ -161,10 +190,39 @@ class ClaimService:
                          source_ref=grant_id, blocked=await self.blocklist.is_blocked(who.user_id))
             for who, route in zip(users, routes, strict=True)
         ]
-        decisions = await self._decide_routed(routes, requests)
+        if routes and routes[0].cap_group:
+            decisions = await self._capped_batch(routes, requests)
+        else:
+            decisions = await self._decide_routed(routes, requests)
         for who, decision in zip(users, decisions, strict=True):
             self.gate.learn(campaign_id, who.user_id, decision)
         return decisions
+
+    async def _capped_batch(self, routes: list[Route], requests: list[ClaimRequest]
+                            ) -> list[ClaimDecision]:
+        """A grant's users on a capped campaign: each reserved under its cap first; those
+        refused are answered the refusal (or, resumed, the grant they hold already), the
+        others decided by claim.lua and then settled."""
+        now = _now_ms()
+        reserved = await asyncio.gather(*(
+            self.caps.reserve(route.cap_group, r.user_id, r.claim_id, route.pack, now)
+            for route, r in zip(routes, requests, strict=True)))
+        decided: dict[int, ClaimDecision] = {}
+        for i, found in enumerate(reserved):
+            if isinstance(found, ClaimDecision):
+                stored = await self._redis.hget(
+                    self._keyspace.campaign(routes[i].key_id).dedup, requests[i].dedup_token)
+                decided[i] = found if stored is None else ClaimDecision(
+                    ClaimCode.REPLAY, text(stored))
+                if stored is None:
+                    self.gate.count(routes[i].campaign_id, found.code)
+        todo = [i for i in range(len(requests)) if i not in decided]
+        found_now = await self._decide_routed([routes[i] for i in todo],
+                                              [requests[i] for i in todo])
+        decided.update(zip(todo, found_now, strict=True))
+        await self.caps.settle_all([(r, decided[i]) for i, r in enumerate(reserved)
+                                    if isinstance(r, Reservation)])
+        return [decided[i] for i in range(len(requests))]
 
     async def grant_drawn(self, campaign_id: str, users: list[str]) -> list[ClaimDecision]:
         """The winners of a drawn campaign (one bucket), granted through claim.lua with
@@ -263,3 +321,9 @@ def render_claim(payload: str) -> dict[str, Any]:
         coupon["valid_from"] = to_rfc3339(coupon["valid_from"])
         coupon["valid_until"] = to_rfc3339(coupon["valid_until"])
     return claim
+
+
+def _now_ms() -> int:
+    """This process's clock, for the cap group's day boundaries (the reservation itself is
+    decided by the Redis clock)."""
+    return int(time.time() * 1000)

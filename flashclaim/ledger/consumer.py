@@ -43,6 +43,7 @@ from redis.typing import EncodableT, FieldT
 from flashclaim.audit_log import AuditEntry
 from flashclaim.coupons import CouponEvent, EventError
 from flashclaim.keys import KeySpace
+from flashclaim.ledger.cap_feed import CapFeed
 from flashclaim.ledger.db import Ledger, LedgerUnavailable, open_ledger
 from flashclaim.ledger.outbox_feed import OutboxFeed
 from flashclaim.ledger.reconcile import ledger_lag
@@ -99,6 +100,7 @@ class LedgerConsumer:
         self.stats = ConsumerStats()
         self.risk = RiskWatch(r, keyspace)  # the alert detectors, fed each committed batch
         self.outbox = OutboxFeed(r, keyspace, ledger)  # what webhooks are told
+        self.caps = CapFeed(r, keyspace)  # caps across campaigns, made good from the stream
         self.stop_requested = False
         self._streams: dict[str, str] = {}  # active streams: stream key -> campaign id
         # quiet streams: stream key -> (campaign id, when to trim it, epoch ms; None: done)
@@ -321,6 +323,7 @@ class LedgerConsumer:
             self.outbox.claims(r for r in records if r.entry_id in written)
             self.redis.xack(stream, self.options.group, *written_ids)
             self._watch(lambda: self.risk.claims(records))
+            self._watch(lambda: self.caps.claims(records))
 
     def _handle_events(self, stream: str, entries: list[Any], deliveries: dict[str, int]
                        ) -> None:
@@ -343,6 +346,7 @@ class LedgerConsumer:
             self.outbox.coupon_events(events)
             self.redis.xack(stream, self.options.group, *[e.entry_id for e in events])
             self._watch(lambda: self.risk.uses(self._uses(events)))
+            self._watch(lambda: self.caps.uses(events))
 
     def _handle_audit(self, stream: str, entries: list[Any]) -> None:
         """Audit entries into the ledger in one transaction, then acknowledged (exactly once

@@ -60,6 +60,7 @@ from flashclaim.schemas.base import (
     printable,
     whole,
 )
+from flashclaim.schemas.cap_groups import CapGroupName
 from flashclaim.timefmt import to_rfc3339
 from flashclaim.use_rules import DEFAULT_GROUP, MAX_RULE_IDS, SCOPE_LISTS, UseRules
 from flashclaim.use_rules import Scope as RuleScope
@@ -238,6 +239,9 @@ class CampaignCreate(CampaignFields, kw_only=True):
                                           "on Redis Cluster); fixed at creation")] = 1
     admission: Admission | None = None
     budget: Budget | None = None
+    cap_group: Annotated[CapGroupName, msgspec.Meta(
+        description="the cap group whose caps this campaign's grants count in (it must "
+                    "exist); fixed at creation")] | None = None
 
 
 class CampaignPatch(CampaignFields, kw_only=True):
@@ -317,6 +321,7 @@ class Campaign(Answer, kw_only=True):
     missing_device: str = UNSET
     challenge: ShownChallenge = UNSET
     draw: ShownDraw = UNSET
+    cap_group: str = UNSET
     granted: Annotated[int, msgspec.Meta(
         ge=0, description="(the admin listing) claims granted so far")] = UNSET
     created_at: TimeText = UNSET
@@ -351,6 +356,7 @@ def campaign_answer(view: CampaignView, now_ms: int) -> Campaign:
         missing_device=d["missing_device"] if d.get("per_device_limit") else UNSET,
         challenge=ShownChallenge(**d["challenge"]) if d.get("challenge") else UNSET,
         draw=UNSET if view.draw is None else shown_draw(view.draw),
+        cap_group=d.get("cap_group") or UNSET,
     )
 
 
@@ -471,6 +477,10 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         accepted["missing_device"] = c.missing_device
     if c.challenge is not None:
         accepted["challenge"] = {"difficulty": c.challenge.difficulty}
+    if c.cap_group is not None:
+        if draw is not None:  # winners are granted by the draw, not by their own claims
+            raise invalid_request("A drawn campaign cannot be in a cap group.")
+        accepted["cap_group"] = c.cap_group
     if draw is not None:
         accepted["admission"] = {"mode": "draw", "entries_until": to_rfc3339(draw.entries_until),
                                  "draw_at": to_rfc3339(draw.draw_at)}
@@ -480,7 +490,7 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         c.buckets, c.listed, per_device_limit=c.per_device_limit,
         device_required=c.missing_device == "refuse",
         difficulty=None if c.challenge is None else c.challenge.difficulty, draw=draw,
-        budget=budget,
+        budget=budget, cap_group=c.cap_group,
     )
 
 

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import orjson
 from redis.asyncio import Redis
 
 from flashclaim.campaigns import BUCKET_OWN, CampaignView
@@ -56,12 +57,24 @@ _LAYOUT_ENTRIES = 100_000  # only campaigns that exist are remembered, and at mo
 
 
 @dataclass(frozen=True, slots=True)
+class Layout:
+    """What the claim path needs of a campaign before claim.lua: its bucket count, and its
+    cap group with the coupons a grant holds (docs/design.md, "Caps across campaigns")."""
+
+    buckets: int = 1
+    cap_group: str = ""  # "" when the campaign is in none
+    pack: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """Where one user's claims on one campaign are decided."""
 
     campaign_id: str
     buckets: int
     bucket: int
+    cap_group: str = ""
+    pack: int = 1
 
     @property
     def key_id(self) -> str:
@@ -100,43 +113,50 @@ class BucketRouter:
         self._scripts = scripts
         self._keyspace = keyspace
         self._clock = clock
-        self._layouts: dict[str, tuple[int, float]] = {}  # campaign -> (buckets, until)
+        self._layouts: dict[str, tuple[Layout, float]] = {}  # campaign -> (layout, until)
         # One read in flight per campaign, in a task of its own: a crowd's first taps share
         # it, and a tap that goes away does not cancel it for the others (an entry lives
         # only while its read does).
-        self._reading: dict[str, asyncio.Task[int]] = {}
+        self._reading: dict[str, asyncio.Task[Layout]] = {}
 
     async def count(self, campaign_id: str) -> int:
         """How many buckets the campaign has (1 for an unknown id: claim.lua says not found)."""
+        return (await self.layout(campaign_id)).buckets
+
+    async def layout(self, campaign_id: str) -> Layout:
+        """The campaign's layout, read at most _LAYOUT_TTL_S ago (a cap group is set at
+        creation, like the bucket count; the bound covers a re-created id)."""
         known = self._layouts.get(campaign_id)
         if known is not None and known[1] > self._clock():
             return known[0]
         reading = self._reading.get(campaign_id)
         if reading is None:
             reading = self._reading[campaign_id] = asyncio.create_task(
-                self._read_count(campaign_id))
+                self._read_layout(campaign_id))
             reading.add_done_callback(lambda done: self._read_done(campaign_id, done))
         return await asyncio.shield(reading)
 
-    def _read_done(self, campaign_id: str, done: asyncio.Task[int]) -> None:
+    def _read_done(self, campaign_id: str, done: asyncio.Task[Layout]) -> None:
         del self._reading[campaign_id]
         if not done.cancelled():
             done.exception()  # retrieved, also when every tap waiting for it went away
 
-    async def _read_count(self, campaign_id: str) -> int:
-        found, buckets = await self._redis.hmget(self._keyspace.campaign(campaign_id).meta,
-                                                 ["id", "buckets"])
+    async def _read_layout(self, campaign_id: str) -> Layout:
+        found, buckets, cap_group, coupons = [_str(x) for x in await self._redis.hmget(
+            self._keyspace.campaign(campaign_id).meta, ["id", "buckets", "cap_group", "coupons"])]
         if found is None:
-            return 1
-        n = int(buckets or 1)
+            return Layout()
+        layout = Layout(int(buckets or 1), cap_group or "",
+                        len(orjson.loads(coupons)) if cap_group and coupons else 1)
         if len(self._layouts) >= _LAYOUT_ENTRIES:
             del self._layouts[next(iter(self._layouts))]
-        self._layouts[campaign_id] = (n, self._clock() + _LAYOUT_TTL_S)
-        return n
+        self._layouts[campaign_id] = (layout, self._clock() + _LAYOUT_TTL_S)
+        return layout
 
     async def route(self, campaign_id: str, user_id: str) -> Route:
-        n = await self.count(campaign_id)
-        return Route(campaign_id, n, home_bucket(user_id, n))
+        layout = await self.layout(campaign_id)
+        return Route(campaign_id, layout.buckets, home_bucket(user_id, layout.buckets),
+                     layout.cap_group, layout.pack)
 
     async def refill(self, route: Route) -> bool:
         """After the route's bucket answered sold out (or out of budget): make grants

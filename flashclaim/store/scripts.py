@@ -21,7 +21,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
-from flashclaim.keys import CampaignKeys, CouponSlotKeys, GrantKeys
+from flashclaim.keys import CampaignKeys, CapKeys, CouponSlotKeys, GrantKeys
 from flashclaim.store.connection import run_pipeline
 
 
@@ -325,6 +325,24 @@ class Scripts:
         """Record a schedule's run unless another service did (advance_schedule.lua)."""
         return bool(await self._script("advance_schedule")(
             keys=[runs_key], args=[schedule_id, last_ms, run_ms]))
+
+    async def cap_reserve(self, keys: CapKeys, reservation: str, pack: int,
+                          max_unused: int | None, max_daily: int | None, tz_rules: str,
+                          life_ms: int) -> tuple[str, str]:
+        """Room under a user's cap (lua/cap_reserve.lua): "reserved" or a refusal code,
+        and its payload."""
+        code, payload = await self._script("cap_reserve")(
+            keys=keys.script_keys(),
+            args=[reservation, pack, "" if max_unused is None else max_unused,
+                  "" if max_daily is None else max_daily, tz_rules, life_ms])
+        return _text(code), _text(payload)
+
+    async def cap_settle(self, keys: CapKeys, reservation: str, claim_id: str,
+                         granted_at: int, coupons: list[tuple[str, int]]) -> bool:
+        """A reservation settled (lua/cap_settle.lua): True when a grant was recorded now."""
+        flat = [x for coupon in coupons for x in coupon]
+        return bool(await self._script("cap_settle")(
+            keys=keys.script_keys(), args=[reservation, claim_id, granted_at, *flat]))
 
     async def top_up_budget(self, keys: CampaignKeys, delta: int) -> tuple[str, int | None]:
         """Raise a campaign's budget (lua/top_up_budget.lua): the code and the new budget."""

@@ -43,6 +43,9 @@ async def create_campaign(request: Request) -> Response:
                            body_deadline_s=s.settings.body_timeout_s)
     now = await s.campaigns.now()
     spec = campaign_spec(body, now, await s.templates.lookup(template_refs(body)))
+    if spec.cap_group is not None and await s.cap_groups.get(spec.cap_group) is None:
+        raise invalid_request(f"cap_group {spec.cap_group!r} does not exist: "
+                              "PUT /v1/admin/cap-groups/{name} first.")
     view = await s.campaigns.create(spec, now)
     audit.info("campaign created id=%s stock=%d", view.id, view.stock)
     return answer(campaign_answer(view, now), 201)

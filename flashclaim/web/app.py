@@ -26,6 +26,7 @@ from flashclaim.web import (
     alert_api,
     audit,
     blocklist_api,
+    cap_group_api,
     checkout_api,
     code_api,
     events_api,
@@ -129,7 +130,8 @@ def create_app(settings: Settings | None = None) -> ClaimFrontDoor:
         guarded("/v1/admin", [*admin_api.routes, *template_api.routes, *blocklist_api.routes,
                               *grant_api.routes, *code_api.routes, *report_api.routes,
                               *fair_api.routes, *alert_api.routes, *webhook_api.routes,
-                              *events_api.routes, *token_api.routes, *audit.routes],
+                              *events_api.routes, *token_api.routes, *audit.routes,
+                              *cap_group_api.routes],
                 admin_token, ADMIN_REFUSAL, inner=[Middleware(audit.AuditTrail)]),
     ]
     public_routes: list[BaseRoute] = [*public_api.routes, *code_api.public_routes,

@@ -37,6 +37,7 @@ from flashclaim.schemas.campaigns import (
     StockDelta,
     TemplateUse,
 )
+from flashclaim.schemas.cap_groups import CAP_GROUP_RE, CapGroup, CapGroupList, CapGroupPut
 from flashclaim.schemas.checkout import (
     MyQuoteBody,
     OrderAnswer,
@@ -327,6 +328,29 @@ PATHS: dict[str, Any] = {
                                    "schema": {"type": "string"}}],
                    "responses": {"204": {"description": "Revoked"},
                                  **_errors(401, 403, 404, 503)}},
+    },
+    "/v1/admin/cap-groups": {
+        "get": {"summary": "The cap groups: caps on a user's coupons across campaigns",
+                "security": _ADMIN,
+                "responses": {"200": _json(_ref("CapGroupList"), "Cap groups"),
+                              **_errors(401, 503)}},
+    },
+    "/v1/admin/cap-groups/{name}": {
+        "put": {"summary": "Set a cap group (admin only): most unused coupons, most grants "
+                           "a day, over the campaigns that name it",
+                "security": _ADMIN,
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": _text(CAP_GROUP_RE)}],
+                "requestBody": _body("CapGroupPut"),
+                "responses": {"200": _json(_ref("CapGroup"), "Replaced"),
+                              "201": _json(_ref("CapGroup"), "Created"),
+                              **_errors(400, 401, 403, 408, 413, 415, 503)}},
+        "delete": {"summary": "Remove a cap group (its campaigns are capped no more)",
+                   "security": _ADMIN,
+                   "parameters": [{"name": "name", "in": "path", "required": True,
+                                   "schema": _text(CAP_GROUP_RE)}],
+                   "responses": {"204": {"description": "Removed"},
+                                 **_errors(400, 401, 403, 404, 503)}},
     },
     "/v1/admin/whoami": {
         "get": {"summary": "The caller's token name and role", "security": _ADMIN,
@@ -645,6 +669,7 @@ _SHAPES: tuple[Any, ...] = (
     WebhookCreate, Webhook, WebhookList, Deliveries, ReplayBody, Replayed,
     EventBody, EventOutcome, RuleBody, Rule, RuleList, ScheduleBody, Schedule, ScheduleList,
     TokenCreate, Token, TokenList, WhoAmI, AuditPage, BudgetTopUp,
+    CapGroupPut, CapGroup, CapGroupList,
 )
 
 

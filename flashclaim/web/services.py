@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from flashclaim.checkout.orders import Orders, held_of
 from flashclaim.checkout.quote import HeldCoupon
+from flashclaim.claim.caps import CapGuard
 from flashclaim.claim.coalescer import ClaimCoalescer
 from flashclaim.claim.drawer import Drawer
 from flashclaim.claim.gate import ClaimGate
@@ -26,6 +27,7 @@ from flashclaim.settings import Settings
 from flashclaim.store.blocklist import Blocklist
 from flashclaim.store.buckets import BucketRouter
 from flashclaim.store.campaign_store import CampaignStore
+from flashclaim.store.cap_store import CapGroups
 from flashclaim.store.code_store import CodeStore
 from flashclaim.store.connection import Client, StoreError, connect, server_warnings
 from flashclaim.store.coupon_store import CouponStore
@@ -71,6 +73,7 @@ class Services:
     triggers: Triggers  # events in, and the rules that grant on them
     schedules: Schedules  # recurring grants
     tokens: TokenStore  # named operator tokens and their roles (this service's copy)
+    cap_groups: CapGroups  # caps across campaigns (the claim path reads the same copy)
     warnings: list[str] = field(default_factory=list)
 
     @classmethod
@@ -80,6 +83,7 @@ class Services:
         redis = connect(settings, settings.redis_url)
         scripts = Scripts(redis, ReplicaWait(settings.replica_acks, settings.replica_timeout_ms))
         keyspace = KeySpace(settings.namespace)
+        cap_groups = CapGroups(redis, keyspace)
         claims = ClaimService(redis=redis, scripts=scripts, keyspace=keyspace, gate=ClaimGate(),
                               blocklist=Blocklist(redis, scripts, keyspace),
                               buckets=BucketRouter(redis, scripts, keyspace),
@@ -87,7 +91,9 @@ class Services:
                               idempotency=IdempotencyKeys(redis, scripts, keyspace),
                               ip_limit=settings.ip_rate_limit,
                               fairness=Fairness.of(settings.fairness_secret.encode()
-                                                   if settings.fairness_secret else None))
+                                                   if settings.fairness_secret else None),
+                              caps=CapGuard(scripts, keyspace, cap_groups,
+                                            max(1, settings.redis_connections // 2)))
         grants = GrantStore(redis, scripts, keyspace)
         secret = settings.code_secret.encode() if settings.code_secret else None
         codes = CodeStore(redis, scripts, keyspace, secret)
@@ -121,6 +127,7 @@ class Services:
             triggers=Triggers(redis, keyspace, grants),
             schedules=Schedules(redis, scripts, keyspace, grants),
             tokens=TokenStore(redis, keyspace),
+            cap_groups=cap_groups,
         )
 
     async def check_server(self) -> None:

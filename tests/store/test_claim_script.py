@@ -162,7 +162,8 @@ CASES = [
 def test_every_claim_code_is_reached_by_a_case() -> None:
     reached = {code for case in CASES for code in case.expected} | {
         ClaimCode.CAMPAIGN_NOT_FOUND, ClaimCode.CODE_NOT_FOUND, ClaimCode.CODE_USED,
-        ClaimCode.CODE_ALREADY_REDEEMED}  # tests/claim/test_codes.py
+        ClaimCode.CODE_ALREADY_REDEEMED,  # tests/claim/test_codes.py
+        ClaimCode.CAP_REACHED, ClaimCode.CAP_DAILY_LIMIT}  # tests/web/test_cap_groups.py
     assert reached == set(ClaimCode)
 
 

@@ -1,0 +1,71 @@
+"""Cap groups: their settings (a hash, name -> JSON), read by the claim path through a
+cache of one second, so a change reaches every instance within a second."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from flashclaim.keys import KeySpace
+from flashclaim.store.connection import text_map
+from flashclaim.zones import offset_rules, zone
+
+_FRESH_S = 1.0
+_RULES_AHEAD_MS = 3 * 86_400_000  # tz_rules computed this far ahead of each read
+
+
+@dataclass(frozen=True, slots=True)
+class CapSettings:
+    name: str
+    max_unused: int | None
+    max_daily: int | None
+    timezone: str
+
+    def packed(self) -> bytes:
+        return orjson.dumps({"max_unused": self.max_unused, "max_daily": self.max_daily,
+                             "timezone": self.timezone})
+
+    @classmethod
+    def unpack(cls, name: str, raw: str) -> CapSettings:
+        d = orjson.loads(raw)
+        return cls(name, d["max_unused"], d["max_daily"], d["timezone"])
+
+    def tz_rules(self, now_ms: int) -> str:
+        """The group's day boundaries, as lua/include/local_day.lua reads them."""
+        return offset_rules(zone(self.timezone), now_ms, now_ms + _RULES_AHEAD_MS)
+
+
+class CapGroups:
+    def __init__(self, redis: Redis, keyspace: KeySpace,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._redis = redis
+        self._key = keyspace.cap_groups
+        self._clock = clock
+        self._cache: dict[str, CapSettings] = {}
+        self._read_at = float("-inf")
+
+    async def put(self, settings: CapSettings) -> bool:
+        """Create or replace a group; True when it is new."""
+        created = bool(await self._redis.hset(self._key, settings.name, settings.packed()))
+        self._read_at = float("-inf")
+        return created
+
+    async def delete(self, name: str) -> bool:
+        removed = bool(await self._redis.hdel(self._key, name))
+        self._read_at = float("-inf")
+        return removed
+
+    async def all(self) -> list[CapSettings]:
+        stored = text_map(await self._redis.hgetall(self._key))
+        return [CapSettings.unpack(name, raw) for name, raw in sorted(stored.items())]
+
+    async def get(self, name: str) -> CapSettings | None:
+        """The group as read at most a second ago (None: no such group: nothing capped)."""
+        if self._clock() - self._read_at >= _FRESH_S:
+            self._cache = {g.name: g for g in await self.all()}  # a handful of groups
+            self._read_at = self._clock()
+        return self._cache.get(name)
