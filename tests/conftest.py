@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+from playwright.sync_api import Browser, Page, sync_playwright
 from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
@@ -22,6 +23,8 @@ from flashclaim.runtime.embedded import EmbeddedServer
 from flashclaim.settings import Settings
 from flashclaim.store.connection import sync_client, tool_client
 from flashclaim.store.scripts import Scripts
+from flashclaim.tools import children
+from flashclaim.tools.children import serving
 from flashclaim.tools.local_cluster import LocalCluster
 
 from helpers import (
@@ -34,6 +37,7 @@ from helpers import (
     server_binary,
     start_server,
 )
+from pages_kit import TOKEN, chromium_path
 from pg import PostgresServer
 
 
@@ -196,3 +200,54 @@ def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return "sqlite"
     pg: str = request.getfixturevalue("pg_dsn")
     return pg
+
+
+# ---- the browser tests (tests/web/test_pages.py, test_dashboard.py) ----------------------
+
+
+
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def base(tmp_path: Path, server: EmbeddedServer) -> Iterator[str]:
+    with serving(tmp_path / "data", "--admin-token", TOKEN, redis_url=server.url) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    p = context.new_page()
+    errors: list[str] = []
+    # (an API's 4xx answer is logged as "Failed to load resource": expected, not an error)
+    p.on("console", lambda m: errors.append(m.text) if m.type == "error"
+         and not m.text.startswith("Failed to load resource") else None)
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    missing: list[str] = []  # a page's own files (its icon too) are all there
+    p.on("response", lambda r: missing.append(r.url) if r.status == 404
+         and "/v1/" not in r.url else None)
+    yield p
+    context.close()
+    assert not errors, errors  # no script error, no CSP violation
+    assert not missing, missing
+
+
+@pytest.fixture
+def base_with_ledger(tmp_path: Path, server: EmbeddedServer) -> Iterator[str]:
+    """The service and a ledger consumer on one data directory (the wallet reads the ledger)."""
+    data = tmp_path / "data"
+    with serving(data, "--admin-token", TOKEN, redis_url=server.url) as url:
+        env = children.clean_env(FLASHCLAIM_REDIS_URL=server.url, FLASHCLAIM_DATA_DIR=str(data))
+        ledger = children.start(["ledger", "--block-ms", "100"], env, tmp_path / "ledger.log")
+        try:
+            yield url
+        finally:
+            children.stop(ledger)

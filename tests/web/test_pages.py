@@ -3,90 +3,20 @@ Debian's chromium driven by Playwright, against `flashclaim serve` on a real Val
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import shutil
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from flashclaim.runtime.embedded import EmbeddedServer
 from flashclaim.tools import children
-from flashclaim.tools.children import serving
 
 from helpers import Receiver
-
-TOKEN = "pages-admin-token"
-ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-
-def screenshot(page: Page, name: str, tmp_path: Path) -> None:
-    """Every run takes it; FLASHCLAIM_UPDATE_SCREENSHOTS=1 also replaces the one in docs/."""
-    page.screenshot(path=str(tmp_path / name))
-    if os.environ.get("FLASHCLAIM_UPDATE_SCREENSHOTS") == "1":
-        page.screenshot(path=str(DOCS / name))
-
-
-def chromium_path() -> str:
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.fail("Debian's chromium is needed: apt-get install chromium (.ci/test does)")
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def base(tmp_path: Path, server: EmbeddedServer) -> Iterator[str]:
-    with serving(tmp_path / "data", "--admin-token", TOKEN, redis_url=server.url) as url:
-        yield url
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1100, "height": 900})
-    p = context.new_page()
-    errors: list[str] = []
-    # (an API's 4xx answer is logged as "Failed to load resource": expected, not an error)
-    p.on("console", lambda m: errors.append(m.text) if m.type == "error"
-         and not m.text.startswith("Failed to load resource") else None)
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    missing: list[str] = []  # a page's own files (its icon too) are all there
-    p.on("response", lambda r: missing.append(r.url) if r.status == 404
-         and "/v1/" not in r.url else None)
-    yield p
-    context.close()
-    assert not errors, errors  # no script error, no CSP violation
-    assert not missing, missing
-
-
-def campaign(base: str, **fields: Any) -> dict[str, Any]:
-    body = {"name": "Double 11", "stock": 100,
-            "coupons": [{"type": "threshold", "value": 2000, "min_spend": 10000}], **fields}
-    r = httpx.post(base + "/v1/admin/campaigns", headers=ADMIN, json=body)
-    assert r.status_code == 201, r.text
-    created: dict[str, Any] = r.json()
-    return created
-
-
-def card(page: Page, campaign_id: str) -> Any:
-    return page.locator(f'article[data-id="{campaign_id}"]')
+from pages_kit import ADMIN, TOKEN, campaign, card, one_code, screenshot
 
 
 def test_pages_are_served_with_their_security_headers(base: str) -> None:
@@ -142,7 +72,7 @@ def test_an_operator_creates_pauses_and_watches_a_crowd(base: str, browser: Brow
     page.fill("#new-id", "d11")
     page.fill("#new-name", "Double 11 live")
     page.fill("#new-stock", "300")
-    page.click("#create button")
+    page.click("#create button[type=submit]")
     row = page.locator('tr[data-id="d11"]')
     expect(row).to_contain_text("Double 11 live")
     expect(page.locator("#live-name")).to_have_text("Double 11 live")
@@ -175,34 +105,6 @@ def test_an_operator_creates_pauses_and_watches_a_crowd(base: str, browser: Brow
     expect(card(shopper, "calm").locator(".status")).to_have_text("paused")  # its next refresh
     expect(card(shopper, "calm").locator("button")).to_be_disabled()
     shopper.close()
-
-
-
-@pytest.fixture
-def base_with_ledger(tmp_path: Path, server: EmbeddedServer) -> Iterator[str]:
-    """The service and a ledger consumer on one data directory (the wallet reads the ledger)."""
-    data = tmp_path / "data"
-    with serving(data, "--admin-token", TOKEN, redis_url=server.url) as url:
-        env = children.clean_env(FLASHCLAIM_REDIS_URL=server.url, FLASHCLAIM_DATA_DIR=str(data))
-        ledger = children.start(["ledger", "--block-ms", "100"], env, tmp_path / "ledger.log")
-        try:
-            yield url
-        finally:
-            children.stop(ledger)
-
-
-def one_code(base: str, campaign_id: str) -> str:
-    """A single-use code of the campaign, generated and exported through the admin API."""
-    made = httpx.post(f"{base}/v1/admin/campaigns/{campaign_id}/codes", headers=ADMIN,
-                      json={"count": 1})
-    assert made.status_code == 202, made.text
-    deadline = time.monotonic() + 30
-    while not all(b["state"] == "ready" for b in httpx.get(
-            f"{base}/v1/admin/campaigns/{campaign_id}/codes", headers=ADMIN).json()["batches"]):
-        assert time.monotonic() < deadline, "the code batch was never ready"
-        time.sleep(0.05)
-    export = httpx.get(f"{base}/v1/admin/campaigns/{campaign_id}/codes.csv", headers=ADMIN)
-    return next(csv.DictReader(io.StringIO(export.text)))["code"]
 
 
 def test_a_code_is_redeemed_and_the_coupons_show_in_the_wallet(base_with_ledger: str,
@@ -325,7 +227,7 @@ def test_the_dashboard_counts_unlimited_grants_and_explains_its_figures(
     page.fill("#new-id", "small")
     page.fill("#new-name", "Small sale")
     page.fill("#new-stock", "4")
-    page.click("#create button")
+    page.click("#create button[type=submit]")
     expect(page.locator("#note")).to_have_text("Created small.")
     expect(page.locator("#new-name")).to_have_value("")  # the form starts afresh
     expect(page.locator("#new-stock")).to_have_value("1000")
@@ -388,7 +290,7 @@ def test_the_dashboard_shows_alerts_and_changes_a_rule(base_with_ledger: str,
     page.fill("#new-device", "1")
     page.fill("#new-pow", "12")
     page.fill("#new-draw", "600")
-    page.click("#create button")
+    page.click("#create button[type=submit]")
     expect(page.locator("#live-fair")).to_have_text(
         "Defences: 1 per device (missing id: refuse); proof of work, 12 bits.")
     expect(page.locator("#draw-state")).to_have_text("open")

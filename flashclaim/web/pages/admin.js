@@ -19,7 +19,7 @@ async function api(method, path, body) {
   const response = await fetch(path, init);
   let data = {};
   try { data = await response.json(); } catch (_) { data = {}; }
-  if (response.status === 401) signedOut("The token was not accepted.");
+  if (response.status === 401) signedOut(t("The token was not accepted."));
   return { status: response.status, data };
 }
 
@@ -60,7 +60,7 @@ async function tokens() {
     cell(tr, "").append(button("Revoke", () => {
       if (confirm(`Revoke the token ${t.name}?`)) {
         act("DELETE", `/v1/admin/tokens/${encodeURIComponent(t.name)}`, undefined,
-          `Token ${t.name} revoked.`).then(tokens);
+          t("Token {name} revoked.", { name: t.name })).then(tokens);
       }
     }, true));
     rows.append(tr);
@@ -72,10 +72,11 @@ async function addToken(event) {
   const { status, data } = await api("POST", "/v1/admin/tokens",
     { name: $("token-name").value.trim(), role: $("token-role").value });
   if (status === 201) {
-    $("token-made").textContent = `Token ${data.name} (${data.role}), shown this once: ${data.token}`;
+    $("token-made").textContent = t("Token {name} ({role}), shown this once: {token}",
+      { name: data.name, role: data.role, token: data.token });
     $("new-token").reset();
   } else {
-    note(data.message || `The service answered ${status}.`, false);
+    note(data.message || t("The service answered {status}.", { status }), false);
   }
   tokens();
 }
@@ -92,6 +93,9 @@ function signedIn() {
   rules();
   webhooks();
   triggers();
+  templates();
+  capGroupChoices();
+  whoami().then(blocklist);
 }
 
 function button(label, action, quiet, cls) {
@@ -105,7 +109,7 @@ function button(label, action, quiet, cls) {
 
 async function act(method, path, body, done) {
   const { status, data } = await api(method, path, body);
-  if (status >= 400) note(data.message || `The service answered ${status}.`, false);
+  if (status >= 400) note(data.message || t("The service answered {status}.", { status }), false);
   else note(done, true);
   list();
   if (watched) poll();
@@ -120,7 +124,7 @@ async function list() {
     const tr = document.createElement("tr");
     tr.dataset.id = c.id;
     const cells = [c.id, c.name, t(c.status.replace("_", " ")), String(c.granted),
-      c.remaining === null ? "unlimited" : String(c.remaining)];
+      c.remaining === null ? t("unlimited") : String(c.remaining)];
     for (const text of cells) {
       const td = document.createElement("td");
       td.textContent = text;
@@ -131,14 +135,14 @@ async function list() {
     const id = encodeURIComponent(c.id);
     if (c.status !== "ended") {
       td.append(c.status === "paused"
-        ? button("Resume", () => act("POST", `/v1/admin/campaigns/${id}/resume`, undefined, `${c.id} resumed.`), false, "write")
-        : button("Pause", () => act("POST", `/v1/admin/campaigns/${id}/pause`, undefined, `${c.id} paused.`), false, "write"));
+        ? button("Resume", () => act("POST", `/v1/admin/campaigns/${id}/resume`, undefined, t("{id} resumed.", { id: c.id })), false, "write")
+        : button("Pause", () => act("POST", `/v1/admin/campaigns/${id}/pause`, undefined, t("{id} paused.", { id: c.id })), false, "write"));
       if (c.stock !== null) {
         td.append(button("+100", () => act("POST", `/v1/admin/campaigns/${id}/stock`, { delta: 100 },
-          `100 coupons added to ${c.id}.`), true, "write"));
+          t("100 coupons added to {id}.", { id: c.id })), true, "write"));
       }
       td.append(button("End", () => {
-        if (confirm(`End ${c.name} now?`)) act("POST", `/v1/admin/campaigns/${id}/end`, undefined, `${c.id} ended.`);
+        if (confirm(t("End {name} now?", { name: c.name }))) act("POST", `/v1/admin/campaigns/${id}/end`, undefined, t("{id} ended.", { id: c.id }));
       }, true, "write"));
     }
     td.append(button("Watch", () => watch(c.id), true));
@@ -147,44 +151,19 @@ async function list() {
   }
 }
 
-async function create(event) {
-  event.preventDefault();
-  const startsIn = Number($("new-start").value);
-  const body = {
-    name: $("new-name").value,
-    stock: Number($("new-stock").value),
-    per_user_limit: Number($("new-limit").value),
-    coupons: [{ type: "cash", value: Math.round(Number($("new-value").value) * 100) }],
-  };
-  if ($("new-id").value.trim()) body.id = $("new-id").value.trim();
-  const startsAt = Date.now() + startsIn * 1000;
-  if (startsIn > 0) body.starts_at = new Date(startsAt).toISOString();
-  if ($("new-device").value) body.per_device_limit = Number($("new-device").value);
-  if ($("new-pow").value) body.challenge = { difficulty: Number($("new-pow").value) };
-  if ($("new-draw").value) {  // drawn when the entries close
-    if (!body.starts_at) body.starts_at = new Date(startsAt).toISOString();
-    const closes = new Date(startsAt + Number($("new-draw").value) * 1000).toISOString();
-    body.admission = { mode: "draw", entries_until: closes, draw_at: closes };
-  }
-  const { status, data } = await api("POST", "/v1/admin/campaigns", body);
-  if (status === 201) {
-    note(`Created ${data.id}.`, true);
-    $("create").reset();  // the next campaign starts from the defaults, not this one
-    watch(data.id);
-  } else {
-    note(data.message || `The service answered ${status}.`, false);
-  }
-  list();
-}
-
 function watch(id) {
   watched = id;
   last = null;
   ledgerView = null;
+  lastReport = null;
+  forgetSamples();
+  $("grant-state").textContent = "";
+  $("grant-progress").hidden = true;
   $("live").hidden = false;
   poll();
   report();
   history();
+  codeBatches();
 }
 
 function percent(x) { return x === null || x === undefined ? "–" : `${(x * 100).toFixed(1)}%`; }
@@ -201,12 +180,20 @@ async function poll() {
   }
   last = { granted, at: now };
   $("live-name").textContent = data.name;
-  $("live-status").textContent = data.status.replace("_", " ");
+  $("live-status").textContent = t(data.status.replace("_", " "));
   $("live-status").className = `status ${data.status}`;
   $("live-granted").textContent = granted.toLocaleString();
-  $("live-remaining").textContent = data.remaining === null ? "unlimited" : data.remaining.toLocaleString();
+  $("live-remaining").textContent = data.remaining === null ? t("unlimited") : data.remaining.toLocaleString();
   // Claim rate from the same moment as granted (Redis); only the use rate is the ledger's.
   $("live-claim-rate").textContent = data.stock ? percent(granted / data.stock) : "–";
+  const budget = data.stats.budget;
+  $("live-budget-box").hidden = !budget;
+  $("budget-tool").hidden = !budget;
+  if (budget) {
+    $("live-budget").textContent = money(budget.remaining);
+    $("live-budget").title = t("{committed} of {amount} committed", { committed: money(budget.committed), amount: money(budget.amount) });
+  }
+  sample(data);
   showLedger();
   showFairness(data);
   const rejected = $("live-rejected");
@@ -215,12 +202,12 @@ async function poll() {
   if (!reasons.length) {
     const li = document.createElement("li");
     li.className = "muted";
-    li.textContent = "none";
+    li.textContent = t("none");
     rejected.append(li);
   }
   for (const [reason, n] of reasons) {
     const li = document.createElement("li");
-    li.textContent = `${reason.replace("_", " ")}: ${n.toLocaleString()}`;
+    li.textContent = `${t(reason.replaceAll("_", " "))}: ${n.toLocaleString()}`;
     rejected.append(li);
   }
 }
@@ -228,22 +215,26 @@ async function poll() {
 function showFairness(c) {
   // The campaign's defences, and a drawn campaign's draw: how anyone can check it.
   const defences = [];
-  if (c.per_device_limit) defences.push(`${c.per_device_limit} per device (missing id: ${c.missing_device})`);
-  if (c.challenge) defences.push(`proof of work, ${c.challenge.difficulty} bits`);
-  $("live-fair").textContent = defences.length ? `Defences: ${defences.join("; ")}.` : "";
+  if (c.per_device_limit) {
+    defences.push(t("{n} per device (missing id: {missing})", { n: c.per_device_limit, missing: t(c.missing_device) }));
+  }
+  if (c.challenge) defences.push(t("proof of work, {bits} bits", { bits: c.challenge.difficulty }));
+  if (c.cap_group) defences.push(t("cap group {name}", { name: c.cap_group }));
+  $("live-fair").textContent = defences.length ? t("Defences: {list}.", { list: defences.join("; ") }) : "";
   $("live-draw").hidden = !c.draw;
   if (!c.draw) {
     $("draw-seed").textContent = "";
     return;
   }
-  $("draw-state").textContent = c.draw.state;
+  $("draw-state").textContent = t(c.draw.state);
   $("draw-entrants").textContent = c.draw.entrants.toLocaleString();
   $("draw-winners").textContent = c.draw.winners.toLocaleString();
   $("draw-seed").textContent = c.draw.seed
-    ? `Seed ${c.draw.seed} (SHA-256 ${c.draw.seed_sha256}): the winners are the ${c.stock} ` +
-      "entrants of the smallest HMAC-SHA256(seed, user id), from the entries export."
-    : `Seed SHA-256 ${c.draw.seed_sha256}; the seed is published once drawn at ` +
-      `${new Date(c.draw.draw_at).toLocaleTimeString()}.`;
+    ? t("Seed {seed} (SHA-256 {sha}): the winners are the {stock} entrants of the smallest " +
+      "HMAC-SHA256(seed, user id), from the entries export.",
+    { seed: c.draw.seed, sha: c.draw.seed_sha256, stock: c.stock })
+    : t("Seed SHA-256 {sha}; the seed is published once drawn at {at}.",
+      { sha: c.draw.seed_sha256, at: new Date(c.draw.draw_at).toLocaleTimeString() });
 }
 
 function cell(tr, text) {
@@ -263,7 +254,7 @@ async function alerts() {
   $("alert-total").textContent = total ? `(${total} raised)` : "";
   if (!data.alerts.length) {
     const tr = document.createElement("tr");
-    cell(tr, "No alerts.").colSpan = 6;
+    cell(tr, t("No alerts.")).colSpan = 6;
     rows.append(tr);
   }
   for (const a of data.alerts) {
@@ -273,9 +264,9 @@ async function alerts() {
     cell(tr, new Date(a.raised_at).toLocaleTimeString());
     cell(tr, `${a.rule}: ${a.watches}`);
     cell(tr, a.evidence.campaign_id ? `${a.subject} (${a.evidence.campaign_id})` : a.subject);
-    cell(tr, `${a.count} > ${a.threshold} in ${a.window_s} s`);
+    cell(tr, t("{count} > {threshold} in {s} s", { count: a.count, threshold: a.threshold, s: a.window_s }));
     cell(tr, a.users.join(", ") || "–");
-    cell(tr, a.blocked ? "yes" : "no");
+    cell(tr, a.blocked ? t("yes") : t("no"));
     rows.append(tr);
   }
 }
@@ -313,8 +304,8 @@ async function rules() {
                      block: block.checked };
       const { status: s2, data: d2 } = await api("PUT",
         `/v1/admin/alert-rules/${encodeURIComponent(r.rule)}`, body);
-      if (s2 === 200) note(`Rule ${r.rule} saved.`, true);
-      else note(d2.message || `The service answered ${s2}.`, false);
+      if (s2 === 200) note(t("Rule {rule} saved.", { rule: r.rule }), true);
+      else note(d2.message || t("The service answered {status}.", { status: s2 }), false);
       rules();
     }, true));
     rows.append(tr);
@@ -335,7 +326,7 @@ async function webhooks() {
   if (status !== 200) return;
   const rows = $("webhooks");
   rows.innerHTML = "";
-  if (!data.webhooks.length) placeholder(rows, "No webhooks.");
+  if (!data.webhooks.length) placeholder(rows, t("No webhooks."));
   for (const w of data.webhooks) {
     const got = await api("GET", `/v1/admin/webhooks/${encodeURIComponent(w.id)}/deliveries?limit=5`);
     const d = got.status === 200 ? got.data : { deliveries: [], waiting: 0, dead: [] };
@@ -348,7 +339,7 @@ async function webhooks() {
     cell(tr, String(d.dead.length));
     cell(tr, "").append(button("Delete", () => {
       if (confirm(`Delete the webhook to ${w.url}?`)) {
-        act("DELETE", `/v1/admin/webhooks/${encodeURIComponent(w.id)}`, undefined, "Webhook deleted.")
+        act("DELETE", `/v1/admin/webhooks/${encodeURIComponent(w.id)}`, undefined, t("Webhook deleted."))
           .then(webhooks);
       }
     }, true, "admin-only"));
@@ -361,11 +352,12 @@ async function addWebhook(event) {
   const events = $("webhook-events").value.split(",").map((x) => x.trim()).filter(Boolean);
   const { status, data } = await api("POST", "/v1/admin/webhooks", { url: $("webhook-url").value, events });
   if (status === 201) {
-    $("webhook-secret").textContent = `Webhook ${data.id} added. Its signing secret, shown this once: ${data.secret}`;
+    $("webhook-secret").textContent = t("Webhook {id} added. Its signing secret, shown this once: {secret}",
+      { id: data.id, secret: data.secret });
     $("new-webhook").reset();
     note("", true);
   } else {
-    note(data.message || `The service answered ${status}.`, false);
+    note(data.message || t("The service answered {status}.", { status }), false);
   }
   webhooks();
 }
@@ -380,7 +372,7 @@ async function triggers() {
   if (rules.status === 200) {
     const rows = $("trigger-rules");
     rows.innerHTML = "";
-    if (!rules.data.rules.length) placeholder(rows, "No rules.");
+    if (!rules.data.rules.length) placeholder(rows, t("No rules."));
     for (const r of rules.data.rules) {
       const tr = document.createElement("tr");
       tr.dataset.rule = r.rule_id;
@@ -393,7 +385,7 @@ async function triggers() {
   if (schedules.status === 200) {
     const rows = $("schedules");
     rows.innerHTML = "";
-    if (!schedules.data.schedules.length) placeholder(rows, "No schedules.");
+    if (!schedules.data.schedules.length) placeholder(rows, t("No schedules."));
     for (const x of schedules.data.schedules) {
       const tr = document.createElement("tr");
       tr.dataset.schedule = x.schedule_id;
@@ -416,9 +408,11 @@ function showLedger() {
     return;
   }
   const behind = Math.max(0, last.granted - ledgerView.claims);
-  $("live-ledger").textContent = `Use rate from the ledger as of ${ledgerView.at}: it holds ` +
-    `${ledgerView.claims.toLocaleString()} claims` +
-    (behind ? `, ${behind.toLocaleString()} of the granted not yet.` : ", all of the granted.");
+  $("live-ledger").textContent = behind
+    ? t("Use rate from the ledger as of {at}: it holds {claims} claims, {behind} of the granted not yet.",
+      { at: ledgerView.at, claims: ledgerView.claims.toLocaleString(), behind: behind.toLocaleString() })
+    : t("Use rate from the ledger as of {at}: it holds {claims} claims, all of the granted.",
+      { at: ledgerView.at, claims: ledgerView.claims.toLocaleString() });
 }
 
 async function history() {
@@ -432,7 +426,7 @@ async function history() {
   if (!data.entries.length) {
     const li = document.createElement("li");
     li.className = "muted";
-    li.textContent = "No changes yet.";
+    li.textContent = t("No changes yet.");
     list.append(li);
   }
   for (const e of data.entries) {
@@ -447,7 +441,7 @@ async function history() {
 async function report() {
   // The use rate comes from the ledger: read every 2 s.
   if (!watched || !token()) return;
-  const { status, data } = await api("GET", `/v1/admin/campaigns/${encodeURIComponent(watched)}/report`);
+  const { status, data } = await api("GET", `/v1/admin/campaigns/${encodeURIComponent(watched)}/report?bucket=minute`);
   if (status !== 200) {
     $("live-use-rate").textContent = "–";
     ledgerView = null;
@@ -455,6 +449,7 @@ async function report() {
     return;
   }
   $("live-use-rate").textContent = percent(data.use_rate);
+  showReport(data);
   ledgerView = { claims: data.claims, at: new Date(data.server_time).toLocaleTimeString() };
   showLedger();
 }
@@ -466,8 +461,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("token").value = "";
     signedIn();
   });
-  $("logout").addEventListener("click", () => signedOut("Token forgotten."));
-  $("create").addEventListener("submit", create);
+  $("logout").addEventListener("click", () => signedOut(t("Token forgotten.")));
   if (token()) signedIn();
   setInterval(poll, 1000);
   setInterval(report, 2000);
