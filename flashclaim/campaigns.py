@@ -32,7 +32,8 @@ RATE_SECONDS_RANGE = (1, 3600)
 PERCENT_OFF_RANGE = (1, 99)
 VALIDITY_DAYS_RANGE = (1, 3650)
 TEMPLATE_VERSION_RANGE = (1, 1_000_000)
-COUPON_TYPES = ("cash", "threshold", "discount")
+COUPON_TYPES = ("cash", "threshold", "discount")  # what a claim grants
+DEFINED_TYPES = (*COUPON_TYPES, "random_cash")  # what a campaign may define (granted as cash)
 DEFAULT_VALIDITY_DAYS = 30
 # A person tapping fast never reaches 10 taps a second; a script does at once.
 DEFAULT_RATE_LIMIT = {"max": 10, "per_seconds": 1}
@@ -82,11 +83,15 @@ class CouponDef:
     percent_off: int | None = None  # discount
     max_discount: int | None = None  # discount
     template: tuple[str, int] | None = None  # (id, version) of the template it copies
+    # random_cash: the face values and how many of each (value, count), drawn at the claim
+    values: tuple[tuple[int, int], ...] | None = None
 
     @property
     def cap(self) -> int:
         """The most it can take off an order, minor units: a cash or threshold coupon's
-        value, a percentage coupon's max_discount."""
+        value, a percentage coupon's max_discount, a random one's largest value."""
+        if self.values is not None:
+            return max(value for value, _ in self.values)
         cap = self.max_discount if self.type == "discount" else self.value
         assert cap is not None  # (each kind has its own)
         return cap
@@ -94,6 +99,8 @@ class CouponDef:
     def terms(self) -> dict[str, object]:
         """The coupon less its validity, in the order a claim shows it."""
         out: dict[str, object] = {"type": self.type}
+        if self.values is not None:
+            out["values"] = [{"value": v, "count": n} for v, n in self.values]
         for name in ("value", "percent_off", "max_discount", "min_spend"):
             amount = getattr(self, name)
             if amount is not None:
@@ -159,14 +166,31 @@ class CampaignSpec:
     cap_group: str | None = None  # the cap group it counts in (docs/design.md)
 
 
+DRAWN = "__drawn__"  # where claim.lua writes a random coupon's drawn value (a JSON number)
+
+
+def values_left(coupons: list[CouponDef]) -> str:
+    """claim.lua's multiset of a random coupon's face values: "<value>:<count>,..." ("" for
+    a campaign without one)."""
+    for coupon in coupons:
+        if coupon.values is not None:
+            return ",".join(f"{v}:{n}" for v, n in coupon.values)
+    return ""
+
+
 def _lua_coupon_template(coupon: CouponDef) -> dict[str, object]:
     """What claim.lua needs per coupon: a ready JSON fragment and the validity rule.
 
     The fragment is spliced into the claim as is, so claim.lua never re-encodes
     the operator's scope (Lua's cjson would turn {} into [] and round numbers).
     """
-    template: dict[str, object] = {"f": orjson.dumps(coupon.terms()).decode()[1:-1],
-                                   "cap": coupon.cap}
+    terms = coupon.terms()
+    template: dict[str, object] = {"cap": coupon.cap}
+    if coupon.values is not None:  # granted as cash of the value claim.lua draws
+        terms = {"type": "cash", "value": DRAWN,
+                 **{k: v for k, v in terms.items() if k not in ("type", "values")}}
+        template["rnd"] = True
+    template["f"] = orjson.dumps(terms).decode()[1:-1]
     v = coupon.validity
     if v.days is not None:
         template["days"] = v.days
@@ -190,13 +214,14 @@ META_FIELDS = (
     "entrants", "drawn_winners",
     "budget", "committed", "unit_cost",  # a budget: its amount, what grants committed
     "cap_group",  # the cap group the campaign counts in ("" for none)
+    "values_left",  # a random coupon's face values not yet drawn, "<value>:<count>,..."
 )
 GRANTED = "granted"  # the counter reconcile re-reads on its own
 # Fields set at creation that no PATCH rewrites (counters, and what PATCH refuses).
 _CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "created_at", "rev",
                 "buckets", "bucket", "defv", "admission", "entries_until", "draw_at",
                 "draw_state", "draw_seed", "draw_seed_sha256", "entrants", "drawn_winners",
-                "budget", "committed", "cap_group")
+                "budget", "committed", "cap_group", "values_left")
 # Fields each bucket keeps for itself; the others are copied from bucket 0 (its definition).
 BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv", "budget", "committed")
 
@@ -261,6 +286,7 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "committed": 0,
         "unit_cost": unit_cost(spec.coupons),
         "cap_group": spec.cap_group or "",
+        "values_left": values_left(spec.coupons),
     }
 
 
@@ -367,6 +393,11 @@ class CampaignView:
             budget=_optional_int(meta.get("budget")),
             committed=int(meta.get("committed") or 0),
         )
+
+    @property
+    def random(self) -> bool:
+        """A coupon of the pack is random_cash: the stock is its multiset of face values."""
+        return any(c.get("type") == "random_cash" for c in self.definition["coupons"])
 
     @property
     def listed(self) -> bool:

@@ -15,11 +15,13 @@ Returns an array {code, stock, remaining}:
   {"insufficient_stock", stock, remaining}  withdrawal larger than remaining (nothing written)
   {"stock_limit", stock, remaining}         total would exceed ARGV[2] (nothing written)
   {"unlimited_stock", 0, 0}                 the campaign's stock is unlimited (nothing written)
+  {"stock_fixed", stock, remaining}         the stock is a random coupon's multiset of face
+                                            values, fixed at creation (nothing written)
 ]]
 
 local delta = tonumber(ARGV[1])
 local max_stock = tonumber(ARGV[2])
-local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining')
+local m = redis.call('HMGET', KEYS[1], 'stock', 'remaining', 'values_left')
 if not m[1] then
   return {'campaign_not_found', 0, 0}
 end
@@ -27,6 +29,9 @@ if m[1] == '' then
   return {'unlimited_stock', 0, 0}
 end
 local stock, remaining = tonumber(m[1]), tonumber(m[2])
+if (m[3] or '') ~= '' then
+  return {'stock_fixed', stock, remaining}
+end
 if remaining + delta < 0 then
   return {'insufficient_stock', stock, remaining}
 end

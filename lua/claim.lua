@@ -13,6 +13,7 @@ segments, excluded segments), blocklist, device id present, proof of work (prese
 strong enough, never spent before: spent here), per-user rate limit, per-IP rate limit,
 lifetime limit, daily limit, per-device limit, budget, stock. A grant then writes, in
 this order: stock decrement (none when stock is unlimited), seq, the budget committed,
+a random coupon's face value (drawn from the campaign's multiset, without replacement),
 per-user (and per-device) counts, the replay record, and the stream entry. The
 grant and its stream record exist together or not at all. Rejections write only
 their counters (rate-limit window, rejected-by-code), never stock.
@@ -133,7 +134,7 @@ local m = redis.call('HMGET', meta_key, 'id', 'remaining', 'paused', 'starts_at'
   'ends_at', 'per_user_limit', 'channels', 'segments', 'rl_max', 'rl_window_ms', 'coupons',
   'excluded', 'daily_limit', 'tz_rules', 'bucket', 'buckets', 'per_device_limit',
   'device_required', 'pow_bits', 'admission', 'entries_until', 'draw_state', 'budget',
-  'committed', 'unit_cost')
+  'committed', 'unit_cost', 'values_left')
 if not m[1] then
   for _ = 1, n do reply('campaign_not_found', '') end
   return results
@@ -167,6 +168,9 @@ local draw_started = m[22] == 'drawing' or m[22] == 'done'  -- entries are froze
 local budget = tonumber(m[23] or '')
 local committed = tonumber(m[24] or '') or 0
 local unit_cost = tonumber(m[25] or '') or 0
+-- A random coupon's face values not yet drawn, "<value>:<count>,..." ("" for none): the
+-- stock is exactly this multiset, so their counts always add up to `remaining`.
+local values_left = m[26] or ''
 
 local now = now_ms()
 
@@ -181,10 +185,36 @@ local function has_any(set, tags)
   return false
 end
 
--- Strings go through cjson, so no id or channel can ever break the record's JSON
--- (the service validates them too; this is the second wall, not the only one).
--- The claim's JSON; also records each coupon in the slot's coupons hash (for write-back).
-local function claim_json(claim_id, user_id, seq, channel, source)
+-- Draw one face value without replacement, uniformly over the units left (by the claim
+-- id's SHA-1: server-made and unguessable, and the same on a replica, which replays the
+-- script's effects anyway), and take it out of the multiset.
+local function draw_value(claim_id)
+  local values, total = {}, 0
+  for value, count in string.gmatch(values_left, '(%d+):(%d+)') do
+    values[#values + 1] = { tonumber(value), tonumber(count) }
+    total = total + tonumber(count)
+  end
+  local r = tonumber(string.sub(redis.sha1hex(claim_id), 1, 12), 16) % total
+  local drawn = nil
+  local parts = {}
+  for _, vc in ipairs(values) do
+    if not drawn and r < vc[2] then
+      drawn = vc[1]
+      vc[2] = vc[2] - 1
+    elseif not drawn then
+      r = r - vc[2]
+    end
+    parts[#parts + 1] = string.format('%d:%d', vc[1], vc[2])
+  end
+  values_left = table.concat(parts, ',')
+  redis.call('HSET', meta_key, 'values_left', values_left)
+  return drawn
+end
+
+-- The claim's JSON (`drawn`: a random coupon's value); also records each coupon in the
+-- slot's coupons hash (for write-back). Strings go through cjson, so no id or channel can
+-- ever break the record's JSON (the service validates them too; this is the second wall).
+local function claim_json(claim_id, user_id, seq, channel, source, drawn)
   coupons = coupons or cjson.decode(m[11])
   local id_json = cjson.encode(claim_id)
   local parts = {}
@@ -196,11 +226,16 @@ local function claim_json(claim_id, user_id, seq, channel, source)
     else
       from, till = c.from, c.till
     end
+    local fragment, cap = c.f, c.cap
+    if c.rnd then
+      fragment = string.gsub(c.f, '"__drawn__"', string.format('%d', drawn), 1)
+      cap = drawn
+    end
     parts[k] = string.format('{"coupon_id":%s,%s,"valid_from":%d,"valid_until":%d}',
-      cjson.encode(claim_id .. '-' .. k), c.f, from, till)
+      cjson.encode(claim_id .. '-' .. k), fragment, from, till)
     issued[#issued + 1] = claim_id .. '-' .. k
     issued[#issued + 1] = campaign_id .. '\31' .. string.format('%d', till) .. '\31' .. user_id
-      .. '\31' .. (c.cap and string.format('%d', c.cap) or '')
+      .. '\31' .. (cap and string.format('%d', cap) or '')
   end
   redis.call('HSET', coupons_key, unpack(issued))
   local channel_json = 'null'
@@ -374,7 +409,9 @@ for i = 1, n do
           campaign_id .. ':' .. (code_uses - 1) .. ':' .. code_per_user)
         redis.call('HINCRBY', code_users_key, code_user, 1)
       end
-      local claim = claim_json(claim_id, user_id, seq, channel, source)
+      local drawn = nil
+      if values_left ~= '' then drawn = draw_value(claim_id) end
+      local claim = claim_json(claim_id, user_id, seq, channel, source, drawn)
       redis.call('HSET', dedup_key, token, claim)
       redis.call('XADD', stream_key, '*', 'v', SCHEMA_VERSION, 'claim_id', claim_id,
         'campaign_id', campaign_id, 'user_id', user_id, 'seq', seq, 'claimed_at', now,

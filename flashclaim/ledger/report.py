@@ -38,6 +38,7 @@ from flashclaim.schemas.after import (
     CampaignFigures,
     CampaignReport,
     ChannelFigures,
+    FaceValueFigures,
     SegmentFigures,
     SourceFigures,
     TimelinePoint,
@@ -155,6 +156,10 @@ class Report:
     by_source: dict[str, Figures] = field(default_factory=lambda: defaultdict(Figures))
     by_campaign: dict[str, Figures] = field(default_factory=lambda: defaultdict(Figures))
     timeline: dict[int, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    # coupons issued per (currency, face value) of the cash and threshold coupons (a random
+    # coupon's drawn values among them): what was handed out, by value
+    face_values: dict[tuple[str, int], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0]))
 
     def groups(self, channel: str, source: str, tags: str, campaign: str) -> list[Figures]:
         segments = [t for t in tags.split(",") if t] or [UNTAGGED]
@@ -172,6 +177,9 @@ class Report:
             "by_source": self._split(self.by_source, "source", SourceFigures),
             "timeline": [TimelinePoint(at=to_rfc3339(at), claims=n[0], uses=n[1])
                          for at, n in sorted(self.timeline.items())],
+            "face_values": [FaceValueFigures(currency=currency, value=value, coupons=n[0],
+                                             used=n[1])
+                            for (currency, value), n in sorted(self.face_values.items())],
         }
 
     def across(self, start_ms: int, end_ms: int, bucket: str, now_ms: int) -> ReportAnswer:
@@ -242,6 +250,12 @@ def build_report(ledger: Ledger, population: Population, now_ms: int, bucket_ms:
             [bucket_ms, *params])
         for at, n in cur.fetchall():
             report.timeline[int(at) * bucket_ms][1] += int(n)
+        cur.execute(ledger.sql(
+            "SELECT co.currency, co.value, COUNT(*),"
+            " SUM(CASE WHEN co.status = 'used' THEN 1 ELSE 0 END)"
+            f" {joined} AND co.value IS NOT NULL GROUP BY 1, 2"), params)
+        for currency, value, n, used in cur.fetchall():
+            report.face_values[(str(currency), int(value))] = [int(n), int(used or 0)]
         return report
     return ledger.run(work)
 

@@ -97,6 +97,15 @@ class TimelinePoint(Answer, kw_only=True):
     uses: int
 
 
+class FaceValueFigures(Answer, kw_only=True):
+    """Coupons issued (and used) of one face value: a random coupon's draws among them."""
+
+    currency: str
+    value: int
+    coupons: int
+    used: int
+
+
 class ChannelFigures(Figures, kw_only=True):
     channel: str
 
@@ -120,6 +129,7 @@ class Splits(Figures, kw_only=True):
     by_segment: list[SegmentFigures]
     by_source: list[SourceFigures]
     timeline: list[TimelinePoint]
+    face_values: list[FaceValueFigures]
 
 
 class CampaignReport(Splits, kw_only=True):

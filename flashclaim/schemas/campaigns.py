@@ -16,6 +16,7 @@ from flashclaim.campaigns import (
     DEFAULT_DIFFICULTY,
     DEFAULT_RATE_LIMIT,
     DEFAULT_VALIDITY_DAYS,
+    DEFINED_TYPES,
     DIFFICULTY_RANGE,
     DRAW_STATES,
     MAX_BUCKETS,
@@ -79,6 +80,7 @@ RatePerSeconds = Annotated[int, msgspec.Meta(ge=RATE_SECONDS_RANGE[0], le=RATE_S
 PerUserLimit = Annotated[int, msgspec.Meta(ge=PER_USER_LIMIT_RANGE[0], le=PER_USER_LIMIT_RANGE[1])]
 DailyLimit = Annotated[int, msgspec.Meta(ge=DAILY_LIMIT_RANGE[0], le=DAILY_LIMIT_RANGE[1])]
 Stock = Annotated[int, msgspec.Meta(ge=STOCK_RANGE[0], le=STOCK_RANGE[1])]
+MAX_FACE_VALUES = 50  # a random coupon's distinct face values
 Channels = Annotated[list[Channel], msgspec.Meta(max_length=MAX_CHANNELS,
                                                   extra_json_schema=UNIQUE)]
 Segments = Annotated[list[Tag], msgspec.Meta(max_length=MAX_SEGMENTS, extra_json_schema=UNIQUE)]
@@ -158,7 +160,20 @@ class DiscountCoupon(Coupon, tag="discount", kw_only=True):
     min_spend: Money = 0
 
 
-AnyCoupon = CashCoupon | ThresholdCoupon | DiscountCoupon
+class FaceValue(Body, kw_only=True):
+    value: PositiveMoney
+    count: Stock
+
+
+class RandomCashCoupon(Coupon, tag="random_cash", kw_only=True):
+    """A cash amount drawn at each claim from `values`, without replacement: the campaign's
+    stock is exactly that multiset (its counts add up to the stock), so the total face value
+    issued is known in advance. Granted as a `cash` coupon of the value drawn."""
+
+    values: Annotated[list[FaceValue], msgspec.Meta(min_length=1, max_length=MAX_FACE_VALUES)]
+
+
+AnyCoupon = CashCoupon | ThresholdCoupon | DiscountCoupon | RandomCashCoupon
 
 
 class TemplateUse(Body, kw_only=True):
@@ -263,8 +278,7 @@ class TemplateVersionRef(Answer, kw_only=True):
 class ShownCoupon(Answer, kw_only=True):
     """A campaign's coupon as shown: the input form, plus the template version it copies."""
 
-    type: Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["cash", "threshold",
-                                                                  "discount"]})]
+    type: Annotated[str, msgspec.Meta(extra_json_schema={"enum": list(DEFINED_TYPES)})]
     currency: str
     validity: dict[str, Any]
     scope: dict[str, Any]
@@ -274,6 +288,7 @@ class ShownCoupon(Answer, kw_only=True):
     min_spend: int = UNSET
     percent_off: int = UNSET
     max_discount: int = UNSET
+    values: list[FaceValue] = UNSET  # random_cash: the multiset its claims draw from
     template: TemplateVersionRef = UNSET
 
 
@@ -446,6 +461,7 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
             raise invalid_request(f"coupons[{i}].validity.until must be after starts_at.")
         coupons.append(coupon)
         coupon_inputs.append(pinned)
+    stock = _random_stock(c, coupons)
     channels = distinct(c.channels, "channels")
     segments = distinct(c.segments, "segments")
     excluded = distinct(c.exclude_segments, "exclude_segments")
@@ -455,7 +471,7 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         "max": c.rate_limit.max, "per_seconds": c.rate_limit.per_seconds}
     campaign_id = c.id or secrets.token_hex(8)
     accepted: dict[str, Any] = {
-        "id": campaign_id, "name": name, "stock": c.stock, "per_user_limit": c.per_user_limit,
+        "id": campaign_id, "name": name, "stock": stock, "per_user_limit": c.per_user_limit,
         "per_user_daily_limit": c.per_user_daily_limit, "timezone": timezone,
         "starts_at": to_rfc3339(starts_at),
         "ends_at": None if ends_at is None else to_rfc3339(ends_at),
@@ -485,7 +501,7 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         accepted["admission"] = {"mode": "draw", "entries_until": to_rfc3339(draw.entries_until),
                                  "draw_at": to_rfc3339(draw.draw_at)}
     return CampaignSpec(
-        campaign_id, name, c.stock, c.per_user_limit, c.per_user_daily_limit, timezone,
+        campaign_id, name, stock, c.per_user_limit, c.per_user_daily_limit, timezone,
         starts_at, ends_at, coupons, channels, segments, excluded, rate_limit, accepted,
         c.buckets, c.listed, per_device_limit=c.per_device_limit,
         device_required=c.missing_device == "refuse",
@@ -503,6 +519,28 @@ def _budget(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
     if c.budget.amount < unit_cost(coupons):
         raise invalid_request(f"budget.amount must cover one grant ({unit_cost(coupons)}).")
     return c.budget.amount
+
+
+def _random_stock(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
+    """The stock, checked against a random coupon's values: their counts are the stock
+    (null takes it from them). One random coupon a pack; it is drawn in one hash slot, so
+    one bucket, and its cost is only known at the draw, so no budget."""
+    randoms = [coupon for coupon in coupons if coupon.values is not None]
+    if not randoms:
+        return c.stock
+    if len(randoms) > 1:
+        raise invalid_request("A pack holds at most one random_cash coupon.")
+    assert randoms[0].values is not None
+    total = sum(n for _, n in randoms[0].values)
+    if c.stock is not None and c.stock != total:
+        raise invalid_request(f"stock must be the random_cash counts' sum ({total}), or null.")
+    if total > STOCK_RANGE[1]:
+        raise invalid_request(f"The random_cash counts add up to more than {STOCK_RANGE[1]}.")
+    if c.buckets > 1:
+        raise invalid_request("A random_cash campaign cannot be spread over buckets.")
+    if c.budget is not None:
+        raise invalid_request("A random_cash campaign's stock fixes its cost: no budget.")
+    return total
 
 
 def _draw(c: CampaignCreate, starts_at: int, ends_at: int | None) -> DrawSpec | None:
@@ -558,6 +596,11 @@ def coupon_of(value: object, where: str) -> CouponDef:
     validity = _validity(c.validity, f"{where}.validity")
     if isinstance(c, CashCoupon):
         return CouponDef("cash", currency, validity, rules, value=c.value)
+    if isinstance(c, RandomCashCoupon):
+        values = [(f.value, f.count) for f in c.values]
+        if len({v for v, _ in values}) != len(values):
+            raise invalid_request(f"{where}.values must name each value once.")
+        return CouponDef("random_cash", currency, validity, rules, values=tuple(values))
     if isinstance(c, ThresholdCoupon):
         if c.min_spend < c.value:
             raise invalid_request(f"{where}.min_spend must be at least its value ({c.value}).")

@@ -42,7 +42,7 @@ from flashclaim.campaigns import BUCKET_OWN, CampaignView
 from flashclaim.keys import CampaignKeys, KeySpace, bucket_key_id, home_bucket
 from flashclaim.packed import Transfer
 from flashclaim.runtime.poll_loop import poll_forever
-from flashclaim.store.connection import run_pipeline, server_time_ms, text_map
+from flashclaim.store.connection import run_pipeline, server_time_ms, text, text_map
 from flashclaim.store.reads import bucketed_campaigns, run_async
 from flashclaim.store.scripts import Scripts
 
@@ -93,7 +93,7 @@ class Totals:
     committed: int = 0
 
 
-def capacity(meta: list[str | None]) -> int:
+def capacity(meta: list[str]) -> int:
     """How many more grants a bucket can sell, from its [remaining, budget, committed,
     unit_cost] (as bucket_give.lua counts it: an unlimited bucket without budget: none to
     give, so 0)."""
@@ -142,9 +142,9 @@ class BucketRouter:
             done.exception()  # retrieved, also when every tap waiting for it went away
 
     async def _read_layout(self, campaign_id: str) -> Layout:
-        found, buckets, cap_group, coupons = [_str(x) for x in await self._redis.hmget(
+        found, buckets, cap_group, coupons = [text(x) for x in await self._redis.hmget(
             self._keyspace.campaign(campaign_id).meta, ["id", "buckets", "cap_group", "coupons"])]
-        if found is None:
+        if not found:
             return Layout()
         layout = Layout(int(buckets or 1), cap_group or "",
                         len(orjson.loads(coupons)) if cap_group and coupons else 1)
@@ -170,7 +170,7 @@ class BucketRouter:
                 pipe.hmget(keys.meta, _CAPACITY_FIELDS)
                 pipe.hlen(keys.transfers_out)
             replies = await run_pipeline(pipe)
-        held = [capacity([_str(x) for x in meta]) for meta in replies[0::2]]
+        held = [capacity([text(x) for x in meta]) for meta in replies[0::2]]
         if held[route.bucket] > 0:
             return True
         donors = sorted(((n, b) for b, n in enumerate(held) if b != route.bucket and n > 0),
@@ -191,10 +191,6 @@ class BucketRouter:
 
 
 _CAPACITY_FIELDS = ["remaining", "budget", "committed", "unit_cost"]
-
-
-def _str(value: str | bytes | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 async def move_stock(redis: Redis, scripts: Scripts, parts: list[CampaignKeys], src: int,
@@ -227,7 +223,7 @@ async def create_buckets(redis: Redis, scripts: Scripts, keyspace: KeySpace, cam
     them): nothing is lost or sold twice."""
     parts = keyspace.buckets(campaign_id, n)
     await mirror_definition(redis, scripts, keyspace, campaign_id, n)
-    units = capacity([_str(x) for x in await redis.hmget(parts[0].meta, _CAPACITY_FIELDS)])
+    units = capacity([text(x) for x in await redis.hmget(parts[0].meta, _CAPACITY_FIELDS)])
     for b in range(1, n):
         share = units // n + (1 if b < units % n else 0)
         if share:

@@ -320,6 +320,9 @@ class CampaignStore:
             )
         if code is StockCode.UNLIMITED_STOCK:
             raise ApiError(409, "unlimited_stock", "This campaign's stock is unlimited.")
+        if code is StockCode.STOCK_FIXED:
+            raise ApiError(409, "stock_fixed", "This campaign's stock is its random_cash "
+                                               "coupon's face values, fixed at creation.")
         if code is StockCode.STOCK_LIMIT:
             raise ApiError(
                 409, "stock_limit", f"Total stock would exceed {MAX_STOCK} (it is {stock})."

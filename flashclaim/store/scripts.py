@@ -81,6 +81,7 @@ class StockCode(StrEnum):
     INSUFFICIENT_STOCK = "insufficient_stock"
     STOCK_LIMIT = "stock_limit"
     UNLIMITED_STOCK = "unlimited_stock"
+    STOCK_FIXED = "stock_fixed"
 
 
 class UpdateCode(StrEnum):

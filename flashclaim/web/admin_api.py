@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flashclaim.campaigns import STATUSES, CampaignView
+from flashclaim.campaigns import STATUSES, CampaignView, values_left
 from flashclaim.errors import ApiError, invalid_request
 from flashclaim.schemas.base import decode
 from flashclaim.schemas.campaigns import (
@@ -104,6 +104,9 @@ async def patch_campaign(request: Request) -> Response:
         base = await s.campaigns.get(campaign_id)
         now = await s.campaigns.now()
         spec = campaign_patch(body, base.accepted or {}, now, templates)
+        if "coupons" in body and (base.random or values_left(spec.coupons)):
+            raise ApiError(409, "coupons_fixed", "A random_cash campaign's coupons (the "
+                           "multiset of face values its stock is) are fixed at creation.")
         try:
             view = await s.campaigns.patch(spec, base)
         except ApiError as exc:

@@ -467,3 +467,27 @@ async def test_a_budget_holds_under_a_crowd(scripts_on_any: RedisScripts) -> Non
     assert Counter(d.code for d in decisions) == {ClaimCode.GRANTED: 10,
                                                  ClaimCode.BUDGET_EXHAUSTED: 50}
     assert await r.hget(KS.campaign(cid).meta, "committed") == "5000"
+
+
+async def test_random_face_values_are_drawn_exactly_under_a_crowd(
+        scripts_on_any: RedisScripts) -> None:
+    """Seven ¥1, two ¥5 and one ¥30: thirty claims at once draw exactly that multiset, so
+    the face value issued is exactly ¥47; the multiset is then empty, and so is the stock."""
+    r, scripts = scripts_on_any
+    cid = await make_campaign(r, scripts, stock=None, coupons=[{"type": "random_cash", "values": [
+        {"value": 100, "count": 7}, {"value": 500, "count": 2}, {"value": 3000, "count": 1}]}])
+    taps = [decide(scripts, cid, request(f"u{i}")) for i in range(30)]
+    decisions = [d for batch in await asyncio.gather(*taps) for d in batch]
+    granted = [orjson.loads(d.payload) for d in decisions if d.code is ClaimCode.GRANTED]
+    assert Counter(d.code for d in decisions) == {ClaimCode.GRANTED: 10, ClaimCode.SOLD_OUT: 20}
+    drawn = Counter(c["coupons"][0]["value"] for c in granted)
+    assert drawn == {100: 7, 500: 2, 3000: 1}
+    assert all(c["coupons"][0]["type"] == "cash" for c in granted)
+    assert sum(value * n for value, n in drawn.items()) == 4700
+    meta = KS.campaign(cid).meta
+    assert await r.hmget(meta, ["values_left", "remaining"]) == ["100:0,500:0,3000:0", "0"]
+    # what the write-back may take off is each coupon's own drawn value
+    caps = {c["coupons"][0]["coupon_id"]: str(c["coupons"][0]["value"]) for c in granted}
+    stored = await r.hgetall(KS.campaign(cid).coupon_slot().coupons)
+    assert {str(k): str(v).rsplit("\x1f", 1)[1] for k, v in stored.items()} == caps
+

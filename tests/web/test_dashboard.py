@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Browser, FilePayload, Page, expect
 
-from pages_kit import ADMIN, TOKEN, campaign, screenshot
+from pages_kit import ADMIN, TOKEN, campaign, card, screenshot
 
 
 def sign_in(page: Page, base: str, token: str = TOKEN) -> None:
@@ -252,3 +253,28 @@ def test_the_dashboard_tool_speaks_chinese(base: str, browser: Browser, tmp_path
     expect(page.locator("#report-csv")).to_have_text("导出 CSV")
     screenshot(page, "operator-dashboard-zh.png", tmp_path)
     context.close()
+
+
+def test_a_blind_box_made_on_the_form_and_grabbed_in_the_centre(base: str, page: Page,
+                                                                  browser: Browser) -> None:
+    sign_in(page, base)
+    page.fill("#new-id", "box")
+    page.fill("#new-name", "Blind box")
+    row = page.locator(".coupon-row").nth(0)
+    row.locator(".c-type").select_option("random_cash")
+    expect(row.locator(".c-value")).to_be_hidden()
+    row.locator(".c-values").fill("1×3, 30x1")  # noqa: RUF001  (both signs are read)
+    page.click("#create button[type=submit]")
+    expect(page.locator("#note")).to_have_text("Created box.")
+    made = api(base, "/v1/admin/campaigns/box")
+    assert (made["stock"], made["coupons"][0]["values"]) == (
+        4, [{"value": 100, "count": 3}, {"value": 3000, "count": 1}])
+    shopper = browser.new_page()
+    shopper.goto(base + "/")
+    box = card(shopper, "box")
+    expect(box.locator(".coupon")).to_have_text("A surprise ¥1 to ¥30 off")
+    shopper.fill("#user", "lucky")
+    shopper.dispatch_event("#user", "change")
+    box.locator("button").click()
+    expect(box.locator(".answer")).to_have_text(re.compile(r"Granted: ¥(1|30) off\."))
+    shopper.close()

@@ -3,7 +3,7 @@
 // channels, segments, limits, buckets, budget, cap group) and the templates it can use.
 "use strict";
 
-const COUPON_TYPES = ["cash", "threshold", "discount"];
+const COUPON_TYPES = ["cash", "threshold", "discount", "random_cash"];
 let templatesKnown = [];  // [{id, name, version, coupon}] as last listed
 
 function listOf(text) {
@@ -39,6 +39,7 @@ function couponRow() {
   const min = field("Min spend (¥)", input("c-min", { type: "number", min: "0", step: "0.01", placeholder: "0" }));
   const percent = field("Percent off", input("c-percent", { type: "number", min: "1", max: "99", value: "10" }));
   const most = field("Most off (¥)", input("c-max", { type: "number", min: "0.01", step: "0.01", value: "30" }));
+  const values = field("Values (¥×count)", input("c-values", { placeholder: "1×700, 5×250, 30×50" }));
   field("Valid for (days)", input("c-days", { type: "number", min: "1", max: "3650", value: "30" }));
   field("Categories", input("c-categories", { placeholder: t("any") }));
   field("Use channels", input("c-use-channels", { placeholder: t("anywhere") }));
@@ -46,8 +47,9 @@ function couponRow() {
   row.append(remove);
   const show = () => {  // only the fields the chosen type has
     const k = kind.value;
-    value.parentElement.hidden = k === "discount" || k.startsWith("template:");
-    min.parentElement.hidden = k === "cash" || k.startsWith("template:");
+    value.parentElement.hidden = k === "discount" || k === "random_cash" || k.startsWith("template:");
+    min.parentElement.hidden = k === "cash" || k === "random_cash" || k.startsWith("template:");
+    values.parentElement.hidden = k !== "random_cash";
     percent.parentElement.hidden = k !== "discount";
     most.parentElement.hidden = k !== "discount";
     row.querySelectorAll(".c-days, .c-categories, .c-use-channels").forEach((el) => {
@@ -65,13 +67,18 @@ function couponOf(row) {
   const k = get("c-type");
   if (k.startsWith("template:")) return { template: k.slice("template:".length) };
   const c = { type: k };
-  if (k === "discount") {
+  if (k === "random_cash") {  // "1×700, 5×250": yuan and how many of each
+    c.values = listOf(get("c-values").replaceAll("x", "×")).map((pair) => {
+      const [yuan, count] = pair.split("×");
+      return { value: fen(yuan), count: Number(count) };
+    });
+  } else if (k === "discount") {
     c.percent_off = Number(get("c-percent"));
     c.max_discount = fen(get("c-max"));
   } else {
     c.value = fen(get("c-value"));
   }
-  if (k !== "cash") c.min_spend = fen(get("c-min") || "0");
+  if (k === "threshold" || k === "discount") c.min_spend = fen(get("c-min") || "0");
   if (k === "threshold" && !c.min_spend) c.min_spend = c.value;
   c.validity = { days: Number(get("c-days") || "30") };
   const categories = listOf(get("c-categories"));
@@ -96,6 +103,7 @@ function campaignBody() {
     timezone: $("new-tz").value.trim() || "Asia/Shanghai",
     rate_limit: { max: Number($("new-rate").value || "10"), per_seconds: 1 },
   };
+  if (body.coupons.some((c) => c.type === "random_cash")) body.stock = null;  // the values' counts
   if ($("new-id").value.trim()) body.id = $("new-id").value.trim();
   const startsIn = Number($("new-start").value);
   const startsAt = Date.now() + startsIn * 1000;
@@ -138,6 +146,7 @@ async function create(event) {
 function couponWords(c) {
   if (c.type === "discount") return `${c.percent_off}% (≤ ${money(c.max_discount)})`;
   if (c.type === "threshold") return `${money(c.value)} / ${money(c.min_spend)}`;
+  if (c.type === "random_cash") return c.values.map((v) => `${money(v.value)}×${v.count}`).join(", ");
   return money(c.value);
 }
 

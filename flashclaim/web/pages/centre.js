@@ -64,6 +64,10 @@ function describe(coupon) {
   if (coupon.type === "discount") {
     return t("{percent}% off (up to {max})", { percent: coupon.percent_off, max: money(coupon.max_discount, cur) });
   }
+  if (coupon.type === "random_cash") {  // a blind box: the range its draws come from
+    const values = coupon.values.map((v) => v.value);
+    return t("A surprise {low} to {high} off", { low: money(Math.min(...values), cur), high: money(Math.max(...values), cur) });
+  }
   return coupon.type;
 }
 

@@ -150,6 +150,8 @@ const ZH = {
   "device limit": "设备已达上限", "device required": "缺少设备标识", "challenge required": "缺少防刷验证",
   "challenge spent": "验证已使用", "not started": "未开始", "code not found": "兑换码不存在", "code used": "兑换码已用完",
   "granted per second /s": "每秒发放",
+  "random_cash": "随机金额券", "Values (¥×count)": "面额（元×张数）",
+  "A surprise {low} to {high} off": "随机立减 {low}～{high}",
 };
 
 const LANG_KEY = "flashclaim-lang";
