@@ -164,6 +164,7 @@ class CampaignSpec:
     draw: DrawSpec | None = None  # a drawn campaign
     budget: int | None = None  # minor units the grants may commit in all (face values)
     cap_group: str | None = None  # the cap group it counts in (docs/design.md)
+    holdout: tuple[int, str] | None = None  # (percent, salt): the control group (holdout.py)
 
 
 DRAWN = "__drawn__"  # where claim.lua writes a random coupon's drawn value (a JSON number)
@@ -185,12 +186,12 @@ def _lua_coupon_template(coupon: CouponDef) -> dict[str, object]:
     the operator's scope (Lua's cjson would turn {} into [] and round numbers).
     """
     terms = coupon.terms()
-    template: dict[str, object] = {"cap": coupon.cap}
     if coupon.values is not None:  # granted as cash of the value claim.lua draws
         terms = {"type": "cash", "value": DRAWN,
                  **{k: v for k, v in terms.items() if k not in ("type", "values")}}
+    template: dict[str, object] = {"f": orjson.dumps(terms).decode()[1:-1], "cap": coupon.cap}
+    if coupon.values is not None:
         template["rnd"] = True
-    template["f"] = orjson.dumps(terms).decode()[1:-1]
     v = coupon.validity
     if v.days is not None:
         template["days"] = v.days
@@ -215,13 +216,15 @@ META_FIELDS = (
     "budget", "committed", "unit_cost",  # a budget: its amount, what grants committed
     "cap_group",  # the cap group the campaign counts in ("" for none)
     "values_left",  # a random coupon's face values not yet drawn, "<value>:<count>,..."
+    "holdout_pct", "holdout_salt",  # an A/B holdout: the control group's share and salt
 )
 GRANTED = "granted"  # the counter reconcile re-reads on its own
 # Fields set at creation that no PATCH rewrites (counters, and what PATCH refuses).
 _CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "created_at", "rev",
                 "buckets", "bucket", "defv", "admission", "entries_until", "draw_at",
                 "draw_state", "draw_seed", "draw_seed_sha256", "entrants", "drawn_winners",
-                "budget", "committed", "cap_group", "values_left")
+                "budget", "committed", "cap_group", "values_left", "holdout_pct",
+                "holdout_salt")
 # Fields each bucket keeps for itself; the others are copied from bucket 0 (its definition).
 BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv", "budget", "committed")
 
@@ -250,7 +253,8 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "timezone": spec.timezone,
         "listed": spec.listed,
     }
-    for name in ("per_device_limit", "missing_device", "challenge", "admission", "cap_group"):
+    for name in ("per_device_limit", "missing_device", "challenge", "admission", "cap_group",
+                 "holdout"):
         if name in spec.body:
             definition[name] = spec.body[name]
     stock: str | int = "" if spec.stock is None else spec.stock  # "": unlimited
@@ -287,6 +291,8 @@ def _meta(spec: CampaignSpec, created_at: int) -> dict[str, str | int]:
         "unit_cost": unit_cost(spec.coupons),
         "cap_group": spec.cap_group or "",
         "values_left": values_left(spec.coupons),
+        "holdout_pct": "" if spec.holdout is None else spec.holdout[0],
+        "holdout_salt": "" if spec.holdout is None else spec.holdout[1],
     }
 
 
@@ -393,6 +399,12 @@ class CampaignView:
             budget=_optional_int(meta.get("budget")),
             committed=int(meta.get("committed") or 0),
         )
+
+    @property
+    def holdout(self) -> tuple[int, str] | None:
+        """(percent, salt) of the campaign's control group; None: no holdout."""
+        h = self.definition.get("holdout")
+        return None if not h else (int(h["percent"]), str(h["salt"]))
 
     @property
     def random(self) -> bool:

@@ -75,6 +75,7 @@ CLAIM_REJECTIONS: dict[str, tuple[int, str]] = {
     "not_a_draw": (409, "This campaign is not drawn; grab it instead."),
     "entries_closed": (409, "The entries of this draw are closed."),
     "budget_exhausted": (410, "This campaign's budget is spent."),
+    "holdout": (403, "This campaign is not offered to this user."),
     "cap_reached": (409, "This user holds the most unused coupons its campaign group allows."),
     "cap_daily_limit": (409, "This user has received today's most coupons of this campaign "
                              "group; try again tomorrow."),

@@ -76,6 +76,8 @@ class CampaignKeys:
     spent: str  # sorted set: spent proof-of-work token ids scored by expiry (claim.lua trims)
     entries: str  # hash: a drawn campaign's entrants, user_id -> "<entered_at>\x1f<device>"
     draw_lease: str  # string held (PX) by the one service drawing the campaign right now
+    control: str  # hash: the holdout's control users seen, user_id -> first decision (ms)
+    holdout: str  # stream: one entry per control user, the first time one is decided
     _rate_prefix: str
     _grant_prefix: str
     _code_batch_prefix: str
@@ -122,13 +124,14 @@ class CampaignKeys:
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
                 self.dead_letter, self.grants, self.grants_undone, self.code_batches,
                 self.codes_issued,
-                self.transfers_out, self.transfers_in, self.devices, self.spent, self.entries]
+                self.transfers_out, self.transfers_in, self.devices, self.spent, self.entries,
+                self.control, self.holdout]
 
     def script_keys(self) -> list[str]:
-        """KEYS[1..12] of claim.lua, in order."""
+        """KEYS[1..14] of claim.lua, in order."""
         return [self.meta, self.users, self.dedup, self.rejected, self.stream, self.daily,
                 self.codes(), self.coupon_slot().coupons, self.code_users(), self.devices,
-                self.spent, self.entries]
+                self.spent, self.entries, self.control, self.holdout]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,8 @@ class KeySpace:
             spent=base + "spent",
             entries=base + "entries",
             draw_lease=base + "draw-lease",
+            control=base + "control",
+            holdout=base + "holdout",
             _rate_prefix=base + "rl:",
             _grant_prefix=base + "grant:",
             _code_batch_prefix=base + "codebatch:",
@@ -359,6 +364,17 @@ class KeySpace:
         """Hash of the ledger consumers' running totals, "<what>:<group>" -> count (what
         /metrics shows as the ledger's throughput)."""
         return f"{self.namespace}:ledger-stats"
+
+    @property
+    def purchases(self) -> str:
+        """Stream of the paid orders told by events (order_paid), for the uplift report."""
+        return f"{self.namespace}:purchases"
+
+    @property
+    def holdout_streams(self) -> str:
+        """Set of the holdout streams of campaigns with a holdout: how a ledger consumer
+        finds them."""
+        return f"{self.namespace}:holdout-streams"
 
     @property
     def coupon_event_streams(self) -> str:

@@ -6,7 +6,8 @@ Every way of issuing a coupon comes here: a tap on the grab button (source
 "grab"), an operator grant or trigger (source "grant"), a redemption code (source
 "code"), a winner of a draw (source "draw"), and an entry into a drawn campaign.
 Every decision happens here, against the server clock, in this order:
-idempotent replay, admission (a drawn campaign takes entries, not grabs), the code (for
+idempotent replay, admission (a drawn campaign takes entries, not grabs), the holdout (a
+user of the control group is never granted, by any source, and is recorded), the code (for
 source "code": it exists for this campaign, has uses left, and this user has not redeemed
 it as often as it allows), claim window (entry window), pause, eligibility (channel,
 segments, excluded segments), blocklist, device id present, proof of work (present,
@@ -38,8 +39,11 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
   KEYS[11]       zset    spent challenge solutions: token id scored by its expiry (ms);
                          expired members are dropped as claims go by
   KEYS[12]       hash    a drawn campaign's entries: user_id -> "<entered_at ms>\31<device>"
-  KEYS[12+i]     string  rate-limit window counter of claim i's user (PX = window)
-  KEYS[12+n+i]   string  rate-limit window counter of claim i's client IP, present only
+  KEYS[13]       hash    a holdout's control users decided so far: user_id -> first (ms)
+  KEYS[14]       stream  a holdout's control users, one entry each, the first time (fields
+                         v, campaign_id, user_id, at, source): the ledger keeps the groups
+  KEYS[14+i]     string  rate-limit window counter of claim i's user (PX = window)
+  KEYS[14+n+i]   string  rate-limit window counter of claim i's client IP, present only
                          when some claim of the batch carries an IP limit
 
 ARGV:
@@ -101,6 +105,7 @@ and at 3i "1" when the user now holds per_user_limit grants ("0" otherwise).
   "entered"           entered_at (epoch ms): the entry is recorded; "<entered_at>:again"
                       when it was recorded before
   "budget_exhausted"  the budget left (minor units), less than one grant's face value
+  "holdout"           ""   (the user is in the campaign's control group: never granted)
 
 A drawn campaign (admission "draw"): entries are decided here like claims (window from
 starts_at to entries_until, eligibility, blocklist, device, challenge, rate and user
@@ -120,7 +125,8 @@ local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key, codes
 local coupons_key, code_users_key = KEYS[8], KEYS[9]
 local n = #ARGV
 local devices_key, spent_key, entries_key = KEYS[10], KEYS[11], KEYS[12]
-local FIXED_KEYS = 12
+local control_key, holdout_key = KEYS[13], KEYS[14]
+local FIXED_KEYS = 14
 local SCHEMA_VERSION = '3'
 
 local results = {}
@@ -134,7 +140,7 @@ local m = redis.call('HMGET', meta_key, 'id', 'remaining', 'paused', 'starts_at'
   'ends_at', 'per_user_limit', 'channels', 'segments', 'rl_max', 'rl_window_ms', 'coupons',
   'excluded', 'daily_limit', 'tz_rules', 'bucket', 'buckets', 'per_device_limit',
   'device_required', 'pow_bits', 'admission', 'entries_until', 'draw_state', 'budget',
-  'committed', 'unit_cost', 'values_left')
+  'committed', 'unit_cost', 'values_left', 'holdout_pct', 'holdout_salt')
 if not m[1] then
   for _ = 1, n do reply('campaign_not_found', '') end
   return results
@@ -171,6 +177,10 @@ local unit_cost = tonumber(m[25] or '') or 0
 -- A random coupon's face values not yet drawn, "<value>:<count>,..." ("" for none): the
 -- stock is exactly this multiset, so their counts always add up to `remaining`.
 local values_left = m[26] or ''
+-- A holdout (A/B): this percentage of users, by a stable hash of salt and user id, is the
+-- control group; nil: no holdout.
+local holdout_pct = tonumber(m[27] or '')
+local holdout_salt = m[28] or ''
 
 local now = now_ms()
 
@@ -280,6 +290,22 @@ local function today_count(user_id)
   return tonumber(count)
 end
 
+-- The control group: the first 32 bits of SHA-1("<salt>:<user>") mod 100 below the
+-- percentage (flashclaim/holdout.py computes the same for reports and tests).
+local function in_control(user_id)
+  if not holdout_pct then return false end
+  local h = tonumber(string.sub(redis.sha1hex(holdout_salt .. ':' .. user_id), 1, 8), 16)
+  return h % 100 < holdout_pct
+end
+
+-- A control user's first decision is recorded once, so the groups are known afterwards.
+local function record_control(user_id, source)
+  if redis.call('HSETNX', control_key, user_id, now) == 1 then
+    redis.call('XADD', holdout_key, '*', 'v', '1', 'campaign_id', campaign_id,
+      'user_id', user_id, 'at', now, 'source', source)
+  end
+end
+
 -- Spent solutions expire with their tokens: the set holds only those still valid.
 if pow_bits then redis.call('ZREMRANGEBYSCORE', spent_key, '-inf', now) end
 
@@ -334,6 +360,9 @@ for i = 1, n do
     reject('not_a_draw', '')
   elseif drawn and not entry and (source == 'grab' or source == 'code') then
     reject('draw_campaign', '')
+  elseif in_control(user_id) then
+    record_control(user_id, entry and 'entry' or source)
+    reject('holdout', '')
   elseif source == 'code' and not code_uses then
     reject('code_not_found', '')
   elseif source == 'code' and code_uses <= 0 then

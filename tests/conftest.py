@@ -111,7 +111,7 @@ ALSO_ON_CLUSTER = {
     "test_buckets", "test_orders", "test_report_roi", "test_fair_sale", "test_risk",
     "test_dispatcher", "test_outbox_feed", "test_rules", "test_schedules", "test_roles",
     "test_audit", "test_audit_ledger", "test_budget", "test_cap_groups",
-    "test_coupon_kinds",
+    "test_coupon_kinds", "test_holdout",
 }
 
 

@@ -41,6 +41,7 @@ class ClaimCode(StrEnum):
     ENTRIES_CLOSED = "entries_closed"
     ENTERED = "entered"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    HOLDOUT = "holdout"
     CAP_REACHED = "cap_reached"  # decided by cap_reserve.lua, before claim.lua
     CAP_DAILY_LIMIT = "cap_daily_limit"
 

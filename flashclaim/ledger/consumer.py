@@ -42,6 +42,7 @@ from redis.typing import EncodableT, FieldT
 
 from flashclaim.audit_log import AuditEntry
 from flashclaim.coupons import CouponEvent, EventError
+from flashclaim.holdout import ControlDecision, Purchase
 from flashclaim.keys import KeySpace
 from flashclaim.ledger.cap_feed import CapFeed
 from flashclaim.ledger.db import Ledger, LedgerUnavailable, open_ledger
@@ -57,6 +58,8 @@ from flashclaim.stream import LEDGER_GROUP, ClaimRecord, RecordError, entry_orde
 log = logging.getLogger("flashclaim.ledger")
 COUPON_EVENTS = "*coupon-events*"  # the owner recorded for a coupon-event stream
 AUDIT = "*audit*"  # the owner recorded for the audit stream (never trimmed: it is small)
+HOLDOUT = "*holdout*"  # the owner recorded for a campaign's holdout stream (control users)
+PURCHASES = "*purchases*"  # the owner recorded for the stream of paid orders told by events
 _SWEEP_BATCH = 10_000  # coupons marked expired per transaction
 CLUSTER_IDLE_POLLS = 10  # on a cluster, idle streams are polled this often per block_ms
 QUIET_AFTER_MS = 10_000  # an ended campaign's stream is quiet this long after its end
@@ -231,7 +234,7 @@ class LedgerConsumer:
         raw_registry, events = pipe.execute()
         registered = [str(c) for c in raw_registry]
         self._counts = (len(registered), int(events))
-        kept = set(registered) | {COUPON_EVENTS, AUDIT}
+        kept = set(registered) | {COUPON_EVENTS, AUDIT, HOLDOUT, PURCHASES}
         self._streams = {s: c for s, c in self._streams.items() if c in kept}
         self._quiet = {s: q for s, q in self._quiet.items() if q[0] in kept}
         layouts = run(self.redis, bucketed_campaigns(self.keyspace))
@@ -241,6 +244,9 @@ class LedgerConsumer:
         wanted += [(str(s), COUPON_EVENTS)
                    for s in self.redis.smembers(self.keyspace.coupon_event_streams)]
         wanted.append((self.keyspace.audit, AUDIT))  # the admin API's and the CLI's writes
+        wanted += [(str(s), HOLDOUT)  # holdouts' control users
+                   for s in self.redis.smembers(self.keyspace.holdout_streams)]
+        wanted.append((self.keyspace.purchases, PURCHASES))  # paid orders, for the uplift
         for stream, owner in wanted:
             if stream in self._streams or stream in self._quiet:
                 continue
@@ -303,6 +309,9 @@ class LedgerConsumer:
         if self._streams.get(stream) == AUDIT:
             self._handle_audit(stream, entries)
             return
+        if self._streams.get(stream) in (HOLDOUT, PURCHASES):
+            self._handle_facts(stream, entries)
+            return
         records: list[ClaimRecord] = []
         dead: list[tuple[str, dict[str, str], str]] = []
         for entry_id, fields in entries:
@@ -362,6 +371,27 @@ class LedgerConsumer:
         if good:
             self._wait_for_db(lambda: self.ledger.write_audit(good))
         self._dead_letter(stream, dead)  # (acknowledges them)
+        if good:
+            self.redis.xack(stream, self.options.group, *[i for i, _ in good])
+
+    def _handle_facts(self, stream: str, entries: list[Any]) -> None:
+        """A holdout's control users, or paid orders: into the ledger in one transaction,
+        then acknowledged (idempotent rows: a redelivery writes nothing new)."""
+        control = self._streams.get(stream) == HOLDOUT
+        good: list[tuple[str, Any]] = []
+        dead: list[tuple[str, dict[str, str], str]] = []
+        for entry_id, fields in entries:
+            entry_id, fields = str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()}
+            try:
+                good.append((entry_id, ControlDecision.decode(fields) if control
+                             else Purchase.decode(fields)))
+            except (KeyError, ValueError) as exc:
+                dead.append((entry_id, fields, f"undecodable: {exc!r}"))
+        rows = [row for _, row in good]
+        if rows:
+            self._wait_for_db(lambda: self.ledger.write_control(rows) if control
+                              else self.ledger.write_purchases(rows))
+        self._dead_letter(stream, dead)
         if good:
             self.redis.xack(stream, self.options.group, *[i for i, _ in good])
 
@@ -446,7 +476,7 @@ class LedgerConsumer:
         if not dead:
             return
         owner = self._streams.get(stream, "unknown")
-        dead_stream = stream + ":dead" if owner in (COUPON_EVENTS, AUDIT) else \
+        dead_stream = stream + ":dead" if owner in (COUPON_EVENTS, AUDIT, HOLDOUT, PURCHASES) else \
             self.keyspace.campaign(owner).dead_letter
         pipe = self.redis.pipeline(transaction=True)  # same hash tag: one slot
         for entry_id, fields, reason in dead:

@@ -20,6 +20,7 @@ import orjson
 from flashclaim.audit_log import AuditEntry
 from flashclaim.checks.invariants import EventCounts, RecordSummary
 from flashclaim.coupons import ALL_EVENTS, CouponEvent
+from flashclaim.holdout import ControlDecision, Purchase
 from flashclaim.runtime.private_files import private_dir, touch_private
 from flashclaim.stream import ClaimRecord, RecordError
 
@@ -196,6 +197,23 @@ MIGRATIONS: list[tuple[int, list[str | Dialects]]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS audit_by_campaign ON audit_log (campaign_id, at_ms)",
         "CREATE INDEX IF NOT EXISTS audit_by_actor ON audit_log (actor, at_ms)",
+    ]),
+    (6, [  # A/B holdouts: the control groups, and the purchases the uplift compares
+        """CREATE TABLE IF NOT EXISTS holdout_users (
+            campaign_id  TEXT NOT NULL,
+            user_id      TEXT NOT NULL,
+            at_ms        BIGINT NOT NULL,
+            source       TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, user_id)
+        )""",
+        """CREATE TABLE IF NOT EXISTS purchases (
+            event_id     TEXT PRIMARY KEY,
+            user_id      TEXT NOT NULL,
+            amount       BIGINT NOT NULL,
+            order_id     TEXT NOT NULL,
+            at_ms        BIGINT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS purchases_by_user ON purchases (user_id, at_ms)",
     ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -593,6 +611,26 @@ class Ledger:
 
         def work(cur: Cursor) -> int:
             cur.executemany(self._insert("audit_log", columns), rows)
+            return len(rows)
+        return self._run(work) if rows else 0
+
+    def write_control(self, decisions: list[ControlDecision]) -> int:
+        """A holdout's control users (idempotent: the first decision of each is kept)."""
+        rows = [(d.campaign_id, d.user_id, d.at, d.source) for d in decisions]
+
+        def work(cur: Cursor) -> int:
+            cur.executemany(self._insert("holdout_users",
+                                         ("campaign_id", "user_id", "at_ms", "source")), rows)
+            return len(rows)
+        return self._run(work) if rows else 0
+
+    def write_purchases(self, purchases: list[Purchase]) -> int:
+        """Paid orders told by events (idempotent per event id)."""
+        rows = [(p.event_id, p.user_id, p.amount, p.order_id, p.at) for p in purchases]
+
+        def work(cur: Cursor) -> int:
+            cur.executemany(self._insert("purchases", ("event_id", "user_id", "amount",
+                                                       "order_id", "at_ms")), rows)
             return len(rows)
         return self._run(work) if rows else 0
 

@@ -44,7 +44,8 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, ledger: Ledger, retention_m
     for campaign_id in due:
         keys = keyspace.campaign(campaign_id)
         parts = campaign_parts(r, keyspace, campaign_id)
-        if not all(fully_acknowledged(r, part.stream) for part in parts):
+        if not all(fully_acknowledged(r, stream) for part in parts
+                   for stream in (part.stream, part.holdout)):
             continue
         # a dead-lettered claim is acknowledged, but the ledger may lack it: its stream and
         # dead letters stay until it is repaired (reconcile names it)
@@ -70,6 +71,8 @@ def expire_ended(r: redis.Redis, keyspace: KeySpace, ledger: Ledger, retention_m
         doomed += [keys.code_batch(str(b)) for b in r.zrange(keys.code_batches, 0, -1)]
         _drop_codes(r, keys, campaign_id)
         r.set(keys.retired, now_ms)  # first: the id stays taken (create_campaign.lua)
+        # and no consumer joins (so re-creates) the holdout streams about to go
+        r.srem(keyspace.holdout_streams, *(part.holdout for part in parts))
         r.delete(*doomed)
         for index in (keyspace.registry, keyspace.open_campaigns, keyspace.campaign_ends):
             r.zrem(index, campaign_id)

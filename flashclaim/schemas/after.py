@@ -152,3 +152,33 @@ class Report(Splits, kw_only=True):
     bucket: Bucket
     campaigns: list[CampaignFigures]
     server_time: TimeText
+
+
+class UpliftGroup(Answer, kw_only=True):
+    """One group of a holdout campaign over the period (minor units; per user: rounded)."""
+
+    users: int
+    buyers: int
+    orders: int
+    gmv: int
+    gmv_per_user: int | None
+    discount_cost: int
+    profit: Annotated[int, msgspec.Meta(description="margin x gmv - discount_cost")]
+    profit_per_user: int | None
+
+
+class Uplift(Answer, kw_only=True):
+    """GET /v1/admin/campaigns/{id}/uplift: treatment (granted) against control (held out)."""
+
+    campaign_id: str
+    percent: int  # the holdout's share of users in control
+    from_: TimeText = msgspec.field(name="from")
+    to: TimeText
+    margin: float
+    treatment: UpliftGroup
+    control: UpliftGroup
+    uplift_per_user: Annotated[int | None, msgspec.Meta(
+        description="profit per treated user - profit per control user")]
+    ci95: Annotated[list[int] | None, msgspec.Meta(
+        description="the uplift's 95 % confidence interval [low, high]")]
+    server_time: TimeText

@@ -198,6 +198,15 @@ class Challenge(Body, kw_only=True):
         ge=DIFFICULTY_RANGE[0], le=DIFFICULTY_RANGE[1])] = DEFAULT_DIFFICULTY
 
 
+class Holdout(Body, kw_only=True):
+    """An A/B holdout: `percent` of users (by a stable hash of `salt` and the user id) form
+    the control group, which is never granted, so the campaign's uplift can be measured."""
+
+    percent: Annotated[int, msgspec.Meta(ge=1, le=50)]
+    salt: Annotated[str, msgspec.Meta(pattern=whole(re.compile(r"[A-Za-z0-9_.:-]{1,64}")),
+                                      description="default: the campaign id")] | None = None
+
+
 class Admission(Body, kw_only=True):
     """A drawn campaign: entries from starts_at until `entries_until`, the stock drawn
     among them at `draw_at` (verifiably: docs/fairness.md)."""
@@ -254,6 +263,7 @@ class CampaignCreate(CampaignFields, kw_only=True):
                                           "on Redis Cluster); fixed at creation")] = 1
     admission: Admission | None = None
     budget: Budget | None = None
+    holdout: Holdout | None = None
     cap_group: Annotated[CapGroupName, msgspec.Meta(
         description="the cap group whose caps this campaign's grants count in (it must "
                     "exist); fixed at creation")] | None = None
@@ -290,6 +300,11 @@ class ShownCoupon(Answer, kw_only=True):
     max_discount: int = UNSET
     values: list[FaceValue] = UNSET  # random_cash: the multiset its claims draw from
     template: TemplateVersionRef = UNSET
+
+
+class ShownHoldout(Answer, kw_only=True):
+    percent: int
+    salt: str
 
 
 class ShownRateLimit(Answer, kw_only=True):
@@ -337,6 +352,7 @@ class Campaign(Answer, kw_only=True):
     challenge: ShownChallenge = UNSET
     draw: ShownDraw = UNSET
     cap_group: str = UNSET
+    holdout: ShownHoldout = UNSET
     granted: Annotated[int, msgspec.Meta(
         ge=0, description="(the admin listing) claims granted so far")] = UNSET
     created_at: TimeText = UNSET
@@ -372,6 +388,7 @@ def campaign_answer(view: CampaignView, now_ms: int) -> Campaign:
         challenge=ShownChallenge(**d["challenge"]) if d.get("challenge") else UNSET,
         draw=UNSET if view.draw is None else shown_draw(view.draw),
         cap_group=d.get("cap_group") or UNSET,
+        holdout=ShownHoldout(**d["holdout"]) if d.get("holdout") else UNSET,
     )
 
 
@@ -493,6 +510,9 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         accepted["missing_device"] = c.missing_device
     if c.challenge is not None:
         accepted["challenge"] = {"difficulty": c.challenge.difficulty}
+    if c.holdout is not None:
+        accepted["holdout"] = {"percent": c.holdout.percent,
+                               "salt": c.holdout.salt or campaign_id}
     if c.cap_group is not None:
         if draw is not None:  # winners are granted by the draw, not by their own claims
             raise invalid_request("A drawn campaign cannot be in a cap group.")
@@ -507,6 +527,7 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         device_required=c.missing_device == "refuse",
         difficulty=None if c.challenge is None else c.challenge.difficulty, draw=draw,
         budget=budget, cap_group=c.cap_group,
+        holdout=None if c.holdout is None else (c.holdout.percent, c.holdout.salt or campaign_id),
     )
 
 

@@ -68,6 +68,9 @@ class CampaignStore:
         # Bucketed: indexed first, like the registry (readers check the campaign's own meta).
         indexed = spec.buckets > 1 and await self._redis.hsetnx(
             self._keyspace.bucketed, spec.id, spec.buckets)
+        if spec.holdout is not None:  # the ledger's list of holdout streams to carry
+            await self._redis.sadd(self._keyspace.holdout_streams, *(
+                keys_.holdout for keys_ in self._keyspace.buckets(spec.id, spec.buckets)))
         if spec.draw is not None:  # the drawer's list (a member naming no draw is dropped)
             await self._redis.zadd(self._keyspace.draws_due, {spec.id: spec.draw.draw_at},
                                    nx=True)

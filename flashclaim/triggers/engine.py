@@ -22,6 +22,7 @@ import orjson
 from redis.asyncio import Redis
 
 from flashclaim.errors import ApiError
+from flashclaim.holdout import Purchase
 from flashclaim.keys import KeySpace
 from flashclaim.schemas.triggers import Conditions, EventBody, RuleBody, RuleGrant
 from flashclaim.store.connection import text
@@ -120,6 +121,13 @@ class Triggers:
                                "send it again shortly for its outcome.")
             return orjson.loads(stored), True
         facts = await self._learn(event, at)
+        if event.type == "order_paid" and "amount" in event.attributes:
+            # the uplift report's purchases (the ledger keeps one row per event id, so a
+            # retry after a crash here adds nothing)
+            order_id = event.attributes.get("order_id")
+            purchase = Purchase(event.event_id, event.user_id, int(event.attributes["amount"]),
+                                order_id if isinstance(order_id, str) else "", at)
+            await self._redis.xadd(ks.purchases, purchase.fields())  # type: ignore[arg-type]
         matched: list[str] = []
         grants: list[dict[str, str]] = []
         for raw in (await self._redis.hgetall(ks.trigger_rules)).values():

@@ -21,6 +21,7 @@ from flashclaim.schemas.after import (
     CouponRelease,
     CouponState,
     Report,
+    Uplift,
     Wallet,
 )
 from flashclaim.schemas.audit import AuditPage
@@ -328,6 +329,17 @@ PATHS: dict[str, Any] = {
                                    "schema": {"type": "string"}}],
                    "responses": {"204": {"description": "Revoked"},
                                  **_errors(401, 403, 404, 503)}},
+    },
+    "/v1/admin/campaigns/{campaign_id}/uplift": {
+        "get": {"summary": "A holdout campaign's treatment against its control group: users, "
+                           "buyers, orders, GMV, discount cost and profit at a margin; the "
+                           "uplift per treated user with its 95 % interval",
+                "security": _ADMIN,
+                "parameters": [_CAMPAIGN_ID_PARAM, _query("from", _TIME), _query("to", _TIME),
+                               _query("margin", {"type": "number", "minimum": 0,
+                                                 "maximum": 1})],
+                "responses": {"200": _json(_ref("Uplift"), "The groups compared"),
+                              **_errors(400, 401, 404, 409, 503)}},
     },
     "/v1/admin/cap-groups": {
         "get": {"summary": "The cap groups: caps on a user's coupons across campaigns",
@@ -669,7 +681,7 @@ _SHAPES: tuple[Any, ...] = (
     WebhookCreate, Webhook, WebhookList, Deliveries, ReplayBody, Replayed,
     EventBody, EventOutcome, RuleBody, Rule, RuleList, ScheduleBody, Schedule, ScheduleList,
     TokenCreate, Token, TokenList, WhoAmI, AuditPage, BudgetTopUp,
-    CapGroupPut, CapGroup, CapGroupList,
+    CapGroupPut, CapGroup, CapGroupList, Uplift,
 )
 
 

@@ -16,6 +16,8 @@ from starlette.routing import Route
 from flashclaim.errors import ApiError, campaign_not_found, invalid_request
 from flashclaim.ledger.db import Ledger
 from flashclaim.ledger.report import BUCKETS_MS, Population, build_report, campaign_body
+from flashclaim.ledger.uplift import difference, tally_groups
+from flashclaim.schemas.after import Uplift, UpliftGroup
 from flashclaim.store.reads import ledger_lags, run_async
 from flashclaim.stream import LEDGER_GROUP
 from flashclaim.timefmt import parse_rfc3339, to_rfc3339
@@ -103,7 +105,34 @@ async def report_across_campaigns(request: Request) -> Response:
     return answer(report.across(start, end, bucket, now))
 
 
+async def uplift(request: Request) -> Response:
+    """A holdout campaign's groups compared over [from, to) at ?margin= (required)."""
+    s = services(request)
+    campaign_id = campaign_id_of(request)
+    start, end = _time(request, "from"), _time(request, "to")
+    if not 0 < end - start <= MAX_WINDOW_MS:
+        raise invalid_request("to must be after from, at most 92 days later.")
+    margin = _margin(request)
+    if margin is None:
+        raise invalid_request("margin is required: the margin rate profit is counted at.")
+    view = await s.campaigns.get(campaign_id)
+    if view.holdout is None:
+        raise ApiError(409, "no_holdout", "This campaign has no holdout to compare with.")
+    treated, control = await s.reports.read(
+        lambda ledger: tally_groups(ledger, campaign_id, start, end))
+    found = difference(treated.profits(margin), control.profits(margin))
+    return answer(Uplift(
+        campaign_id=campaign_id, percent=view.holdout[0], from_=to_rfc3339(start),
+        to=to_rfc3339(end), margin=margin,
+        treatment=UpliftGroup(**treated.figures(margin)),  # type: ignore[arg-type]
+        control=UpliftGroup(**control.figures(margin)),  # type: ignore[arg-type]
+        uplift_per_user=None if found is None else round(found[0]),
+        ci95=None if found is None else [round(found[1][0]), round(found[1][1])],
+        server_time=to_rfc3339(await s.campaigns.now())))
+
+
 routes = [
     Route("/campaigns/{campaign_id}/report", campaign_report, methods=["GET"]),
     Route("/report", report_across_campaigns, methods=["GET"]),
+    Route("/campaigns/{campaign_id}/uplift", uplift, methods=["GET"]),
 ]

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from flashclaim.campaigns import META_FIELDS
 from flashclaim.claim.decision import ClaimCode, ClaimDecision, ClaimRequest
+from flashclaim.holdout import CONTROL, group_of
 from flashclaim.keys import KeySpace
 from flashclaim.schemas.campaigns import campaign_spec
 from flashclaim.store.campaign_store import CampaignStore
@@ -149,6 +150,11 @@ CASES = [
     Case("entries_closed", [ClaimCode.ENTRIES_CLOSED], [{"user": "u1", "entry": True}],
          {"starts_at": -2 * HOUR,
           "admission": {"entries_until": -HOUR, "draw_at": HOUR}}),
+    Case("holdout: the control group is refused, the treatment granted",
+         [ClaimCode.HOLDOUT if group_of("ab", u, 50) == CONTROL else ClaimCode.GRANTED
+          for u in ("u4", "u5", "u6", "u7")],  # (two of each with this salt)
+         [{"user": u} for u in ("u4", "u5", "u6", "u7")],
+         {"holdout": {"percent": 50, "salt": "ab"}}),
     Case("budget_exhausted", [ClaimCode.GRANTED] * 2 + [ClaimCode.BUDGET_EXHAUSTED],
          [{"user": f"u{i}"} for i in range(3)],
          {"budget": {"amount": 1200, "currency": "CNY"}}, payload="200"),

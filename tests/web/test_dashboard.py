@@ -10,6 +10,7 @@ import io
 import re
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -278,3 +279,42 @@ def test_a_blind_box_made_on_the_form_and_grabbed_in_the_centre(base: str, page:
     box.locator("button").click()
     expect(box.locator(".answer")).to_have_text(re.compile(r"Granted: ¥(1|30) off\."))
     shopper.close()
+
+
+def test_the_uplift_of_a_holdout_campaign_on_the_dashboard(base_with_ledger: str, page: Page,
+                                                            tmp_path: Path) -> None:
+    base = base_with_ledger
+    events = {"Authorization": "Bearer " + (tmp_path / "data" / "events-token").read_text()
+              .strip()}
+    made = campaign(base, id="ab", name="A/B", stock=None, holdout={"percent": 50, "salt": "s"})
+    assert made["holdout"] == {"percent": 50, "salt": "s"}
+    treated = 0
+    with httpx.Client(base_url=base) as c:
+        for i in range(40):  # about half are held out; every one buys ¥100
+            user = f"ab{i}"
+            r = c.post("/v1/campaigns/ab/claims", headers={"X-User-Id": user})
+            assert r.status_code in (201, 403), r.text
+            treated += r.status_code == 201
+            paid = c.post("/v1/events", headers=events, json={
+                "event_id": f"paid-{user}", "type": "order_paid", "user_id": user,
+                "attributes": {"amount": 10_000}})
+            assert paid.status_code == 202, paid.text
+    now = datetime.now(UTC)
+    window = {"from": (now - timedelta(days=1)).isoformat(),
+              "to": (now + timedelta(days=1)).isoformat(), "margin": "0.2"}
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{base}/v1/admin/campaigns/ab/uplift", headers=ADMIN, params=window
+                    ).json()["control"]["buyers"] != 40 - treated:
+        assert time.monotonic() < deadline, "the ledger never carried the groups"
+        time.sleep(0.1)
+    sign_in(page, base)
+    page.locator('tr[data-id="ab"]').get_by_role("button", name="Watch").click()
+    expect(page.locator("#uplift")).to_be_visible()
+    expect(page.locator("#live-fair")).to_contain_text("holdout 50% (control group)")
+    page.click("#uplift-form button[type=submit]")
+    expect(page.locator('#uplift-groups tr[data-group="treatment"]')).to_contain_text(
+        f"{treated}")
+    expect(page.locator('#uplift-groups tr[data-group="control"]')).to_contain_text("¥20.00")
+    # both groups buy alike: no uplift (0, within its interval)
+    expect(page.locator("#uplift-answer")).to_contain_text("Uplift per treated user: ¥0.00")
+    screenshot(page.locator("#uplift"), "operator-dashboard-uplift.png", tmp_path)

@@ -121,6 +121,7 @@ function campaignBody() {
   if (Number($("new-buckets").value) > 1) body.buckets = Number($("new-buckets").value);
   if ($("new-budget").value) body.budget = { amount: fen($("new-budget").value), currency: "CNY" };
   if ($("new-cap-group").value) body.cap_group = $("new-cap-group").value;
+  if ($("new-holdout").value) body.holdout = { percent: Number($("new-holdout").value) };
   if ($("new-draw").value) {  // drawn when the entries close
     if (!body.starts_at) body.starts_at = new Date(startsAt).toISOString();
     const closes = new Date(startsAt + Number($("new-draw").value) * 1000).toISOString();

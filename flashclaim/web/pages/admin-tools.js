@@ -68,6 +68,35 @@ function reportCsv() {
   download(`${r.campaign_id}-report.csv`, csvText(rows), "text/csv");
 }
 
+async function compareGroups(event) {
+  // A holdout campaign's treatment against its control group, over the last days.
+  if (event) event.preventDefault();
+  if (!watched) return;
+  const to = new Date(Date.now() + 60_000);
+  const from = new Date(to.getTime() - Number($("uplift-days").value) * 86_400_000);
+  const margin = (Number($("uplift-margin").value) / 100).toFixed(4).replace(/0+$/, "").replace(/\.$/, "");
+  const query = new URLSearchParams({ from: from.toISOString(), to: to.toISOString(), margin });
+  const { status, data } = await api("GET", `/v1/admin/campaigns/${encodeURIComponent(watched)}/uplift?${query}`);
+  if (status !== 200) {
+    note(data.message || t("The service answered {status}.", { status }), false);
+    return;
+  }
+  const rows = $("uplift-groups");
+  rows.innerHTML = "";
+  for (const name of ["treatment", "control"]) {
+    const g = data[name];
+    const tr = document.createElement("tr");
+    tr.dataset.group = name;
+    const amount = (v) => (v === null ? "–" : money(v));
+    [t(name), String(g.users), String(g.buyers), String(g.orders), amount(g.gmv), amount(g.gmv_per_user),
+      amount(g.discount_cost), amount(g.profit), amount(g.profit_per_user)].forEach((text) => cell(tr, text));
+    rows.append(tr);
+  }
+  $("uplift-answer").textContent = data.uplift_per_user === null ? t("Not enough users in both groups yet.")
+    : t("Uplift per treated user: {uplift} (95% interval {low} to {high}).",
+      { uplift: money(data.uplift_per_user), low: money(data.ci95[0]), high: money(data.ci95[1]) });
+}
+
 function usersOf(text) {
   // One user id a line, or a CSV whose first column is the user id (a header line is skipped).
   return text.split(/\r?\n/).map((line) => line.split(",")[0].trim().replace(/^"|"$/g, ""))
@@ -231,6 +260,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("new-codes").addEventListener("submit", makeCodes);
   $("top-up").addEventListener("submit", topUp);
   $("report-csv").addEventListener("click", reportCsv);
+  $("uplift-form").addEventListener("submit", compareGroups);
   $("cap-group-form").addEventListener("submit", saveCapGroup);
   $("new-block").addEventListener("submit", block);
 });

@@ -160,6 +160,8 @@ function watch(id) {
   $("grant-state").textContent = "";
   $("grant-progress").hidden = true;
   $("live").hidden = false;
+  $("uplift-groups").innerHTML = "";
+  $("uplift-answer").textContent = "";
   poll();
   report();
   history();
@@ -193,6 +195,7 @@ async function poll() {
     $("live-budget").textContent = money(budget.remaining);
     $("live-budget").title = t("{committed} of {amount} committed", { committed: money(budget.committed), amount: money(budget.amount) });
   }
+  $("uplift").hidden = !data.holdout;
   sample(data);
   showLedger();
   showFairness(data);
@@ -220,6 +223,7 @@ function showFairness(c) {
   }
   if (c.challenge) defences.push(t("proof of work, {bits} bits", { bits: c.challenge.difficulty }));
   if (c.cap_group) defences.push(t("cap group {name}", { name: c.cap_group }));
+  if (c.holdout) defences.push(t("holdout {percent}% (control group)", { percent: c.holdout.percent }));
   $("live-fair").textContent = defences.length ? t("Defences: {list}.", { list: defences.join("; ") }) : "";
   $("live-draw").hidden = !c.draw;
   if (!c.draw) {

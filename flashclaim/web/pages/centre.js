@@ -28,6 +28,10 @@ const ANSWERS = {
   challenge_spent: "That puzzle was used already; tap again.",
   draw_campaign: "This campaign is drawn: enter the draw.",
   entries_closed: "The draw's entries are closed.",
+  budget_exhausted: "This campaign's budget is spent.",
+  holdout: "This offer is not for you this time.",
+  cap_reached: "You hold as many of these coupons as allowed: use one first.",
+  cap_daily_limit: "Today's limit reached: try again tomorrow.",
 };
 const DRAW_RESULT = {
   pending: "You are in the draw.",

@@ -152,6 +152,15 @@ const ZH = {
   "granted per second /s": "每秒发放",
   "random_cash": "随机金额券", "Values (¥×count)": "面额（元×张数）",
   "A surprise {low} to {high} off": "随机立减 {low}～{high}",
+  "This offer is not for you this time.": "本次活动暂未向你开放。",
+  "You hold as many of these coupons as allowed: use one first.": "你持有的同类券已达上限，请先使用。",
+  "Holdout (%)": "对照组（%）", "Uplift": "增量效果", "Margin (%)": "毛利率（%）", "Last days": "最近天数",
+  "Compare": "对比", "treatment": "实验组", "control": "对照组", "users": "用户数", "buyers": "购买用户",
+  "orders": "订单数", "GMV": "GMV", "GMV per user": "人均 GMV", "discount cost": "券成本", "profit": "利润",
+  "profit per user": "人均利润",
+  "Uplift per treated user: {uplift} (95% interval {low} to {high}).": "每位实验组用户增量利润：{uplift}（95% 置信区间 {low}～{high}）。",
+  "Not enough users in both groups yet.": "两组用户还不够。",
+  "holdout {percent}% (control group)": "对照组 {percent}%",
 };
 
 const LANG_KEY = "flashclaim-lang";
