@@ -85,6 +85,9 @@ class CouponDef:
     template: tuple[str, int] | None = None  # (id, version) of the template it copies
     # random_cash: the face values and how many of each (value, count), drawn at the claim
     values: tuple[tuple[int, int], ...] | None = None
+    # a personal value: (least, most) an operator grant may give each user; `value` is the
+    # default (a grab, a grant without a value)
+    personal: tuple[int, int] | None = None
 
     @property
     def cap(self) -> int:
@@ -92,6 +95,8 @@ class CouponDef:
         value, a percentage coupon's max_discount, a random one's largest value."""
         if self.values is not None:
             return max(value for value, _ in self.values)
+        if self.personal is not None:
+            return self.personal[1]
         cap = self.max_discount if self.type == "discount" else self.value
         assert cap is not None  # (each kind has its own)
         return cap
@@ -101,6 +106,8 @@ class CouponDef:
         out: dict[str, object] = {"type": self.type}
         if self.values is not None:
             out["values"] = [{"value": v, "count": n} for v, n in self.values]
+        if self.personal is not None:
+            out["personal"] = {"min": self.personal[0], "max": self.personal[1]}
         for name in ("value", "percent_off", "max_discount", "min_spend"):
             amount = getattr(self, name)
             if amount is not None:
@@ -167,7 +174,16 @@ class CampaignSpec:
     holdout: tuple[int, str] | None = None  # (percent, salt): the control group (holdout.py)
 
 
-DRAWN = "__drawn__"  # where claim.lua writes a random coupon's drawn value (a JSON number)
+CHOSEN = "__value__"  # where claim.lua writes a value chosen per claim: drawn, or personal
+
+
+def personal_bounds(definition: dict[str, Any]) -> tuple[int, int] | None:
+    """(least, most) of the personal value a grant may give, from a campaign's shown
+    definition; None when no coupon of its pack has one."""
+    for coupon in definition["coupons"]:
+        if coupon.get("personal"):
+            return int(coupon["personal"]["min"]), int(coupon["personal"]["max"])
+    return None
 
 
 def values_left(coupons: list[CouponDef]) -> str:
@@ -187,11 +203,16 @@ def _lua_coupon_template(coupon: CouponDef) -> dict[str, object]:
     """
     terms = coupon.terms()
     if coupon.values is not None:  # granted as cash of the value claim.lua draws
-        terms = {"type": "cash", "value": DRAWN,
+        terms = {"type": "cash", "value": CHOSEN,
                  **{k: v for k, v in terms.items() if k not in ("type", "values")}}
+    if coupon.personal is not None:  # the value a grant gives this user (or the default)
+        terms = {**terms, "value": CHOSEN}
+        terms.pop("personal", None)
     template: dict[str, object] = {"f": orjson.dumps(terms).decode()[1:-1], "cap": coupon.cap}
     if coupon.values is not None:
         template["rnd"] = True
+    if coupon.personal is not None:
+        template["dv"] = coupon.value
     v = coupon.validity
     if v.days is not None:
         template["days"] = v.days

@@ -67,11 +67,13 @@ class Transfer:
         return cls(int(to), int(amount), int(at), int(budget[0]) if budget else 0)
 
 
-def grant_user(user_id: str, tags: tuple[str, ...]) -> str:
-    """A grant's users list entry (submit_grant.lua): "<user>\\31<,tag,tag,>"."""
-    return join(user_id, "," + ",".join(tags) + "," if tags else "")
+def grant_user(user_id: str, tags: tuple[str, ...], value: int | None = None) -> str:
+    """A grant's users list entry (submit_grant.lua): "<user>\\31<,tag,tag,>", then
+    "\\31<personal value>" when the grant gives the user one."""
+    packed = join(user_id, "," + ",".join(tags) + "," if tags else "")
+    return packed if value is None else join(packed, str(value))
 
 
-def grant_user_of(value: str) -> tuple[str, tuple[str, ...]]:
-    user_id, _, tags = value.partition(SEP)
-    return user_id, tuple(t for t in tags.split(",") if t)
+def grant_user_of(packed: str) -> tuple[str, tuple[str, ...], int | None]:
+    user_id, tags, *value = packed.split(SEP)
+    return user_id, tuple(t for t in tags.split(",") if t), int(value[0]) if value else None

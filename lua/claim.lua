@@ -47,7 +47,7 @@ KEYS (all under the campaign's hash tag, built by flashclaim/keys.py):
                          when some claim of the batch carries an IP limit
 
 ARGV:
-  ARGV[i]        string  claim i (1..n, n = #ARGV): nineteen fields joined by \31 (unit
+  ARGV[i]        string  claim i (1..n, n = #ARGV): twenty fields joined by \31 (unit
                          separator; no field can contain it), in this order:
                  claim id        server-made, unique; also the request id
                  dedup token     "k:<user>:<sha256(Idempotency-Key)>", "r:<claim id>",
@@ -74,6 +74,9 @@ ARGV:
                  ip hash         keyed hashes (the service's risk key) of the client's
                  net hash        address, of its /24 (IPv4) or /64 (IPv6), and of the
                  device hash     device: recorded in the stream, never the raw values
+                 personal value  an operator grant's value for the pack's personal coupon
+                                 (minor units, within its bounds: the service checked); ""
+                                 for its default value
   (One argument per claim: a batch costs the client one string to pack per claim.)
   A grant is not a tap: the rate limits do not apply to source "grant".
 
@@ -221,10 +224,11 @@ local function draw_value(claim_id)
   return drawn
 end
 
--- The claim's JSON (`drawn`: a random coupon's value); also records each coupon in the
+-- The claim's JSON (`drawn`: a random coupon's value; `personal`: a personal coupon's,
+-- "" for its default); also records each coupon in the
 -- slot's coupons hash (for write-back). Strings go through cjson, so no id or channel can
 -- ever break the record's JSON (the service validates them too; this is the second wall).
-local function claim_json(claim_id, user_id, seq, channel, source, drawn)
+local function claim_json(claim_id, user_id, seq, channel, source, drawn, personal)
   coupons = coupons or cjson.decode(m[11])
   local id_json = cjson.encode(claim_id)
   local parts = {}
@@ -237,9 +241,9 @@ local function claim_json(claim_id, user_id, seq, channel, source, drawn)
       from, till = c.from, c.till
     end
     local fragment, cap = c.f, c.cap
-    if c.rnd then
-      fragment = string.gsub(c.f, '"__drawn__"', string.format('%d', drawn), 1)
-      cap = drawn
+    if c.rnd or c.dv then  -- the value is the claim's own: drawn, or personal
+      cap = c.rnd and drawn or (personal ~= '' and tonumber(personal) or c.dv)
+      fragment = string.gsub(c.f, '"__value__"', string.format('%d', cap), 1)
     end
     parts[k] = string.format('{"coupon_id":%s,%s,"valid_from":%d,"valid_until":%d}',
       cjson.encode(claim_id .. '-' .. k), fragment, from, till)
@@ -440,7 +444,7 @@ for i = 1, n do
       end
       local drawn = nil
       if values_left ~= '' then drawn = draw_value(claim_id) end
-      local claim = claim_json(claim_id, user_id, seq, channel, source, drawn)
+      local claim = claim_json(claim_id, user_id, seq, channel, source, drawn, f[20] or '')
       redis.call('HSET', dedup_key, token, claim)
       redis.call('XADD', stream_key, '*', 'v', SCHEMA_VERSION, 'claim_id', claim_id,
         'campaign_id', campaign_id, 'user_id', user_id, 'seq', seq, 'claimed_at', now,

@@ -68,9 +68,10 @@ class ClaimRequest:
     challenge: str = ""  # a verified proof of work, fair.challenge.Solved.packed()
     entry: bool = False  # an entry into a drawn campaign, not a claim
     trace: tuple[str, str, str] = ("", "", "")  # keyed hashes: address, network, device
+    value: int | None = None  # a grant's personal value for the pack's personal coupon
 
     def packed(self) -> str:
-        """One ARGV string: the nineteen fields joined by the unit separator (none contains
+        """One ARGV string: the twenty fields joined by the unit separator (none contains
         it: ids, tags and channel are validated, an Idempotency-Key is printable ASCII)."""
         tags = "," + ",".join(self.tags) + "," if self.tags else ""
         ip, taps, window = "", "", ""
@@ -81,7 +82,8 @@ class ClaimRequest:
             self.idempotency_key or "", self.source.value, self.source_ref,
             "1" if self.blocked else "0", ip, taps, window,
             self.retry_of.value if self.retry_of else "",
-            self.device_id, self.challenge, "1" if self.entry else "0", *self.trace)
+            self.device_id, self.challenge, "1" if self.entry else "0", *self.trace,
+            "" if self.value is None else str(self.value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,8 @@ class GrantRunner:
     async def _one_batch(self, campaign_id: str, grant_id: str, start: int) -> None:
         users = await self._grants.batch(campaign_id, grant_id, start, self._batch)
         decisions = await self._claims.grant(
-            campaign_id, grant_id, [Identity(u.user_id, u.tags) for u in users])
+            campaign_id, grant_id, [Identity(u.user_id, u.tags) for u in users],
+            [u.value for u in users])
         outcomes = []
         for user, decision in zip(users, decisions, strict=True):
             if decision.code in (ClaimCode.GRANTED, ClaimCode.REPLAY):

@@ -178,8 +178,8 @@ class ClaimService:
         a tap it holds whole (web/http_server.py); the claim path asks it first."""
         return self.gate.answer(campaign_id, who.user_id)
 
-    async def grant(self, campaign_id: str, grant_id: str, users: list[Identity]
-                    ) -> list[ClaimDecision]:
+    async def grant(self, campaign_id: str, grant_id: str, users: list[Identity],
+                    values: list[int | None] | None = None) -> list[ClaimDecision]:
         """An operator grant to many users: one batch of claim.lua decisions, each idempotent
         per (grant id, user) through its dedup token, so a resubmitted or resumed grant
         replays instead of granting twice."""
@@ -187,8 +187,10 @@ class ClaimService:
         requests = [
             ClaimRequest(new_claim_id(route.key_id), f"g:{grant_id}:{who.user_id}", who.user_id,
                          who.tags, Source.GRANT.value, None, source=Source.GRANT,
-                         source_ref=grant_id, blocked=await self.blocklist.is_blocked(who.user_id))
-            for who, route in zip(users, routes, strict=True)
+                         source_ref=grant_id, blocked=await self.blocklist.is_blocked(who.user_id),
+                         value=value)
+            for who, route, value in zip(users, routes, values or [None] * len(users),
+                                         strict=True)
         ]
         if routes and routes[0].cap_group:
             decisions = await self._capped_batch(routes, requests)

@@ -139,10 +139,19 @@ class Coupon(Body, tag_field="type", kw_only=True):
     stacking: Stacking | None = None
 
 
+class PersonalValue(Body, kw_only=True):
+    """The bounds of the value an operator grant may give each user (千人千券)."""
+
+    min: PositiveMoney
+    max: PositiveMoney
+
+
 class CashCoupon(Coupon, tag="cash", kw_only=True):
-    """A fixed amount off."""
+    """A fixed amount off; with `personal`, each operator grant may give each user its own
+    value within those bounds (`value` is the default: a grab, a grant without one)."""
 
     value: PositiveMoney
+    personal: PersonalValue | None = None
 
 
 class ThresholdCoupon(Coupon, tag="threshold", kw_only=True):
@@ -299,6 +308,7 @@ class ShownCoupon(Answer, kw_only=True):
     percent_off: int = UNSET
     max_discount: int = UNSET
     values: list[FaceValue] = UNSET  # random_cash: the multiset its claims draw from
+    personal: PersonalValue = UNSET  # a cash coupon's bounds for grants' personal values
     template: TemplateVersionRef = UNSET
 
 
@@ -537,6 +547,9 @@ def _budget(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
         return None
     if any(coupon.currency != c.budget.currency for coupon in coupons):
         raise invalid_request("budget.currency must be the currency of every coupon.")
+    if any(coupon.personal is not None for coupon in coupons):
+        raise invalid_request("A budget cannot be used with a personal value: a grant's cost "
+                              "would only be known at the grant.")
     if c.budget.amount < unit_cost(coupons):
         raise invalid_request(f"budget.amount must cover one grant ({unit_cost(coupons)}).")
     return c.budget.amount
@@ -616,7 +629,12 @@ def coupon_of(value: object, where: str) -> CouponDef:
     currency, rules = c.currency, _rules(c, where)
     validity = _validity(c.validity, f"{where}.validity")
     if isinstance(c, CashCoupon):
-        return CouponDef("cash", currency, validity, rules, value=c.value)
+        personal = None
+        if c.personal is not None:
+            if not c.personal.min <= c.value <= c.personal.max:
+                raise invalid_request(f"{where}.personal must hold its value: min <= value <= max.")
+            personal = (c.personal.min, c.personal.max)
+        return CouponDef("cash", currency, validity, rules, value=c.value, personal=personal)
     if isinstance(c, RandomCashCoupon):
         values = [(f.value, f.count) for f in c.values]
         if len({v for v, _ in values}) != len(values):

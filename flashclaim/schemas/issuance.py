@@ -85,6 +85,9 @@ class TemplateList(Answer, kw_only=True):
 class GrantUserBody(Body, kw_only=True):
     user_id: UserId
     tags: Tags = msgspec.field(default_factory=list)
+    value: Annotated[int, msgspec.Meta(
+        ge=1, description="a personal value (minor units) for the campaign's cash coupon "
+                          "with `personal` bounds, within them")] | None = None
 
 
 class GrantCreate(Body, kw_only=True):

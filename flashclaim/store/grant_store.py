@@ -31,9 +31,10 @@ GRANT_USERS_LIMIT_RANGE = (1, 10_000)
 class GrantUser:
     user_id: str
     tags: tuple[str, ...] = ()
+    value: int | None = None  # a personal value for the campaign's personal coupon
 
     def packed(self) -> str:
-        return grant_user(self.user_id, self.tags)
+        return grant_user(self.user_id, self.tags, self.value)
 
     @classmethod
     def unpack(cls, packed: str) -> GrantUser:
@@ -48,7 +49,7 @@ class GrantRequest:
 
 
 def grant_request(body: GrantCreate) -> GrantRequest:
-    users = [GrantUser(u) if isinstance(u, str) else GrantUser(u.user_id, tuple(u.tags))
+    users = [GrantUser(u) if isinstance(u, str) else GrantUser(u.user_id, tuple(u.tags), u.value)
              for u in body.users]
     return GrantRequest(body.grant_id, users, None if body.at is None else epoch_ms(body.at, "at"))
 

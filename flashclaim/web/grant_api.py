@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from flashclaim.campaigns import personal_bounds
 from flashclaim.errors import invalid_request
 from flashclaim.schemas.issuance import grant_body
 from flashclaim.store.grant_store import (
@@ -29,6 +30,15 @@ async def submit_grant(request: Request) -> Response:
     body = await read_json(request, MAX_GRANT_BODY, required=True,
                            body_deadline_s=s.settings.body_timeout_s)
     grant = grant_request(grant_body(body))
+    valued = [u for u in grant.users if u.value is not None]
+    if valued:  # personal values: within the bounds the campaign's coupon sets
+        bounds = personal_bounds((await s.campaigns.get(campaign_id)).definition)
+        if bounds is None:
+            raise invalid_request("This campaign has no coupon with personal values.")
+        wrong = next((u for u in valued if not bounds[0] <= (u.value or 0) <= bounds[1]), None)
+        if wrong is not None:
+            raise invalid_request(f"{wrong.user_id}: value must be from {bounds[0]} to "
+                                  f"{bounds[1]}.")
     status = await s.grants.submit(campaign_id, grant)
     s.grant_runner.wake()
     audit.info("grant submitted campaign=%s grant=%s users=%d", campaign_id, grant.grant_id,

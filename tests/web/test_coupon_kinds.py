@@ -26,6 +26,7 @@ from helpers import (
     create_campaign,
     entries,
     stats,
+    use,
 )
 
 KS = KeySpace(NAMESPACE)
@@ -90,3 +91,47 @@ async def test_what_a_blind_box_refuses(client: httpx.AsyncClient) -> None:
     granted = await claim(client, cid, "pack-user")
     assert granted.status_code == 201  # a pack of the drawn value and a fixed ¥1
     assert [c["value"] for c in granted.json()["coupons"]][1] == 100
+
+
+async def test_personal_values_given_by_a_grant(client: httpx.AsyncClient,
+                                                redis_client: Redis) -> None:
+    """千人千券: a cash coupon worth ¥5 by default, ¥1 to ¥20 as each grant's user is given."""
+    made = await create_campaign(client, stock=100, coupons=[
+        {"type": "cash", "value": 500, "personal": {"min": 100, "max": 2000}}])
+    cid = made["id"]
+    assert made["coupons"][0]["personal"] == {"min": 100, "max": 2000}
+    for users, why in (([{"user_id": "a", "value": 2001}], "from 100 to 2000"),
+                       ([{"user_id": "a", "value": 99}], "from 100 to 2000")):
+        refused = await client.post(f"/v1/admin/campaigns/{cid}/grants", headers=ADMIN,
+                                    json={"grant_id": "bad", "users": users})
+        assert refused.status_code == 400 and why in refused.json()["message"], refused.text
+    submitted = await client.post(f"/v1/admin/campaigns/{cid}/grants", headers=ADMIN, json={
+        "grant_id": "vip-values", "users": [{"user_id": "vip", "value": 1800},
+                                            {"user_id": "new", "value": 100}, "plain"]})
+    assert submitted.status_code in (201, 202), submitted.text
+    deadline = asyncio.get_running_loop().time() + 20
+    while (await stats(client, cid))["granted"] < 3:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    grab = await claim(client, cid, "grabber")
+    assert grab.json()["coupons"][0]["value"] == 500  # a grab gets the default
+    records = await entries(redis_client, KS.campaign(cid).stream)
+    values = {f["user_id"]: orjson.loads(f["claim"])["coupons"][0]["value"] for _, f in records}
+    assert values == {"vip": 1800, "new": 100, "plain": 500, "grabber": 500}
+    # the write-back holds each coupon to its own value
+    vip_coupon = next(orjson.loads(f["claim"])["coupons"][0]["coupon_id"]
+                      for _, f in records if f["user_id"] == "vip")
+    over = await use(client, vip_coupon, "redeem", "o-1", 1801)
+    assert (over.status_code, over.json()["error"]) == (400, "discount_exceeds_coupon")
+    assert (await use(client, vip_coupon, "redeem", "o-1", 1800)).status_code == 200
+    plain = await create_campaign(client)
+    refused = await client.post(f"/v1/admin/campaigns/{plain['id']}/grants", headers=ADMIN,
+                                json={"grant_id": "g", "users": [{"user_id": "a", "value": 5}]})
+    assert refused.status_code == 400 and "personal" in refused.json()["message"]
+    for coupon, extra in (({"type": "cash", "value": 500, "personal": {"min": 600, "max": 900}},
+                           {}),
+                          ({"type": "cash", "value": 500, "personal": {"min": 100, "max": 900}},
+                           {"budget": {"amount": 10_000, "currency": "CNY"}})):
+        bad = await client.post("/v1/admin/campaigns", headers=ADMIN,
+                                json={"name": "p", "stock": 5, "coupons": [coupon], **extra})
+        assert bad.status_code == 400, bad.text

@@ -318,3 +318,31 @@ def test_the_uplift_of_a_holdout_campaign_on_the_dashboard(base_with_ledger: str
     # both groups buy alike: no uplift (0, within its interval)
     expect(page.locator("#uplift-answer")).to_contain_text("Uplift per treated user: ¥0.00")
     screenshot(page.locator("#uplift"), "operator-dashboard-uplift.png", tmp_path)
+
+
+def test_personal_values_from_the_form_and_a_users_file(base_with_ledger: str,
+                                                       page: Page) -> None:
+    base = base_with_ledger
+    sign_in(page, base)
+    page.fill("#new-id", "personal")
+    page.fill("#new-name", "Personal values")
+    page.fill("#new-stock", "10")
+    row = page.locator(".coupon-row").nth(0)
+    row.locator(".c-value").fill("5")
+    row.locator(".c-personal").fill("1-20")
+    page.click("#create button[type=submit]")
+    expect(page.locator("#note")).to_have_text("Created personal.")
+    assert api(base, "/v1/admin/campaigns/personal")["coupons"][0]["personal"] == {
+        "min": 100, "max": 2000}
+    users = "user_id,value\np1,18\np2,1\np3,\n"  # p3: the default ¥5
+    page.set_input_files("#grant-users", files=FilePayload(
+        name="values.csv", mimeType="text/csv", buffer=users.encode()))
+    page.click("#grant-file button[type=submit]")
+    expect(page.locator("#grant-state")).to_contain_text("3 of 3 users decided", timeout=20_000)
+    expect(page.locator("#grant-state")).to_contain_text("granted 3")
+    deadline = time.monotonic() + 30
+    while (values := [(f["value"], f["coupons"]) for f in api(
+            base, "/v1/admin/campaigns/personal/report")["face_values"]]) != [
+            (100, 1), (500, 1), (1800, 1)]:
+        assert time.monotonic() < deadline, values  # the ledger has each user's own value
+        time.sleep(0.1)

@@ -40,6 +40,7 @@ function couponRow() {
   const percent = field("Percent off", input("c-percent", { type: "number", min: "1", max: "99", value: "10" }));
   const most = field("Most off (¥)", input("c-max", { type: "number", min: "0.01", step: "0.01", value: "30" }));
   const values = field("Values (¥×count)", input("c-values", { placeholder: "1×700, 5×250, 30×50" }));
+  const personal = field("Personal value (¥ min-max)", input("c-personal", { placeholder: t("none") }));
   field("Valid for (days)", input("c-days", { type: "number", min: "1", max: "3650", value: "30" }));
   field("Categories", input("c-categories", { placeholder: t("any") }));
   field("Use channels", input("c-use-channels", { placeholder: t("anywhere") }));
@@ -50,6 +51,7 @@ function couponRow() {
     value.parentElement.hidden = k === "discount" || k === "random_cash" || k.startsWith("template:");
     min.parentElement.hidden = k === "cash" || k === "random_cash" || k.startsWith("template:");
     values.parentElement.hidden = k !== "random_cash";
+    personal.parentElement.hidden = k !== "cash";
     percent.parentElement.hidden = k !== "discount";
     most.parentElement.hidden = k !== "discount";
     row.querySelectorAll(".c-days, .c-categories, .c-use-channels").forEach((el) => {
@@ -79,6 +81,8 @@ function couponOf(row) {
     c.value = fen(get("c-value"));
   }
   if (k === "threshold" || k === "discount") c.min_spend = fen(get("c-min") || "0");
+  const bounds = k === "cash" ? get("c-personal").split(/[-–~～]/).map((x) => x.trim()).filter(Boolean) : [];
+  if (bounds.length === 2) c.personal = { min: fen(bounds[0]), max: fen(bounds[1]) };
   if (k === "threshold" && !c.min_spend) c.min_spend = c.value;
   c.validity = { days: Number(get("c-days") || "30") };
   const categories = listOf(get("c-categories"));

@@ -98,9 +98,13 @@ async function compareGroups(event) {
 }
 
 function usersOf(text) {
-  // One user id a line, or a CSV whose first column is the user id (a header line is skipped).
-  return text.split(/\r?\n/).map((line) => line.split(",")[0].trim().replace(/^"|"$/g, ""))
-    .filter((u) => u && u.toLowerCase() !== "user_id");
+  // One user id a line, or a CSV whose first column is the user id (a header line is
+  // skipped); a header naming a `value` column gives each user a personal value (yuan).
+  const lines = text.split(/\r?\n/).map((line) => line.split(",").map((x) => x.trim().replace(/^"|"$/g, "")));
+  const header = lines.length && lines[0][0].toLowerCase() === "user_id" ? lines.shift() : [];
+  const valueAt = header.findIndex((h) => h.toLowerCase() === "value");
+  return lines.filter((cols) => cols[0]).map((cols) => (valueAt > 0 && cols[valueAt]
+    ? { user_id: cols[0], value: fen(cols[valueAt]) } : cols[0]));
 }
 
 async function grantFromFile(event) {
