@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from flashclaim.use_windows import UseWindows
+
 DEFAULT_GROUP = "platform"
 MAX_RULE_IDS = 200  # ids in one scope list
 # The order coupons of a combination are applied in: merchants' own coupons first (they
@@ -77,9 +79,14 @@ class UseRules:
     scope: Scope = Scope()
     use_channels: frozenset[str] = frozenset()  # empty: anywhere
     stacking: Stacking = Stacking()
+    windows: UseWindows | None = None  # None: at any hour of its validity
 
     def usable_in(self, channel: str) -> bool:
         return not self.use_channels or channel in self.use_channels
+
+    def usable_at(self, ms: int) -> bool:
+        """Within its windows of the week (its validity is judged on its own)."""
+        return self.windows is None or self.windows.open_at(ms)
 
     def shown(self) -> dict[str, object]:
         """The non-default rules beyond scope, as a coupon carries them (an old coupon,
@@ -89,6 +96,8 @@ class UseRules:
             out["use_channels"] = sorted(self.use_channels)
         if self.stacking != Stacking():
             out["stacking"] = self.stacking.shown()
+        if self.windows is not None:
+            out.update(self.windows.shown())
         return out
 
     @classmethod
@@ -98,7 +107,8 @@ class UseRules:
         return cls(Scope.of(coupon.get("scope") or {}),
                    frozenset(coupon.get("use_channels") or ()),
                    Stacking(str(stacking.get("group", DEFAULT_GROUP)),
-                            bool(stacking.get("exclusive", False))))
+                            bool(stacking.get("exclusive", False))),
+                   UseWindows.of(coupon))
 
 
 def group_rank(group: str) -> tuple[int, str]:

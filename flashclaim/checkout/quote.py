@@ -4,7 +4,7 @@ is tested with exact amounts.
 
 The rules (docs/checkout.md says them for people):
 - A coupon is judged alone first, on the cart's prices: currency, validity, lock, channel,
-  scope, threshold, in that order; the first that fails is its `reason`.
+  time-of-day windows, scope, threshold, in that order; the first that fails is its `reason`.
 - Its discount alone: cash `value`, at most the in-scope amount; threshold `value` once the
   in-scope amount reaches `min_spend`; percentage `percent_off` of the in-scope amount,
   rounded down, at most `max_discount`.
@@ -28,7 +28,7 @@ from flashclaim.use_rules import UseRules, group_rank
 # no more than this many choices; beyond it, each group keeps its best few coupons alone.
 MAX_COMBINATIONS = 4096
 
-REASONS = ("currency", "not_yet_valid", "expired", "locked", "wrong_channel",
+REASONS = ("currency", "not_yet_valid", "expired", "outside_window", "locked", "wrong_channel",
            "out_of_scope", "below_min_spend")
 
 
@@ -159,6 +159,8 @@ def judge(coupon: HeldCoupon, cart: Cart, now_ms: int, order_id: str | None = No
         return refused("not_yet_valid")
     if now_ms >= coupon.valid_until:
         return refused("expired")
+    if not coupon.rules.usable_at(now_ms):
+        return refused("outside_window")
     if coupon.locked_by is not None and coupon.locked_by != order_id:
         return refused("locked")
     if not coupon.rules.usable_in(cart.channel):

@@ -296,7 +296,7 @@ def coupon_rows(record: ClaimRecord) -> list[tuple[Any, ...]]:
                 str(c["type"]), c.get("value"), c.get("min_spend"), c.get("percent_off"),
                 c.get("max_discount"), str(c["currency"]), int(c["valid_from"]),
                 int(c["valid_until"]), orjson.dumps(c.get("scope", {})).decode(),
-                orjson.dumps({k: c[k] for k in ("use_channels", "stacking") if k in c}).decode(),
+                orjson.dumps({k: c[k] for k in USE_TERMS if k in c}).decode(),
             ))
         except (KeyError, TypeError, ValueError) as exc:
             raise RecordError(f"entry {record.entry_id}: malformed coupon: {exc!r}") from None
@@ -304,6 +304,8 @@ def coupon_rows(record: ClaimRecord) -> list[tuple[Any, ...]]:
 
 
 _T = TypeVar("_T")
+# A coupon's rules of use beyond its scope, kept together (use_json) when not the default.
+USE_TERMS = ("use_channels", "stacking", "use_windows", "timezone")
 
 
 class Cursor(Protocol):

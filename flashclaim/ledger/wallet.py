@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from flashclaim.ledger.db import Cursor, Ledger
+from flashclaim.use_windows import UseWindows
 
 WALLET_STATUSES = ("unused", "locked", "used", "refunded", "expired")
 
@@ -80,6 +81,11 @@ def _coupon(r: tuple[Any, ...], now_ms: int) -> dict[str, Any]:
                          ("percent_off", percent_off), ("max_discount", max_discount)):
         if amount is not None:
             coupon[name] = int(amount)
+    windows = UseWindows.of(coupon)
+    if status == "unused" and windows is not None:  # when it may be used next
+        opens = windows.next_open(now_ms)
+        if opens is not None and opens < valid_until:
+            coupon["usable_from"] = opens
     if status in ("used", "refunded"):
         coupon.update(order_id=order_id, discount=int(discount), used_at=used_at)
     elif status == "locked":

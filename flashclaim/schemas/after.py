@@ -62,6 +62,10 @@ class WalletCoupon(CouponTerms, kw_only=True):
     scope: dict[str, Any] = UNSET
     use_channels: list[str] = UNSET
     stacking: dict[str, Any] = UNSET
+    use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
+    timezone: str = UNSET  # the windows' zone
+    usable_from: Annotated[TimeText, msgspec.Meta(
+        description="unused, with windows: when it may be used next (now, if now)")] = UNSET
 
 
 class Wallet(Answer, kw_only=True):

@@ -66,6 +66,9 @@ from flashclaim.timefmt import to_rfc3339
 from flashclaim.use_rules import DEFAULT_GROUP, MAX_RULE_IDS, SCOPE_LISTS, UseRules
 from flashclaim.use_rules import Scope as RuleScope
 from flashclaim.use_rules import Stacking as RuleStacking
+from flashclaim.use_windows import DAYS as WEEKDAYS
+from flashclaim.use_windows import MAX_SLOTS, UseWindows
+from flashclaim.use_windows import Slot as WindowSlot
 from flashclaim.zones import DEFAULT_TIMEZONE, zone
 
 Money = Annotated[int, msgspec.Meta(ge=0, le=MAX_MONEY, description="minor units (fen, cents)")]
@@ -80,6 +83,8 @@ RatePerSeconds = Annotated[int, msgspec.Meta(ge=RATE_SECONDS_RANGE[0], le=RATE_S
 PerUserLimit = Annotated[int, msgspec.Meta(ge=PER_USER_LIMIT_RANGE[0], le=PER_USER_LIMIT_RANGE[1])]
 DailyLimit = Annotated[int, msgspec.Meta(ge=DAILY_LIMIT_RANGE[0], le=DAILY_LIMIT_RANGE[1])]
 Stock = Annotated[int, msgspec.Meta(ge=STOCK_RANGE[0], le=STOCK_RANGE[1])]
+HourMinute = Annotated[str, msgspec.Meta(
+    pattern=whole(re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]|24:00")))]
 MAX_FACE_VALUES = 50  # a random coupon's distinct face values
 Channels = Annotated[list[Channel], msgspec.Meta(max_length=MAX_CHANNELS,
                                                   extra_json_schema=UNIQUE)]
@@ -128,15 +133,28 @@ class Validity(Body, kw_only=True):
     until: Time | None = None
 
 
+class UseWindow(Body, kw_only=True):
+    """A slot of the week the coupon may be used in, in the campaign's time zone: `days`
+    (mon..sun; absent: every day) from `from` to `to` (HH:MM, 24-hour; `to` may be 24:00)."""
+
+    days: Annotated[list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]],
+                    msgspec.Meta(min_length=1, max_length=7)] | None = None
+    from_: HourMinute = msgspec.field(name="from")
+    to: HourMinute
+
+
 class Coupon(Body, tag_field="type", kw_only=True):
     """What one claim grants; `type` says which kind; how it may be used: `scope`,
-    `use_channels` (where; absent or empty: anywhere), `stacking`."""
+    `use_channels` (where; absent or empty: anywhere), `stacking`, `use_windows` (when in
+    the week; absent: at any hour of its validity)."""
 
     currency: Currency = "CNY"
     validity: Validity | None = None
     scope: Scope | None = None
     use_channels: Channels | None = None
     stacking: Stacking | None = None
+    use_windows: Annotated[list[UseWindow], msgspec.Meta(min_length=1,
+                                                         max_length=MAX_SLOTS)] | None = None
 
 
 class PersonalValue(Body, kw_only=True):
@@ -309,6 +327,8 @@ class ShownCoupon(Answer, kw_only=True):
     max_discount: int = UNSET
     values: list[FaceValue] = UNSET  # random_cash: the multiset its claims draw from
     personal: PersonalValue = UNSET  # a cash coupon's bounds for grants' personal values
+    use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
+    timezone: str = UNSET  # the windows' zone (the campaign's)
     template: TemplateVersionRef = UNSET
 
 
@@ -489,6 +509,9 @@ def campaign_spec(body: object, now_ms: int, templates: TemplateLookup | None = 
         coupons.append(coupon)
         coupon_inputs.append(pinned)
     stock = _random_stock(c, coupons)
+    coupons = [replace(coupon, rules=replace(coupon.rules, windows=replace(
+        coupon.rules.windows, timezone=timezone))) if coupon.rules.windows else coupon
+        for coupon in coupons]  # the windows are in the campaign's zone
     channels = distinct(c.channels, "channels")
     segments = distinct(c.segments, "segments")
     excluded = distinct(c.exclude_segments, "exclude_segments")
@@ -671,4 +694,25 @@ def _rules(c: Coupon, where: str) -> UseRules:
     channels = distinct(c.use_channels or [], f"{where}.use_channels")
     stacking = c.stacking or Stacking()
     return UseRules(RuleScope(**{k: frozenset(v) for k, v in lists.items()}),
-                    frozenset(channels), RuleStacking(stacking.group, stacking.exclusive))
+                    frozenset(channels), RuleStacking(stacking.group, stacking.exclusive),
+                    _windows(c.use_windows, where))
+
+
+def _windows(windows: list[UseWindow] | None, where: str) -> UseWindows | None:
+    """The slots, checked (from before to); their zone is the campaign's, set with it
+    (campaign_spec), UTC until then."""
+    if windows is None:
+        return None
+    slots = []
+    for i, w in enumerate(windows):
+        start, end = _hm(w.from_), _hm(w.to)
+        if end <= start:
+            raise invalid_request(f"{where}.use_windows[{i}]: to must be after from.")
+        days = frozenset(WEEKDAYS.index(d) for d in (w.days or WEEKDAYS))
+        slots.append(WindowSlot(days, start, end))
+    return UseWindows(tuple(slots), "UTC")
+
+
+def _hm(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)

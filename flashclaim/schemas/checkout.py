@@ -86,10 +86,12 @@ class QuotedCoupon(CouponTerms, kw_only=True):
     scope: dict[str, Any]
     use_channels: list[str] = UNSET
     stacking: dict[str, Any]
+    use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
+    usable_from: TimeText = UNSET  # with windows: when it may be used next (now, if now)
     applicable: bool
     reason: Annotated[str, msgspec.Meta(extra_json_schema={"enum": [
-        "currency", "not_yet_valid", "expired", "locked", "wrong_channel", "out_of_scope",
-        "below_min_spend"]})] = UNSET
+        "currency", "not_yet_valid", "expired", "outside_window", "locked", "wrong_channel",
+        "out_of_scope", "below_min_spend"]})] = UNSET
     shortfall: int = UNSET  # below_min_spend: in-scope spend still needed
     scope_amount: int  # the in-scope items' amount
     discount: int = UNSET  # applicable: what it takes off alone

@@ -58,6 +58,8 @@ class GrantedCoupon(CouponTerms, kw_only=True):
     scope: dict[str, Any]
     use_channels: list[str] = UNSET  # where it may be used (absent: anywhere)
     stacking: dict[str, Any] = UNSET  # absent: {"group": "platform", "exclusive": false}
+    use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
+    timezone: str = UNSET  # the windows' zone (the campaign's)
 
 
 class Claim(Answer, kw_only=True):

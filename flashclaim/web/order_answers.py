@@ -46,6 +46,11 @@ def quote_answer(user_id: str, q: Quote, now: int) -> QuoteAnswer:
                 setattr(shown, name, getattr(c, name))
         if c.rules.use_channels:
             shown.use_channels = sorted(c.rules.use_channels)
+        if c.rules.windows is not None:
+            shown.use_windows = [s.shown() for s in c.rules.windows.slots]
+            opens = c.rules.windows.next_open(now)
+            if opens is not None and opens < c.valid_until:
+                shown.usable_from = to_rfc3339(opens)
         if v.applicable:
             per_line = [0] * len(q.cart.items)
             for n, part in zip(v.lines, v.split, strict=True):

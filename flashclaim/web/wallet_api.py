@@ -17,7 +17,7 @@ from flashclaim.web.http import answer, personal, query_limit
 from flashclaim.web.services import services
 
 WALLET_LIMIT_RANGE = (1, 100)
-_TIMES = ("valid_from", "valid_until", "claimed_at", "used_at", "hold_until")
+_TIMES = ("valid_from", "valid_until", "claimed_at", "used_at", "hold_until", "usable_from")
 _COUPON_ID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")  # any coupon id a page can end on
 
 

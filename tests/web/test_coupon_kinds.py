@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import Counter
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -15,9 +17,11 @@ from redis.asyncio import Redis
 
 from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
+from flashclaim.timefmt import parse_rfc3339, to_rfc3339
 
 from helpers import (
     ADMIN,
+    CHECKOUT,
     NAMESPACE,
     SyncRedis,
     app_client,
@@ -135,3 +139,51 @@ async def test_personal_values_given_by_a_grant(client: httpx.AsyncClient,
         bad = await client.post("/v1/admin/campaigns", headers=ADMIN,
                                 json={"name": "p", "stock": 5, "coupons": [coupon], **extra})
         assert bad.status_code == 400, bad.text
+
+
+async def test_time_of_day_windows_through_claim_wallet_quote_and_use(
+        settings: Settings, sync_redis: SyncRedis, tmp_path: Path) -> None:
+    """A pack of two: one usable all of today (Shanghai), one only tomorrow. The claim and
+    the wallet carry the windows; the quote and the write-back refuse tomorrow's today and
+    say when it opens."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(shanghai)
+    if today.hour == 23 and today.minute >= 58:  # a pack made at midnight would straddle it
+        today += timedelta(minutes=3)
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    tomorrow_opens = datetime.combine(today.date() + timedelta(days=1), datetime.min.time(),
+                                      shanghai)
+    async with app_client(dataclasses.replace(settings, data_dir=tmp_path)) as client:
+        made = await create_campaign(client, timezone="Asia/Shanghai", coupons=[
+            {"type": "cash", "value": 300, "use_windows": [
+                {"days": [days[today.weekday()]], "from": "00:00", "to": "24:00"}]},
+            {"type": "cash", "value": 500, "use_windows": [
+                {"days": [days[(today.weekday() + 1) % 7]], "from": "00:00", "to": "24:00"}]}])
+        for bad in ({"from": "18:00", "to": "18:00"}, {"from": "25:00", "to": "26:00"},
+                    {"days": ["someday"], "from": "10:00", "to": "11:00"}):
+            refused = await client.post("/v1/admin/campaigns", headers=ADMIN, json={
+                "name": "w", "stock": 5,
+                "coupons": [{"type": "cash", "value": 100, "use_windows": [bad]}]})
+            assert refused.status_code == 400, bad
+        granted = (await claim(client, made["id"], "night-owl")).json()
+        now_one, later_one = granted["coupons"]
+        assert later_one["timezone"] == "Asia/Shanghai"
+        assert later_one["use_windows"] == [{"days": [days[(today.weekday() + 1) % 7]],
+                                             "from": "00:00", "to": "24:00"}]
+        consume(sync_redis, None, tmp_path)
+        wallet = (await client.get("/v1/me/coupons", headers={"X-User-Id": "night-owl"})
+                  ).json()["coupons"]
+        opens = {c["coupon_id"]: c.get("usable_from") for c in wallet}
+        assert parse_rfc3339(opens[later_one["coupon_id"]]) == int(
+            tomorrow_opens.timestamp() * 1000)
+        quoted = await client.post("/v1/checkout/quote", headers=CHECKOUT, json={
+            "user_id": "night-owl", "channel": "app", "currency": "CNY",
+            "items": [{"sku": "apple", "category": "fruit", "merchant": "m1",
+                       "unit_price": 1_000, "quantity": 2}]})
+        by_id = {c["coupon_id"]: c for c in quoted.json()["coupons"]}
+        assert by_id[now_one["coupon_id"]]["applicable"] is True
+        assert by_id[later_one["coupon_id"]]["reason"] == "outside_window"
+        refused = await use(client, later_one["coupon_id"], "redeem", "o-1", 500)
+        assert (refused.status_code, refused.json()["error"]) == (409, "outside_window")
+        assert to_rfc3339(int(tomorrow_opens.timestamp() * 1000)) in refused.json()["message"]
+        assert (await use(client, now_one["coupon_id"], "redeem", "o-2", 300)).status_code == 200

@@ -53,6 +53,7 @@ def test_the_full_form_makes_the_campaign_it_shows(base: str, page: Page,
     first.locator(".c-min").fill("100")
     first.locator(".c-days").fill("7")
     first.locator(".c-categories").fill("fruit, dairy")
+    first.locator(".c-hours").fill("sat,sun 18:00-22:00")
     page.click("#add-coupon")
     second = page.locator(".coupon-row").nth(1)
     second.locator(".c-type").select_option("discount")
@@ -78,6 +79,8 @@ def test_the_full_form_makes_the_campaign_it_shows(base: str, page: Page,
         ("threshold", 2000, 10_000, None, None), ("discount", None, 0, 15, 3000)]
     assert made["coupons"][0]["scope"]["categories"] == ["dairy", "fruit"]  # sorted
     assert made["coupons"][0]["validity"] == {"days": 7}
+    assert (made["coupons"][0]["use_windows"], made["coupons"][0]["timezone"]) == (
+        [{"days": ["sat", "sun"], "from": "18:00", "to": "22:00"}], "Asia/Shanghai")
     assert made["coupons"][1]["use_channels"] == ["app"]
     assert (made["channels"], made["segments"], made["exclude_segments"]) == (
         ["app", "web"], ["vip"], ["risky"])

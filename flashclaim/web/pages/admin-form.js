@@ -44,6 +44,7 @@ function couponRow() {
   field("Valid for (days)", input("c-days", { type: "number", min: "1", max: "3650", value: "30" }));
   field("Categories", input("c-categories", { placeholder: t("any") }));
   field("Use channels", input("c-use-channels", { placeholder: t("anywhere") }));
+  field("Use hours", input("c-hours", { placeholder: "sat,sun 18:00-22:00" }));
   const remove = button("Remove", () => { if (document.querySelectorAll(".coupon-row").length > 1) row.remove(); }, true);
   row.append(remove);
   const show = () => {  // only the fields the chosen type has
@@ -54,7 +55,7 @@ function couponRow() {
     personal.parentElement.hidden = k !== "cash";
     percent.parentElement.hidden = k !== "discount";
     most.parentElement.hidden = k !== "discount";
-    row.querySelectorAll(".c-days, .c-categories, .c-use-channels").forEach((el) => {
+    row.querySelectorAll(".c-days, .c-categories, .c-use-channels, .c-hours").forEach((el) => {
       el.parentElement.hidden = k.startsWith("template:");
     });
   };
@@ -89,6 +90,13 @@ function couponOf(row) {
   if (categories.length) c.scope = { categories };
   const useChannels = listOf(get("c-use-channels"));
   if (useChannels.length) c.use_channels = useChannels;
+  const hours = get("c-hours").match(/^([a-z,\s]*?)\s*(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})$/);
+  if (hours) {  // "sat,sun 18:00-22:00" (no days: every day), in the campaign's time zone
+    const slot = { from: hours[2].padStart(5, "0"), to: hours[3].padStart(5, "0") };
+    const days = listOf(hours[1]);
+    if (days.length) slot.days = days;
+    c.use_windows = [slot];
+  }
   return c;
 }
 

@@ -486,8 +486,11 @@ async function wallet() {
   }
   if (!data.coupons.length) item(t("No coupons yet (a new one shows within a second or so)."), "muted");
   for (const c of data.coupons) {
+    const later = c.usable_from && Date.parse(c.usable_from) > serverNow() + 1000
+      ? `, ${t("usable from {when}", { when: new Date(c.usable_from).toLocaleString(LOCALE === "zh-CN" ? "zh-CN" : "en") })}`
+      : "";
     item(`${c.campaign_name || c.campaign_id}: ${describe(c)} (${rulesWords(c)}), ` +
-      `${t(c.status)}, ${t("valid until {day}", { day: day(c.valid_until) })}`);
+      `${t(c.status)}, ${t("valid until {day}", { day: day(c.valid_until) })}${later}`);
   }
 }
 

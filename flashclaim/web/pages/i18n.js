@@ -152,6 +152,7 @@ const ZH = {
   "granted per second /s": "每秒发放",
   "random_cash": "随机金额券", "Values (¥×count)": "面额（元×张数）",
   "Personal value (¥ min-max)": "千人千券面额（元，最小-最大）",
+  "usable from {when}": "{when} 起可用", "Use hours": "可用时段",
   "A surprise {low} to {high} off": "随机立减 {low}～{high}",
   "This offer is not for you this time.": "本次活动暂未向你开放。",
   "You hold as many of these coupons as allowed: use one first.": "你持有的同类券已达上限，请先使用。",
