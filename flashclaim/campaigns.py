@@ -32,7 +32,7 @@ RATE_SECONDS_RANGE = (1, 3600)
 PERCENT_OFF_RANGE = (1, 99)
 VALIDITY_DAYS_RANGE = (1, 3650)
 TEMPLATE_VERSION_RANGE = (1, 1_000_000)
-COUPON_TYPES = ("cash", "threshold", "discount")  # what a claim grants
+COUPON_TYPES = ("cash", "threshold", "discount", "gift", "trade_up")  # what a claim grants
 DEFINED_TYPES = (*COUPON_TYPES, "random_cash")  # what a campaign may define (granted as cash)
 DEFAULT_VALIDITY_DAYS = 30
 # A person tapping fast never reaches 10 taps a second; a script does at once.
@@ -88,6 +88,12 @@ class CouponDef:
     # a personal value: (least, most) an operator grant may give each user; `value` is the
     # default (a grab, a grant without a value)
     personal: tuple[int, int] | None = None
+    # gift and trade_up: the item (SKU) the benefit is about; a gift's stated cost, its
+    # fulfilment (delivery or pickup); a trade-up's price for the item
+    sku: str | None = None
+    cost: int | None = None
+    fulfilment: str | None = None
+    price: int | None = None
 
     @property
     def cap(self) -> int:
@@ -97,6 +103,11 @@ class CouponDef:
             return max(value for value, _ in self.values)
         if self.personal is not None:
             return self.personal[1]
+        if self.type == "gift":
+            assert self.cost is not None
+            return self.cost
+        if self.type == "trade_up":
+            return 0  # (its item's price less its own is known only at checkout; no budget)
         cap = self.max_discount if self.type == "discount" else self.value
         assert cap is not None  # (each kind has its own)
         return cap
@@ -108,7 +119,8 @@ class CouponDef:
             out["values"] = [{"value": v, "count": n} for v, n in self.values]
         if self.personal is not None:
             out["personal"] = {"min": self.personal[0], "max": self.personal[1]}
-        for name in ("value", "percent_off", "max_discount", "min_spend"):
+        for name in ("value", "percent_off", "max_discount", "min_spend", "sku", "cost",
+                     "fulfilment", "price"):
             amount = getattr(self, name)
             if amount is not None:
                 out[name] = amount
@@ -208,7 +220,12 @@ def _lua_coupon_template(coupon: CouponDef) -> dict[str, object]:
     if coupon.personal is not None:  # the value a grant gives this user (or the default)
         terms = {**terms, "value": CHOSEN}
         terms.pop("personal", None)
-    template: dict[str, object] = {"f": orjson.dumps(terms).decode()[1:-1], "cap": coupon.cap}
+    template: dict[str, object] = {"f": orjson.dumps(terms).decode()[1:-1]}
+    # What a gift or a trade-up takes off is its item's shelf price (less the trade-up's
+    # price), known only at checkout: no cap for the write-back (left out: a JSON null
+    # would reach Lua as a value).
+    if coupon.type not in ("gift", "trade_up"):
+        template["cap"] = coupon.cap
     if coupon.values is not None:
         template["rnd"] = True
     if coupon.personal is not None:

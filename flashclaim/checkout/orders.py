@@ -236,12 +236,22 @@ def held_of(ledger: Ledger, user_id: str) -> list[HeldCoupon]:
 def _held(r: dict[str, Any]) -> HeldCoupon:
     def amount(name: str) -> int | None:
         return None if r[name] is None else int(r[name])
+    benefit = _benefit(r["use_json"] or "{}")
     return HeldCoupon(str(r["coupon_id"]), str(r["campaign_id"]), str(r["type"]),
                       str(r["currency"]), int(r["valid_from"]), int(r["valid_until"]),
                       _rules(r["scope_json"] or "{}", r["use_json"] or "{}"),
                       amount("value"), amount("min_spend"),
                       amount("percent_off"), amount("max_discount"),
-                      r["order_id"] if r["status"] == "locked" else None)
+                      r["order_id"] if r["status"] == "locked" else None,
+                      sku=benefit[0], price=benefit[1])
+
+
+@functools.lru_cache(maxsize=4096)
+def _benefit(use_json: str) -> tuple[str | None, int | None]:
+    """A gift's or trade-up's item, and a trade-up's price, from the ledger's text."""
+    terms = orjson.loads(use_json)
+    price = terms.get("price")
+    return terms.get("sku"), None if price is None else int(price)
 
 
 @functools.lru_cache(maxsize=4096)

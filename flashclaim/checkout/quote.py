@@ -29,7 +29,8 @@ from flashclaim.use_rules import UseRules, group_rank
 MAX_COMBINATIONS = 4096
 
 REASONS = ("currency", "not_yet_valid", "expired", "outside_window", "locked", "wrong_channel",
-           "out_of_scope", "below_min_spend")
+           "item_not_in_cart", "out_of_scope", "below_min_spend")
+BENEFITS = ("gift", "trade_up")  # coupons about one item of the cart, not an amount off
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,8 @@ class HeldCoupon:
     percent_off: int | None = None
     max_discount: int | None = None
     locked_by: str | None = None  # the order holding it, if any
+    sku: str | None = None  # gift, trade_up: the item it is about (a gift's value: its cost)
+    price: int | None = None  # trade_up: what the item costs with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +147,29 @@ def standalone_discount(coupon: HeldCoupon, scope_amount: int) -> int:
     return min(coupon.value, scope_amount)
 
 
+def item_lines(coupon: HeldCoupon, cart: Cart) -> list[int]:
+    """A gift's or trade-up's lines: those of its item (one unit of the first is what it
+    is about)."""
+    return [n for n, item in enumerate(cart.items) if item.sku == coupon.sku]
+
+
+def benefit_discount(coupon: HeldCoupon, cart: Cart, lines: Sequence[int]) -> int:
+    """What a gift (one of its item, free) or a trade-up (one of its item at its price)
+    takes off, its item in the cart."""
+    unit = cart.items[lines[0]].unit_price
+    if coupon.type == "gift":
+        return unit
+    assert coupon.price is not None
+    return max(0, unit - coupon.price)
+
+
 def judge(coupon: HeldCoupon, cart: Cart, now_ms: int, order_id: str | None = None) -> Verdict:
     """The coupon alone against the cart. `order_id`: the order asking (its own lock is no
     obstacle)."""
     lines = tuple(in_scope(coupon, cart))
+    items = item_lines(coupon, cart) if coupon.type in BENEFITS else []
+    if coupon.type == "trade_up":  # the item itself does not count towards its threshold
+        lines = tuple(n for n in lines if n not in items)
     scope_amount = sum(cart.amounts[n] for n in lines)
 
     def refused(reason: str, shortfall: int | None = None) -> Verdict:
@@ -165,6 +187,15 @@ def judge(coupon: HeldCoupon, cart: Cart, now_ms: int, order_id: str | None = No
         return refused("locked")
     if not coupon.rules.usable_in(cart.channel):
         return refused("wrong_channel")
+    if coupon.type in BENEFITS:
+        if not items:
+            return refused("item_not_in_cart")
+        if scope_amount < (coupon.min_spend or 0):
+            return refused("below_min_spend", (coupon.min_spend or 0) - scope_amount)
+        discount = benefit_discount(coupon, cart, items)
+        parts = split(discount, [cart.amounts[n] for n in items]) if discount else [0] * len(items)
+        return Verdict(coupon, None, discount, scope_amount=scope_amount, lines=tuple(items),
+                       split=tuple(parts))
     if scope_amount == 0:
         return refused("out_of_scope")
     threshold = coupon.min_spend or 0
@@ -202,8 +233,12 @@ def combine(coupons: Iterable[HeldCoupon], cart: Cart,
     applied = []
     for coupon in sorted(coupons, key=lambda c: (group_rank(c.rules.stacking.group),
                                                  c.coupon_id)):
-        lines = covered[coupon.coupon_id] if covered else in_scope(coupon, cart)
-        alone = standalone_discount(coupon, sum(cart.amounts[n] for n in lines))
+        if coupon.type in BENEFITS:
+            lines = covered[coupon.coupon_id] if covered else item_lines(coupon, cart)
+            alone = benefit_discount(coupon, cart, lines)
+        else:
+            lines = covered[coupon.coupon_id] if covered else in_scope(coupon, cart)
+            alone = standalone_discount(coupon, sum(cart.amounts[n] for n in lines))
         took = min(alone, sum(left[n] for n in lines))
         parts = split(took, [left[n] for n in lines])
         per_line = [0] * len(cart.items)

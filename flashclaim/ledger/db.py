@@ -293,7 +293,8 @@ def coupon_rows(record: ClaimRecord) -> list[tuple[Any, ...]]:
         try:
             rows.append((
                 str(c["coupon_id"]), record.claim_id, record.campaign_id, record.user_id,
-                str(c["type"]), c.get("value"), c.get("min_spend"), c.get("percent_off"),
+                str(c["type"]), c.get("value", c.get("cost")),  # a gift's value: its cost
+                c.get("min_spend"), c.get("percent_off"),
                 c.get("max_discount"), str(c["currency"]), int(c["valid_from"]),
                 int(c["valid_until"]), orjson.dumps(c.get("scope", {})).decode(),
                 orjson.dumps({k: c[k] for k in USE_TERMS if k in c}).decode(),
@@ -305,7 +306,7 @@ def coupon_rows(record: ClaimRecord) -> list[tuple[Any, ...]]:
 
 _T = TypeVar("_T")
 # A coupon's rules of use beyond its scope, kept together (use_json) when not the default.
-USE_TERMS = ("use_channels", "stacking", "use_windows", "timezone")
+USE_TERMS = ("use_channels", "stacking", "use_windows", "timezone", "sku", "fulfilment", "price")
 
 
 class Cursor(Protocol):

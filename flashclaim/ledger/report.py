@@ -218,7 +218,9 @@ def build_report(ledger: Ledger, population: Population, now_ms: int, bucket_ms:
                 figures.add(int(claims), int(coupons), int(used or 0), int(expired or 0))
         cur.execute(ledger.sql(
             "SELECT COALESCE(cl.channel, ''), cl.source, cl.tags, cl.campaign_id, co.currency,"
-            f" SUM(co.discount) {joined} AND co.status = 'used' GROUP BY 1, 2, 3, 4, 5"), params)
+            # a gift counts at its stated cost (its value), not the item's shelf price
+            " SUM(CASE WHEN co.type = 'gift' THEN co.value ELSE co.discount END)"
+            f" {joined} AND co.status = 'used' GROUP BY 1, 2, 3, 4, 5"), params)
         for channel, source, tags, campaign, currency, amount in cur.fetchall():
             for figures in report.groups(channel or "unknown", source, tags, campaign):
                 figures.cost(str(currency), int(amount or 0))

@@ -5,8 +5,8 @@ as claim.lua recorded them), over a period, at a margin rate.
 For each user of each group: the GMV of the orders paid in the period (orders told by
 `order_paid` events, and orders the checkout API confirmed, each order once: an event
 naming a confirmed order's id is the same order; refunded orders do not count), and the
-discount this campaign's coupons gave in the period. A user's profit is
-margin x GMV - that discount; a group's figures are its sums and means over all its users,
+discount this campaign's coupons gave in the period (a gift at its stated cost). A user's
+profit is margin x GMV - that discount; a group's figures are its sums and means over all its users,
 buyers or not. The uplift is the mean profit per treated user minus that per control
 user, with a 95 % confidence interval by the normal approximation (Welch's standard
 error: sample variances of both groups). Amounts are minor units; per-user figures are
@@ -102,7 +102,8 @@ def tally_groups(ledger: Ledger, campaign_id: str, start_ms: int, end_ms: int
                 _add(g, str(user_id), int(amount))
         # what this campaign's coupons took off in the period
         cur.execute(ledger.sql(
-            "SELECT user_id, SUM(discount) FROM coupons WHERE campaign_id = ? AND"
+            "SELECT user_id, SUM(CASE WHEN type = 'gift' THEN value ELSE discount END)"
+            " FROM coupons WHERE campaign_id = ? AND"
             " status = 'used' AND used_at_ms >= ? AND used_at_ms < ? GROUP BY user_id"),
             [campaign_id, *period])
         for user_id, cost in cur.fetchall():

@@ -77,7 +77,7 @@ def _coupon(r: tuple[Any, ...], now_ms: int) -> dict[str, Any]:
         "scope": orjson.loads(scope_json or "{}"),
         **orjson.loads(use_json or "{}"),  # use_channels, stacking: when not the default
     }
-    for name, amount in (("value", value), ("min_spend", min_spend),
+    for name, amount in (("cost" if kind == "gift" else "value", value), ("min_spend", min_spend),
                          ("percent_off", percent_off), ("max_discount", max_discount)):
         if amount is not None:
             coupon[name] = int(amount)

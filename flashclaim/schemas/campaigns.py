@@ -200,7 +200,28 @@ class RandomCashCoupon(Coupon, tag="random_cash", kw_only=True):
     values: Annotated[list[FaceValue], msgspec.Meta(min_length=1, max_length=MAX_FACE_VALUES)]
 
 
-AnyCoupon = CashCoupon | ThresholdCoupon | DiscountCoupon | RandomCashCoupon
+class GiftCoupon(Coupon, tag="gift", kw_only=True):
+    """A named item free: the cart must hold `sku`; one of it is free. Counted at its stated
+    `cost` (what the item costs the business) in reports and budgets; `fulfilment` says
+    whether it is delivered with the order or picked up in store."""
+
+    sku: RuleId
+    cost: PositiveMoney
+    fulfilment: Literal["delivery", "pickup"] = "delivery"
+    min_spend: Money = 0
+
+
+class TradeUpCoupon(Coupon, tag="trade_up", kw_only=True):
+    """"Spend X, buy this item for Z": once the in-scope amount (the item aside) reaches
+    `min_spend`, one `sku` in the cart costs `price`."""
+
+    sku: RuleId
+    price: Money
+    min_spend: PositiveMoney
+
+
+AnyCoupon = (CashCoupon | ThresholdCoupon | DiscountCoupon | RandomCashCoupon | GiftCoupon
+             | TradeUpCoupon)
 
 
 class TemplateUse(Body, kw_only=True):
@@ -329,6 +350,10 @@ class ShownCoupon(Answer, kw_only=True):
     personal: PersonalValue = UNSET  # a cash coupon's bounds for grants' personal values
     use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
     timezone: str = UNSET  # the windows' zone (the campaign's)
+    sku: str = UNSET  # gift, trade_up: the item
+    cost: int = UNSET  # gift: its stated cost
+    fulfilment: str = UNSET  # gift: delivery or pickup
+    price: int = UNSET  # trade_up: what the item costs with the coupon
     template: TemplateVersionRef = UNSET
 
 
@@ -570,6 +595,9 @@ def _budget(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
         return None
     if any(coupon.currency != c.budget.currency for coupon in coupons):
         raise invalid_request("budget.currency must be the currency of every coupon.")
+    if any(coupon.type == "trade_up" for coupon in coupons):
+        raise invalid_request("A budget cannot be used with a trade_up coupon: what it takes "
+                              "off is only known at checkout.")
     if any(coupon.personal is not None for coupon in coupons):
         raise invalid_request("A budget cannot be used with a personal value: a grant's cost "
                               "would only be known at the grant.")
@@ -658,6 +686,12 @@ def coupon_of(value: object, where: str) -> CouponDef:
                 raise invalid_request(f"{where}.personal must hold its value: min <= value <= max.")
             personal = (c.personal.min, c.personal.max)
         return CouponDef("cash", currency, validity, rules, value=c.value, personal=personal)
+    if isinstance(c, GiftCoupon):
+        return CouponDef("gift", currency, validity, rules, min_spend=c.min_spend, sku=c.sku,
+                         cost=c.cost, fulfilment=c.fulfilment)
+    if isinstance(c, TradeUpCoupon):
+        return CouponDef("trade_up", currency, validity, rules, min_spend=c.min_spend,
+                         sku=c.sku, price=c.price)
     if isinstance(c, RandomCashCoupon):
         values = [(f.value, f.count) for f in c.values]
         if len({v for v, _ in values}) != len(values):

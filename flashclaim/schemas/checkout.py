@@ -88,10 +88,12 @@ class QuotedCoupon(CouponTerms, kw_only=True):
     stacking: dict[str, Any]
     use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
     usable_from: TimeText = UNSET  # with windows: when it may be used next (now, if now)
+    sku: str = UNSET  # gift, trade_up: the item (the cart must hold it)
+    price: int = UNSET  # trade_up: what the item costs with the coupon
     applicable: bool
     reason: Annotated[str, msgspec.Meta(extra_json_schema={"enum": [
         "currency", "not_yet_valid", "expired", "outside_window", "locked", "wrong_channel",
-        "out_of_scope", "below_min_spend"]})] = UNSET
+        "item_not_in_cart", "out_of_scope", "below_min_spend"]})] = UNSET
     shortfall: int = UNSET  # below_min_spend: in-scope spend still needed
     scope_amount: int  # the in-scope items' amount
     discount: int = UNSET  # applicable: what it takes off alone

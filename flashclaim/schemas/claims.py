@@ -60,6 +60,10 @@ class GrantedCoupon(CouponTerms, kw_only=True):
     stacking: dict[str, Any] = UNSET  # absent: {"group": "platform", "exclusive": false}
     use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
     timezone: str = UNSET  # the windows' zone (the campaign's)
+    sku: str = UNSET  # gift, trade_up: the item
+    cost: Money = UNSET  # gift: its stated cost
+    fulfilment: str = UNSET  # gift: delivery or pickup
+    price: Money = UNSET  # trade_up: what the item costs with the coupon
 
 
 class Claim(Answer, kw_only=True):

@@ -46,6 +46,10 @@ def quote_answer(user_id: str, q: Quote, now: int) -> QuoteAnswer:
                 setattr(shown, name, getattr(c, name))
         if c.rules.use_channels:
             shown.use_channels = sorted(c.rules.use_channels)
+        if c.sku is not None:
+            shown.sku = c.sku
+        if c.price is not None:
+            shown.price = c.price
         if c.rules.windows is not None:
             shown.use_windows = [s.shown() for s in c.rules.windows.slots]
             opens = c.rules.windows.next_open(now)

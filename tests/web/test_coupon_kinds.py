@@ -187,3 +187,57 @@ async def test_time_of_day_windows_through_claim_wallet_quote_and_use(
         assert (refused.status_code, refused.json()["error"]) == (409, "outside_window")
         assert to_rfc3339(int(tomorrow_opens.timestamp() * 1000)) in refused.json()["message"]
         assert (await use(client, now_one["coupon_id"], "redeem", "o-2", 300)).status_code == 200
+
+
+async def test_a_gift_and_a_trade_up_from_claim_to_report(
+        settings: Settings, sync_redis: SyncRedis, tmp_path: Path) -> None:
+    """A free tea cup picked up in store (it costs the shop ¥9) and "spend ¥50, a cola for
+    ¥1": granted, in the wallet, quoted with their items, used by an order, and counted in
+    the report at the gift's cost."""
+    cup = {"sku": "tea-cup", "category": "gifts", "merchant": "m1", "unit_price": 1_500,
+           "quantity": 1}
+    tea = {"sku": "oolong", "category": "tea", "merchant": "m1", "unit_price": 4_000,
+           "quantity": 2}
+    cola = {"sku": "cola", "category": "drinks", "merchant": "m1", "unit_price": 600,
+            "quantity": 1}
+    async with app_client(dataclasses.replace(settings, data_dir=tmp_path)) as client:
+        made = await create_campaign(client, coupons=[
+            {"type": "gift", "sku": "tea-cup", "cost": 900, "fulfilment": "pickup"},
+            {"type": "trade_up", "sku": "cola", "price": 100, "min_spend": 5_000,
+             "stacking": {"group": "merchant"}}])
+        assert made["coupons"][0]["fulfilment"] == "pickup"
+        got = await claim(client, made["id"], "tea-lover")
+        assert got.status_code == 201, got.text
+        granted = got.json()["coupons"]
+        gift, trade = granted
+        assert (gift["type"], gift["sku"], gift["cost"], gift["fulfilment"]) == (
+            "gift", "tea-cup", 900, "pickup")
+        assert (trade["type"], trade["sku"], trade["price"], trade["min_spend"]) == (
+            "trade_up", "cola", 100, 5_000)
+        consume(sync_redis, None, tmp_path)
+        wallet = (await client.get("/v1/me/coupons", headers={"X-User-Id": "tea-lover"})
+                  ).json()["coupons"]
+        assert {(c["type"], c.get("cost"), c.get("sku")) for c in wallet} == {
+            ("gift", 900, "tea-cup"), ("trade_up", None, "cola")}
+        body = {"user_id": "tea-lover", "channel": "app", "currency": "CNY"}
+        without = (await client.post("/v1/checkout/quote", headers=CHECKOUT,
+                                     json={**body, "items": [tea]})).json()
+        assert {c["reason"] for c in without["coupons"]} == {"item_not_in_cart"}
+        quoted = (await client.post("/v1/checkout/quote", headers=CHECKOUT,
+                                    json={**body, "items": [tea, cup, cola]})).json()
+        assert quoted["best"]["discount"] == 1_500 + 500  # the cup free, the cola for ¥1
+        placed = await client.post("/v1/checkout/orders", headers=CHECKOUT, json={
+            **body, "order_id": "tea-1", "items": [tea, cup, cola],
+            "coupon_ids": [gift["coupon_id"], trade["coupon_id"]]})
+        assert placed.status_code == 201, placed.text
+        confirmed = await client.post("/v1/checkout/orders/tea-1/confirm", headers=CHECKOUT)
+        assert confirmed.status_code == 200, confirmed.text
+        consume(sync_redis, None, tmp_path)
+        report = (await client.get(f"/v1/admin/campaigns/{made['id']}/report",
+                                   headers=ADMIN)).json()
+        assert report["used"] == 2
+        assert report["discount_cost"] == {"CNY": 900 + 500}  # the gift at its cost
+        refused = await client.post("/v1/admin/campaigns", headers=ADMIN, json={
+            "name": "t", "stock": 5, "budget": {"amount": 10_000, "currency": "CNY"},
+            "coupons": [{"type": "trade_up", "sku": "x", "price": 1, "min_spend": 100}]})
+        assert refused.status_code == 400

@@ -349,3 +349,34 @@ def test_personal_values_from_the_form_and_a_users_file(base_with_ledger: str,
             (100, 1), (500, 1), (1800, 1)]:
         assert time.monotonic() < deadline, values  # the ledger has each user's own value
         time.sleep(0.1)
+
+
+def test_a_gift_and_a_trade_up_from_the_form_to_the_centre(base: str, page: Page,
+                                                          browser: Browser) -> None:
+    sign_in(page, base)
+    page.fill("#new-id", "gifts")
+    page.fill("#new-name", "Gifts")
+    first = page.locator(".coupon-row").nth(0)
+    first.locator(".c-type").select_option("gift")
+    first.locator(".c-sku").fill("tea-cup")
+    first.locator(".c-item-money").fill("9")
+    first.locator(".c-pickup").check()
+    page.click("#add-coupon")
+    second = page.locator(".coupon-row").nth(1)
+    second.locator(".c-type").select_option("trade_up")
+    second.locator(".c-sku").fill("cola")
+    second.locator(".c-item-money").fill("1")
+    second.locator(".c-min").fill("50")
+    page.click("#create button[type=submit]")
+    expect(page.locator("#note")).to_have_text("Created gifts.")
+    made = api(base, "/v1/admin/campaigns/gifts")["coupons"]
+    assert [(c["type"], c["sku"], c.get("cost"), c.get("price"), c.get("fulfilment"))
+            for c in made] == [("gift", "tea-cup", 900, None, "pickup"),
+                               ("trade_up", "cola", None, 100, None)]
+    shopper = browser.new_page()
+    shopper.goto(base + "/")
+    expect(card(shopper, "gifts").locator(".coupon")).to_contain_text(
+        "A free tea-cup (pick up in store)")
+    expect(card(shopper, "gifts").locator(".coupon")).to_contain_text(
+        "cola for ¥1 when you spend ¥50")
+    shopper.close()

@@ -3,7 +3,7 @@
 // channels, segments, limits, buckets, budget, cap group) and the templates it can use.
 "use strict";
 
-const COUPON_TYPES = ["cash", "threshold", "discount", "random_cash"];
+const COUPON_TYPES = ["cash", "threshold", "discount", "random_cash", "gift", "trade_up"];
 let templatesKnown = [];  // [{id, name, version, coupon}] as last listed
 
 function listOf(text) {
@@ -41,6 +41,12 @@ function couponRow() {
   const most = field("Most off (¥)", input("c-max", { type: "number", min: "0.01", step: "0.01", value: "30" }));
   const values = field("Values (¥×count)", input("c-values", { placeholder: "1×700, 5×250, 30×50" }));
   const personal = field("Personal value (¥ min-max)", input("c-personal", { placeholder: t("none") }));
+  const sku = field("Item (SKU)", input("c-sku", { placeholder: "tea-cup" }));
+  const itemMoney = field("Cost or price (¥)", input("c-item-money", { type: "number", min: "0", step: "0.01", value: "1" }));
+  const pickup = document.createElement("input");
+  pickup.type = "checkbox";
+  pickup.className = "c-pickup";
+  field("Pick up in store", pickup);
   field("Valid for (days)", input("c-days", { type: "number", min: "1", max: "3650", value: "30" }));
   field("Categories", input("c-categories", { placeholder: t("any") }));
   field("Use channels", input("c-use-channels", { placeholder: t("anywhere") }));
@@ -53,6 +59,10 @@ function couponRow() {
     min.parentElement.hidden = k === "cash" || k === "random_cash" || k.startsWith("template:");
     values.parentElement.hidden = k !== "random_cash";
     personal.parentElement.hidden = k !== "cash";
+    sku.parentElement.hidden = k !== "gift" && k !== "trade_up";
+    itemMoney.parentElement.hidden = k !== "gift" && k !== "trade_up";
+    pickup.parentElement.hidden = k !== "gift";
+    if (k === "trade_up") min.parentElement.hidden = false;
     percent.parentElement.hidden = k !== "discount";
     most.parentElement.hidden = k !== "discount";
     row.querySelectorAll(".c-days, .c-categories, .c-use-channels, .c-hours").forEach((el) => {
@@ -70,7 +80,14 @@ function couponOf(row) {
   const k = get("c-type");
   if (k.startsWith("template:")) return { template: k.slice("template:".length) };
   const c = { type: k };
-  if (k === "random_cash") {  // "1×700, 5×250": yuan and how many of each
+  if (k === "gift") {
+    c.sku = get("c-sku");
+    c.cost = fen(get("c-item-money"));
+    c.fulfilment = row.querySelector(".c-pickup").checked ? "pickup" : "delivery";
+  } else if (k === "trade_up") {
+    c.sku = get("c-sku");
+    c.price = fen(get("c-item-money"));
+  } else if (k === "random_cash") {  // "1×700, 5×250": yuan and how many of each
     c.values = listOf(get("c-values").replaceAll("x", "×")).map((pair) => {
       const [yuan, count] = pair.split("×");
       return { value: fen(yuan), count: Number(count) };
@@ -81,7 +98,7 @@ function couponOf(row) {
   } else {
     c.value = fen(get("c-value"));
   }
-  if (k === "threshold" || k === "discount") c.min_spend = fen(get("c-min") || "0");
+  if (k === "threshold" || k === "discount" || k === "trade_up") c.min_spend = fen(get("c-min") || "0");
   const bounds = k === "cash" ? get("c-personal").split(/[-–~～]/).map((x) => x.trim()).filter(Boolean) : [];
   if (bounds.length === 2) c.personal = { min: fen(bounds[0]), max: fen(bounds[1]) };
   if (k === "threshold" && !c.min_spend) c.min_spend = c.value;
@@ -160,6 +177,8 @@ function couponWords(c) {
   if (c.type === "discount") return `${c.percent_off}% (≤ ${money(c.max_discount)})`;
   if (c.type === "threshold") return `${money(c.value)} / ${money(c.min_spend)}`;
   if (c.type === "random_cash") return c.values.map((v) => `${money(v.value)}×${v.count}`).join(", ");
+  if (c.type === "gift") return `${c.sku} (${money(c.cost)})`;
+  if (c.type === "trade_up") return `${c.sku} ${money(c.price)} / ${money(c.min_spend)}`;
   return money(c.value);
 }
 

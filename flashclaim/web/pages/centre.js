@@ -68,6 +68,12 @@ function describe(coupon) {
   if (coupon.type === "discount") {
     return t("{percent}% off (up to {max})", { percent: coupon.percent_off, max: money(coupon.max_discount, cur) });
   }
+  if (coupon.type === "gift") {
+    return t(coupon.fulfilment === "pickup" ? "A free {sku} (pick up in store)" : "A free {sku}", { sku: coupon.sku });
+  }
+  if (coupon.type === "trade_up") {
+    return t("{sku} for {price} when you spend {min}", { sku: coupon.sku, price: money(coupon.price, cur), min: money(coupon.min_spend, cur) });
+  }
   if (coupon.type === "random_cash") {  // a blind box: the range its draws come from
     const values = coupon.values.map((v) => v.value);
     return t("A surprise {low} to {high} off", { low: money(Math.min(...values), cur), high: money(Math.max(...values), cur) });
