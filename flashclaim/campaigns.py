@@ -264,7 +264,8 @@ _CREATE_ONLY = ("id", "stock", "remaining", "granted", "paused", "starts_at", "c
                 "budget", "committed", "cap_group", "values_left", "holdout_pct",
                 "holdout_salt")
 # Fields each bucket keeps for itself; the others are copied from bucket 0 (its definition).
-BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv", "budget", "committed")
+BUCKET_OWN = ("stock", "remaining", "granted", "bucket", "buckets", "defv", "budget", "committed",
+              "values_left")
 
 
 def meta_fields(spec: CampaignSpec, created_at: int) -> list[str | int]:

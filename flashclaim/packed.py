@@ -59,12 +59,14 @@ class Transfer:
     amount: int  # units: grants' worth of stock
     at: int
     budget: int = 0  # minor units of budget moved with them
+    values: str = ""  # a random coupon's values moved with them, "<value>:<count>,..."
 
     @classmethod
     def unpack(cls, value: str | bytes) -> Transfer:
         text = value.decode() if isinstance(value, bytes) else value
-        to, amount, at, *budget = text.split(SEP)
-        return cls(int(to), int(amount), int(at), int(budget[0]) if budget else 0)
+        to, amount, at, *rest = text.split(SEP)
+        return cls(int(to), int(amount), int(at), int(rest[0]) if rest else 0,
+                   rest[1] if len(rest) > 1 else "")
 
 
 def grant_user(user_id: str, tags: tuple[str, ...], value: int | None = None) -> str:

@@ -12,6 +12,7 @@ ARGV:
   ARGV[1]   string  transfer id
   ARGV[2]   integer units (stock)
   ARGV[3]   integer budget moved with them (minor units; 0 without a budget)
+  ARGV[4]   string  a random coupon's values moved with them ("<value>:<count>,..."; "")
 Returns:
   1         added now
   0         this transfer was added before (nothing written)
@@ -30,5 +31,22 @@ if redis.call('HGET', KEYS[1], 'remaining') ~= '' then
 end
 if tonumber(ARGV[3]) > 0 then
   redis.call('HINCRBY', KEYS[1], 'budget', tonumber(ARGV[3]))
+end
+if (ARGV[4] or '') ~= '' then  -- merge the values into this bucket's multiset
+  local counts, order = {}, {}
+  local function add(list)
+    for value, count in string.gmatch(list, '(%d+):(%d+)') do
+      if not counts[value] then
+        counts[value] = 0
+        order[#order + 1] = value
+      end
+      counts[value] = counts[value] + tonumber(count)
+    end
+  end
+  add(redis.call('HGET', KEYS[1], 'values_left') or '')
+  add(ARGV[4])
+  local merged = {}
+  for i, value in ipairs(order) do merged[i] = value .. ':' .. counts[value] end
+  redis.call('HSET', KEYS[1], 'values_left', table.concat(merged, ','))
 end
 return 1

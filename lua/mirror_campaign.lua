@@ -29,7 +29,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   local budget = ARGV[5] == '1' and '0' or ''
   redis.call('HSET', KEYS[1], unpack(ARGV, 6))
   redis.call('HSET', KEYS[1], 'remaining', none, 'stock', none, 'granted', 0,
-    'bucket', ARGV[1], 'buckets', ARGV[2], 'defv', defv, 'budget', budget, 'committed', 0)
+    'bucket', ARGV[1], 'buckets', ARGV[2], 'defv', defv, 'budget', budget, 'committed', 0,
+    'values_left', '')
   return 2
 end
 if tonumber(redis.call('HGET', KEYS[1], 'defv') or '0') >= defv then

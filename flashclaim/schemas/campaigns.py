@@ -608,8 +608,9 @@ def _budget(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
 
 def _random_stock(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
     """The stock, checked against a random coupon's values: their counts are the stock
-    (null takes it from them). One random coupon a pack; it is drawn in one hash slot, so
-    one bucket, and its cost is only known at the draw, so no budget."""
+    (null takes it from them). One random coupon a pack; its cost is only known at the
+    draw, so no budget. With buckets, each bucket holds part of the multiset and transfers
+    move values with the units (bucket_give.lua)."""
     randoms = [coupon for coupon in coupons if coupon.values is not None]
     if not randoms:
         return c.stock
@@ -621,8 +622,6 @@ def _random_stock(c: CampaignCreate, coupons: list[CouponDef]) -> int | None:
         raise invalid_request(f"stock must be the random_cash counts' sum ({total}), or null.")
     if total > STOCK_RANGE[1]:
         raise invalid_request(f"The random_cash counts add up to more than {STOCK_RANGE[1]}.")
-    if c.buckets > 1:
-        raise invalid_request("A random_cash campaign cannot be spread over buckets.")
     if c.budget is not None:
         raise invalid_request("A random_cash campaign's stock fixes its cost: no budget.")
     return total

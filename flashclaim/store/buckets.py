@@ -199,16 +199,17 @@ async def move_stock(redis: Redis, scripts: Scripts, parts: list[CampaignKeys], 
     most `most` units (each a pack of stock and, with a budget, its face value of budget).
     Returns the units given (taken by dst unless dst does not exist yet)."""
     transfer_id = f"{src}-{dst}-{secrets.token_hex(8)}"
-    units, budget = await scripts.bucket_give(parts[src], transfer_id, dst, most)
+    units, budget, values = await scripts.bucket_give(parts[src], transfer_id, dst, most)
     if units:
-        await _finish(redis, scripts, parts[src], parts[dst], transfer_id, units, budget)
+        await _finish(redis, scripts, parts[src], parts[dst], transfer_id,
+                      Transfer(dst, units, 0, budget, values))
     return units
 
 
 async def _finish(redis: Redis, scripts: Scripts, src: CampaignKeys, dst: CampaignKeys,
-                  transfer_id: str, amount: int, budget: int) -> bool:
+                  transfer_id: str, t: Transfer) -> bool:
     """Take a given transfer into its bucket (once), then settle it out of the log."""
-    if await scripts.bucket_take(dst, transfer_id, amount, budget) < 0:
+    if await scripts.bucket_take(dst, transfer_id, t.amount, t.budget, t.values) < 0:
         return False  # the bucket is not created yet: the sweeper creates it, then retries
     await redis.hdel(src.transfers_out, transfer_id)
     return True
@@ -266,7 +267,7 @@ async def sweep(redis: Redis, scripts: Scripts, keyspace: KeySpace,
             for transfer_id, entry in log_.items():
                 t = Transfer.unpack(entry)
                 if now - t.at >= grace_ms and await _finish(
-                        redis, scripts, keys, parts[t.to], transfer_id, t.amount, t.budget):
+                        redis, scripts, keys, parts[t.to], transfer_id, t):
                     done += 1
                     log.info("campaign %s: completed stock transfer %s (%s coupons)",
                              campaign_id, transfer_id, t.amount)

@@ -440,19 +440,20 @@ class Scripts:
         return OrderCode(_text(code)), [_text(f) for f in fields]
 
     async def bucket_give(self, keys: CampaignKeys, transfer_id: str, to_bucket: int,
-                          most: int | None) -> tuple[int, int]:
-        """The units given and the budget moved with them (0, 0: nothing to give)."""
+                          most: int | None) -> tuple[int, int, str]:
+        """The units given, the budget and a random coupon's values moved with them (0, 0,
+        "": nothing to give)."""
         # Durable before the stock is taken elsewhere: a failover must not give it back here.
-        units, budget = await self._durably(
+        units, budget, values = await self._durably(
             "bucket_give", [keys.meta, keys.transfers_out],
             [transfer_id, to_bucket, "" if most is None else most])
-        return int(units), int(budget)
+        return int(units), int(budget), _text(values)
 
     async def bucket_take(self, keys: CampaignKeys, transfer_id: str, amount: int,
-                          budget: int) -> TakeCode:
+                          budget: int, values: str = "") -> TakeCode:
         # Durable before the transfer is settled: a failover must not lose the stock.
         return TakeCode(int(await self._durably("bucket_take", [keys.meta, keys.transfers_in],
-                                                [transfer_id, amount, budget])))
+                                                [transfer_id, amount, budget, values])))
 
     async def mirror_campaign(self, keys: CampaignKeys, bucket: int, n: int, defv: int,
                               unlimited: bool, budgeted: bool, fields: list[str]

@@ -180,7 +180,7 @@ async def test_a_transfer_cut_short_is_completed_once(client: httpx.AsyncClient,
     await create_campaign(client, id="cut", stock=30, buckets=3)
     scripts = Scripts(redis_client)
     parts = KS.buckets("cut", 3)
-    assert await scripts.bucket_give(parts[1], "t1", 2, 4) == (4, 0)  # then the giver dies
+    assert await scripts.bucket_give(parts[1], "t1", 2, 4) == (4, 0, "")  # then the giver dies
     t = await totals(redis_client, KS, "cut", 3)
     assert (t.remaining, t.in_transfer, t.granted) == (26, 4, 0)
     assert (await stats(client, "cut"))["remaining"] == 30  # unclaimed, though moving

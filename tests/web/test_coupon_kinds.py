@@ -15,7 +15,7 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from flashclaim.keys import KeySpace
+from flashclaim.keys import KeySpace, home_bucket
 from flashclaim.settings import Settings
 from flashclaim.timefmt import parse_rfc3339, to_rfc3339
 
@@ -34,6 +34,13 @@ from helpers import (
 )
 
 KS = KeySpace(NAMESPACE)
+
+
+def users_at_home(bucket: int, n: int, count: int, prefix: str) -> list[str]:
+    """`count` user ids whose home is `bucket` of n."""
+    found = (f"{prefix}{i}" for i in range(100_000))
+    return [u for u, _ in zip((u for u in found if home_bucket(u, n) == bucket), range(count),
+                              strict=False)]
 
 BLIND_BOX = {"type": "random_cash", "values": [
     {"value": 100, "count": 14}, {"value": 500, "count": 5}, {"value": 3000, "count": 1}]}
@@ -64,11 +71,31 @@ async def test_a_blind_box_hands_out_exactly_its_values(
             (100, 14), (500, 5), (3000, 1)]
 
 
+async def test_a_blind_box_over_buckets_hands_out_exactly_its_values(
+        client: httpx.AsyncClient, redis_client: Redis) -> None:
+    """The same multiset spread over three buckets: each holds a proportional part, stock
+    moves to where the claims are with its values, and the crowd still draws exactly it."""
+    made = await create_campaign(client, stock=None, buckets=3, coupons=[BLIND_BOX])
+    cid = made["id"]
+    parts = KS.buckets(cid, 3)
+    held = [str(await redis_client.hget(p.meta, "values_left")) for p in parts]
+    units = [sum(int(x.split(":")[1]) for x in h.split(",")) for h in held]
+    assert sum(units) == 20 and min(units) >= 6  # shared out at creation
+    one_bucket = users_at_home(1, 3, 30, prefix="home1-")  # these drain bucket 1 first
+    replies = await asyncio.gather(*[claim(client, cid, u)
+                                     for u in one_bucket + [f"any{i}" for i in range(30)]])
+    granted = [r.json() for r in replies if r.status_code == 201]
+    assert len(granted) == 20
+    assert Counter(g["coupons"][0]["value"] for g in granted) == {100: 14, 500: 5, 3000: 1}
+    for p in parts:  # every bucket's multiset is spent, none went below zero
+        left = str(await redis_client.hget(p.meta, "values_left"))
+        assert all(int(x.split(":")[1]) == 0 for x in left.split(",")), left
+
+
 async def test_what_a_blind_box_refuses(client: httpx.AsyncClient) -> None:
     cash = {"type": "cash", "value": 100}
     for extra, why in (({"stock": 7}, "stock"),
                        ({"stock": None, "coupons": [BLIND_BOX, BLIND_BOX]}, "at most one"),
-                       ({"stock": None, "buckets": 2}, "buckets"),
                        ({"stock": None, "budget": {"amount": 10_000, "currency": "CNY"}},
                         "budget"),
                        ({"stock": None, "coupons": [{"type": "random_cash", "values": [
