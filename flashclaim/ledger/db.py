@@ -627,6 +627,14 @@ class Ledger:
             return len(rows)
         return self._run(work) if rows else 0
 
+    def control_users(self, campaign_id: str) -> set[str]:
+        """A holdout campaign's control users the ledger holds."""
+        def work(cur: Cursor) -> set[str]:
+            cur.execute(self.sql("SELECT user_id FROM holdout_users WHERE campaign_id = ?"),
+                        [campaign_id])
+            return {str(row[0]) for row in cur.fetchall()}
+        return self._run(work)
+
     def write_purchases(self, purchases: list[Purchase]) -> int:
         """Paid orders told by events (idempotent per event id)."""
         rows = [(p.event_id, p.user_id, p.amount, p.order_id, p.at) for p in purchases]

@@ -134,6 +134,7 @@ def reconcile_campaign(
                                          for b, g in enumerate(later))))
     m.extend(_redemption_check(r, ledger, {part.coupon_slot() for part in parts}, campaign_id,
                                group, rec))
+    m.extend(_holdout_check(r, ledger, parts, campaign_id, group, rec))
     for part in parts:
         m.extend(unrecorded_dead_letters(r, ledger, part.dead_letter))
         m.extend(stuck_entries(r, part.stream, group, STUCK_MS if stuck_ms is None else stuck_ms))
@@ -147,6 +148,26 @@ def _bucket_budget(meta: dict[str, str], where: str) -> list[str]:
                             int(meta.get("committed") or 0), int(meta.get(GRANTED) or 0),
                             int(meta.get("unit_cost") or 0))
     return [where + breach for breach in found]
+
+
+def _holdout_check(r: redis.Redis, ledger: Ledger, parts: list[CampaignKeys], campaign_id: str,
+                   group: str, rec: Reconciliation) -> list[str]:
+    """Every control user claim.lua recorded (its hash and its stream are written together)
+    is in the ledger once the holdout streams are carried; while they lag, it counts as lag."""
+    recorded: set[str] = set()
+    for part in parts:
+        if not r.exists(part.holdout):
+            continue
+        lag = ledger_lag(r, part.holdout, group)
+        if lag:
+            rec.lag += lag
+            return []
+        recorded |= {str(u) for u in r.hkeys(part.control)}
+    if not recorded:
+        return []
+    missing = recorded - ledger.control_users(campaign_id)
+    return [f"holdout: {len(missing)} control users not in the ledger, e.g. "
+            f"{sorted(missing)[0]}"] if missing else []
 
 
 STUCK_MS = 60_000  # pending this long with its consumer: the ledger is not moving

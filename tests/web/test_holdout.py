@@ -17,6 +17,8 @@ from redis.asyncio import Redis
 
 from flashclaim.holdout import CONTROL, TREATMENT, group_of
 from flashclaim.keys import KeySpace
+from flashclaim.ledger.db import open_ledger
+from flashclaim.ledger.reconcile import reconcile_campaign
 from flashclaim.settings import Settings
 
 from helpers import (
@@ -166,3 +168,12 @@ async def test_the_uplift_of_the_worked_example(
                                   "discount_cost": 140_000, "profit": 210_000,
                                   "profit_per_user": 2_100}
         assert (u["uplift_per_user"], u["ci95"]) == (1_100, [765, 1_435])
+    # reconcile sees the control group in the ledger, and names a control user it lost
+    ledger = open_ledger(None, tmp_path)
+    try:
+        assert reconcile_campaign(sync_redis, ledger, KS, cid).ok
+        ledger.execute("DELETE FROM holdout_users WHERE user_id = ?", (control[0],))
+        assert reconcile_campaign(sync_redis, ledger, KS, cid).mismatches == [
+            f"holdout: 1 control users not in the ledger, e.g. {control[0]}"]
+    finally:
+        ledger.close()
