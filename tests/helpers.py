@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from flashclaim.campaigns import meta_fields
 from flashclaim.claim.decision import ClaimRequest
 from flashclaim.coupons import new_claim_id, slot_of_coupon
-from flashclaim.keys import KeySpace
+from flashclaim.keys import KeySpace, home_bucket
 from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
 from flashclaim.ledger.db import open_ledger
 from flashclaim.runtime.embedded import EmbeddedServer, free_port
@@ -51,6 +51,13 @@ SyncRedis = Any
 def iso(delta: timedelta) -> str:
     """An RFC 3339 time `delta` from now (the test machine's clock is Redis' clock)."""
     return (datetime.now(UTC) + delta).isoformat()
+
+
+def users_at_home(bucket: int, n: int, count: int, prefix: str = "u") -> list[str]:
+    """`count` user ids whose home is `bucket` of a campaign's n buckets."""
+    found = (f"{prefix}{i}" for i in range(100_000))
+    return [u for u, _ in zip((u for u in found if home_bucket(u, n) == bucket), range(count),
+                              strict=False)]
 
 
 def campaign_body(**overrides: Any) -> dict[str, Any]:

@@ -62,12 +62,6 @@ class WalletCoupon(CouponTerms, kw_only=True):
     scope: dict[str, Any] = UNSET
     use_channels: list[str] = UNSET
     stacking: dict[str, Any] = UNSET
-    use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
-    timezone: str = UNSET  # the windows' zone
-    sku: str = UNSET  # gift, trade_up: the item
-    cost: Money = UNSET  # gift: its stated cost
-    fulfilment: str = UNSET  # gift: delivery or pickup
-    price: Money = UNSET  # trade_up: what the item costs with the coupon
     usable_from: Annotated[TimeText, msgspec.Meta(
         description="unused, with windows: when it may be used next (now, if now)")] = UNSET
 

@@ -86,10 +86,7 @@ class QuotedCoupon(CouponTerms, kw_only=True):
     scope: dict[str, Any]
     use_channels: list[str] = UNSET
     stacking: dict[str, Any]
-    use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
     usable_from: TimeText = UNSET  # with windows: when it may be used next (now, if now)
-    sku: str = UNSET  # gift, trade_up: the item (the cart must hold it)
-    price: int = UNSET  # trade_up: what the item costs with the coupon
     applicable: bool
     reason: Annotated[str, msgspec.Meta(extra_json_schema={"enum": [
         "currency", "not_yet_valid", "expired", "outside_window", "locked", "wrong_channel",

@@ -52,18 +52,18 @@ class CouponTerms(Answer, kw_only=True):
     max_discount: Money = UNSET
     valid_from: TimeText
     valid_until: TimeText
+    use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
+    timezone: str = UNSET  # the windows' zone (the campaign's)
+    sku: str = UNSET  # gift, trade_up: the item (the cart must hold it)
+    cost: Money = UNSET  # gift: its stated cost
+    fulfilment: str = UNSET  # gift: delivery or pickup
+    price: Money = UNSET  # trade_up: what the item costs with the coupon
 
 
 class GrantedCoupon(CouponTerms, kw_only=True):
     scope: dict[str, Any]
     use_channels: list[str] = UNSET  # where it may be used (absent: anywhere)
     stacking: dict[str, Any] = UNSET  # absent: {"group": "platform", "exclusive": false}
-    use_windows: list[dict[str, Any]] = UNSET  # the hours of the week it may be used in
-    timezone: str = UNSET  # the windows' zone (the campaign's)
-    sku: str = UNSET  # gift, trade_up: the item
-    cost: Money = UNSET  # gift: its stated cost
-    fulfilment: str = UNSET  # gift: delivery or pickup
-    price: Money = UNSET  # trade_up: what the item costs with the coupon
 
 
 class Claim(Answer, kw_only=True):

@@ -108,6 +108,8 @@ EXPECTED_REP = {
                  {"at": to_rfc3339(T0 + MIN), "claims": 1, "uses": 0},
                  {"at": to_rfc3339(T0 + 2 * MIN), "claims": 0, "uses": 2},
                  {"at": to_rfc3339(T0 + 5 * MIN), "claims": 1, "uses": 1}],
+    # the ¥5 cash coupon of each pack (the other is a percentage: no face value)
+    "face_values": [{"currency": "CNY", "value": 500, "coupons": 5, "used": 2}],
     "ledger_lag": 0,
 }
 

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from flashclaim.claim.gate import ClaimGate
-from flashclaim.keys import KeySpace, bucket_key_id, home_bucket
+from flashclaim.keys import KeySpace, bucket_key_id
 from flashclaim.ledger.consumer import ConsumerOptions, LedgerConsumer
 from flashclaim.ledger.db import Ledger, open_ledger
 from flashclaim.ledger.reconcile import reconcile_campaign
@@ -38,19 +38,13 @@ from helpers import (
     create_campaign,
     server_binary,
     stats,
+    users_at_home,
 )
 
 KS = KeySpace(NAMESPACE)
 # A tap refused sold_out while stock sits in another bucket: at most until a transfer in
 # flight is completed by the sweeper, plus the gate's memory of "sold out".
 SOLD_OUT_BOUND_S = TRANSFER_GRACE_MS / 1000 + SWEEP_EVERY_S + ClaimGate()._ttl
-
-
-def users_at_home(bucket: int, n: int, count: int, prefix: str = "u") -> list[str]:
-    """`count` user ids whose home is `bucket` of n."""
-    found = (f"{prefix}{i}" for i in range(100_000))
-    return [u for u, _ in zip((u for u in found if home_bucket(u, n) == bucket), range(count),
-                              strict=False)]
 
 
 @pytest.fixture

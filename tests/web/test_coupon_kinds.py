@@ -15,7 +15,7 @@ import httpx
 import orjson
 from redis.asyncio import Redis
 
-from flashclaim.keys import KeySpace, home_bucket
+from flashclaim.keys import KeySpace
 from flashclaim.settings import Settings
 from flashclaim.timefmt import parse_rfc3339, to_rfc3339
 
@@ -31,16 +31,10 @@ from helpers import (
     entries,
     stats,
     use,
+    users_at_home,
 )
 
 KS = KeySpace(NAMESPACE)
-
-
-def users_at_home(bucket: int, n: int, count: int, prefix: str) -> list[str]:
-    """`count` user ids whose home is `bucket` of n."""
-    found = (f"{prefix}{i}" for i in range(100_000))
-    return [u for u, _ in zip((u for u in found if home_bucket(u, n) == bucket), range(count),
-                              strict=False)]
 
 BLIND_BOX = {"type": "random_cash", "values": [
     {"value": 100, "count": 14}, {"value": 500, "count": 5}, {"value": 3000, "count": 1}]}
