@@ -42,7 +42,7 @@ def refused(body: object) -> str:
     ({"stok": 1}, "stok"),                           # unknown fields are named
     ({"coupons": [{"type": "cash", "value": 500, "valeu": 1}]}, "coupons[0].valeu"),
     ({"coupons": [{"type": "cash"}]}, "coupons[0].value"),
-    ({"coupons": [{"type": "gift"}]}, "coupons[0].type"),
+    ({"coupons": [{"type": "voucher"}]}, "coupons[0].type"),
     ({"rate_limit": {"max": 0, "per_seconds": 1}}, "rate_limit.max"),
     ({"per_user_limit": None}, "per_user_limit"),    # null only where the document allows it
 ])

@@ -45,7 +45,7 @@ async def test_a_template_is_versioned_and_campaigns_pin_the_version_they_copy(
 
 
 async def test_template_errors_write_nothing(client: httpx.AsyncClient) -> None:
-    for body in ({"name": "x", "coupon": {"type": "gift"}}, {"name": "x"},
+    for body in ({"name": "x", "coupon": {"type": "voucher"}}, {"name": "x"},
                  {"name": "x", "coupon": CASH, "extra": 1}, {"id": "a b", "name": "x",
                                                              "coupon": CASH}):
         r = await client.post("/v1/admin/templates", headers=ADMIN, json=body)

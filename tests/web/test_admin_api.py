@@ -43,7 +43,7 @@ INVALID = [
     ("no coupons", {"coupons": []}, "coupons"),
     ("eleven coupons", {"coupons": [COUPON] * 11}, "coupons"),
     ("coupon not an object", {"coupons": ["cash"]}, "coupons[0]"),
-    ("unknown coupon type", with_coupon(type="gift"), "coupons[0].type"),
+    ("unknown coupon type", with_coupon(type="voucher"), "coupons[0].type"),
     ("cash without value", {"coupons": [{"type": "cash"}]}, "coupons[0].value"),
     ("cash with threshold", with_coupon(min_spend=100), "coupons[0]"),
     ("money as float", with_coupon(value=5.5), "coupons[0].value"),
