@@ -120,13 +120,18 @@ function why(c) {
   const cats = c.scope && Array.isArray(c.scope.categories) ? c.scope.categories : [];
   switch (c.reason) {
     case "below_min_spend":
-      return `spend ${money(c.shortfall, c.currency)} more${cats.length ? ` in ${cats.join(", ")}` : ""} to use it`;
-    case "out_of_scope": return "nothing in this cart is covered";
-    case "wrong_channel": return `only ${(c.use_channels || []).join(", ")}`;
-    case "not_yet_valid": return `valid from ${day(c.valid_from)}`;
-    case "expired": return "expired";
-    case "locked": return "held by an unpaid order";
-    case "currency": return "for another currency";
+      return t(cats.length ? "spend {amount} more in {cats} to use it" : "spend {amount} more to use it",
+        { amount: money(c.shortfall, c.currency), cats: cats.join(", ") });
+    case "out_of_scope": return t("nothing in this cart is covered");
+    case "wrong_channel": return t("only {channels}", { channels: (c.use_channels || []).join(", ") });
+    case "not_yet_valid": return t("valid from {day}", { day: day(c.valid_from) });
+    case "expired": return t("expired");
+    case "locked": return t("held by an unpaid order");
+    case "currency": return t("for another currency");
+    case "outside_window":
+      return c.usable_from ? t("usable from {when}", { when: new Date(c.usable_from).toLocaleString(LOCALE === "zh-CN" ? "zh-CN" : "en") })
+        : t("not at this hour");
+    case "item_not_in_cart": return t("put {sku} in the cart to use it", { sku: c.sku });
     default: return c.reason || "";
   }
 }
@@ -144,7 +149,7 @@ function paintCart() {
     const qty = document.createElement("input");
     qty.type = "number"; qty.min = "0"; qty.max = "99"; qty.value = String(item.quantity);
     qty.id = `qty-${n}`;
-    qty.setAttribute("aria-label", `Quantity of ${item.name}`);
+    qty.setAttribute("aria-label", t("Quantity of {item}", { item: item.name }));
     qty.addEventListener("change", () => { item.quantity = Math.max(0, Math.min(99, Number(qty.value) || 0)); });
     const td = document.createElement("td");
     td.append(qty);
@@ -160,33 +165,34 @@ async function quote() {
   if (problem) { out.textContent = problem; out.className = "answer bad"; return; }
   const items = SAMPLE_CART.filter((i) => i.quantity > 0).map(
     ({ sku, category, merchant, unit_price, quantity }) => ({ sku, category, merchant, unit_price, quantity }));
-  if (!items.length) { out.textContent = "Put something in the cart first."; out.className = "answer bad"; return; }
+  if (!items.length) { out.textContent = t("Put something in the cart first."); out.className = "answer bad"; return; }
   const { status, data } = await call("POST", "/v1/me/quote",
     { body: { channel: "web", items }, headers: userHeaders() });
   if (status !== 200) {
-    out.textContent = data.message || `The service answered ${status}.`;
+    out.textContent = data.message || t("The service answered {status}.", { status });
     out.className = "answer bad";
     return;
   }
   const names = new Map(data.coupons.map((c) => [c.coupon_id, describe(c)]));
   const best = data.best;
   out.textContent = best.coupon_ids.length
-    ? `Best: ${best.coupon_ids.map((id) => names.get(id)).join(" + ")}: ` +
-      `${money(best.discount)} off, pay ${money(best.total)} (of ${money(data.subtotal)})`
-    : `No coupon applies: pay ${money(best.total)}.`;
+    ? t("Best: {coupons}: {discount} off, pay {total} (of {subtotal})", {
+      coupons: best.coupon_ids.map((id) => names.get(id)).join(" + "), discount: money(best.discount),
+      total: money(best.total), subtotal: money(data.subtotal) })
+    : t("No coupon applies: pay {total}.", { total: money(best.total) });
   out.className = `answer ${best.coupon_ids.length ? "good" : ""}`;
   if (!data.coupons.length) {
     const li = document.createElement("li");
     li.className = "muted";
-    li.textContent = "You hold no unused coupons.";
+    li.textContent = t("You hold no unused coupons.");
     list.append(li);
   }
   for (const c of data.coupons) {
     const li = document.createElement("li");
     li.className = c.applicable ? "applies" : "muted";
     li.textContent = c.applicable
-      ? `${describe(c)}: applies, ${money(c.discount, c.currency)} off`
-      : `${describe(c)}: not this time: ${why(c)}`;
+      ? t("{coupon}: applies, {discount} off", { coupon: describe(c), discount: money(c.discount, c.currency) })
+      : t("{coupon}: not this time: {why}", { coupon: describe(c), why: why(c) });
     list.append(li);
   }
 }
@@ -359,7 +365,7 @@ async function load() {
   // With the user's id, each campaign also says what this user may do on this page (web).
   const { status, data } = await call("GET", "/v1/campaigns?channel=web", { headers: userHeaders() });
   if (status !== 200) {
-    $("note").textContent = data.message || `The service answered ${status}.`;
+    $("note").textContent = data.message || t("The service answered {status}.", { status });
     return;
   }
   $("note").textContent = "";
@@ -400,11 +406,11 @@ function drawWords(c) {
   // A drawn campaign: when entries close, when it is drawn, and how anyone can check it.
   const d = c.draw;
   const until = Date.parse(d.entries_until) - serverNow();
-  const when = d.state === "done" ? `Drawn among ${d.entrants} entrants.`
-    : until > 0 ? `Entries close in ${countdown(until)}; ${d.entrants} entered so far.`
-      : "Entries closed: the draw is under way.";
-  const check = d.seed ? `Seed ${d.seed.slice(0, 16)}… (its SHA-256 was published before).`
-    : `Seed SHA-256 ${d.seed_sha256.slice(0, 16)}… (the seed is published after the draw).`;
+  const when = d.state === "done" ? t("Drawn among {n} entrants.", { n: d.entrants })
+    : until > 0 ? t("Entries close in {time}; {n} entered so far.", { time: countdown(until), n: d.entrants })
+      : t("Entries closed: the draw is under way.");
+  const check = d.seed ? t("Seed {seed}… (its SHA-256 was published before).", { seed: d.seed.slice(0, 16) })
+    : t("Seed SHA-256 {sha}… (the seed is published after the draw).", { sha: d.seed_sha256.slice(0, 16) });
   return `${when} ${check}`;
 }
 
