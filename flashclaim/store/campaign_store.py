@@ -21,7 +21,7 @@ from flashclaim.keys import CampaignKeys, KeySpace, bucket_key_id, home_bucket
 from flashclaim.schemas.campaigns import BudgetFigures, CampaignStats
 from flashclaim.schemas.claims import Record, Records
 from flashclaim.store.buckets import create_buckets, mirror_definition, move_stock, summed_view
-from flashclaim.store.connection import server_time_ms, text_map
+from flashclaim.store.connection import server_time_ms, text, text_map
 from flashclaim.store.scripts import Scripts, StockCode
 from flashclaim.stream import LAST_ENTRY, entry_order
 from flashclaim.zones import DEFAULT_TIMEZONE, local_day
@@ -252,7 +252,7 @@ class CampaignStore:
                                             byscore=True, offset=0, num=limit + _TIE_ROOM,
                                             withscores=True)
             pairs = cast(list[tuple[bytes | str, float]], page)
-            members = [(int(score), _text(m)) for m, score in pairs]
+            members = [(int(score), text(m)) for m, score in pairs]
             members = [x for x in members if cursor is None or x > cursor][:limit]
             if not members:
                 return found, None
@@ -353,7 +353,7 @@ def _standing(view: CampaignView, claimed: int, today: bytes | str | None,
     claimed_today = None
     if daily is not None:
         claimed_today = 0
-        day, _, count = _text(today or "").partition(":")
+        day, _, count = text(today or "").partition(":")
         if day and int(day) == local_day(d.get("timezone", DEFAULT_TIMEZONE), now_ms):
             claimed_today = int(count)
     held_tags = set(tags)
@@ -374,6 +374,3 @@ def _standing(view: CampaignView, claimed: int, today: bytes | str | None,
         refusal = "sold_out"
     return Standing(claimed, claimed_today, refusal)
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

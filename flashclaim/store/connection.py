@@ -171,7 +171,7 @@ def text(value: Any) -> str:
     None (a missing key or field) as ""."""
     if value is None:
         return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return bytes(value).decode() if isinstance(value, bytes | memoryview) else str(value)
 
 
 def stream_rows(reply: Any) -> list[tuple[str, dict[str, str]]]:

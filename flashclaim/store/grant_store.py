@@ -19,7 +19,7 @@ from flashclaim.outbox import OutEvent
 from flashclaim.packed import grant_user, grant_user_of
 from flashclaim.schemas.base import UNSET, epoch_ms
 from flashclaim.schemas.issuance import Grant, GrantCreate, GrantUserOutcome
-from flashclaim.store.connection import server_time_ms, text_map
+from flashclaim.store.connection import server_time_ms, text, text_map
 from flashclaim.store.scripts import Scripts
 from flashclaim.timefmt import to_rfc3339
 
@@ -109,12 +109,12 @@ class GrantStore:
                          ) -> tuple[list[GrantUserOutcome], int | None]:
         """Users in submission order from index `start`, with their outcomes."""
         keys = self._keyspace.campaign(campaign_id).grant(grant_id)
-        packed = [_s(p) for p in await self._redis.lrange(keys.users, start, start + limit - 1)]
+        packed = [text(p) for p in await self._redis.lrange(keys.users, start, start + limit - 1)]
         users = [GrantUser.unpack(p).user_id for p in packed]
         outcomes = await self._redis.hmget(keys.outcomes, users) if users else []
         page = []
         for user, raw in zip(users, outcomes, strict=True):
-            outcome = _s(raw or "")
+            outcome = text(raw or "")
             code, _, claim_id = outcome.partition(":")
             page.append(GrantUserOutcome(user_id=user, outcome=code or "pending",
                                          claim_id=claim_id or UNSET))
@@ -127,7 +127,7 @@ class GrantStore:
                                            byscore=True, offset=0, num=limit)
         pairs = []
         for m in cast(list[bytes | str], members):
-            campaign_id, _, grant_id = _s(m).partition("/")
+            campaign_id, _, grant_id = text(m).partition("/")
             pairs.append((campaign_id, grant_id))
         return pairs
 
@@ -140,7 +140,7 @@ class GrantStore:
     async def batch(self, campaign_id: str, grant_id: str, start: int, size: int
                     ) -> list[GrantUser]:
         keys = self._keyspace.campaign(campaign_id).grant(grant_id)
-        return [GrantUser.unpack(_s(p))
+        return [GrantUser.unpack(text(p))
                 for p in await self._redis.lrange(keys.users, start, start + size - 1)]
 
     async def record(self, campaign_id: str, grant_id: str, start: int, end: int,
@@ -191,7 +191,7 @@ class GrantStore:
             pipe.zrange(self._keyspace.campaign(campaign_id).grants_undone, 0, -1,
                         withscores=True)
         undone = await pipe.execute()
-        lost = {_member(campaign_id, _s(grant_id)): int(at)
+        lost = {_member(campaign_id, text(grant_id)): int(at)
                 for campaign_id, grants in zip(campaigns, undone, strict=True)
                 for grant_id, at in grants}
         if lost:  # NX: an entry already there keeps its place
@@ -219,6 +219,3 @@ def _member(campaign_id: str, grant_id: str) -> str:
     """A grant's entry in the pending list."""
     return f"{campaign_id}/{grant_id}"
 
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

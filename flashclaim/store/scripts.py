@@ -22,7 +22,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
 from flashclaim.keys import CampaignKeys, CapKeys, CouponSlotKeys, GrantKeys
-from flashclaim.store.connection import run_pipeline
+from flashclaim.store.connection import run_pipeline, text
 
 
 def lua_dir() -> Traversable:
@@ -255,7 +255,7 @@ class Scripts:
     @property
     def sources(self) -> list[str]:
         """Script texts, in the order of `shas`."""
-        return [_text(s.script) for s in self._by_name.values()]
+        return [text(s.script) for s in self._by_name.values()]
 
     async def ensure_loaded(self) -> None:
         """The server answers and holds every script: after a restart or SCRIPT FLUSH they
@@ -274,7 +274,7 @@ class Scripts:
             script_keys += [keys.ip_rate_limit(r.client_ip or "-") for r in requests]
         args = [r.packed() for r in requests]
         flat = await self._durably("claim", script_keys, args)
-        return [(_text(flat[i]), _text(flat[i + 1]), _text(flat[i + 2]) == "1")
+        return [(text(flat[i]), text(flat[i + 1]), text(flat[i + 2]) == "1")
                 for i in range(0, len(flat), 3)]
 
     async def _durably(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -290,7 +290,7 @@ class Scripts:
         script = self._script(name)
         flat, acked = await self._then_wait("EVALSHA", script.sha, keys, args)
         if isinstance(flat, NoScriptError):  # a restarted or promoted server: send the text
-            flat, acked = await self._then_wait("EVAL", _text(script.script), keys, args)
+            flat, acked = await self._then_wait("EVAL", text(script.script), keys, args)
         for reply in (flat, acked):
             if isinstance(reply, Exception):
                 raise reply
@@ -319,7 +319,7 @@ class Scripts:
     async def start_draw(self, keys: CampaignKeys) -> tuple[DrawCode, str]:
         """Begin a drawn campaign's draw by the Redis clock (lua/start_draw.lua)."""
         state, detail = await self._script("start_draw")(keys=[keys.meta], args=[])
-        return DrawCode(_text(state)), _text(detail)
+        return DrawCode(text(state)), text(detail)
 
     async def advance_schedule(self, runs_key: str, schedule_id: str, last_ms: int,
                                run_ms: int) -> bool:
@@ -336,7 +336,7 @@ class Scripts:
             keys=keys.script_keys(),
             args=[reservation, pack, "" if max_unused is None else max_unused,
                   "" if max_daily is None else max_daily, tz_rules, life_ms])
-        return _text(code), _text(payload)
+        return text(code), text(payload)
 
     async def cap_settle(self, keys: CapKeys, reservation: str, claim_id: str,
                          granted_at: int, coupons: list[tuple[str, int]]) -> bool:
@@ -348,7 +348,7 @@ class Scripts:
     async def top_up_budget(self, keys: CampaignKeys, delta: int) -> tuple[str, int | None]:
         """Raise a campaign's budget (lua/top_up_budget.lua): the code and the new budget."""
         code, budget = await self._script("top_up_budget")(keys=[keys.meta], args=[delta])
-        return _text(code), int(_text(budget)) if _text(budget) else None
+        return text(code), int(text(budget)) if text(budget) else None
 
     async def set_paused(self, keys: CampaignKeys, paused: bool) -> bool:
         args = ["1" if paused else "0"]
@@ -361,11 +361,11 @@ class Scripts:
             keys=[keys.meta],
             args=[rev, "1" if coupons_change else "0", "" if ends_at is None else ends_at,
                   *fields])
-        return UpdateCode(_text(code)), _text(detail)
+        return UpdateCode(text(code)), text(detail)
 
     async def end_campaign(self, keys: CampaignKeys) -> tuple[EndCode, str]:
         code, detail = await self._script("end_campaign")(keys=[keys.meta], args=[])
-        return EndCode(_text(code)), _text(detail)
+        return EndCode(text(code)), text(detail)
 
     async def add_template_version(self, key: str, index: str, template_id: str, body: str,
                                    max_versions: int) -> int:
@@ -380,12 +380,12 @@ class Scripts:
             keys=[grant.meta, grant.users, grant.outcomes, keys.meta, keys.grants,
                   keys.grants_undone],
             args=[grant_id, "" if at is None else at, *users])
-        return SubmitCode(_text(code)), int(added), int(start or 0)
+        return SubmitCode(text(code)), int(added), int(start or 0)
 
     async def finish_grant(self, keys: CampaignKeys, grant_id: str) -> FinishCode:
         code, *_ = await self._script("finish_grant")(
             keys=[keys.grant(grant_id).meta, keys.grants_undone], args=[grant_id])
-        return FinishCode(_text(code))
+        return FinishCode(text(code))
 
     async def record_grant_outcomes(self, grant: GrantKeys, start: int, end: int,
                                     outcomes: Sequence[tuple[str, str]]
@@ -393,7 +393,7 @@ class Scripts:
         code, done, total = await self._script("record_grant_outcomes")(
             keys=[grant.meta, grant.outcomes],
             args=[start, end, *(x for pair in outcomes for x in pair)])
-        return RecordCode(_text(code)), int(done), int(total)
+        return RecordCode(text(code)), int(done), int(total)
 
     async def create_code_batch(self, keys: CampaignKeys, batch_id: str, count: int, uses: int,
                                 per_user: int, nonce: str, max_codes: int
@@ -401,17 +401,17 @@ class Scripts:
         code, issued = await self._script("create_code_batch")(
             keys=[keys.meta, keys.codes_issued, keys.code_batch(batch_id), keys.code_batches],
             args=[batch_id, count, uses, nonce, max_codes, per_user])
-        return BatchCode(_text(code)), int(issued)
+        return BatchCode(text(code)), int(issued)
 
     async def store_codes(self, keys: CampaignKeys, batch_id: str, start: int, value: str,
                           hashes: list[str]) -> tuple[RecordCode, int]:
         code, generated = await self._script("store_codes")(
             keys=[keys.code_batch(batch_id), keys.codes()], args=[start, value, *hashes])
-        return RecordCode(_text(code)), int(generated)
+        return RecordCode(text(code)), int(generated)
 
     async def claim_code_export(self, batch_keys: list[str]) -> list[str]:
         """Each batch's nonce, taken out of it, or "" (claim_code_export.lua)."""
-        return [_text(n) for n in await self._script("claim_code_export")(keys=batch_keys,
+        return [text(n) for n in await self._script("claim_code_export")(keys=batch_keys,
                                                                           args=[])]
 
     async def use_coupon(self, keys: CouponSlotKeys, action: str, coupon_id: str,
@@ -420,7 +420,7 @@ class Scripts:
         code, *rest = await self._script("use_coupon")(
             keys=[keys.coupons, keys.uses, keys.events, keys.event_counts],
             args=[action, coupon_id, order_id, discount])
-        return UseCode(_text(code)), [_text(x) for x in rest]
+        return UseCode(text(code)), [text(x) for x in rest]
 
     async def order_coupon(self, keys: CouponSlotKeys, action: str, coupon_id: str,
                            order_id: str, user_id: str = "", discount: int = 0,
@@ -430,14 +430,14 @@ class Scripts:
         code, order, hold = await self._durably(
             "order_coupon", [keys.coupons, keys.uses, keys.events, keys.event_counts],
             [action, coupon_id, order_id, user_id, discount, hold_until, gmv])
-        return OrderCouponCode(_text(code)), _text(order), int(_text(hold) or 0)
+        return OrderCouponCode(text(code)), text(order), int(text(hold) or 0)
 
     async def order_state(self, order_key: str, action: str, *args: str | int
                           ) -> tuple[OrderCode, list[str]]:
         """An order's state change: the code and the record's fields (state, applied, plan,
         gmv, discount, hold_until, user, reason, channel)."""
         code, *fields = await self._durably("order_state", [order_key], [action, *args])
-        return OrderCode(_text(code)), [_text(f) for f in fields]
+        return OrderCode(text(code)), [text(f) for f in fields]
 
     async def bucket_give(self, keys: CampaignKeys, transfer_id: str, to_bucket: int,
                           most: int | None) -> tuple[int, int, str]:
@@ -447,7 +447,7 @@ class Scripts:
         units, budget, values = await self._durably(
             "bucket_give", [keys.meta, keys.transfers_out],
             [transfer_id, to_bucket, "" if most is None else most])
-        return int(units), int(budget), _text(values)
+        return int(units), int(budget), text(values)
 
     async def bucket_take(self, keys: CampaignKeys, transfer_id: str, amount: int,
                           budget: int, values: str = "") -> TakeCode:
@@ -487,10 +487,5 @@ class Scripts:
         code, stock, remaining = await self._script("adjust_stock")(
             keys=[keys.meta], args=[delta, max_stock]
         )
-        return StockCode(_text(code)), int(stock), int(remaining)
+        return StockCode(text(code)), int(stock), int(remaining)
 
-
-def _text(value: bytes | str | int | memoryview) -> str:
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).decode()
-    return str(value)
