@@ -306,11 +306,17 @@ class LedgerConsumer:
         if self._streams.get(stream) == COUPON_EVENTS:
             self._handle_events(stream, entries, deliveries)
             return
-        if self._streams.get(stream) == AUDIT:
-            self._handle_audit(stream, entries)
+        owner = self._streams.get(stream)
+        if owner == AUDIT:
+            self._handle_rows(stream, entries, AuditEntry.decode, self.ledger.write_audit)
             return
-        if self._streams.get(stream) in (HOLDOUT, PURCHASES):
-            self._handle_facts(stream, entries)
+        if owner == HOLDOUT:
+            self._handle_rows(stream, entries, ControlDecision.decode,
+                              lambda rows: self.ledger.write_control([r for _, r in rows]))
+            return
+        if owner == PURCHASES:
+            self._handle_rows(stream, entries, Purchase.decode,
+                              lambda rows: self.ledger.write_purchases([r for _, r in rows]))
             return
         records: list[ClaimRecord] = []
         dead: list[tuple[str, dict[str, str], str]] = []
@@ -357,41 +363,24 @@ class LedgerConsumer:
             self._watch(lambda: self.risk.uses(self._uses(events)))
             self._watch(lambda: self.caps.uses(events))
 
-    def _handle_audit(self, stream: str, entries: list[Any]) -> None:
-        """Audit entries into the ledger in one transaction, then acknowledged (exactly once
-        in effect, as claims are). An entry that does not decode is dead-lettered."""
-        good: list[tuple[str, AuditEntry]] = []
+    def _handle_rows(self, stream: str, entries: list[Any],
+                     decode: Callable[[dict[str, str]], T],
+                     write: Callable[[list[tuple[str, T]]], int]) -> None:
+        """Entries that are rows of a table of their own (the audit log, holdouts' control
+        users, paid orders): written in one transaction, then acknowledged; the rows are
+        idempotent, so a redelivery writes nothing new (exactly once in effect, as claims
+        are). An entry that does not decode is dead-lettered."""
+        good: list[tuple[str, T]] = []
         dead: list[tuple[str, dict[str, str], str]] = []
         for entry_id, fields in entries:
             entry_id, fields = str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()}
             try:
-                good.append((entry_id, AuditEntry.decode(fields)))
+                good.append((entry_id, decode(fields)))
             except (KeyError, ValueError) as exc:
                 dead.append((entry_id, fields, f"undecodable: {exc!r}"))
         if good:
-            self._wait_for_db(lambda: self.ledger.write_audit(good))
+            self._wait_for_db(lambda: write(good))
         self._dead_letter(stream, dead)  # (acknowledges them)
-        if good:
-            self.redis.xack(stream, self.options.group, *[i for i, _ in good])
-
-    def _handle_facts(self, stream: str, entries: list[Any]) -> None:
-        """A holdout's control users, or paid orders: into the ledger in one transaction,
-        then acknowledged (idempotent rows: a redelivery writes nothing new)."""
-        control = self._streams.get(stream) == HOLDOUT
-        good: list[tuple[str, Any]] = []
-        dead: list[tuple[str, dict[str, str], str]] = []
-        for entry_id, fields in entries:
-            entry_id, fields = str(entry_id), {str(k): str(v) for k, v in (fields or {}).items()}
-            try:
-                good.append((entry_id, ControlDecision.decode(fields) if control
-                             else Purchase.decode(fields)))
-            except (KeyError, ValueError) as exc:
-                dead.append((entry_id, fields, f"undecodable: {exc!r}"))
-        rows = [row for _, row in good]
-        if rows:
-            self._wait_for_db(lambda: self.ledger.write_control(rows) if control
-                              else self.ledger.write_purchases(rows))
-        self._dead_letter(stream, dead)
         if good:
             self.redis.xack(stream, self.options.group, *[i for i, _ in good])
 
