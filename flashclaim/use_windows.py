@@ -56,6 +56,12 @@ class UseWindows:
                 return min(found)
         return None
 
+    def usable_from(self, ms: int, valid_until: int) -> int | None:
+        """When a coupon valid until `valid_until` may next be used (`ms` itself when it
+        may now); None: not again within its validity."""
+        opens = self.next_open(ms)
+        return opens if opens is not None and opens < valid_until else None
+
     def shown(self) -> dict[str, object]:
         return {"use_windows": [s.shown() for s in self.slots], "timezone": self.timezone}
 

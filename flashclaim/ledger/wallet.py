@@ -83,8 +83,8 @@ def _coupon(r: tuple[Any, ...], now_ms: int) -> dict[str, Any]:
             coupon[name] = int(amount)
     windows = UseWindows.of(coupon)
     if status == "unused" and windows is not None:  # when it may be used next
-        opens = windows.next_open(now_ms)
-        if opens is not None and opens < valid_until:
+        opens = windows.usable_from(now_ms, valid_until)
+        if opens is not None:
             coupon["usable_from"] = opens
     if status in ("used", "refunded"):
         coupon.update(order_id=order_id, discount=int(discount), used_at=used_at)

@@ -66,9 +66,7 @@ from flashclaim.timefmt import to_rfc3339
 from flashclaim.use_rules import DEFAULT_GROUP, MAX_RULE_IDS, SCOPE_LISTS, UseRules
 from flashclaim.use_rules import Scope as RuleScope
 from flashclaim.use_rules import Stacking as RuleStacking
-from flashclaim.use_windows import DAYS as WEEKDAYS
 from flashclaim.use_windows import MAX_SLOTS, UseWindows
-from flashclaim.use_windows import Slot as WindowSlot
 from flashclaim.zones import DEFAULT_TIMEZONE, zone
 
 Money = Annotated[int, msgspec.Meta(ge=0, le=MAX_MONEY, description="minor units (fen, cents)")]
@@ -732,20 +730,14 @@ def _rules(c: Coupon, where: str) -> UseRules:
 
 
 def _windows(windows: list[UseWindow] | None, where: str) -> UseWindows | None:
-    """The slots, checked (from before to); their zone is the campaign's, set with it
-    (campaign_spec), UTC until then."""
+    """The slots, read as a granted coupon carries them and checked (from before to);
+    their zone is the campaign's, set with it (campaign_spec), UTC until then."""
     if windows is None:
         return None
-    slots = []
-    for i, w in enumerate(windows):
-        start, end = _hm(w.from_), _hm(w.to)
-        if end <= start:
+    found = UseWindows.of({"use_windows": [{"days": w.days, "from": w.from_, "to": w.to}
+                                           for w in windows], "timezone": "UTC"})
+    assert found is not None  # (at least one slot: the schema says so)
+    for i, slot in enumerate(found.slots):
+        if slot.end <= slot.start:
             raise invalid_request(f"{where}.use_windows[{i}]: to must be after from.")
-        days = frozenset(WEEKDAYS.index(d) for d in (w.days or WEEKDAYS))
-        slots.append(WindowSlot(days, start, end))
-    return UseWindows(tuple(slots), "UTC")
-
-
-def _hm(text: str) -> int:
-    hours, minutes = text.split(":")
-    return int(hours) * 60 + int(minutes)
+    return found

@@ -43,13 +43,13 @@ class CouponStore:
 
     async def _outside_window(self, keys: CouponSlotKeys, coupon_id: str) -> int | None:
         """When a coupon with time-of-day windows may next be used, if not now (epoch ms,
-        Redis clock; 0: never again); None when it may be used now (or has no windows, or
-        is unknown: the script says so)."""
+        Redis clock; 0: not again within its validity); None when it may be used now (or
+        has no windows, or is unknown: the script says so)."""
         entry = await self._redis.hget(keys.coupons, coupon_id)
         if entry is None:
             return None
-        campaign_id = IssuedCoupon.unpack(text(entry)).campaign_id
-        windows = await self._campaign_windows(campaign_id)
+        issued = IssuedCoupon.unpack(text(entry))
+        windows = await self._campaign_windows(issued.campaign_id)
         index = int(coupon_id.rsplit("-", 1)[1]) - 1
         w = windows[index] if 0 <= index < len(windows) else None
         if w is None:
@@ -57,7 +57,7 @@ class CouponStore:
         now = await server_time_ms(self._redis)
         if w.open_at(now):
             return None
-        return w.next_open(now) or 0
+        return w.usable_from(now, issued.valid_until) or 0
 
     async def _campaign_windows(self, campaign_id: str) -> list[UseWindows | None]:
         known = self._windows.get(campaign_id)

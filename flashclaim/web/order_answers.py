@@ -52,8 +52,8 @@ def quote_answer(user_id: str, q: Quote, now: int) -> QuoteAnswer:
             shown.price = c.price
         if c.rules.windows is not None:
             shown.use_windows = [s.shown() for s in c.rules.windows.slots]
-            opens = c.rules.windows.next_open(now)
-            if opens is not None and opens < c.valid_until:
+            opens = c.rules.windows.usable_from(now, c.valid_until)
+            if opens is not None:
                 shown.usable_from = to_rfc3339(opens)
         if v.applicable:
             per_line = [0] * len(q.cart.items)
