@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from flashclaim.ledger.db import Cursor, Ledger
+from flashclaim.schemas.after import UpliftGroup
 
 Z95 = 1.959963984540054  # the 97.5th percentile of the standard normal
 
@@ -33,21 +34,16 @@ class GroupTally:
     def profits(self, margin: float) -> list[float]:
         return [margin * self.gmv.get(u, 0) - self.cost.get(u, 0) for u in self.users]
 
-    def figures(self, margin: float) -> dict[str, float | int | None]:
+    def figures(self, margin: float) -> UpliftGroup:
         n = len(self.users)
-        profits = self.profits(margin)
+        profit = sum(self.profits(margin))
         gmv = sum(self.gmv.get(u, 0) for u in self.users)
-        cost = sum(self.cost.get(u, 0) for u in self.users)
-        return {
-            "users": n,
-            "buyers": sum(1 for u in self.users if self.orders.get(u, 0)),
-            "orders": sum(self.orders.get(u, 0) for u in self.users),
-            "gmv": gmv,
-            "gmv_per_user": round(gmv / n) if n else None,
-            "discount_cost": cost,
-            "profit": round(sum(profits)),
-            "profit_per_user": round(sum(profits) / n) if n else None,
-        }
+        return UpliftGroup(
+            users=n, buyers=sum(1 for u in self.users if self.orders.get(u, 0)),
+            orders=sum(self.orders.get(u, 0) for u in self.users), gmv=gmv,
+            gmv_per_user=round(gmv / n) if n else None,
+            discount_cost=sum(self.cost.get(u, 0) for u in self.users),
+            profit=round(profit), profit_per_user=round(profit / n) if n else None)
 
 
 def mean_and_variance(xs: list[float]) -> tuple[float, float]:

@@ -17,7 +17,7 @@ from flashclaim.errors import ApiError, campaign_not_found, invalid_request
 from flashclaim.ledger.db import Ledger
 from flashclaim.ledger.report import BUCKETS_MS, Population, build_report, campaign_body
 from flashclaim.ledger.uplift import difference, tally_groups
-from flashclaim.schemas.after import Uplift, UpliftGroup
+from flashclaim.schemas.after import Uplift
 from flashclaim.store.reads import ledger_lags, run_async
 from flashclaim.stream import LEDGER_GROUP
 from flashclaim.timefmt import parse_rfc3339, to_rfc3339
@@ -124,8 +124,7 @@ async def uplift(request: Request) -> Response:
     return answer(Uplift(
         campaign_id=campaign_id, percent=view.holdout[0], from_=to_rfc3339(start),
         to=to_rfc3339(end), margin=margin,
-        treatment=UpliftGroup(**treated.figures(margin)),  # type: ignore[arg-type]
-        control=UpliftGroup(**control.figures(margin)),  # type: ignore[arg-type]
+        treatment=treated.figures(margin), control=control.figures(margin),
         uplift_per_user=None if found is None else round(found[0]),
         ci95=None if found is None else [round(found[1][0]), round(found[1][1])],
         server_time=to_rfc3339(await s.campaigns.now())))
