@@ -28,6 +28,7 @@ Returns { units, budget moved (minor units), values moved ("<value>:<count>,..."
 { 0, 0, "" } when there was nothing to give (or no such bucket; nothing written).
 ]]
 --#include now_ms
+--#include face_values
 
 local m = redis.call('HMGET', KEYS[1], 'remaining', 'budget', 'committed', 'unit_cost',
   'values_left')
@@ -53,11 +54,7 @@ end
 -- A random coupon's values, split between what stays and what moves.
 local moved_values = ''
 if (m[5] or '') ~= '' then
-  local values, total = {}, 0
-  for value, count in string.gmatch(m[5], '(%d+):(%d+)') do
-    values[#values + 1] = { tonumber(value), tonumber(count) }
-    total = total + tonumber(count)
-  end
+  local values, total = parse_values(m[5])
   local give, given, order = {}, 0, {}
   for i, vc in ipairs(values) do
     give[i] = math.floor(units * vc[2] / total)
@@ -79,11 +76,11 @@ if (m[5] or '') ~= '' then
   end
   local left, moved = {}, {}
   for i, vc in ipairs(values) do
-    left[i] = string.format('%d:%d', vc[1], vc[2] - give[i])
-    moved[i] = string.format('%d:%d', vc[1], give[i])
+    left[i] = { vc[1], vc[2] - give[i] }
+    moved[i] = { vc[1], give[i] }
   end
-  redis.call('HSET', KEYS[1], 'values_left', table.concat(left, ','))
-  moved_values = table.concat(moved, ',')
+  redis.call('HSET', KEYS[1], 'values_left', format_values(left))
+  moved_values = format_values(moved)
 end
 local moved = 0
 if remaining then redis.call('HINCRBY', KEYS[1], 'remaining', -units) end

@@ -19,6 +19,7 @@ Returns:
   -1        no such bucket yet (nothing written; the sweeper creates it, then retries)
 ]]
 --#include campaign_missing
+--#include face_values
 
 if campaign_missing(KEYS[1]) then
   return -1
@@ -33,20 +34,16 @@ if tonumber(ARGV[3]) > 0 then
   redis.call('HINCRBY', KEYS[1], 'budget', tonumber(ARGV[3]))
 end
 if (ARGV[4] or '') ~= '' then  -- merge the values into this bucket's multiset
-  local counts, order = {}, {}
-  local function add(list)
-    for value, count in string.gmatch(list, '(%d+):(%d+)') do
-      if not counts[value] then
-        counts[value] = 0
-        order[#order + 1] = value
-      end
-      counts[value] = counts[value] + tonumber(count)
+  local merged, at = parse_values(redis.call('HGET', KEYS[1], 'values_left') or ''), {}
+  for i, vc in ipairs(merged) do at[vc[1]] = i end
+  for _, vc in ipairs((parse_values(ARGV[4]))) do
+    if at[vc[1]] then
+      merged[at[vc[1]]][2] = merged[at[vc[1]]][2] + vc[2]
+    else
+      merged[#merged + 1] = vc
+      at[vc[1]] = #merged
     end
   end
-  add(redis.call('HGET', KEYS[1], 'values_left') or '')
-  add(ARGV[4])
-  local merged = {}
-  for i, value in ipairs(order) do merged[i] = value .. ':' .. counts[value] end
-  redis.call('HSET', KEYS[1], 'values_left', table.concat(merged, ','))
+  redis.call('HSET', KEYS[1], 'values_left', format_values(merged))
 end
 return 1

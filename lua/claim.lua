@@ -122,6 +122,7 @@ device_hash (see docs/stream.md).
 ]]
 --#include now_ms
 --#include local_day
+--#include face_values
 
 local meta_key, users_key, dedup_key, rejected_key, stream_key, daily_key, codes_key =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -202,14 +203,9 @@ end
 -- id's SHA-1: server-made and unguessable, and the same on a replica, which replays the
 -- script's effects anyway), and take it out of the multiset.
 local function draw_value(claim_id)
-  local values, total = {}, 0
-  for value, count in string.gmatch(values_left, '(%d+):(%d+)') do
-    values[#values + 1] = { tonumber(value), tonumber(count) }
-    total = total + tonumber(count)
-  end
+  local values, total = parse_values(values_left)
   local r = tonumber(string.sub(redis.sha1hex(claim_id), 1, 12), 16) % total
   local drawn = nil
-  local parts = {}
   for _, vc in ipairs(values) do
     if not drawn and r < vc[2] then
       drawn = vc[1]
@@ -217,9 +213,8 @@ local function draw_value(claim_id)
     elseif not drawn then
       r = r - vc[2]
     end
-    parts[#parts + 1] = string.format('%d:%d', vc[1], vc[2])
   end
-  values_left = table.concat(parts, ',')
+  values_left = format_values(values)
   redis.call('HSET', meta_key, 'values_left', values_left)
   return drawn
 end
