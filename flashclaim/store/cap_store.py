@@ -63,6 +63,11 @@ class CapGroups:
         stored = text_map(await self._redis.hgetall(self._key))
         return [CapSettings.unpack(name, raw) for name, raw in sorted(stored.items())]
 
+    async def exists(self, name: str) -> bool:
+        """Whether the group exists now (not through the claim path's one-second copy: a
+        campaign may name a group another instance made a moment ago)."""
+        return bool(await self._redis.hexists(self._key, name))
+
     async def get(self, name: str) -> CapSettings | None:
         """The group as read at most a second ago (None: no such group: nothing capped)."""
         if self._clock() - self._read_at >= _FRESH_S:

@@ -43,7 +43,7 @@ async def create_campaign(request: Request) -> Response:
                            body_deadline_s=s.settings.body_timeout_s)
     now = await s.campaigns.now()
     spec = campaign_spec(body, now, await s.templates.lookup(template_refs(body)))
-    if spec.cap_group is not None and await s.cap_groups.get(spec.cap_group) is None:
+    if spec.cap_group is not None and not await s.cap_groups.exists(spec.cap_group):
         raise invalid_request(f"cap_group {spec.cap_group!r} does not exist: "
                               "PUT /v1/admin/cap-groups/{name} first.")
     view = await s.campaigns.create(spec, now)
