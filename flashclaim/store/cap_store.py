@@ -3,6 +3,7 @@ cache of one second, so a change reaches every instance within a second."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,17 +48,26 @@ class CapGroups:
         self._clock = clock
         self._cache: dict[str, CapSettings] = {}
         self._read_at = float("-inf")
+        # One read in flight, shared by every claim that finds the copy old (a crowd must
+        # not read the groups once a tap), as the blocklist's copy does; a change made here
+        # meanwhile (its generation) keeps that read from counting as fresh.
+        self._reading: asyncio.Task[None] | None = None
+        self._generation = 0
 
     async def put(self, settings: CapSettings) -> bool:
         """Create or replace a group; True when it is new."""
         created = bool(await self._redis.hset(self._key, settings.name, settings.packed()))
-        self._read_at = float("-inf")
+        self._changed()
         return created
 
     async def delete(self, name: str) -> bool:
         removed = bool(await self._redis.hdel(self._key, name))
-        self._read_at = float("-inf")
+        self._changed()
         return removed
+
+    def _changed(self) -> None:
+        self._generation += 1
+        self._read_at = float("-inf")
 
     async def all(self) -> list[CapSettings]:
         stored = text_map(await self._redis.hgetall(self._key))
@@ -71,6 +81,14 @@ class CapGroups:
     async def get(self, name: str) -> CapSettings | None:
         """The group as read at most a second ago (None: no such group: nothing capped)."""
         if self._clock() - self._read_at >= _FRESH_S:
-            self._cache = {g.name: g for g in await self.all()}  # a handful of groups
-            self._read_at = self._clock()
+            if self._reading is None or self._reading.done():
+                self._reading = asyncio.ensure_future(self._read())
+            await asyncio.shield(self._reading)
         return self._cache.get(name)
+
+    async def _read(self) -> None:
+        generation = self._generation
+        groups = {g.name: g for g in await self.all()}  # a handful of groups
+        self._cache = groups
+        if generation == self._generation:
+            self._read_at = self._clock()
