@@ -62,18 +62,19 @@ class CapGuard:
         # cluster client refuses a command beyond it instead of waiting).
         self._calls = asyncio.Semaphore(concurrency)
 
-    async def reserve(self, group_name: str, user_id: str, claim_id: str, pack: int,
-                      now_ms: int) -> Reservation | ClaimDecision | None:
+    async def reserve(self, group_name: str, user_id: str, claim_id: str, pack: int
+                      ) -> Reservation | ClaimDecision | None:
         """Room for one claim of `pack` coupons: a reservation to settle, a refusal, or
         None when the group does not exist (any more): nothing is capped."""
-        group = await self.groups.get(group_name)
-        if group is None:
+        found = await self.groups.get(group_name)
+        if found is None:
             return None
+        group, tz_rules = found
         keys = self._keyspace.cap(group_name, user_id)
         member = reservation_member(claim_id, pack)
         async with self._calls:
             code, payload = await self._scripts.cap_reserve(
-                keys, member, pack, group.max_unused, group.max_daily, group.tz_rules(now_ms),
+                keys, member, pack, group.max_unused, group.max_daily, tz_rules,
                 RESERVATION_MS)
         if code != "reserved":
             return ClaimDecision(ClaimCode(code), payload)

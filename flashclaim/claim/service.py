@@ -92,7 +92,7 @@ class ClaimService:
         reservation: Reservation | None = None
         if route.cap_group:
             reserved = await self.caps.reserve(route.cap_group, who.user_id, claim_id,
-                                               route.pack, _now_ms())
+                                               route.pack)
             if isinstance(reserved, ClaimDecision):
                 return await self._capped(route, who, channel, idempotency_key, source_ref,
                                           reserved)
@@ -205,9 +205,8 @@ class ClaimService:
         """A grant's users on a capped campaign: each reserved under its cap first; those
         refused are answered the refusal (or, resumed, the grant they hold already), the
         others decided by claim.lua and then settled."""
-        now = _now_ms()
         reserved = await asyncio.gather(*(
-            self.caps.reserve(route.cap_group, r.user_id, r.claim_id, route.pack, now)
+            self.caps.reserve(route.cap_group, r.user_id, r.claim_id, route.pack)
             for route, r in zip(routes, requests, strict=True)))
         decided: dict[int, ClaimDecision] = {}
         for i, found in enumerate(reserved):
@@ -323,9 +322,3 @@ def render_claim(payload: str) -> dict[str, Any]:
         coupon["valid_from"] = to_rfc3339(coupon["valid_from"])
         coupon["valid_until"] = to_rfc3339(coupon["valid_until"])
     return claim
-
-
-def _now_ms() -> int:
-    """This process's clock, for the cap group's day boundaries (the reservation itself is
-    decided by the Redis clock)."""
-    return int(time.time() * 1000)

@@ -16,7 +16,7 @@ from flashclaim.store.connection import text_map
 from flashclaim.zones import offset_rules, zone
 
 _FRESH_S = 1.0
-_RULES_AHEAD_MS = 3 * 86_400_000  # tz_rules computed this far ahead of each read
+_RULES_AHEAD_MS = 3 * 86_400_000  # tz_rules reach this far past each read (a second old)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ class CapGroups:
         self._redis = redis
         self._key = keyspace.cap_groups
         self._clock = clock
-        self._cache: dict[str, CapSettings] = {}
+        self._cache: dict[str, tuple[CapSettings, str]] = {}  # name -> (group, its tz_rules)
         self._read_at = float("-inf")
         # One read in flight, shared by every claim that finds the copy old (a crowd must
         # not read the groups once a tap), as the blocklist's copy does; a change made here
@@ -78,8 +78,9 @@ class CapGroups:
         campaign may name a group another instance made a moment ago)."""
         return bool(await self._redis.hexists(self._key, name))
 
-    async def get(self, name: str) -> CapSettings | None:
-        """The group as read at most a second ago (None: no such group: nothing capped)."""
+    async def get(self, name: str) -> tuple[CapSettings, str] | None:
+        """The group as read at most a second ago, with its day boundaries (tz_rules, made
+        with the read, not once a claim); None: no such group: nothing capped."""
         if self._clock() - self._read_at >= _FRESH_S:
             if self._reading is None or self._reading.done():
                 self._reading = asyncio.ensure_future(self._read())
@@ -88,7 +89,8 @@ class CapGroups:
 
     async def _read(self) -> None:
         generation = self._generation
-        groups = {g.name: g for g in await self.all()}  # a handful of groups
+        now_ms = int(time.time() * 1000)  # (a day's boundaries: the service's clock will do)
+        groups = {g.name: (g, g.tz_rules(now_ms)) for g in await self.all()}  # a handful
         self._cache = groups
         if generation == self._generation:
             self._read_at = self._clock()

@@ -141,7 +141,7 @@ async def test_the_bound_under_a_crash(client: httpx.AsyncClient, redis_client: 
     guard = CapGuard(scripts, KS, CapGroups(redis_client, KS))
 
     async def grant_then_die(user: str, claim_id: str) -> None:
-        reserved = await guard.reserve("crash", user, claim_id, 1, 0)
+        reserved = await guard.reserve("crash", user, claim_id, 1)
         assert reserved is not None and not hasattr(reserved, "code")
         [reply] = await scripts.claim(KS.campaign(cid), [ClaimRequest(
             claim_id, "r:" + claim_id, user, (), None, None)])
